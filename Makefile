@@ -1,0 +1,32 @@
+# unsign-worker: `make test` runs the tests, `make demo` runs a whole sample campaign.
+# Each target sets itself up: a .venv with the project installed, and a Redis (the one on
+# 127.0.0.1:6379 if it answers, else a private redis-server).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_DB ?= 13
+
+.PHONY: test demo bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo
+
+bench: $(STAMP)
+	$(BIN)/python scripts/with_redis.py --db 14 -- $(BIN)/python benchmarks/campaign.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check unsign_worker tests
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

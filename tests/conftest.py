@@ -1,0 +1,3 @@
+pytest_plugins = [
+    "tests.plugins.redis_fixtures",
+]

@@ -1,0 +1,3 @@
+from unsign_worker.cli.main import main
+
+raise SystemExit(main())

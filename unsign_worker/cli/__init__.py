@@ -1,0 +1,1 @@
+"""The ``unsign-worker`` command line: one module per command family."""

@@ -1,0 +1,205 @@
+"""Parsing the gateway's synchronous XML answer (section 5), safely. Pure: bytes in, value out.
+
+- Bodies over ``max_bytes`` are refused before any parsing.
+- ``defusedxml`` refuses DTDs, entity declarations and external references (XXE, billion laughs).
+- Nesting deeper than ``MAX_DEPTH`` or more than ``MAX_ELEMENTS`` elements is refused.
+- The declared encoding is honoured (the gateway may answer in GBK), decoded here rather than
+  by expat, which cannot read multi-byte encodings.
+- The response signature covers the children of ``<response><customer>`` on success, the
+  ``<error>`` node on failure, and every top-level field but sign/sign_type for
+  ``query_customer_protocol`` answers. A wrong signature raises :class:`BadSignatureError`; a
+  success answer without a signature is refused too when a verifier is given.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
+from unsign_worker.exceptions import BadSignatureError, ResponseError
+from unsign_worker.signing import Signer, string_to_sign, verify_params
+
+#: Default cap on the body size, bytes.
+MAX_RESPONSE_BYTES = 64 * 1024
+#: Deepest element nesting accepted.
+MAX_DEPTH = 16
+#: Most elements accepted in one answer.
+MAX_ELEMENTS = 500
+
+_DECL_RE = re.compile(rb"^\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9_\-]+)[\"'][^>]*\?>")
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    """One answer of the gateway."""
+
+    is_success: bool
+    error: str = ""
+    #: children of <response><customer> (success of customer_unsign)
+    customer: dict[str, str] = field(default_factory=dict)
+    #: the <request> echo: param name -> value
+    request: dict[str, str] = field(default_factory=dict)
+    #: other top-level leaf fields (query_customer_protocol: charge_agent, refund_charge, user_id)
+    fields: dict[str, str] = field(default_factory=dict)
+    sign: str = ""
+    sign_type: str = ""
+    #: True when a signature was present and verified
+    verified: bool = False
+
+    def signed_params(self) -> dict[str, str]:
+        return signed_content(self.is_success, self.error, self.customer, self.fields)
+
+
+def signed_content(is_success: bool, error: str, customer: Mapping[str, str],
+                   fields: Mapping[str, str]) -> dict[str, str]:
+    """The name/value pairs the answer's signature covers."""
+    if not is_success:
+        return {"error": error}
+    if customer:
+        return dict(customer)
+    return {k: v for k, v in fields.items() if k not in ("sign", "sign_type")}
+
+
+def _decode(body: bytes) -> str:
+    match = _DECL_RE.match(body)
+    encoding = match.group(1).decode("ascii").lower() if match else "utf-8"
+    try:
+        text = body.decode(encoding)
+    except LookupError:
+        raise ResponseError(f"unknown XML encoding {encoding!r}", reason="encoding") from None
+    except UnicodeDecodeError:
+        raise ResponseError(f"body is not valid {encoding}", reason="encoding") from None
+    if match:
+        text = text[len(match.group(0).decode("ascii", errors="replace")):]
+    return text.lstrip("\ufeff")
+
+
+def _check_shape(root: ET.Element) -> None:
+    count = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise ResponseError("XML nested too deeply", reason="too_deep")
+        if count > MAX_ELEMENTS:
+            raise ResponseError("XML has too many elements", reason="too_large")
+        stack.extend((child, depth + 1) for child in node)
+
+
+def parse_xml(body: bytes, *, max_bytes: int = MAX_RESPONSE_BYTES) -> ET.Element:
+    """Parse ``body`` safely into an element tree.
+
+    Raises:
+        ResponseError: too large, not decodable, DTD/entities, malformed, too deep.
+    """
+    if len(body) > max_bytes:
+        raise ResponseError(f"body of {len(body)} bytes exceeds {max_bytes}", reason="too_large")
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise ResponseError("XML with a DTD or entity declaration refused", reason="dtd")
+    text = _decode(body)
+    try:
+        root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True,
+                                 forbid_external=True)
+    except defusedxml.DefusedXmlException as exc:
+        raise ResponseError(f"unsafe XML refused: {type(exc).__name__}", reason="dtd") from None
+    except ET.ParseError as exc:
+        raise ResponseError(f"malformed XML: {exc}", reason="malformed") from None
+    _check_shape(root)
+    return root
+
+
+def parse_response(body: bytes, *, verifier: Signer | None = None, charset: str = "utf-8",
+                   max_bytes: int = MAX_RESPONSE_BYTES) -> GatewayResponse:
+    """Parse and verify one answer.
+
+    Parameters:
+        body: the raw HTTP body.
+        verifier: checks the answer's signature (MD5 key, or Alipay's public key); None skips.
+        charset: the request's ``_input_charset``, used to encode the signed string.
+        max_bytes: size cap.
+
+    Raises:
+        ResponseError: the body cannot be trusted as an answer (see :func:`parse_xml`), or it is
+            not an ``<alipay>`` document with ``is_success`` T or F.
+        BadSignatureError: the signature is wrong, or a success carries none.
+    """
+    root = parse_xml(body, max_bytes=max_bytes)
+    if root.tag != "alipay":
+        raise ResponseError(f"root element is <{root.tag}>, not <alipay>", reason="malformed")
+    leaves: dict[str, str] = {}
+    customer: dict[str, str] = {}
+    request: dict[str, str] = {}
+    for child in root:
+        if child.tag == "request":
+            for param in child:
+                name = param.get("name")
+                if name:
+                    request[name] = param.text or ""
+        elif child.tag == "response":
+            node = child.find("customer")
+            if node is not None:
+                customer = {c.tag: (c.text or "") for c in node}
+        elif len(child) == 0:
+            leaves[child.tag] = (child.text or "").strip()
+    flag = leaves.pop("is_success", "")
+    if flag not in ("T", "F"):
+        raise ResponseError("is_success is missing or not T/F", reason="malformed")
+    is_success = flag == "T"
+    error = leaves.pop("error", "")
+    if not is_success and not error:
+        raise ResponseError("is_success is F but no <error> code is given", reason="malformed")
+    sign = leaves.pop("sign", "")
+    sign_type = leaves.pop("sign_type", "")
+    verified = False
+    if verifier is not None and verifier.can_verify:
+        if sign:
+            content = signed_content(is_success, error, customer, leaves)
+            if not verify_params(content, sign, verifier, charset):
+                raise BadSignatureError()
+            verified = True
+        elif is_success:
+            raise BadSignatureError("success answer carries no signature")
+    return GatewayResponse(is_success=is_success, error=error, customer=customer,
+                           request=request, fields=leaves, sign=sign, sign_type=sign_type,
+                           verified=verified)
+
+
+def _escape(value: str) -> str:
+    return (value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def render_response(*, is_success: bool, error: str = "", request: Mapping[str, str] | None = None,
+                    customer: Mapping[str, str] | None = None,
+                    fields: Mapping[str, str] | None = None, signer: Signer | None = None,
+                    charset: str = "utf-8", sign_errors: bool = True) -> bytes:
+    """Render an answer the way the gateway does (section 5.3), signed by ``signer``.
+
+    Used by the emulator; the worker only parses.
+    """
+    out = [f'<?xml version="1.0" encoding="{charset}"?>', "<alipay>",
+           f"<is_success>{'T' if is_success else 'F'}</is_success>"]
+    if not is_success:
+        out.append(f"<error>{_escape(error)}</error>")
+    if request:
+        out.append("<request>")
+        out.extend(f'<param name="{_escape(k)}">{_escape(v)}</param>' for k, v in request.items())
+        out.append("</request>")
+    if fields:
+        out.extend(f"<{k}>{_escape(v)}</{k}>" for k, v in fields.items())
+    if customer:
+        out.append("<response><customer>")
+        out.extend(f"<{k}>{_escape(v)}</{k}>" for k, v in customer.items())
+        out.append("</customer></response>")
+    if signer is not None and (is_success or sign_errors):
+        content = signed_content(is_success, error, customer or {}, fields or {})
+        sign = signer.sign(string_to_sign(content).encode(charset))
+        out.append(f"<sign>{_escape(sign)}</sign><sign_type>{signer.sign_type}</sign_type>")
+    out.append("</alipay>")
+    return "".join(out).encode(charset)

@@ -1,0 +1,285 @@
+"""One settings object, built once from the environment and passed down.
+
+Nothing below this module reads ``os.environ``: ``Settings.from_env()`` is called at the edges
+(the CLI, the Celery app factory) and the object travels from there. Every default is a named
+constant with its unit in the name. Secrets are held in :class:`Secret`, whose ``repr`` and
+``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from unsign_worker.exceptions import ConfigError
+
+#: The production gateway of the MAPI interface.
+DEFAULT_GATEWAY_URL = "https://mapi.alipay.com/gateway.do"
+#: Default broker and store.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Every Redis key this project writes starts with this.
+DEFAULT_KEY_PREFIX = "unsign:"
+#: Charsets the gateway accepts for ``_input_charset``.
+SUPPORTED_CHARSETS = ("utf-8", "gbk", "gb2312")
+#: Sign types the gateway accepts.
+SUPPORTED_SIGN_TYPES = ("MD5", "RSA", "DSA")
+
+#: TCP connect timeout towards the gateway.
+CONNECT_TIMEOUT_SECONDS = 5.0
+#: Time allowed for the gateway's answer once the request is sent.
+READ_TIMEOUT_SECONDS = 15.0
+#: Connections kept per worker process towards the gateway.
+HTTP_POOL_SIZE = 100
+#: Largest response body accepted from the gateway.
+MAX_RESPONSE_BYTES = 64 * 1024
+
+#: How long tenacity may keep retrying inside one task before handing the job back to the broker.
+INTASK_RETRY_BUDGET_SECONDS = 3.0
+#: First in-task backoff step.
+INTASK_BACKOFF_BASE_SECONDS = 0.1
+#: Largest in-task backoff step.
+INTASK_BACKOFF_CAP_SECONDS = 1.0
+#: First broker-side (Celery retry) countdown.
+RETRY_COUNTDOWN_BASE_SECONDS = 5.0
+#: Largest broker-side countdown; must stay well below the visibility timeout.
+RETRY_COUNTDOWN_CAP_SECONDS = 300.0
+#: After this long since its first attempt a retrying job is dead-lettered as retry_exhausted.
+RETRY_DEADLINE_SECONDS = 6 * 3600.0
+#: Redis broker visibility timeout: an unacknowledged message is redelivered after this.
+VISIBILITY_TIMEOUT_SECONDS = 3600.0
+#: An in-flight claim on an agreement expires after this, so a crashed worker blocks nothing.
+LEASE_SECONDS = 60.0
+
+#: Halt answers within the breaker window that open the circuit breaker.
+BREAKER_THRESHOLD = 3
+#: Window in which halt answers are counted.
+BREAKER_WINDOW_SECONDS = 60.0
+#: After this long an open breaker lets one probe through (half-open).
+BREAKER_PROBE_AFTER_SECONDS = 300.0
+#: Countdown of a parked job (breaker open) before it looks again.
+PARK_COUNTDOWN_SECONDS = 15.0
+
+#: Approximate length kept in the audit stream.
+AUDIT_MAXLEN = 1_000_000
+#: Approximate length kept in the events stream.
+EVENTS_MAXLEN = 100_000
+#: Job records are kept this long after reaching a terminal state.
+JOB_RETENTION_SECONDS = 30 * 86400
+
+
+class Secret:
+    """A secret value whose repr and str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """Return the value; call only where it is used (signing)."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __reduce__(self) -> object:  # never pickled with its value
+        raise TypeError("Secret values cannot be pickled")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _read_file(path: str, name: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_gateway_url(url: str, *, sandbox: bool) -> None:
+    """Raise ConfigError unless the gateway URL is allowed.
+
+    Production: ``https://`` with a DNS host name (the rules forbid pinning Alipay's IPs).
+    Sandbox: additionally ``http://`` on a loopback address, and only loopback hosts.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"ALIPAY_GATEWAY_URL: {url!r} is not an http(s) URL")
+    if sandbox:
+        if not is_loopback_host(host):
+            raise ConfigError(
+                f"ALIPAY_GATEWAY_URL: sandbox mode only talks to a loopback gateway, not {host!r}"
+            )
+        return
+    if parts.scheme != "https":
+        raise ConfigError("ALIPAY_GATEWAY_URL: only https:// is allowed outside sandbox mode")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return
+    raise ConfigError(
+        "ALIPAY_GATEWAY_URL: give the gateway's host name, not an IP literal "
+        "(the rules forbid pinning Alipay IPs)"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the worker, CLI and client need, read once."""
+
+    partner: str = ""
+    key: Secret = field(default_factory=lambda: Secret(""))
+    sign_type: str = "MD5"
+    private_key_pem: Secret = field(default_factory=lambda: Secret(""))
+    public_key_pem: str = ""
+    input_charset: str = "utf-8"
+    gateway_url: str = DEFAULT_GATEWAY_URL
+    ca_bundle: str | None = None
+    sandbox: bool = False
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str = DEFAULT_REDIS_URL
+    key_prefix: str = DEFAULT_KEY_PREFIX
+    test_partners: tuple[str, ...] = ()
+    success_hook: str = ""
+    connect_timeout_seconds: float = CONNECT_TIMEOUT_SECONDS
+    read_timeout_seconds: float = READ_TIMEOUT_SECONDS
+    http_pool_size: int = HTTP_POOL_SIZE
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    intask_retry_budget_seconds: float = INTASK_RETRY_BUDGET_SECONDS
+    retry_countdown_base_seconds: float = RETRY_COUNTDOWN_BASE_SECONDS
+    retry_countdown_cap_seconds: float = RETRY_COUNTDOWN_CAP_SECONDS
+    retry_deadline_seconds: float = RETRY_DEADLINE_SECONDS
+    visibility_timeout_seconds: float = VISIBILITY_TIMEOUT_SECONDS
+    lease_seconds: float = LEASE_SECONDS
+    breaker_threshold: int = BREAKER_THRESHOLD
+    breaker_window_seconds: float = BREAKER_WINDOW_SECONDS
+    breaker_probe_after_seconds: float = BREAKER_PROBE_AFTER_SECONDS
+    park_countdown_seconds: float = PARK_COUNTDOWN_SECONDS
+    audit_maxlen: int = AUDIT_MAXLEN
+
+    def __post_init__(self) -> None:
+        if self.retry_countdown_cap_seconds + self.lease_seconds >= self.visibility_timeout_seconds:
+            raise ConfigError(
+                "UNSIGN_VISIBILITY_TIMEOUT: must exceed the longest retry countdown plus the "
+                f"lease ({self.retry_countdown_cap_seconds:g}s + {self.lease_seconds:g}s), "
+                "or delayed messages are delivered twice"
+            )
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"Settings({shown})"
+
+    @property
+    def is_test_partner(self) -> bool:
+        return bool(self.partner) and self.partner in self.test_partners
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, load_dotenv: bool = True) -> Settings:
+        """Build settings from ``env`` (default: the process environment, plus ``.env``).
+
+        Raises:
+            ConfigError: a variable is malformed or a file cannot be read; the message names it.
+        """
+        if env is None:
+            if load_dotenv:
+                from dotenv import dotenv_values
+
+                merged = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+                merged.update(os.environ)
+                env = merged
+            else:
+                env = dict(os.environ)
+        get = env.get
+
+        key = get("ALIPAY_KEY", "")
+        if not key and get("ALIPAY_KEY_FILE"):
+            key = _read_file(get("ALIPAY_KEY_FILE", ""), "ALIPAY_KEY_FILE")
+        private_pem = ""
+        if get("ALIPAY_PRIVATE_KEY_FILE"):
+            private_pem = _read_file(get("ALIPAY_PRIVATE_KEY_FILE", ""), "ALIPAY_PRIVATE_KEY_FILE")
+        public_pem = ""
+        if get("ALIPAY_PUBLIC_KEY_FILE"):
+            public_pem = _read_file(get("ALIPAY_PUBLIC_KEY_FILE", ""), "ALIPAY_PUBLIC_KEY_FILE")
+        redis_url = get("UNSIGN_REDIS_URL") or DEFAULT_REDIS_URL
+
+        def num(name: str, default: float) -> float:
+            raw = get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}: {raw!r} is not a number") from None
+            if value < 0:
+                raise ConfigError(f"{name}: must not be negative")
+            return value
+
+        return cls(
+            partner=(get("ALIPAY_PARTNER") or "").strip(),
+            key=Secret(key.strip()),
+            sign_type=(get("ALIPAY_SIGN_TYPE") or "MD5").strip(),
+            private_key_pem=Secret(private_pem),
+            public_key_pem=public_pem,
+            input_charset=(get("ALIPAY_INPUT_CHARSET") or "utf-8").strip().lower(),
+            gateway_url=(get("ALIPAY_GATEWAY_URL") or DEFAULT_GATEWAY_URL).strip(),
+            ca_bundle=get("ALIPAY_CA_BUNDLE") or None,
+            sandbox=_truthy(get("UNSIGN_SANDBOX")),
+            redis_url=redis_url,
+            broker_url=get("UNSIGN_BROKER_URL") or redis_url,
+            key_prefix=get("UNSIGN_KEY_PREFIX") or DEFAULT_KEY_PREFIX,
+            test_partners=tuple(
+                p.strip() for p in (get("ALIPAY_TEST_PARTNERS") or "").split(",") if p.strip()
+            ),
+            success_hook=(get("UNSIGN_SUCCESS_HOOK") or "").strip(),
+            connect_timeout_seconds=num("UNSIGN_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS),
+            read_timeout_seconds=num("UNSIGN_READ_TIMEOUT", READ_TIMEOUT_SECONDS),
+            http_pool_size=int(num("UNSIGN_HTTP_POOL_SIZE", HTTP_POOL_SIZE)),
+            intask_retry_budget_seconds=num(
+                "UNSIGN_INTASK_RETRY_BUDGET", INTASK_RETRY_BUDGET_SECONDS
+            ),
+            retry_countdown_base_seconds=num(
+                "UNSIGN_RETRY_COUNTDOWN_BASE", RETRY_COUNTDOWN_BASE_SECONDS
+            ),
+            retry_countdown_cap_seconds=num(
+                "UNSIGN_RETRY_COUNTDOWN_CAP", RETRY_COUNTDOWN_CAP_SECONDS
+            ),
+            retry_deadline_seconds=num("UNSIGN_RETRY_DEADLINE", RETRY_DEADLINE_SECONDS),
+            visibility_timeout_seconds=num(
+                "UNSIGN_VISIBILITY_TIMEOUT", VISIBILITY_TIMEOUT_SECONDS
+            ),
+            lease_seconds=num("UNSIGN_LEASE", LEASE_SECONDS),
+            breaker_threshold=int(num("UNSIGN_BREAKER_THRESHOLD", BREAKER_THRESHOLD)),
+            breaker_window_seconds=num("UNSIGN_BREAKER_WINDOW", BREAKER_WINDOW_SECONDS),
+            breaker_probe_after_seconds=num(
+                "UNSIGN_BREAKER_PROBE_AFTER", BREAKER_PROBE_AFTER_SECONDS
+            ),
+            park_countdown_seconds=num("UNSIGN_PARK_COUNTDOWN", PARK_COUNTDOWN_SECONDS),
+            audit_maxlen=int(num("UNSIGN_AUDIT_MAXLEN", AUDIT_MAXLEN)),
+        )
