@@ -4,7 +4,8 @@ Each code has its Chinese meaning (verbatim from the document), an English meani
 that decides the route, and the operator advice the usage rules give. Pure data and lookups.
 
 Categories:
-- ``retry``: transient; send again with the ORIGINAL parameters (rules: SYSTEM_ERROR, ILLEGAL_SYSTEM).
+- ``retry``: transient; send again with the ORIGINAL parameters (rules: SYSTEM_ERROR,
+  ILLEGAL_SYSTEM).
 - ``escalate``: merchant-agreement problems only Alipay support can fix -> dead-letter queue.
 - ``reject``: this job's arguments or customer -> terminal, retrying unchanged is pointless.
 - ``halt``: the integration is misconfigured or blocked -> open the breaker, stop the line.
@@ -71,8 +72,9 @@ _ROWS: tuple[tuple[str, str, str, Category, str, str], ...] = (
     ("NOT_EXIST_CUST_SIGN", "客户签约信息不存在", "The customer's agreement does not exist", _J,
      "Check the agreement identifiers; if an earlier attempt of ours may have reached the "
      "gateway, the agreement is most likely already unsigned.", "8.1"),
-    ("STATUS_CUSTOMER_SIGN", "客户签约状态非正常", "The customer's agreement is not in a normal state",
-     _J, "The agreement is not active (often: already unsigned). If an earlier attempt of ours "
+    ("STATUS_CUSTOMER_SIGN", "客户签约状态非正常",
+     "The customer's agreement is not in a normal state", _J,
+     "The agreement is not active (often: already unsigned). If an earlier attempt of ours "
      "may have reached the gateway, treat it as already unsigned.", "8.1"),
     ("NOT_EXIST_PARTNER_TYPE_CODE", "商户的签约信息不存在",
      "The merchant's agreement (type_code) does not exist", _E,
@@ -89,7 +91,8 @@ _ROWS: tuple[tuple[str, str, str, Category, str, str], ...] = (
     ("ILLEGAL_SIGN", "签名不正确", "Incorrect signature", _H,
      "Requests are signed wrongly: check the key / private key, the sign type and the charset "
      "(unsign-worker sign shows the string to sign).", "8.1"),
-    ("ILLEGAL_DYN_MD5_KEY", "动态密钥信息错误", "Dynamic key information is wrong", _H, _CONFIG, "8.1"),
+    ("ILLEGAL_DYN_MD5_KEY", "动态密钥信息错误", "Dynamic key information is wrong", _H, _CONFIG,
+     "8.1"),
     ("ILLEGAL_ENCRYPT", "加密不正确", "Incorrect encryption", _H, _CONFIG, "8.1"),
     ("ILLEGAL_SERVICE", "Service 参数不正确", "Incorrect service parameter", _H, _CONFIG, "8.1"),
     ("ILLEGAL_USER", "客户 ID 不正确", "Incorrect customer ID", _J,
@@ -130,14 +133,16 @@ _ROWS: tuple[tuple[str, str, str, Category, str, str], ...] = (
     ("SESSION_TIMEOUT", "session 超时", "Session timeout", _R,
      "Transient session timeout: retried with the original parameters; if it persists, "
      "contact Alipay technical support.", "8.2"),
-    ("ILLEGAL_TARGET_SERVICE", "错误的 target_service", "Wrong target_service", _H, _SUPPORT, "8.2"),
+    ("ILLEGAL_TARGET_SERVICE", "错误的 target_service", "Wrong target_service", _H, _SUPPORT,
+     "8.2"),
     ("ILLEGAL_ACCESS_SWITCH_SYSTEM", "partner 不允许访问该类型的系统",
      "The partner may not access this kind of system", _H, _SUPPORT, "8.2"),
     ("ILLEGAL_SWITCH_SYSTEM", "切换系统异常", "System switch error", _H, _SUPPORT, "8.2"),
     ("EXTERFACE_IS_CLOSED", "接口已关闭", "The interface is closed", _H,
      "The customer_unsign interface is closed for this partner: contact Alipay support.", "8.2"),
     # --- named by the usage rules ---------------------------------------------------------------
-    ("STATUS_TYPE_CODE", "商户协议状态非正常", "The merchant agreement is not in a normal state", _E,
+    ("STATUS_TYPE_CODE", "商户协议状态非正常", "The merchant agreement is not in a normal state",
+     _E,
      "Contact Alipay technical support: the merchant agreement has expired and needs renewal, "
      "or was modified and awaits risk review.", "extra"),
 )

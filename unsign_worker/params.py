@@ -45,9 +45,10 @@ CHARSETS = ("utf-8", "gbk", "gb2312")
 #: biz_type of agreements signed through sign_protocol_with_partner.
 PARTNER_PROTOCOL_BIZ_TYPE = "10004"
 
-_PARTNER_RE = re.compile(r"2088\d{12}")
-_ACCOUNT_RE = re.compile(r"2088\d{12}0156")
-_DIGITS_RE = re.compile(r"\d+")
+# re.ASCII: without it \d also matches full-width and other Unicode digits
+_PARTNER_RE = re.compile(r"2088\d{12}", re.ASCII)
+_ACCOUNT_RE = re.compile(r"2088\d{12}0156", re.ASCII)
+_DIGITS_RE = re.compile(r"\d+", re.ASCII)
 _CODE_RE = re.compile(r"[0-9A-Za-z_\-]+")
 
 

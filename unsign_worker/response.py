@@ -68,8 +68,10 @@ def signed_content(is_success: bool, error: str, customer: Mapping[str, str],
 def _decode(body: bytes) -> str:
     match = _DECL_RE.match(body)
     encoding = match.group(1).decode("ascii").lower() if match else "utf-8"
+    # GBK is a superset of GB2312, and answers declared gb2312 may carry GBK-only characters
+    codec = "gbk" if encoding == "gb2312" else encoding
     try:
-        text = body.decode(encoding)
+        text = body.decode(codec)
     except LookupError:
         raise ResponseError(f"unknown XML encoding {encoding!r}", reason="encoding") from None
     except UnicodeDecodeError:
@@ -146,6 +148,8 @@ def parse_response(body: bytes, *, verifier: Signer | None = None, charset: str 
             if node is not None:
                 customer = {c.tag: (c.text or "") for c in node}
         elif len(child) == 0:
+            if child.tag in leaves:  # two <is_success> or two <sign>: which one to believe?
+                raise ResponseError(f"<{child.tag}> appears twice", reason="malformed")
             leaves[child.tag] = (child.text or "").strip()
     flag = leaves.pop("is_success", "")
     if flag not in ("T", "F"):

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from unsign_worker.exceptions import ConfigError
 
@@ -112,6 +112,20 @@ def _read_file(path: str, name: str) -> str:
         raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``********`` (Redis URLs may carry one)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if not password:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
+
+
 def is_loopback_host(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
     if host.lower() == "localhost":
@@ -128,8 +142,12 @@ def check_gateway_url(url: str, *, sandbox: bool) -> None:
     Production: ``https://`` with a DNS host name (the rules forbid pinning Alipay's IPs).
     Sandbox: additionally ``http://`` on a loopback address, and only loopback hosts.
     """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError:
+        raise ConfigError(f"ALIPAY_GATEWAY_URL: {url!r} is not a well-formed URL") from None
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(f"ALIPAY_GATEWAY_URL: {url!r} is not an http(s) URL")
     if sandbox:
@@ -193,15 +211,22 @@ class Settings:
             )
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
-        return f"Settings({shown})"
+        def shown(name: str) -> str:
+            value = getattr(self, name)
+            if name in ("redis_url", "broker_url"):
+                value = redact_url(value)
+            return f"{name}={value!r}"
+
+        return f"Settings({', '.join(shown(f.name) for f in fields(self))})"
 
     @property
     def is_test_partner(self) -> bool:
         return bool(self.partner) and self.partner in self.test_partners
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, load_dotenv: bool = True) -> Settings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, load_dotenv: bool = True
+    ) -> Settings:
         """Build settings from ``env`` (default: the process environment, plus ``.env``).
 
         Raises:

@@ -20,7 +20,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Protocol
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 
@@ -79,7 +79,10 @@ class Md5Signer:
     def verify(self, data: bytes, signature: str) -> bool:
         if not self._key:
             return False
-        return hmac.compare_digest(self.sign(data), signature.strip().lower())
+        # compare bytes: compare_digest refuses str with non-ASCII characters (a forged answer
+        # may carry any text in <sign>), and a refusal must read as "does not verify"
+        given = signature.strip().lower().encode("utf-8", errors="replace")
+        return hmac.compare_digest(self.sign(data).encode("ascii"), given)
 
     def __repr__(self) -> str:
         return "Md5Signer(key='********')"
@@ -164,8 +167,12 @@ def _as_bytes(pem: str | bytes) -> bytes:
 
 def _load_private(pem: str | bytes, sign_type: str) -> object:
     try:
-        key = serialization.load_pem_private_key(_as_bytes(pem), password=None)
-    except (ValueError, TypeError, UnicodeEncodeError):
+        raw = _as_bytes(pem)
+        if b"BEGIN" not in raw:  # Alipay's key tool writes bare base64 PKCS#8 private keys
+            raw = (b"-----BEGIN PRIVATE KEY-----\n" + raw.strip()
+                   + b"\n-----END PRIVATE KEY-----\n")
+        key = serialization.load_pem_private_key(raw, password=None)
+    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
         raise ConfigError("ALIPAY_PRIVATE_KEY_FILE: not a readable unencrypted PEM private key"
                           ) from None
     expected = rsa.RSAPrivateKey if sign_type == "RSA" else dsa.DSAPrivateKey
@@ -176,12 +183,12 @@ def _load_private(pem: str | bytes, sign_type: str) -> object:
 
 
 def _load_public(pem: str | bytes, sign_type: str) -> object:
-    raw = _as_bytes(pem)
     try:
+        raw = _as_bytes(pem)
         if b"BEGIN" not in raw:  # Alipay hands out bare base64 public keys
             raw = (b"-----BEGIN PUBLIC KEY-----\n" + raw.strip() + b"\n-----END PUBLIC KEY-----\n")
         key = serialization.load_pem_public_key(raw)
-    except (ValueError, TypeError, UnicodeEncodeError):
+    except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
         raise ConfigError("ALIPAY_PUBLIC_KEY_FILE: not a readable PEM public key") from None
     expected = rsa.RSAPublicKey if sign_type == "RSA" else dsa.DSAPublicKey
     if not isinstance(key, expected):
