@@ -63,6 +63,8 @@ BREAKER_PROBE_AFTER_SECONDS = 300.0
 #: Countdown of a parked job (breaker open) before it looks again.
 PARK_COUNTDOWN_SECONDS = 15.0
 
+#: Seconds between two passes of the lease sweeper.
+SWEEP_INTERVAL_SECONDS = 5.0
 #: Approximate length kept in the audit stream.
 AUDIT_MAXLEN = 1_000_000
 #: Approximate length kept in the events stream.
@@ -201,6 +203,7 @@ class Settings:
     breaker_probe_after_seconds: float = BREAKER_PROBE_AFTER_SECONDS
     park_countdown_seconds: float = PARK_COUNTDOWN_SECONDS
     audit_maxlen: int = AUDIT_MAXLEN
+    sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         if self.retry_countdown_cap_seconds + self.lease_seconds >= self.visibility_timeout_seconds:
@@ -307,4 +310,5 @@ class Settings:
             ),
             park_countdown_seconds=num("UNSIGN_PARK_COUNTDOWN", PARK_COUNTDOWN_SECONDS),
             audit_maxlen=int(num("UNSIGN_AUDIT_MAXLEN", AUDIT_MAXLEN)),
+            sweep_interval_seconds=num("UNSIGN_SWEEP_INTERVAL", SWEEP_INTERVAL_SECONDS),
         )

@@ -1,0 +1,137 @@
+"""The Celery app and its tasks, built from ``celeryconfig.config_for`` and the settings object.
+
+Tasks (all JSON, all acks-late):
+
+- ``unsign_worker.unsign`` (queue ``unsign``): one job; see :mod:`unsign_worker.processor`.
+- ``unsign_worker.unsign_batch`` (queue ``unsign``): several campaign jobs in one message,
+  processed concurrently; each job keeps its own state, dedup and audit, and a job that must be
+  retried later is handed back as its own ``unsign_worker.unsign`` message.
+- ``unsign_worker.run_hook`` (queue ``unsign.hooks``): the success hook's own retries.
+
+``argsrepr``/``kwargsrepr`` are always masked (see :class:`UnsignTask`), so logs, events and
+Flower never show personal data. ``celery -A unsign_worker.celery_app`` finds ``app``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_ready, worker_shutdown
+
+import celeryconfig
+from unsign_worker.context import WorkerContext, build_context
+from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, masked_repr
+from unsign_worker.processor import process_job
+from unsign_worker.settings import Settings
+from unsign_worker.sweeper import Sweeper, SweeperThread
+
+log = logging.getLogger(__name__)
+
+#: Jobs of one batch processed at once, per batch task.
+BATCH_CONCURRENCY = 64
+
+
+class UnsignTask(Task):  # type: ignore[misc]
+    """Base task: masked ``argsrepr``/``kwargsrepr`` on every send, retries included."""
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if kwargs and isinstance(kwargs.get("job"), dict):
+            options["kwargsrepr"] = masked_repr(kwargs["job"])
+            options.setdefault("argsrepr", "()")
+        elif kwargs and isinstance(kwargs.get("jobs"), list):
+            options["kwargsrepr"] = f"{{'jobs': <{len(kwargs['jobs'])} jobs>}}"
+            options.setdefault("argsrepr", "()")
+        return super().apply_async(args, kwargs, **options)
+
+
+class _Runtime:
+    """Per-process state: the worker context, built at first use (after any fork)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ctx: WorkerContext | None = None
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.sweeper: SweeperThread | None = None
+
+    def context(self) -> WorkerContext:
+        if self._ctx is None:
+            with self._lock:
+                if self._ctx is None:
+                    self._ctx = build_context(self.settings)
+        return self._ctx
+
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(BATCH_CONCURRENCY,
+                                                    thread_name_prefix="unsign-batch")
+        return self._pool
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """Build the app for ``settings`` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    app = Celery("unsign_worker", set_as_current=False)
+    app.conf.update(celeryconfig.config_for(settings))
+    runtime = _Runtime(settings)
+    app.unsign_runtime = runtime  # type: ignore[attr-defined]
+
+    @app.task(name=UNSIGN_TASK, bind=True, base=UnsignTask, max_retries=None, shared=False)
+    def unsign(self: Task, job: dict[str, Any]) -> dict[str, Any]:
+        decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
+        if decision.kind == "retry":
+            raise self.retry(kwargs={"job": job}, countdown=decision.countdown,
+                             max_retries=None)
+        return decision.result()
+
+    @app.task(name=UNSIGN_BATCH_TASK, bind=True, base=UnsignTask, shared=False)
+    def unsign_batch(self: Task, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+        ctx = runtime.context()
+        decisions = list(runtime.pool().map(lambda j: process_job(ctx, j), jobs))
+        counts: dict[str, int] = {}
+        for job, decision in zip(jobs, decisions, strict=True):
+            if decision.kind == "retry":
+                unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
+            counts[decision.state] = counts.get(decision.state, 0) + 1
+        return {"jobs": len(jobs), "outcomes": counts}
+
+    @app.task(name=HOOK_TASK, base=UnsignTask, shared=False)
+    def run_hook(identity: str) -> dict[str, Any]:
+        result = runtime.context().hooks.run(identity)
+        return {"hook": result.status, "attempts": result.attempts}
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return
+        ctx = runtime.context()
+        sweeper = Sweeper(ctx.redis, ctx.keys, lease_seconds=settings.lease_seconds,
+                          publish_job=lambda job: unsign.apply_async(kwargs={"job": job}),
+                          publish_hook=lambda identity: run_hook.apply_async(args=[identity]),
+                          hostname=getattr(sender, "hostname", None))
+        runtime.sweeper = SweeperThread(sweeper, settings.sweep_interval_seconds)
+        runtime.sweeper.start()
+
+    def on_shutdown(sender: Any = None, **_: Any) -> None:
+        if runtime.sweeper is not None:
+            runtime.sweeper.stop()
+
+    worker_ready.connect(on_ready, weak=False)
+    worker_shutdown.connect(on_shutdown, weak=False)
+    return app
+
+
+def _lazy_app() -> Celery:
+    try:
+        return create_app()
+    except Exception as exc:  # the CLI reports configuration problems with context
+        log.debug("app not built from the environment: %s", exc)
+        return Celery("unsign_worker", set_as_current=False)
+
+
+app = _lazy_app()

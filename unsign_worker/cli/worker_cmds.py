@@ -1,0 +1,152 @@
+"""``unsign-worker worker``, ``breaker``, ``audit export`` and ``job show``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any
+
+import click
+
+from unsign_worker.cli.common import fail, load_settings, redis_for
+from unsign_worker.keys import HOOK_QUEUE, QUEUE, Keys
+
+#: Default pool and concurrency of ``unsign-worker worker``: threads suit I/O-bound HTTP calls.
+DEFAULT_POOL = "threads"
+DEFAULT_CONCURRENCY = 32
+
+
+@click.command(
+    "worker",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog="Example: unsign-worker worker --concurrency 64 --hostname w1@%h",
+)
+@click.pass_context
+def worker_cmd(ctx: click.Context) -> None:
+    """Start a worker with the project's app, queues and pool.
+
+    Any other option is passed to ``celery worker`` unchanged (e.g. --concurrency, --hostname,
+    --loglevel). Defaults: --pool threads --concurrency 32, queues unsign and unsign.hooks,
+    task events on.
+    """
+    from unsign_worker.celery_app import create_app
+    from unsign_worker.context import build_context
+
+    settings = load_settings()
+    try:
+        build_context(settings).close()  # fail fast on a bad key, URL or hook
+    except Exception as exc:
+        fail(f"cannot start the worker: {exc}")
+    app = create_app(settings)
+    argv = ["worker", "-E"]
+    extra = list(ctx.args)
+    given = " ".join(extra)
+    if "-P" not in extra and "--pool" not in given:
+        argv += ["--pool", DEFAULT_POOL]
+    if "-c" not in extra and "--concurrency" not in given:
+        argv += ["--concurrency", str(DEFAULT_CONCURRENCY)]
+    if "-Q" not in extra and "--queues" not in given:
+        argv += ["--queues", f"{QUEUE},{HOOK_QUEUE}"]
+    if "-l" not in extra and "--loglevel" not in given:
+        argv += ["--loglevel", "INFO"]
+    app.worker_main(argv + extra)
+
+
+@click.group("breaker")
+def breaker_group() -> None:
+    """The circuit breaker that stops the line on integration-wide errors."""
+
+
+@breaker_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def breaker_status(as_json: bool) -> None:
+    """Show whether the breaker is open, and why."""
+    from unsign_worker.breaker import Breaker
+
+    settings = load_settings()
+    state = Breaker(redis_for(settings), Keys(settings.key_prefix), threshold=1,
+                    window_seconds=1).state()
+    if as_json:
+        click.echo(json.dumps(state.as_dict()))
+        return
+    if state.state == "open":
+        click.echo(f"breaker OPEN since {state.opened_at}: {state.code} ({state.reason})")
+    else:
+        click.echo("breaker closed")
+
+
+@breaker_group.command("reset")
+def breaker_reset() -> None:
+    """Close the breaker by hand once the integration is fixed; parked jobs resume."""
+    from unsign_worker.breaker import Breaker
+
+    settings = load_settings()
+    Breaker(redis_for(settings), Keys(settings.key_prefix), threshold=1, window_seconds=1).reset()
+    click.echo("breaker closed; parked jobs resume at their next look")
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """The audit log of every attempt."""
+
+
+AUDIT_COLUMNS = ("id", "time", "job_id", "identity", "attempt", "params", "http_status", "code",
+                 "duration_ms", "outcome", "campaign", "reference", "reason", "original")
+
+
+@audit_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default="-",
+              help="Output file (default: standard output).")
+@click.option("--campaign", default="", help="Only this campaign's attempts.")
+def audit_export(fmt: str, out: str, campaign: str) -> None:
+    """Write the audit log as JSON lines or CSV (personal data masked).
+
+    Example: unsign-worker audit export --format csv --out audit.csv
+    """
+    from unsign_worker.reports import neutralise_cell
+
+    settings = load_settings()
+    client = redis_for(settings)
+    stream = Keys(settings.key_prefix).audit
+    handle = sys.stdout if out == "-" else open(out, "w", newline="", encoding="utf-8")
+    try:
+        writer = csv.writer(handle) if fmt == "csv" else None
+        if writer:
+            writer.writerow(AUDIT_COLUMNS)
+        last = "-"
+        while True:
+            batch = client.xrange(stream, min=last, max="+", count=1000)
+            if last != "-":
+                batch = batch[1:]
+            if not batch:
+                break
+            for entry_id, fields in batch:
+                row: dict[str, Any] = json.loads(fields[b"data"])
+                row["id"] = entry_id.decode()
+                if campaign and row.get("campaign") != campaign:
+                    continue
+                if writer:
+                    writer.writerow([neutralise_cell(_cell(row.get(c))) for c in AUDIT_COLUMNS])
+                else:
+                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            last = batch[-1][0].decode()
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(worker_cmd)
+    group.add_command(breaker_group)
+    group.add_command(audit_group)

@@ -1,0 +1,91 @@
+"""The job: what a task message carries. Pure, and importable by producers without the worker.
+
+A message carries only the job — an id, the business parameters, the campaign id and the
+producer's reference — never a key, a signature or a secret; signing happens in the worker::
+
+    {"job_id": "…", "params": {"customer_code": "…"}, "campaign": "", "reference": "…",
+     "enqueued_at": 1764140000.0}
+
+``masked_repr`` is what Celery shows as ``kwargsrepr`` (logs, events, Flower).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from unsign_worker.exceptions import FieldError, ValidationError
+from unsign_worker.masking import mask_params
+
+#: Task names, used by producers that send by name.
+UNSIGN_TASK = "unsign_worker.unsign"
+UNSIGN_BATCH_TASK = "unsign_worker.unsign_batch"
+HOOK_TASK = "unsign_worker.run_hook"
+#: Longest producer reference accepted.
+MAX_REFERENCE_LENGTH = 128
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    params: dict[str, str]
+    campaign: str = ""
+    reference: str = ""
+    enqueued_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> Job:
+        """Decode a message body; raises ValidationError naming the field that is wrong."""
+        errors: list[FieldError] = []
+        job_id = data.get("job_id")
+        if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
+            errors.append(FieldError("job_id", "required", "must be a non-empty string of at "
+                                     "most 64 characters"))
+        params = data.get("params")
+        if not isinstance(params, Mapping):
+            errors.append(FieldError("params", "type", "must be an object of business "
+                                     "parameters"))
+        for name in ("campaign", "reference"):
+            value = data.get(name, "")
+            if value is not None and not isinstance(value, str):
+                errors.append(FieldError(name, "type", "must be a string"))
+        reference = data.get("reference") or ""
+        if isinstance(reference, str) and len(reference) > MAX_REFERENCE_LENGTH:
+            errors.append(FieldError("reference", "max_length",
+                                     f"is longer than {MAX_REFERENCE_LENGTH} characters"))
+        if errors:
+            raise ValidationError(errors)
+        enqueued = data.get("enqueued_at")
+        return cls(job_id=str(job_id), params=dict(params or {}),  # type: ignore[arg-type]
+                   campaign=str(data.get("campaign") or ""), reference=str(reference),
+                   enqueued_at=float(enqueued) if isinstance(enqueued, (int, float)) else
+                   time.time())
+
+    def to_message(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "params": dict(self.params), "campaign": self.campaign,
+                "reference": self.reference, "enqueued_at": self.enqueued_at}
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True, ensure_ascii=False)
+
+    def masked(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "params": mask_params(self.params),
+                "campaign": self.campaign, "reference": self.reference}
+
+
+def masked_repr(message: Mapping[str, Any]) -> str:
+    """``kwargsrepr`` for a message: personal data masked, never a secret."""
+    params = message.get("params")
+    shown = dict(message)
+    if isinstance(params, Mapping):
+        shown["params"] = mask_params(params)
+    shown.pop("enqueued_at", None)
+    return repr({"job": shown})

@@ -1,0 +1,154 @@
+"""Every Redis key this project writes, built in one place. Pure: strings in, strings out.
+
+All keys start with ``UNSIGN_KEY_PREFIX`` (default ``unsign:``); written ``P`` below. No key name
+contains personal data: agreements are named by :attr:`unsign_worker.params.Identity.key`, a
+digest.
+
+=====================================  ======  ====================================================
+key                                    type    content and retention
+=====================================  ======  ====================================================
+``P job:<job_id>``                     hash    one job: state, params (JSON), identity, campaign,
+                                               reference, attempts, code, reason, timestamps;
+                                               expires ``JOB_RETENTION_SECONDS`` after it ends
+``P ref:<reference>``                  string  producer reference -> job id (same retention)
+``P agreement:<identity>``             hash    dedup: holder job, state (in_flight | held |
+                                               unsigned), fencing token, lease expiry; kept
+                                               without expiry once ``unsigned``
+``P leases``                           zset    job id -> lease expiry (epoch s) of every job that
+                                               is not terminal and not queued; the sweeper
+                                               re-publishes those past expiry
+``P hook:<identity>``                  hash    success hook state: pending | running | done |
+                                               failed, attempts, idempotency key, last error
+``P hooks``                            zset    identity -> time the hook is due (sweeper)
+``P breaker``                          hash    circuit breaker: state, opened_at, code, reason
+``P breaker:halts``                    zset    recent halt answers (window)
+``P breaker:probe``                    string  half-open probe lock (expires)
+``P dlq``                              zset    dead-lettered job id -> time
+``P dlq:<job_id>``                     hash    the dead-letter entry (code, meaning, advice,
+                                               attempts, masked job); kept until requeue/resolve
+``P dlq:resolved``                     zset    resolved job id -> time (entries kept 30 days)
+``P audit``                            stream  every attempt (bounded with MAXLEN ~)
+``P events``                           stream  every success (unsigned / already_unsigned)
+``P counts``                           hash    outcome -> count, all time
+``P rate:<minute>``                    hash    outcome -> count for one minute (expires 1 h)
+``P campaign:<id>``                    hash    campaign meta: name, total, state, timestamps
+``P campaign:<id>:counts``             hash    outcome -> count within the campaign
+``P campaign:<id>:jobs``               list    job ids in input order (report)
+``P campaigns``                        zset    campaign id -> creation time
+``P inbox``                            stream  jobs added by any language (consumer group
+                                               ``unsign-workers``)
+``P ratelimit``                        string  global rate limit window counter
+``P workers``                          zset    worker hostname -> last heartbeat
+``P sweeper``                          string  lock: one sweeper at a time (expires)
+=====================================  ======  ====================================================
+
+The Celery broker's own keys (queues, unacked) live under ``P`` too, through kombu's
+``global_keyprefix`` (``P unsign`` is the queue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Celery queue of single jobs.
+QUEUE = "unsign"
+#: Celery queue of the success hook's own retries.
+HOOK_QUEUE = "unsign.hooks"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builder for one prefix."""
+
+    prefix: str
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def ref(self, reference: str) -> str:
+        return f"{self.prefix}ref:{reference}"
+
+    def agreement(self, identity_key: str) -> str:
+        return f"{self.prefix}agreement:{identity_key}"
+
+    def hook(self, identity_key: str) -> str:
+        return f"{self.prefix}hook:{identity_key}"
+
+    def dlq_entry(self, job_id: str) -> str:
+        return f"{self.prefix}dlq:{job_id}"
+
+    def campaign(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}"
+
+    def campaign_counts(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:counts"
+
+    def campaign_jobs(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:jobs"
+
+    def rate(self, minute: int) -> str:
+        return f"{self.prefix}rate:{minute}"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}leases"
+
+    @property
+    def hooks(self) -> str:
+        return f"{self.prefix}hooks"
+
+    @property
+    def breaker(self) -> str:
+        return f"{self.prefix}breaker"
+
+    @property
+    def breaker_halts(self) -> str:
+        return f"{self.prefix}breaker:halts"
+
+    @property
+    def breaker_probe(self) -> str:
+        return f"{self.prefix}breaker:probe"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}dlq"
+
+    @property
+    def dlq_resolved(self) -> str:
+        return f"{self.prefix}dlq:resolved"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}audit"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def counts(self) -> str:
+        return f"{self.prefix}counts"
+
+    @property
+    def campaigns(self) -> str:
+        return f"{self.prefix}campaigns"
+
+    @property
+    def inbox(self) -> str:
+        return f"{self.prefix}inbox"
+
+    @property
+    def ratelimit(self) -> str:
+        return f"{self.prefix}ratelimit"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}workers"
+
+    @property
+    def sweeper(self) -> str:
+        return f"{self.prefix}sweeper"
+
+    def queue(self, name: str = QUEUE) -> str:
+        """The broker list of a Celery queue (kombu's global_keyprefix applied)."""
+        return f"{self.prefix}{name}"

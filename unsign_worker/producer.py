@@ -1,0 +1,97 @@
+"""Putting jobs in: the job record in Redis first, then the task message, by task name.
+
+Needs only ``celery`` and ``redis`` (and the pure modules ``job``, ``keys``, ``params``): a
+producer never imports the worker's code and never holds a key or secret.
+
+Order matters for "nothing lost": the record (state ``queued``) is written before the message is
+sent, and enqueueing a job whose record is still ``queued`` sends its message again, which is
+safe (the worker drops a redundant copy), so an enqueue interrupted between the two steps can
+simply be repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+from celery import Celery
+
+from unsign_worker.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, masked_repr
+from unsign_worker.keys import QUEUE, Keys
+
+#: Retention of a producer reference -> job id mapping.
+REF_RETENTION_SECONDS = 30 * 86400
+
+
+def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds: int = 3600
+                 ) -> Celery:
+    """A send-only Celery app with the same broker layout as the workers."""
+    app = Celery("unsign_producer", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options={"global_keyprefix": key_prefix,
+                                  "visibility_timeout": visibility_timeout_seconds},
+        task_serializer="json", accept_content=["json"], task_send_sent_event=True,
+        broker_connection_retry_on_startup=True, task_default_queue=QUEUE,
+    )
+    return app
+
+
+class Producer:
+    """Writes job records and sends their messages, pipelined."""
+
+    def __init__(self, app: Celery, client: redis.Redis, keys: Keys) -> None:
+        self.app = app
+        self.redis = client
+        self.keys = keys
+
+    def record_fields(self, job: Job) -> dict[str, Any]:
+        return {"job_id": job.job_id, "state": "queued", "params": job.params_json(),
+                "campaign": job.campaign, "reference": job.reference,
+                "created_at": repr(job.enqueued_at), "attempts": 0}
+
+    def resolve_reference(self, reference: str, job_id: str) -> tuple[str, bool]:
+        """Bind ``reference`` to ``job_id`` unless it is bound already.
+
+        Returns ``(job_id, created)``: the bound job's id, and whether this call bound it.
+        """
+        key = self.keys.ref(reference)
+        if self.redis.set(key, job_id, nx=True, ex=REF_RETENTION_SECONDS):
+            return job_id, True
+        existing = self.redis.get(key)
+        return (existing.decode() if existing else job_id), False
+
+    def write_records(self, jobs: Sequence[Job], *, pipe: Any = None) -> None:
+        own = pipe is None
+        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
+        for job in jobs:
+            pipe.hset(self.keys.job(job.job_id), mapping=self.record_fields(job))
+        if own:
+            pipe.execute()
+
+    def send(self, job: Job, *, countdown: float | None = None) -> None:
+        message = job.to_message()
+        self.app.send_task(UNSIGN_TASK, kwargs={"job": message}, queue=QUEUE,
+                           kwargsrepr=masked_repr(message), argsrepr="()", countdown=countdown)
+
+    def send_batch(self, jobs: Sequence[Job]) -> None:
+        messages = [j.to_message() for j in jobs]
+        self.app.send_task(UNSIGN_BATCH_TASK, kwargs={"jobs": messages}, queue=QUEUE,
+                           kwargsrepr=f"{{'jobs': <{len(messages)} jobs>}}", argsrepr="()")
+
+    def enqueue(self, jobs: Iterable[Job], *, batch_size: int = 0) -> int:
+        """Record and send ``jobs``; with ``batch_size`` > 1 several jobs share a message.
+
+        Returns the number of jobs sent.
+        """
+        pending = list(jobs)
+        if not pending:
+            return 0
+        self.write_records(pending)
+        if batch_size > 1:
+            for start in range(0, len(pending), batch_size):
+                self.send_batch(pending[start:start + batch_size])
+        else:
+            for job in pending:
+                self.send(job)
+        return len(pending)

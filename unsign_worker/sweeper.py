@@ -1,0 +1,96 @@
+"""The lease sweeper: nothing is lost even when the broker forgets.
+
+Redelivery alone is not trusted: ``task_reject_on_worker_lost`` requeues a message once, a
+second crash acks it, an ETA message can vanish with a Redis restart. Every job that is not
+terminal and not plainly queued sits in ``P leases`` with the time its claim expires. Each
+worker runs a sweeper thread; one at a time (lock ``P sweeper``) it re-publishes the jobs whose
+lease expired, from their record in Redis, and the tasks' claim logic drops any copy that turns
+out to be redundant. Due success hooks (``P hooks``) are re-run the same way. It also records a
+heartbeat per worker (``P workers``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from unsign_worker.keys import Keys
+from unsign_worker.states import TERMINAL_STATES
+
+log = logging.getLogger(__name__)
+
+#: Seconds between sweeps.
+SWEEP_INTERVAL_SECONDS = 5.0
+#: Most jobs re-published per sweep.
+SWEEP_BATCH = 500
+
+
+class Sweeper:
+    def __init__(self, client: redis.Redis, keys: Keys, *, lease_seconds: float,
+                 publish_job: Callable[[dict[str, Any]], None],
+                 publish_hook: Callable[[str], None], hostname: str | None = None) -> None:
+        self._r = client
+        self._keys = keys
+        self._lease = lease_seconds
+        self._publish_job = publish_job
+        self._publish_hook = publish_hook
+        self.hostname = hostname or socket.gethostname()
+
+    def sweep_once(self, now: float | None = None) -> dict[str, int]:
+        """One pass; returns how many jobs and hooks were re-published."""
+        now = time.time() if now is None else now
+        k = self._keys
+        self._r.zadd(k.workers, {self.hostname: now})
+        if not self._r.set(k.sweeper, self.hostname, nx=True, px=int(SWEEP_INTERVAL_SECONDS * 900)):
+            return {"jobs": 0, "hooks": 0}
+        jobs = 0
+        for raw_id in self._r.zrangebyscore(k.leases, "-inf", now, start=0, num=SWEEP_BATCH):
+            job_id = raw_id.decode()
+            fields = self._r.hmget(k.job(job_id), "state", "params", "campaign", "reference")
+            state = (fields[0] or b"").decode()
+            if not state or state in TERMINAL_STATES:
+                self._r.zrem(k.leases, job_id)
+                continue
+            message = {"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
+                       "campaign": (fields[2] or b"").decode(),
+                       "reference": (fields[3] or b"").decode(), "enqueued_at": now}
+            self._r.zadd(k.leases, {job_id: now + self._lease})
+            self._publish_job(message)
+            jobs += 1
+            log.warning("job %s (%s) had an expired lease: re-published", job_id, state)
+        hooks = 0
+        for raw in self._r.zrangebyscore(k.hooks, "-inf", now, start=0, num=SWEEP_BATCH):
+            identity = raw.decode()
+            self._r.zadd(k.hooks, {identity: now + self._lease})
+            self._publish_hook(identity)
+            hooks += 1
+        return {"jobs": jobs, "hooks": hooks}
+
+
+class SweeperThread(threading.Thread):
+    """Runs :meth:`Sweeper.sweep_once` every ``interval`` seconds until stopped."""
+
+    def __init__(self, sweeper: Sweeper, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+        super().__init__(name="unsign-sweeper", daemon=True)
+        self._sweeper = sweeper
+        self._interval = interval
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self._sweeper.sweep_once()
+            except Exception:  # keep sweeping through Redis restarts and blips
+                log.exception("sweep failed; retrying in %.0fs", self._interval)
+            if self._stop_event.wait(self._interval):
+                return
+
+    def stop(self) -> None:
+        self._stop_event.set()
