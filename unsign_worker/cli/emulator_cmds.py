@@ -1,0 +1,204 @@
+"""``unsign-worker emulator``: serve the gateway emulator, or write a data set for it (``seed``).
+
+``unsign-worker emulator --agreements FILE`` and ``unsign-worker emulator serve --agreements
+FILE`` are the same. The MD5 key comes from ``ALIPAY_KEY`` (or ``--key-file`` /
+``ALIPAY_KEY_FILE``), never from the command line, where ``ps`` would show it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, DataSet
+from unsign_worker.exceptions import ConfigError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8010
+
+
+def _env() -> dict[str, str]:
+    """The process environment over ``.env`` (the worker reads the same variables)."""
+    from dotenv import dotenv_values
+
+    merged = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+def _read(path: str | None, option: str) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot read {path!r}: {exc.strerror}") from None
+
+
+def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--host", default=DEFAULT_HOST, show_default=True,
+                     help="Address to bind; only loopback unless --public."),
+        click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
+                     help="TCP port (0: any free port, printed when ready)."),
+        click.option("--agreements", "agreements_path", type=click.Path(dir_okay=False),
+                     help="Agreements file (JSON, see docs/emulator.md). Required to serve."),
+        click.option("--scenario", "scenario_path", type=click.Path(dir_okay=False),
+                     help="Scenario file: starting faults and scripts (JSON)."),
+        click.option("--partner", default=None,
+                     help="Partner ID [default: ALIPAY_PARTNER, else the agreements file's]."),
+        click.option("--key-file", default=None, type=click.Path(dir_okay=False),
+                     help="File holding the MD5 key [default: ALIPAY_KEY or ALIPAY_KEY_FILE]."),
+        click.option("--merchant-public-key", default=None, type=click.Path(dir_okay=False),
+                     help="Merchant public key (PEM) verifying RSA/DSA requests "
+                          "[env EMULATOR_MERCHANT_PUBLIC_KEY_FILE]."),
+        click.option("--alipay-private-key", default=None, type=click.Path(dir_okay=False),
+                     help="'Alipay' private key (PEM) signing RSA/DSA answers "
+                          "[env EMULATOR_ALIPAY_PRIVATE_KEY_FILE]."),
+        click.option("--public", is_flag=True,
+                     help="Allow a non-loopback --host (the admin API still answers loopback "
+                          "clients only)."),
+        click.option("--uvloop/--no-uvloop", "use_uvloop", default=True, show_default=True,
+                     help="Use uvloop when it is installed."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: str | None,
+           partner: str | None, key_file: str | None, merchant_public_key: str | None,
+           alipay_private_key: str | None, public: bool, use_uvloop: bool) -> None:
+    from unsign_worker.emulator.config import build_config, load_agreements_file
+    from unsign_worker.emulator.runner import install_uvloop, serve_forever
+    from unsign_worker.emulator.scenario import Scenario, load_scenario_file
+    from unsign_worker.emulator.server import check_bind
+    from unsign_worker.emulator.state import EmulatorState
+
+    if not agreements_path:
+        raise click.UsageError("--agreements FILE is required to serve")
+    try:
+        check_bind(host, public=public)
+        env = _env()
+        loaded = load_agreements_file(agreements_path)
+        key = _read(key_file, "--key-file") or env.get("ALIPAY_KEY", "").strip() or _read(
+            env.get("ALIPAY_KEY_FILE"), "ALIPAY_KEY_FILE")
+        config = build_config(
+            partner=(partner or env.get("ALIPAY_PARTNER") or loaded.partner).strip(), key=key,
+            merchant_public_key_pem=_read(
+                merchant_public_key or env.get("EMULATOR_MERCHANT_PUBLIC_KEY_FILE"),
+                "--merchant-public-key"),
+            alipay_private_key_pem=_read(
+                alipay_private_key or env.get("EMULATOR_ALIPAY_PRIVATE_KEY_FILE"),
+                "--alipay-private-key"))
+        scenario = load_scenario_file(scenario_path) if scenario_path else Scenario()
+        state = EmulatorState(config, loaded.agreements, scenario)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if use_uvloop:
+        install_uvloop()
+
+    def ready(url: str) -> None:
+        click.echo(f"emulator: serving {url} for partner {config.partner} "
+                   f"({len(state.book)} agreements, sign types {', '.join(config.sign_types)}); "
+                   "admin API under /_emulator/", err=False)
+        sys.stdout.flush()
+
+    try:
+        serve_forever(state, host=host, port=port, public=public, on_ready=ready)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group("emulator", invoke_without_command=True)
+@_serve_options
+@click.pass_context
+def emulator(ctx: click.Context, **options: Any) -> None:
+    """A sandbox that behaves like Alipay's MAPI gateway (see docs/emulator.md).
+
+    Without a subcommand, serves it (same options as 'serve').
+    """
+    if ctx.invoked_subcommand is None:
+        _serve(**options)
+
+
+@emulator.command("serve")
+@_serve_options
+def serve(**options: Any) -> None:
+    """Serve /gateway.do and the admin API under /_emulator/."""
+    _serve(**options)
+
+
+def write_agreements(path: str, data: DataSet) -> None:
+    """The agreements file: one agreement per line, so it diffs and greps well."""
+    lines = ",\n".join("    " + json.dumps(entry, ensure_ascii=False)
+                       for entry in data.agreements)
+    Path(path).write_text(f'{{\n  "partner": {json.dumps(data.partner)},\n  "agreements": [\n'
+                          f"{lines}\n  ]\n}}\n", encoding="utf-8")
+
+
+def write_campaign(path: str, data: DataSet) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=CAMPAIGN_COLUMNS)
+        writer.writeheader()
+        writer.writerows(data.rows)
+
+
+def write_expected(path: str, data: DataSet) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(("reference", "outcome"))
+        writer.writerows(data.outcomes.items())
+
+
+@emulator.command("seed")
+@click.option("--count", required=True, type=click.IntRange(min=0), help="Campaign rows.")
+@click.option("--mix", default="demo", show_default=True,
+              help="Outcome mix: a preset (demo, clean, mixed) or a JSON file "
+                   "{outcome: weight}.")
+@click.option("--agreements", "agreements_out", required=True,
+              type=click.Path(dir_okay=False, writable=True), help="Agreements file to write.")
+@click.option("--campaign", "campaign_out", required=True,
+              type=click.Path(dir_okay=False, writable=True), help="Campaign CSV to write.")
+@click.option("--expected", "expected_out", default=None,
+              type=click.Path(dir_okay=False, writable=True),
+              help="Also write reference,outcome (the intended outcome of each row).")
+@click.option("--partner", default=None,
+              help=f"Partner ID [default: ALIPAY_PARTNER, else {DEFAULT_PARTNER}].")
+@click.option("--seed", "seed", default=None, type=int, help="Random seed (same seed, same files).")
+def seed_cmd(count: int, mix: str, agreements_out: str, campaign_out: str,
+             expected_out: str | None, partner: str | None, seed: int | None) -> None:
+    """Write an agreements file and a campaign CSV with a chosen mix of outcomes."""
+    from unsign_worker.emulator.seed import generate, resolve_mix
+    from unsign_worker.params import validate_partner
+
+    partner = (partner or _env().get("ALIPAY_PARTNER") or DEFAULT_PARTNER).strip()
+    try:
+        problems = validate_partner(partner)
+        if problems:
+            raise ConfigError(f"--partner: {problems[0].message}")
+        data = generate(count, resolve_mix(mix), partner=partner, seed=seed)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    write_agreements(agreements_out, data)
+    write_campaign(campaign_out, data)
+    if expected_out:
+        write_expected(expected_out, data)
+    summary = Counter(data.outcomes.values())
+    click.echo(f"wrote {len(data.agreements)} agreements to {agreements_out} and "
+               f"{len(data.rows)} rows to {campaign_out} (partner {partner})")
+    for outcome, n in sorted(summary.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {outcome:<32} {n}")
+
+
+def register(group: click.Group) -> None:
+    """Add ``emulator`` to the ``unsign-worker`` command."""
+    group.add_command(emulator)

@@ -1,0 +1,27 @@
+"""A sandbox that behaves like Alipay's MAPI gateway for ``customer_unsign`` (and
+``query_customer_protocol``): state, faults on demand, an admin API, a seed command.
+
+Entry points: :func:`build_state`, :class:`~unsign_worker.emulator.runner.EmulatorThread`,
+:class:`~unsign_worker.emulator.admin.EmulatorAdmin`; the CLI is ``unsign-worker emulator``.
+See docs/emulator.md.
+"""
+
+from __future__ import annotations
+
+from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
+from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.emulator.config import EmulatorConfig, build_config
+from unsign_worker.emulator.runner import EmulatorThread
+from unsign_worker.emulator.scenario import Scenario
+from unsign_worker.emulator.state import EmulatorState
+
+__all__ = [
+    "Agreement",
+    "EmulatorAdmin",
+    "EmulatorAdminError",
+    "EmulatorConfig",
+    "EmulatorState",
+    "EmulatorThread",
+    "Scenario",
+    "build_config",
+]

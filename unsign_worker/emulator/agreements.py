@@ -1,0 +1,181 @@
+"""The emulator's customer agreements: what the agreements file holds, and how a request finds one.
+
+File format (JSON)::
+
+    {
+      "partner": "2088101568338364",          # optional here: CLI option or ALIPAY_PARTNER
+      "agreements": [
+        {"id": "ag-1", "customer_code": "C00000000001", "type_code": "BUSI003100021000301",
+         "trans_account_out": "20880020070189160156", "status": "signed"},
+        {"id": "ag-2", "biz_type": "10004", "user_email": "buyer@example.com",
+         "user_id": "2088002007018916", "customer_code": "C00000000002",
+         "status": "unsigned", "script": ["SYSTEM_ERROR", "OK"]}
+      ]
+    }
+
+An agreement is a CAE agreement (``customer_code``, and/or ``type_code`` + ``trans_account_out``)
+or a partner-protocol agreement (``biz_type`` 10004 + ``user_email``, signed through
+``sign_protocol_with_partner``). ``id`` defaults to ``customer_code`` (else ``biz_type:email``);
+``status`` is ``signed`` (default) or ``unsigned``; ``script`` is an optional list of steps
+(see :mod:`unsign_worker.emulator.faults`).
+
+A request is matched through :meth:`unsign_worker.params.UnsignRequest.identity`, which applies
+the gateway's priorities (``customer_code`` first; then ``type_code`` over ``biz_type`` and
+``trans_account_out`` over ``user_email``), against every identity an agreement can be reached by.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from unsign_worker.emulator.faults import check_step
+from unsign_worker.exceptions import ConfigError
+from unsign_worker.params import MAX_LENGTHS, PARTNER_PROTOCOL_BIZ_TYPE
+
+SIGNED = "signed"
+UNSIGNED = "unsigned"
+_FIELDS = ("customer_code", "type_code", "trans_account_out", "biz_type", "user_email", "user_id")
+_ALLOWED = frozenset((*_FIELDS, "id", "status", "script", "note"))
+_USER_ID_RE = re.compile(r"2088\d{12}")
+#: Index key: ("customer_code", code) or (kind, agreement value, account value).
+IndexKey = tuple[str, ...]
+
+
+@dataclass
+class Agreement:
+    """One customer agreement and its mutable status."""
+
+    id: str
+    customer_code: str = ""
+    type_code: str = ""
+    trans_account_out: str = ""
+    biz_type: str = ""
+    user_email: str = ""
+    user_id: str = ""
+    status: str = SIGNED
+    script: tuple[str, ...] = ()
+    #: True once a request to this emulator unsigned it (not when it was loaded unsigned)
+    unsigned_here: bool = False
+
+    @property
+    def is_partner_protocol(self) -> bool:
+        return self.biz_type == PARTNER_PROTOCOL_BIZ_TYPE and bool(self.user_email)
+
+    def keys(self) -> list[IndexKey]:
+        """Every identity this agreement can be reached by (see module docstring)."""
+        keys: list[IndexKey] = []
+        if self.customer_code:
+            keys.append(("customer_code", self.customer_code))
+        accounts = [a for a in (self.trans_account_out, self.user_email.lower()) if a]
+        for kind in ("type_code", "biz_type"):
+            value = getattr(self, kind)
+            if value:
+                keys.extend((kind, value, account) for account in accounts)
+        return keys
+
+    def customer_block(self) -> dict[str, str]:
+        """The ``<customer>`` children of a success answer (empty values left out)."""
+        block = {"customer_code": self.customer_code, "type_code": self.type_code}
+        return {k: v for k, v in block.items() if v}
+
+    def public(self) -> dict[str, object]:
+        """A JSON-able view for the admin API."""
+        return {"id": self.id, "status": self.status, "unsigned_here": self.unsigned_here,
+                "kind": "partner_protocol" if self.is_partner_protocol else "cae"}
+
+
+def _problems(entry: Mapping[str, object], where: str) -> list[str]:
+    problems = [f"{where}.{name}: unknown field (allowed: {', '.join(sorted(_ALLOWED))})"
+                for name in entry if name not in _ALLOWED]
+    for name in (*_FIELDS, "id"):
+        value = entry.get(name, "")
+        if not isinstance(value, str):
+            problems.append(f"{where}.{name}: must be a string")
+        elif name in MAX_LENGTHS and len(value) > MAX_LENGTHS[name]:
+            problems.append(f"{where}.{name}: longer than {MAX_LENGTHS[name]} characters")
+    if entry.get("status", SIGNED) not in (SIGNED, UNSIGNED):
+        problems.append(f"{where}.status: must be 'signed' or 'unsigned'")
+    user_id = entry.get("user_id", "")
+    if isinstance(user_id, str) and user_id and not _USER_ID_RE.fullmatch(user_id):
+        problems.append(f"{where}.user_id: must be 16 digits starting with 2088")
+    if problems:
+        return problems
+    has_cae = bool(entry.get("customer_code")) or bool(
+        entry.get("type_code") and entry.get("trans_account_out"))
+    has_partner = entry.get("biz_type") == PARTNER_PROTOCOL_BIZ_TYPE and bool(
+        entry.get("user_email"))
+    if not (has_cae or has_partner):
+        problems.append(f"{where}: give customer_code, or type_code + trans_account_out, "
+                        "or biz_type 10004 + user_email")
+    return problems
+
+
+def agreement_from_entry(entry: object, where: str) -> Agreement:
+    """Build one agreement from a JSON object. Raises: ConfigError naming the field."""
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: must be an object")
+    problems = _problems(entry, where)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    values = {name: str(entry.get(name, "")) for name in _FIELDS}
+    default_id = values["customer_code"] or f"{values['biz_type']}:{values['user_email']}"
+    script = entry.get("script", [])
+    if not isinstance(script, list) or not all(isinstance(s, str) for s in script):
+        raise ConfigError(f"{where}.script: must be a list of strings")
+    for step in script:
+        check_step(step, f"{where}.script")
+    return Agreement(id=str(entry.get("id") or default_id), status=str(entry.get("status",
+                     SIGNED)), script=tuple(script), **values)
+
+
+@dataclass
+class AgreementBook:
+    """Agreements by id and by every identity; :meth:`restore` returns to the loaded state."""
+
+    agreements: dict[str, Agreement] = field(default_factory=dict)
+    _index: dict[IndexKey, Agreement] = field(default_factory=dict)
+    _by_user_id: dict[str, Agreement] = field(default_factory=dict)
+    _initial: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, agreements: list[Agreement]) -> AgreementBook:
+        """Index ``agreements``. Raises: ConfigError on a repeated id or identity."""
+        book = cls()
+        for position, agreement in enumerate(agreements):
+            where = f"agreements[{position}]"
+            if agreement.id in book.agreements:
+                raise ConfigError(f"{where}.id: {agreement.id!r} is used twice")
+            for key in agreement.keys():
+                other = book._index.get(key)
+                if other is not None:
+                    raise ConfigError(f"{where}: identity {key[0]} also names agreement "
+                                      f"{other.id!r}; each identity must name one agreement")
+                book._index[key] = agreement
+            if agreement.is_partner_protocol and agreement.user_id:
+                book._by_user_id.setdefault(agreement.user_id, agreement)
+            book.agreements[agreement.id] = agreement
+            book._initial[agreement.id] = agreement.status
+        return book
+
+    def __len__(self) -> int:
+        return len(self.agreements)
+
+    def find(self, kind: str, values: tuple[str, ...]) -> Agreement | None:
+        """The agreement an :class:`~unsign_worker.params.Identity` names, or None."""
+        return self._index.get((kind, *values))
+
+    def find_partner_protocol(self, *, user_email: str = "", user_id: str = "") -> Agreement | None:
+        """A biz_type 10004 agreement by login (case-insensitive) or Alipay user id."""
+        if user_id:
+            return self._by_user_id.get(user_id)
+        found = self._index.get(("biz_type", PARTNER_PROTOCOL_BIZ_TYPE, user_email.lower()))
+        return found if found is not None and found.is_partner_protocol else None
+
+    def restore(self) -> None:
+        """Put every agreement back in the status it was loaded with."""
+        for agreement_id, status in self._initial.items():
+            agreement = self.agreements[agreement_id]
+            agreement.status = status
+            agreement.unsigned_here = False

@@ -1,0 +1,92 @@
+"""The emulator's whole mutable state: agreements, faults, scripts, stats and the random source.
+
+Touched only from the server's event loop (gateway and admin handlers alike), so it needs no
+locks. :meth:`EmulatorState.reset` returns to the state at start-up; :meth:`clear` removes every
+fault and script but keeps agreements and stats.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable
+
+from unsign_worker.emulator.agreements import SIGNED, UNSIGNED, Agreement, AgreementBook
+from unsign_worker.emulator.config import EmulatorConfig
+from unsign_worker.emulator.faults import FaultSettings, check_step
+from unsign_worker.emulator.scenario import Scenario
+from unsign_worker.emulator.stats import Stats
+from unsign_worker.exceptions import ConfigError
+
+
+class EmulatorState:
+    """Everything a request can read or change."""
+
+    def __init__(self, config: EmulatorConfig, agreements: Iterable[Agreement],
+                 scenario: Scenario | None = None) -> None:
+        scenario = scenario or Scenario()
+        self.config = config
+        self.book = AgreementBook.build(list(agreements))
+        scripts = {a.id: a.script for a in self.book.agreements.values() if a.script}
+        for agreement_id in scenario.scripts:
+            if agreement_id not in self.book.agreements:
+                raise ConfigError(f"scenario.scripts.{agreement_id}: no agreement has this id")
+        scripts.update(scenario.scripts)
+        self._initial_scripts = scripts
+        self._initial_faults = scenario.faults
+        self._seed = scenario.seed
+        self.faults = scenario.faults
+        self.scripts: dict[str, deque[str]] = {}
+        self.stats = Stats()
+        self.rand = random.Random(self._seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to start-up: statuses, scripts, faults, stats and the random sequence."""
+        self.book.restore()
+        self.scripts = {k: deque(v) for k, v in self._initial_scripts.items() if v}
+        self.faults = self._initial_faults
+        self.stats = Stats()
+        self.rand = random.Random(self._seed)
+
+    def clear(self) -> None:
+        """No faults and no scripts from now on; agreements and stats are kept."""
+        self.faults = FaultSettings()
+        self.scripts = {}
+
+    def reset_stats(self) -> None:
+        self.stats = Stats()
+
+    def agreement(self, agreement_id: str) -> Agreement:
+        """Raises: KeyError if no agreement has this id."""
+        return self.book.agreements[agreement_id]
+
+    def set_script(self, agreement_id: str, steps: Iterable[object]) -> list[str]:
+        """Replace the script of one agreement. Raises: KeyError, ConfigError."""
+        self.agreement(agreement_id)
+        checked = [check_step(step, f"script.{agreement_id}") for step in steps]
+        if checked:
+            self.scripts[agreement_id] = deque(checked)
+        else:
+            self.scripts.pop(agreement_id, None)
+        return checked
+
+    def next_step(self, agreement_id: str) -> str | None:
+        """Consume the next script step of this agreement, or None when it has none left."""
+        steps = self.scripts.get(agreement_id)
+        if not steps:
+            return None
+        step = steps.popleft()
+        if not steps:
+            del self.scripts[agreement_id]
+        return step
+
+    def set_status(self, agreement_id: str, status: str) -> Agreement:
+        """Sign or unsign an agreement by hand (not counted as an unsign). Raises: KeyError,
+        ConfigError."""
+        if status not in (SIGNED, UNSIGNED):
+            raise ConfigError("status: must be 'signed' or 'unsigned'")
+        agreement = self.agreement(agreement_id)
+        agreement.status = status
+        agreement.unsigned_here = False
+        return agreement

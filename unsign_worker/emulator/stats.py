@@ -1,0 +1,85 @@
+"""What the emulator counts, for tests and benchmarks to check the worker's behaviour.
+
+- ``requests``: every request to ``/gateway.do``, whatever happened to it.
+- ``answers``: answers written, by ``T`` or error code (spoiled bodies included, lost ones not).
+- ``faults``: injected faults by name (``RESET``, ``HTTP_503``, ``HANG``, ``LOST_ANSWER``,
+  ``MALFORMED``, ``OVERSIZED``, ``WRONG_SIGN``, ``ERROR_RATE``, ``SCRIPTED``, ``GLOBAL_CODE``).
+- ``bad_signatures``: requests refused with ``ILLEGAL_SIGN`` because their signature is wrong.
+- per agreement: ``requests`` that reached it (after the checks), ``unsigns`` applied, and
+  ``after_success``: requests that arrived after an earlier request had unsigned it (answered
+  ``STATUS_CUSTOMER_SIGN``). These are legitimate after a lost answer or a timeout (the rules
+  ask to re-send the original request) and a sign of a missing dedup otherwise.
+- ``duplicates``: unsigns beyond the first of the same agreement since the last reset. The
+  agreement's own state answers ``STATUS_CUSTOMER_SIGN`` to a second unsign, so this can only
+  grow if the agreement was re-signed through the admin API in between: a test re-signs an
+  agreement its worker already unsigned, and any duplicate shows the worker called again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AgreementCounts:
+    requests: int = 0
+    unsigns: int = 0
+    after_success: int = 0
+
+
+@dataclass
+class Stats:
+    """Counters since start or the last reset (all integers; ``since`` is epoch seconds)."""
+
+    requests: int = 0
+    unsign_requests: int = 0
+    query_requests: int = 0
+    bad_signatures: int = 0
+    unsigns: int = 0
+    duplicates: int = 0
+    after_success: int = 0
+    answers: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
+    agreements: dict[str, AgreementCounts] = field(default_factory=dict)
+    since: float = field(default_factory=time.time)
+
+    def counts(self, agreement_id: str) -> AgreementCounts:
+        found = self.agreements.get(agreement_id)
+        if found is None:
+            found = self.agreements[agreement_id] = AgreementCounts()
+        return found
+
+    def unsigned(self, agreement_id: str) -> None:
+        counts = self.counts(agreement_id)
+        counts.unsigns += 1
+        self.unsigns += 1
+        if counts.unsigns > 1:
+            self.duplicates += 1
+
+    def reached_after_success(self, agreement_id: str) -> None:
+        self.counts(agreement_id).after_success += 1
+        self.after_success += 1
+
+    def snapshot(self, *, per_agreement: bool = True) -> dict[str, object]:
+        """A JSON-able copy; ``per_agreement`` adds the agreements that saw requests."""
+        data: dict[str, object] = {
+            "since": self.since,
+            "requests": self.requests,
+            "unsign_requests": self.unsign_requests,
+            "query_requests": self.query_requests,
+            "bad_signatures": self.bad_signatures,
+            "unsigns": self.unsigns,
+            "duplicates": self.duplicates,
+            "after_success": self.after_success,
+            "answers": dict(self.answers),
+            "faults": dict(self.faults),
+        }
+        if per_agreement:
+            data["agreements"] = {
+                agreement_id: {"requests": c.requests, "unsigns": c.unsigns,
+                               "after_success": c.after_success}
+                for agreement_id, c in self.agreements.items()
+            }
+        return data
