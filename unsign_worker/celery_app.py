@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             return
         ctx = runtime.context()
         sweeper = Sweeper(ctx.redis, ctx.keys, lease_seconds=settings.lease_seconds,
+                          probe_after_seconds=settings.breaker_probe_after_seconds,
                           publish_job=lambda job: unsign.apply_async(kwargs={"job": job}),
                           publish_hook=lambda identity: run_hook.apply_async(args=[identity]),
                           hostname=getattr(sender, "hostname", None))

@@ -15,7 +15,13 @@ The agreement hash (``P agreement:<identity>``) is the dedup record:
 - ``duplicate``: another job unsigned this agreement or holds it under a live lease;
 - ``busy``: another delivery of the same job holds a live lease (a redelivered copy): drop it;
 - ``terminal``: the job already ended (redelivered after it finished): drop it;
-- ``parked``: the circuit breaker is open (and this is not the half-open probe).
+- ``parked``: the circuit breaker is open (and this is not the half-open probe): the job moves
+  to ``P parked`` and the message is acknowledged; the sweeper re-publishes parked jobs once the
+  breaker closes, so an open breaker costs no broker traffic;
+- ``paused`` / ``cancelled``: the job's campaign is paused (the job moves to
+  ``P campaign:<id>:parked`` until ``campaign resume``) or cancelled (the job ends ``cancelled``);
+- ``throttled``: the campaign's global rate limit (``P campaign:<id>:rate:<second>``, shared by
+  every worker on every host) is used up for this second: wait and claim again.
 
 ``settle`` records an outcome only if the fencing token is still current: a delivery that lost
 its lease (paused, partitioned) cannot overwrite what the new holder recorded.
@@ -32,9 +38,10 @@ import redis
 from unsign_worker.keys import Keys
 
 CLAIM_LUA = r"""
--- KEYS: job, agreement, leases, breaker, breaker_probe
+-- KEYS: job, agreement, leases, breaker, breaker_probe, parked, campaign, campaign_parked,
+--       campaign_rate
 -- ARGV: job_id, now, lease_until, identity, identity_masked, params_json, campaign, reference,
---       probe_after, probe_ttl_ms, park_until
+--       probe_after, probe_ttl_ms
 local job, agr, leases, breaker, probe_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local job_id, now, lease_until = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', job) == 0 then
@@ -44,8 +51,27 @@ if redis.call('EXISTS', job) == 0 then
 end
 local st = redis.call('HGET', job, 'state')
 if st == 'unsigned' or st == 'already_unsigned' or st == 'duplicate' or st == 'rejected'
-   or st == 'dead_lettered' then
+   or st == 'dead_lettered' or st == 'cancelled' then
   return {'terminal', st}
+end
+if KEYS[7] ~= '' then
+  local c = redis.call('HMGET', KEYS[7], 'state', 'rate')
+  if c[1] == 'cancelled' then return {'cancelled', ''} end
+  if c[1] == 'paused' then
+    redis.call('HSET', job, 'state', 'parked', 'reason', 'campaign paused', 'updated_at', ARGV[2])
+    redis.call('ZADD', KEYS[8], ARGV[2], job_id)
+    redis.call('ZREM', leases, job_id)
+    return {'paused', ''}
+  end
+  local rate = tonumber(c[2] or '0')
+  if rate and rate > 0 then
+    local used = redis.call('INCR', KEYS[9])
+    if used == 1 then redis.call('PEXPIRE', KEYS[9], 2000) end
+    if used > rate then
+      local ms = 1000 - math.floor((now * 1000) % 1000)
+      return {'throttled', tostring(ms)}
+    end
+  end
 end
 local probe = '0'
 if redis.call('HGET', breaker, 'state') == 'open' then
@@ -54,8 +80,10 @@ if redis.call('HGET', breaker, 'state') == 'open' then
      and redis.call('SET', probe_key, job_id, 'NX', 'PX', ARGV[10]) then
     probe = '1'
   else
-    redis.call('HSET', job, 'state', 'parked', 'updated_at', ARGV[2])
-    redis.call('ZADD', leases, ARGV[11], job_id)
+    redis.call('HSET', job, 'state', 'parked', 'reason', 'circuit breaker open',
+               'updated_at', ARGV[2])
+    redis.call('ZADD', KEYS[6], ARGV[2], job_id)
+    redis.call('ZREM', leases, job_id)
     return {'parked', redis.call('HGET', breaker, 'code') or ''}
   end
 end
@@ -85,7 +113,7 @@ return {'claimed', tostring(token), reached, info[3] or '0', info[4] or '', prob
 
 SETTLE_LUA = r"""
 -- KEYS: job, agreement, leases, audit, events, counts, campaign_counts, rate, hook, hooks,
---       dlq, dlq_entry, breaker, breaker_probe
+--       dlq, dlq_entry, breaker, breaker_probe, parked
 -- ARGV[1]: JSON {job_id, token, now, state, code, reason, attempts, reached, lease_until,
 --          first_failure_at, terminal, success, audit, event, hook, dlq, close_breaker,
 --          retention, audit_maxlen, events_maxlen, hook_identity, hook_due}
@@ -115,6 +143,10 @@ if a.terminal then
   else
     redis.call('HSET', agr, 'state', 'released', 'holder', '', 'lease_until', 0)
   end
+elseif a.state == 'parked' then
+  redis.call('HSET', agr, 'state', 'released', 'holder', '', 'lease_until', 0)
+  redis.call('ZREM', KEYS[3], a.job_id)
+  redis.call('ZADD', KEYS[15], a.now, a.job_id)
 else
   redis.call('HSET', agr, 'state', 'held', 'lease_until', a.lease_until)
   redis.call('ZADD', KEYS[3], a.lease_until, a.job_id)
@@ -157,7 +189,7 @@ local a = cjson.decode(ARGV[1])
 local job = KEYS[1]
 local st = redis.call('HGET', job, 'state')
 if st == 'unsigned' or st == 'already_unsigned' or st == 'duplicate' or st == 'rejected'
-   or st == 'dead_lettered' then
+   or st == 'dead_lettered' or st == 'cancelled' then
   return 'terminal'
 end
 if not st then
@@ -182,13 +214,14 @@ return 'ok'
 class Claim:
     """The answer of :meth:`DedupStore.claim`."""
 
-    status: str  # claimed | duplicate | busy | terminal | parked
+    status: str  # claimed | duplicate | busy | terminal | parked | paused | cancelled | throttled
     token: str = ""
     reached: bool = False
     attempts: int = 0
     first_failure_at: float | None = None
     probe: bool = False
-    #: duplicate: the original job; terminal: its state; parked: the breaker's code
+    #: duplicate: the original job; terminal: its state; parked: the breaker's code;
+    #: throttled: milliseconds until the rate window reopens
     detail: str = ""
 
 
@@ -204,13 +237,16 @@ class DedupStore:
 
     def claim(self, *, job_id: str, identity: str, identity_masked: str, params_json: str,
               campaign: str, reference: str, now: float, lease_seconds: float,
-              probe_after_seconds: float, park_seconds: float) -> Claim:
+              probe_after_seconds: float) -> Claim:
         k = self._keys
         res = self._claim(
-            keys=[k.job(job_id), k.agreement(identity), k.leases, k.breaker, k.breaker_probe],
+            keys=[k.job(job_id), k.agreement(identity), k.leases, k.breaker, k.breaker_probe,
+                  k.parked, k.campaign(campaign) if campaign else "",
+                  k.campaign_parked(campaign) if campaign else "",
+                  k.campaign_rate(campaign, int(now)) if campaign else ""],
             args=[job_id, repr(now), repr(now + lease_seconds), identity, identity_masked,
                   params_json, campaign, reference, repr(probe_after_seconds),
-                  int(lease_seconds * 1000), repr(now + park_seconds + lease_seconds)],
+                  int(lease_seconds * 1000)],
         )
         res = [x.decode() if isinstance(x, bytes) else str(x) for x in res]
         status = res[0]
@@ -226,7 +262,7 @@ class DedupStore:
         keys = [k.job(job_id), k.agreement(identity), k.leases, k.audit, k.events, k.counts,
                 k.campaign_counts(campaign) if campaign else "", k.rate(minute),
                 k.hook(identity), k.hooks, k.dlq, k.dlq_entry(job_id), k.breaker,
-                k.breaker_probe]
+                k.breaker_probe, k.parked]
         out = self._settle(keys=keys, args=[json.dumps(payload)])
         return out.decode() if isinstance(out, bytes) else str(out)
 

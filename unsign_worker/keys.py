@@ -17,6 +17,7 @@ key                                    type    content and retention
 ``P leases``                           zset    job id -> lease expiry (epoch s) of every job that
                                                is not terminal and not queued; the sweeper
                                                re-publishes those past expiry
+``P parked``                           zset    job id -> time parked while the breaker is open
 ``P hook:<identity>``                  hash    success hook state: pending | running | done |
                                                failed, attempts, idempotency key, last error
 ``P hooks``                            zset    identity -> time the hook is due (sweeper)
@@ -31,13 +32,16 @@ key                                    type    content and retention
 ``P events``                           stream  every success (unsigned / already_unsigned)
 ``P counts``                           hash    outcome -> count, all time
 ``P rate:<minute>``                    hash    outcome -> count for one minute (expires 1 h)
-``P campaign:<id>``                    hash    campaign meta: name, total, state, timestamps
+``P campaign:<id>``                    hash    campaign meta: name, total, state (running |
+                                               paused | cancelled | done), rate (jobs/s, 0 =
+                                               unlimited), timestamps
 ``P campaign:<id>:counts``             hash    outcome -> count within the campaign
 ``P campaign:<id>:jobs``               list    job ids in input order (report)
+``P campaign:<id>:parked``             zset    job id -> time parked while the campaign is paused
+``P campaign:<id>:rate:<second>``      string  jobs started in that second (expires in 2 s)
 ``P campaigns``                        zset    campaign id -> creation time
 ``P inbox``                            stream  jobs added by any language (consumer group
                                                ``unsign-workers``)
-``P ratelimit``                        string  global rate limit window counter
 ``P workers``                          zset    worker hostname -> last heartbeat
 ``P sweeper``                          string  lock: one sweeper at a time (expires)
 =====================================  ======  ====================================================
@@ -93,6 +97,16 @@ class Keys:
     def leases(self) -> str:
         return f"{self.prefix}leases"
 
+    def campaign_parked(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:parked"
+
+    def campaign_rate(self, campaign_id: str, second: int) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:rate:{second}"
+
+    @property
+    def parked(self) -> str:
+        return f"{self.prefix}parked"
+
     @property
     def hooks(self) -> str:
         return f"{self.prefix}hooks"
@@ -136,10 +150,6 @@ class Keys:
     @property
     def inbox(self) -> str:
         return f"{self.prefix}inbox"
-
-    @property
-    def ratelimit(self) -> str:
-        return f"{self.prefix}ratelimit"
 
     @property
     def workers(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,26 +83,37 @@ def process_job(ctx: WorkerContext, message: Mapping[str, Any], *, broker_retrie
     except ValidationError as exc:
         return _finish_unclaimed(ctx, job, None, JobState.REJECTED, "INVALID_JOB", str(exc), now)
     identity = request.identity(ctx.settings.partner)
-    s = ctx.settings
-    claim = ctx.dedup.claim(job_id=job.job_id, identity=identity.key,
-                            identity_masked=identity.masked(), params_json=job.params_json(),
-                            campaign=job.campaign, reference=job.reference, now=now,
-                            lease_seconds=s.lease_seconds,
-                            probe_after_seconds=s.breaker_probe_after_seconds,
-                            park_seconds=s.park_countdown_seconds)
+    claim = _claim(ctx, job, identity)
     if claim.status == "duplicate":
         return _finish_unclaimed(ctx, job, identity, JobState.DUPLICATE, "",
                                  f"agreement already handled by job {claim.detail}", now,
                                  original=claim.detail)
+    if claim.status == "cancelled":
+        return _finish_unclaimed(ctx, job, identity, JobState.CANCELLED, "",
+                                 "campaign cancelled before this job was sent", now)
     if claim.status in ("busy", "terminal"):
         return Decision("ignored", job.job_id, claim.detail or "in_flight",
                         detail=f"redelivered copy ({claim.status})")
-    if claim.status == "parked":
-        return Decision("retry", job.job_id, JobState.PARKED, code=claim.detail,
-                        countdown=s.park_countdown_seconds, detail="circuit breaker open")
+    if claim.status in ("parked", "paused"):
+        reason = "circuit breaker open" if claim.status == "parked" else "campaign paused"
+        return Decision("done", job.job_id, JobState.PARKED, code=claim.detail, detail=reason)
     run = _Run(ctx, job, request, identity, claim, now, attempts=claim.attempts,
                reached=claim.reached)
     return _submit(run, broker_retries)
+
+
+def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
+    """Claim the agreement, waiting out the campaign's global rate limit if it is used up."""
+    s = ctx.settings
+    while True:
+        claim = ctx.dedup.claim(job_id=job.job_id, identity=identity.key,
+                                identity_masked=identity.masked(), params_json=job.params_json(),
+                                campaign=job.campaign, reference=job.reference, now=time.time(),
+                                lease_seconds=s.lease_seconds,
+                                probe_after_seconds=s.breaker_probe_after_seconds)
+        if claim.status != "throttled":
+            return claim
+        time.sleep(max(1, int(claim.detail or 0)) / 1000 + random.random() * 0.05)
 
 
 def _submit(run: _Run, broker_retries: int) -> Decision:
@@ -166,12 +178,9 @@ def _settle_gone(run: _Run, code: str) -> Decision:
 
 
 def _halt(run: _Run, code: str) -> Decision:
-    ctx, s = run.ctx, run.ctx.settings
-    ctx.breaker.record_halt(code, lookup(code).en, probe=run.claim.probe)
-    decision = _settle(run, JobState.PARKED, code, "integration-wide error: line stopped",
-                       lease_until=time.time() + s.park_countdown_seconds + s.lease_seconds)
-    return Decision("retry", run.job.job_id, JobState.PARKED, code=code,
-                    countdown=s.park_countdown_seconds, detail=decision.detail)
+    """Count the halt answer towards the breaker and park the job (never a failure)."""
+    run.ctx.breaker.record_halt(code, lookup(code).en, probe=run.claim.probe)
+    return _settle(run, JobState.PARKED, code, "integration-wide error: line stopped")
 
 
 def _retry_later(run: _Run, exc: RetryableError, broker_retries: int) -> Decision:

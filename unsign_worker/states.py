@@ -16,6 +16,7 @@ class JobState(StrEnum):
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     DEAD_LETTERED = "dead_lettered"
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
@@ -32,6 +33,7 @@ TERMINAL_STATES = frozenset({
     JobState.DUPLICATE,
     JobState.REJECTED,
     JobState.DEAD_LETTERED,
+    JobState.CANCELLED,
 })
 
 #: Terminal states that count as a failure for exit codes and alerts.

@@ -34,11 +34,12 @@ SWEEP_BATCH = 500
 
 class Sweeper:
     def __init__(self, client: redis.Redis, keys: Keys, *, lease_seconds: float,
-                 publish_job: Callable[[dict[str, Any]], None],
+                 probe_after_seconds: float, publish_job: Callable[[dict[str, Any]], None],
                  publish_hook: Callable[[str], None], hostname: str | None = None) -> None:
         self._r = client
         self._keys = keys
         self._lease = lease_seconds
+        self._probe_after = probe_after_seconds
         self._publish_job = publish_job
         self._publish_hook = publish_hook
         self.hostname = hostname or socket.gethostname()
@@ -53,18 +54,13 @@ class Sweeper:
         jobs = 0
         for raw_id in self._r.zrangebyscore(k.leases, "-inf", now, start=0, num=SWEEP_BATCH):
             job_id = raw_id.decode()
-            fields = self._r.hmget(k.job(job_id), "state", "params", "campaign", "reference")
-            state = (fields[0] or b"").decode()
-            if not state or state in TERMINAL_STATES:
-                self._r.zrem(k.leases, job_id)
-                continue
-            message = {"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
-                       "campaign": (fields[2] or b"").decode(),
-                       "reference": (fields[3] or b"").decode(), "enqueued_at": now}
             self._r.zadd(k.leases, {job_id: now + self._lease})
-            self._publish_job(message)
-            jobs += 1
-            log.warning("job %s (%s) had an expired lease: re-published", job_id, state)
+            if self.republish(job_id, now):
+                jobs += 1
+                log.warning("job %s had an expired lease: re-published", job_id)
+            else:
+                self._r.zrem(k.leases, job_id)
+        jobs += self._unpark(now)
         hooks = 0
         for raw in self._r.zrangebyscore(k.hooks, "-inf", now, start=0, num=SWEEP_BATCH):
             identity = raw.decode()
@@ -72,6 +68,38 @@ class Sweeper:
             self._publish_hook(identity)
             hooks += 1
         return {"jobs": jobs, "hooks": hooks}
+
+
+    def republish(self, job_id: str, now: float) -> bool:
+        """Send the job's message again from its record, unless it has ended."""
+        fields = self._r.hmget(self._keys.job(job_id), "state", "params", "campaign", "reference")
+        state = (fields[0] or b"").decode()
+        if not state or state in TERMINAL_STATES:
+            return False
+        self._publish_job({"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
+                           "campaign": (fields[2] or b"").decode(),
+                           "reference": (fields[3] or b"").decode(), "enqueued_at": now})
+        return True
+
+    def _unpark(self, now: float) -> int:
+        """Breaker closed: re-publish every parked job. Open past the probe delay: one, which
+        the claim turns into the half-open probe."""
+        k = self._keys
+        state, opened_at = self._r.hmget(k.breaker, "state", "opened_at")
+        if state == b"open":
+            if now - float(opened_at or 0) < self._probe_after or self._r.exists(k.breaker_probe):
+                return 0
+            popped = self._r.zpopmin(k.parked, 1)
+        else:
+            popped = self._r.zpopmin(k.parked, SWEEP_BATCH)
+        count = 0
+        for raw_id, _ in popped:
+            if self.republish(raw_id.decode(), now):
+                count += 1
+        if count:
+            log.warning("re-published %d parked job(s) (breaker %s)", count,
+                        (state or b"closed").decode())
+        return count
 
 
 class SweeperThread(threading.Thread):
