@@ -52,7 +52,7 @@ class RetryPolicy:
 
     def intask_wait(self) -> wait_exponential_jitter:
         """tenacity wait strategy for in-task retries."""
-        return wait_exponential_jitter(initial=self.intask_base_seconds,
+        return wait_exponential_jitter(multiplier=self.intask_base_seconds,
                                        max=self.intask_cap_seconds, jitter=self.intask_base_seconds)
 
     def countdown_seconds(self, broker_retry: int, rand: Callable[[], float] = random.random

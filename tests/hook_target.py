@@ -1,0 +1,35 @@
+"""Success hooks used by the tests (imported by worker processes through UNSIGN_SUCCESS_HOOK).
+
+They record each call in a Redis list named by ``UNSIGN_TEST_HOOK_LIST``; ``flaky`` fails the
+first ``UNSIGN_TEST_HOOK_FAILURES`` calls for each idempotency key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import redis
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(os.environ.get("UNSIGN_REDIS_URL")
+                                or "redis://127.0.0.1:6379/13")
+
+
+def record(event: dict[str, Any]) -> None:
+    _client().rpush(os.environ["UNSIGN_TEST_HOOK_LIST"], event["idempotency_key"])
+
+
+def flaky(event: dict[str, Any]) -> None:
+    client = _client()
+    key = f"{os.environ['UNSIGN_TEST_HOOK_LIST']}:tries:{event['idempotency_key']}"
+    tries = client.incr(key)
+    if tries <= int(os.environ.get("UNSIGN_TEST_HOOK_FAILURES", "1")):
+        raise RuntimeError(f"merchant database unavailable (try {tries})")
+    client.rpush(os.environ["UNSIGN_TEST_HOOK_LIST"], json.dumps(event["idempotency_key"]))
+
+
+def calls(client: redis.Redis, list_key: str) -> list[str]:
+    return [c.decode() for c in client.lrange(list_key, 0, -1)]
