@@ -51,7 +51,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 async def _stats(request: web.Request, state: EmulatorState) -> Any:
     per_agreement = request.query.get("agreements", "1") not in ("0", "false", "no")
-    return state.stats.snapshot(per_agreement=per_agreement)
+    return state.stats.snapshot(in_flight=state.in_flight, per_agreement=per_agreement)
 
 
 async def _reset_stats(request: web.Request, state: EmulatorState) -> Any:

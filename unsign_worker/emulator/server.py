@@ -43,6 +43,16 @@ def check_bind(host: str, *, public: bool) -> None:
 async def _gateway(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     state.stats.requests += 1
+    state.in_flight += 1
+    if state.in_flight > state.stats.max_in_flight:
+        state.stats.max_in_flight = state.in_flight
+    try:
+        return await _serve_gateway(request, state)
+    finally:
+        state.in_flight -= 1
+
+
+async def _serve_gateway(request: web.Request, state: EmulatorState) -> web.StreamResponse:
     faults = state.faults
     delay = faults.delay_seconds(state.rand)
     if delay:
@@ -120,8 +130,7 @@ async def start_server(state: EmulatorState, *, host: str, port: int,
     runner = web.AppRunner(make_app(state), access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, handler_cancellation=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG,
-                       shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
+    site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
     try:
         await site.start()
     except OSError as exc:

@@ -38,6 +38,8 @@ class EmulatorState:
         self.faults = scenario.faults
         self.scripts: dict[str, deque[str]] = {}
         self.stats = Stats()
+        #: gateway requests being handled right now
+        self.in_flight = 0
         self.rand = random.Random(self._seed)
         self.reset()
 
@@ -46,7 +48,7 @@ class EmulatorState:
         self.book.restore()
         self.scripts = {k: deque(v) for k, v in self._initial_scripts.items() if v}
         self.faults = self._initial_faults
-        self.stats = Stats()
+        self.stats = Stats(max_in_flight=self.in_flight)
         self.rand = random.Random(self._seed)
 
     def clear(self) -> None:
@@ -55,7 +57,7 @@ class EmulatorState:
         self.scripts = {}
 
     def reset_stats(self) -> None:
-        self.stats = Stats()
+        self.stats = Stats(max_in_flight=self.in_flight)
 
     def agreement(self, agreement_id: str) -> Agreement:
         """Raises: KeyError if no agreement has this id."""

@@ -1,6 +1,7 @@
 """What the emulator counts, for tests and benchmarks to check the worker's behaviour.
 
-- ``requests``: every request to ``/gateway.do``, whatever happened to it.
+- ``requests``: every request to ``/gateway.do``, whatever happened to it; ``in_flight`` of
+  them are being handled now, and at most ``max_in_flight`` were at the same time.
 - ``answers``: answers written, by ``T`` or error code (spoiled bodies included, lost ones not).
 - ``faults``: injected faults by name (``RESET``, ``HTTP_503``, ``HANG``, ``LOST_ANSWER``,
   ``MALFORMED``, ``OVERSIZED``, ``WRONG_SIGN``, ``ERROR_RATE``, ``SCRIPTED``, ``GLOBAL_CODE``).
@@ -40,6 +41,7 @@ class Stats:
     unsigns: int = 0
     duplicates: int = 0
     after_success: int = 0
+    max_in_flight: int = 0
     answers: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     agreements: dict[str, AgreementCounts] = field(default_factory=dict)
@@ -62,11 +64,13 @@ class Stats:
         self.counts(agreement_id).after_success += 1
         self.after_success += 1
 
-    def snapshot(self, *, per_agreement: bool = True) -> dict[str, object]:
+    def snapshot(self, *, in_flight: int = 0, per_agreement: bool = True) -> dict[str, object]:
         """A JSON-able copy; ``per_agreement`` adds the agreements that saw requests."""
         data: dict[str, object] = {
             "since": self.since,
             "requests": self.requests,
+            "in_flight": in_flight,
+            "max_in_flight": self.max_in_flight,
             "unsign_requests": self.unsign_requests,
             "query_requests": self.query_requests,
             "bad_signatures": self.bad_signatures,
