@@ -106,8 +106,8 @@ def parse_xml(body: bytes, *, max_bytes: int = MAX_RESPONSE_BYTES) -> ET.Element
         raise ResponseError("XML with a DTD or entity declaration refused", reason="dtd")
     text = _decode(body)
     try:
-        root = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True,
-                                 forbid_external=True)
+        root: ET.Element = SafeET.fromstring(text, forbid_dtd=True, forbid_entities=True,
+                                             forbid_external=True)
     except defusedxml.DefusedXmlException as exc:
         raise ResponseError(f"unsafe XML refused: {type(exc).__name__}", reason="dtd") from None
     except ET.ParseError as exc:

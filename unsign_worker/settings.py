@@ -99,7 +99,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
 
-    def __reduce__(self) -> object:  # never pickled with its value
+    def __reduce__(self) -> str | tuple[object, ...]:  # never pickled with its value
         raise TypeError("Secret values cannot be pickled")
 
 

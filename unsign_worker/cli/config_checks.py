@@ -1,0 +1,281 @@
+"""The checks behind ``unsign-worker check-config``: each returns :class:`Check` lines.
+
+:func:`check_settings` is pure (it looks at a :class:`Settings` only). :func:`check_redis` and
+:func:`probe_gateway` talk to the network, with short timeouts, and never send an unsign: the
+probe stops after the TLS handshake. No check ever puts a secret in its message.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from unsign_worker.exceptions import ConfigError
+from unsign_worker.masking import mask_account
+from unsign_worker.params import validate_partner
+from unsign_worker.settings import (
+    DEFAULT_GATEWAY_URL,
+    SUPPORTED_CHARSETS,
+    SUPPORTED_SIGN_TYPES,
+    Settings,
+    check_gateway_url,
+    redact_url,
+)
+from unsign_worker.signing import make_signer
+
+#: Connect and read timeout of the Redis checks.
+REDIS_TIMEOUT_SECONDS = 2.0
+
+Status = Literal["ok", "warning", "error"]
+_MD5_KEY_RE = re.compile(r"[0-9A-Za-z]{32}")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: what was checked, how it went, and why."""
+
+    name: str
+    status: Status
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "message": self.message}
+
+
+def ok(name: str, message: str) -> Check:
+    return Check(name, "ok", message)
+
+
+def warn(name: str, message: str) -> Check:
+    return Check(name, "warning", message)
+
+
+def fail(name: str, message: str) -> Check:
+    return Check(name, "error", message)
+
+
+def check_settings(settings: Settings) -> list[Check]:
+    """Every check that needs nothing but the settings (no I/O)."""
+    return [
+        _partner(settings),
+        *_test_partner(settings),
+        *_signing(settings),
+        _charset(settings),
+        *_gateway(settings),
+    ]
+
+
+def _partner(s: Settings) -> Check:
+    name = "ALIPAY_PARTNER"
+    if not s.partner:
+        return fail(name, "not set: the partner ID, 16 digits starting with 2088")
+    if validate_partner(s.partner):
+        return fail(name, f"must be 16 digits starting with 2088 (got {len(s.partner)} "
+                          f"characters: {mask_account(s.partner)})")
+    return ok(name, f"{mask_account(s.partner)}: 16 digits starting with 2088")
+
+
+def _test_partner(s: Settings) -> list[Check]:
+    name = "ALIPAY_TEST_PARTNERS"
+    if not s.is_test_partner:
+        return [ok(name, "the partner is not listed as a test account")] if s.test_partners else []
+    if s.sandbox:
+        return [ok(name, "the partner is a test account; fine in sandbox mode")]
+    return [fail(name, "WARNING: TEST ACCOUNT IN USE OUTSIDE SANDBOX MODE. Test accounts are "
+                       "charged 3% fees: replace ALIPAY_PARTNER and the key with the contracted "
+                       "account's before any real traffic")]
+
+
+def _signing(s: Settings) -> list[Check]:
+    if s.sign_type not in SUPPORTED_SIGN_TYPES:
+        return [fail("ALIPAY_SIGN_TYPE", f"{s.sign_type!r} is not one of "
+                     f"{', '.join(SUPPORTED_SIGN_TYPES)} (upper case, as the gateway demands)")]
+    checks = [ok("ALIPAY_SIGN_TYPE", s.sign_type)]
+    if s.sign_type == "MD5":
+        return checks + [_md5_key(s.key.reveal())]
+    return checks + _pem_files(s)
+
+
+def _md5_key(key: str) -> Check:
+    name = "ALIPAY_KEY"
+    if not key:
+        return fail(name, "not set (nor ALIPAY_KEY_FILE): MD5 signing needs the 32-character key")
+    if not _MD5_KEY_RE.fullmatch(key):
+        plain = key.isascii() and key.isalnum()
+        odd = "" if plain else ", some of them neither letters nor digits"
+        return fail(name, f"must be 32 letters and digits (got {len(key)} characters{odd})")
+    return ok(name, "32 letters and digits")
+
+
+def _pem_files(s: Settings) -> list[Check]:
+    checks: list[Check] = []
+    kind = s.sign_type
+    private, public = s.private_key_pem.reveal(), s.public_key_pem
+    loaded_private = loaded_public = False
+    if not private:
+        checks.append(fail("ALIPAY_PRIVATE_KEY_FILE",
+                           f"not set: {kind} signing needs the merchant's private key (PEM)"))
+    else:
+        loaded_private = _loads(checks, "ALIPAY_PRIVATE_KEY_FILE", kind, private_key_pem=private)
+    if not public:
+        checks.append(fail("ALIPAY_PUBLIC_KEY_FILE",
+                           f"not set: Alipay's {kind} public key is needed to verify answers"))
+    else:
+        loaded_public = _loads(checks, "ALIPAY_PUBLIC_KEY_FILE", kind, public_key_pem=public)
+    if loaded_private and loaded_public:
+        pair = make_signer(kind, private_key_pem=private, public_key_pem=public)
+        if pair.verify(b"check-config", pair.sign(b"check-config")):
+            checks.append(warn("ALIPAY_PUBLIC_KEY_FILE",
+                               "is the public half of your own private key; it must be Alipay's "
+                               "public key, or real answers will not verify"))
+    return checks
+
+
+def _loads(checks: list[Check], name: str, kind: str, **material: str) -> bool:
+    try:
+        make_signer(kind, **material)
+    except ConfigError as exc:
+        checks.append(fail(name, str(exc).removeprefix(f"{name}: ")))
+        return False
+    what = "private key" if "private_key_pem" in material else "public key"
+    checks.append(ok(name, f"loads as a {kind} {what}"))
+    return True
+
+
+def _charset(s: Settings) -> Check:
+    if s.input_charset not in SUPPORTED_CHARSETS:
+        return fail("ALIPAY_INPUT_CHARSET", f"{s.input_charset!r} is not one of "
+                                            f"{', '.join(SUPPORTED_CHARSETS)}")
+    return ok("ALIPAY_INPUT_CHARSET", s.input_charset)
+
+
+def _gateway(s: Settings) -> list[Check]:
+    name = "ALIPAY_GATEWAY_URL"
+    checks: list[Check] = []
+    try:
+        check_gateway_url(s.gateway_url, sandbox=s.sandbox)
+    except ConfigError as exc:
+        checks.append(fail(name, str(exc).removeprefix(f"{name}: ")))
+    else:
+        if s.sandbox:
+            checks.append(ok(name, f"{s.gateway_url} (sandbox mode: a loopback emulator, "
+                                   "not Alipay)"))
+        elif s.gateway_url != DEFAULT_GATEWAY_URL:
+            checks.append(warn(name, f"{s.gateway_url} is not Alipay's gateway "
+                                     f"{DEFAULT_GATEWAY_URL}; the rules require it in production"))
+        else:
+            checks.append(ok(name, f"{s.gateway_url} (https, certificate verified)"))
+    if s.ca_bundle:
+        try:
+            ssl.create_default_context(cafile=s.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            checks.append(fail("ALIPAY_CA_BUNDLE", f"cannot load {s.ca_bundle!r}: "
+                                                   f"{getattr(exc, 'strerror', None) or exc}"))
+        else:
+            checks.append(ok("ALIPAY_CA_BUNDLE", f"{s.ca_bundle} loads; only it is trusted"))
+    return checks
+
+
+# --- Redis -----------------------------------------------------------------------------------
+
+
+def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS
+                ) -> list[Check]:
+    """PING the Redis at ``url``; if it answers, look at its eviction and persistence."""
+    import redis  # only here: the other checks must not need a Redis library loaded
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    shown = redact_url(url)
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        return [warn(name, f"{shown} is not a Redis URL; not checked")]
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_seconds,
+                                      socket_timeout=timeout_seconds, retry=Retry(NoBackoff(), 0))
+        client.ping()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        return [fail(name, f"{shown} does not answer PING: {exc}")]
+    try:
+        return [ok(name, f"{shown} answers PING"), *redis_health(client, name=name)]
+    finally:
+        client.close()
+
+
+def redis_health(client: Any, *, name: str) -> list[Check]:
+    """Eviction policy and persistence of a reachable Redis (``CONFIG GET``; may be disabled)."""
+    import redis
+
+    try:
+        policy = _config(client, "maxmemory-policy")
+        appendonly = _config(client, "appendonly")
+        save = _config(client, "save")
+    except redis.RedisError as exc:
+        return [warn(name, f"CONFIG GET is not allowed ({exc}); make sure maxmemory-policy is "
+                           "noeviction and persistence (AOF or RDB) is on")]
+    checks: list[Check] = []
+    if policy != "noeviction":
+        checks.append(warn(name, f"maxmemory-policy is {policy!r}: under memory pressure Redis "
+                                 "may evict queued jobs and dedup keys; use noeviction"))
+    else:
+        checks.append(ok(name, "maxmemory-policy is noeviction"))
+    if appendonly == "yes":
+        checks.append(ok(name, "persistence: AOF on"))
+    elif save.strip():
+        checks.append(ok(name, f"persistence: RDB snapshots (save {save})"))
+    else:
+        checks.append(warn(name, "no persistence (appendonly no, save ''): a Redis restart "
+                                 "loses queued jobs, dedup keys and dead letters"))
+    return checks
+
+
+def _config(client: Any, parameter: str) -> str:
+    value = client.config_get(parameter).get(parameter, "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- the gateway probe -------------------------------------------------------------------------
+
+
+def probe_gateway(settings: Settings) -> list[Check]:
+    """Resolve the gateway's host through DNS and complete a TLS handshake; send nothing."""
+    parts = urlsplit(settings.gateway_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = settings.connect_timeout_seconds
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return [fail("probe DNS", f"cannot resolve {host}: {exc}")]
+    addresses = sorted({str(info[4][0]) for info in infos})
+    checks = [ok("probe DNS", f"{host} resolves to {', '.join(addresses)}")]
+    if parts.scheme != "https":
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as exc:
+            return checks + [fail("probe TCP", f"cannot connect to {host}:{port}: {exc}")]
+        return checks + [ok("probe TCP", f"connected to {host}:{port} (plain http, sandbox); "
+                                         "no request sent")]
+    return checks + [_tls_handshake(host, port, timeout, settings.ca_bundle)]
+
+
+def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) -> Check:
+    name = "probe TLS"
+    try:
+        context = ssl.create_default_context(cafile=ca_bundle)  # verifies chain and host name
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                version, cert = tls.version(), tls.getpeercert() or {}
+    except ssl.SSLCertVerificationError as exc:
+        return fail(name, f"the certificate of {host}:{port} does not verify: "
+                          f"{exc.verify_message or exc}"
+                          + ("" if ca_bundle else " (set ALIPAY_CA_BUNDLE for a private CA)"))
+    except (OSError, ssl.SSLError) as exc:
+        return fail(name, f"no TLS handshake with {host}:{port}: {exc}")
+    trust = "ALIPAY_CA_BUNDLE" if ca_bundle else "the system trust store"
+    until = cert.get("notAfter", "?")
+    return ok(name, f"handshake with {host}:{port} completed ({version}, certificate verified "
+                    f"by {trust}, valid until {until}); no request sent")
