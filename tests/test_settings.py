@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,22 @@ def test_loopback_hosts_are_localhost_and_loopback_literals_only() -> None:
     assert is_loopback_host("127.0.0.1") and is_loopback_host("127.1.2.3")
     assert is_loopback_host("[::1]") and is_loopback_host("::1")
     assert not is_loopback_host("10.0.0.1") and not is_loopback_host("localhost.example.com")
+
+
+# --- the documentation stays true ---------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def variables_read_by_from_env() -> set[str]:
+    source = (ROOT / "unsign_worker" / "settings.py").read_text(encoding="utf-8")
+    return set(re.findall(r"\b(?:get|num)\(\s*\"([A-Z][A-Z0-9_]+)\"", source))
+
+
+def test_docs_configuration_lists_exactly_the_variables_settings_read() -> None:
+    read = variables_read_by_from_env()
+    assert {"ALIPAY_PARTNER", "UNSIGN_REDIS_URL", "UNSIGN_LEASE"} <= read  # the parser works
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `((?:ALIPAY|UNSIGN)_[A-Z0-9_]+)` \|", doc, re.MULTILINE))
+    assert sorted(read - documented) == [], "variables missing from docs/configuration.md"
+    assert sorted(documented - read) == [], "docs/configuration.md lists unknown variables"

@@ -76,7 +76,7 @@ def _partner(s: Settings) -> Check:
     if validate_partner(s.partner):
         return fail(name, f"must be 16 digits starting with 2088 (got {len(s.partner)} "
                           f"characters: {mask_account(s.partner)})")
-    return ok(name, f"{mask_account(s.partner)}: 16 digits starting with 2088")
+    return ok(name, f"{mask_account(s.partner)} (16 digits starting with 2088)")
 
 
 def _test_partner(s: Settings) -> list[Check]:
