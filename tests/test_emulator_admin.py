@@ -1,0 +1,162 @@
+"""The admin API and its client: stats, reset, clear, scripts, statuses, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from tests.plugins.emulator_fixtures import EmulatorHandle
+from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
+from unsign_worker.emulator.server import STATE_KEY, make_app
+from unsign_worker.response import parse_response
+from unsign_worker.signing import Md5Signer
+
+CAE_1 = {"customer_code": "C00000000001"}
+
+
+def code_of(emu: EmulatorHandle, **business: str) -> str:
+    parsed = parse_response(emu.send(emu.signed(**(business or CAE_1))).content,
+                            verifier=Md5Signer(emu.key))
+    return "T" if parsed.is_success else parsed.error
+
+
+def test_health_answers_with_the_partner_and_the_number_of_agreements(emulator):
+    assert emulator.admin.health() == {"status": "ok", "partner": emulator.partner,
+                                       "agreements": 6}
+
+
+def test_the_admin_client_accepts_the_gateway_url(emulator):
+    assert EmulatorAdmin(emulator.url).base_url == emulator.base_url
+
+
+def test_stats_count_requests_per_agreement_and_bad_signatures(emulator):
+    # Given one success, one repeat, one unknown agreement and one bad signature
+    code_of(emulator)
+    code_of(emulator)
+    code_of(emulator, customer_code="C99999999999")
+    bad = emulator.signed(customer_code="C00000000002")
+    bad["sign"] = "0" * 32
+    emulator.send(bad)
+    # Then
+    stats = emulator.admin.stats()
+    assert stats["requests"] == 4 and stats["unsign_requests"] == 3
+    assert stats["bad_signatures"] == 1
+    assert stats["answers"] == {"T": 1, "STATUS_CUSTOMER_SIGN": 1, "NOT_EXIST_CUST_SIGN": 1,
+                                "ILLEGAL_SIGN": 1}
+    assert stats["agreements"] == {"cae-1": {"requests": 2, "unsigns": 1, "after_success": 1}}
+    assert "agreements" not in emulator.admin.stats(per_agreement=False)
+
+
+def test_an_agreement_re_signed_by_hand_and_unsigned_again_counts_as_a_duplicate(emulator):
+    assert code_of(emulator) == "T"
+    emulator.admin.set_status("cae-1", "signed")
+    assert code_of(emulator) == "T"
+    stats = emulator.admin.stats()
+    assert (stats["unsigns"], stats["duplicates"], stats["after_success"]) == (2, 1, 0)
+
+
+def test_reset_stats_zeroes_the_counters_but_keeps_the_agreements(emulator):
+    code_of(emulator)
+    emulator.admin.reset_stats()
+    assert emulator.admin.stats()["requests"] == 0
+    assert emulator.admin.agreement("cae-1")["status"] == "unsigned"
+
+
+def test_reset_returns_statuses_scripts_faults_and_counters_to_start_up(emulator_factory):
+    emu = emulator_factory(scenario={"faults": {"latency_ms": 1},
+                                     "scripts": {"cae-2": ["SYSTEM_ERROR"]}})
+    code_of(emu)
+    emu.admin.set_status("cae-unsigned", "signed")
+    emu.admin.script("cae-3", ["HTTP_500"])
+    emu.admin.set_faults(latency_ms=5)
+    emu.admin.reset()
+    assert emu.admin.agreement("cae-1")["status"] == "signed"
+    assert emu.admin.agreement("cae-unsigned")["status"] == "unsigned"
+    assert emu.admin.scripts() == {"cae-2": ["SYSTEM_ERROR"]}
+    assert emu.admin.faults()["latency_ms"] == 1
+    assert emu.admin.stats()["requests"] == 0
+
+
+def test_clear_removes_faults_and_scripts_but_keeps_statuses_and_counters(emulator):
+    code_of(emulator)
+    emulator.admin.set_faults(global_code="ILLEGAL_PARTNER", latency_ms=20)
+    emulator.admin.script("cae-2", ["SYSTEM_ERROR"])
+    emulator.admin.clear()
+    assert emulator.admin.faults()["global_code"] == ""
+    assert emulator.admin.faults()["latency_ms"] == 0
+    assert emulator.admin.scripts() == {}
+    assert emulator.admin.agreement("cae-1")["status"] == "unsigned"
+    assert emulator.admin.stats()["unsigns"] == 1
+
+
+def test_set_faults_changes_only_the_knobs_given(emulator):
+    emulator.admin.set_faults(latency_ms=10)
+    faults = emulator.admin.set_faults(jitter_ms=5)
+    assert (faults["latency_ms"], faults["jitter_ms"]) == (10, 5)
+
+
+def test_an_unknown_fault_knob_is_refused_with_its_name(emulator):
+    with pytest.raises(EmulatorAdminError) as info:
+        emulator.admin.set_faults(latency=10)
+    assert info.value.status == 400 and "faults.latency" in str(info.value)
+
+
+def test_a_rate_above_one_is_refused(emulator):
+    with pytest.raises(EmulatorAdminError, match="faults.error_rate"):
+        emulator.admin.set_faults(error_rate=1.5)
+
+
+def test_a_script_for_an_unknown_agreement_is_a_404(emulator):
+    with pytest.raises(EmulatorAdminError) as info:
+        emulator.admin.script("nope", ["OK"])
+    assert info.value.status == 404
+
+
+def test_a_bad_script_step_is_refused(emulator):
+    with pytest.raises(EmulatorAdminError, match="not a step"):
+        emulator.admin.script("cae-1", ["system_error"])
+
+
+def test_an_empty_script_removes_the_agreements_script(emulator):
+    emulator.admin.script("cae-1", ["SYSTEM_ERROR"])
+    emulator.admin.script("cae-1", [])
+    assert emulator.admin.scripts() == {}
+    assert code_of(emulator) == "T"
+
+
+def test_a_bad_status_is_refused(emulator):
+    with pytest.raises(EmulatorAdminError, match="status"):
+        emulator.admin.set_status("cae-1", "frozen")
+
+
+def test_an_unreachable_emulator_is_an_admin_error():
+    with pytest.raises(EmulatorAdminError):
+        EmulatorAdmin("http://127.0.0.1:9", timeout_seconds=1).stats()
+
+
+def test_wait_ready_gives_up_after_its_deadline():
+    with pytest.raises(TimeoutError):
+        EmulatorAdmin("http://127.0.0.1:9", timeout_seconds=0.2).wait_ready(0.3)
+
+
+def test_the_admin_api_refuses_clients_that_are_not_on_loopback(emulator):
+    # Given the app of a running emulator and a request that comes from another host
+    app = make_app(emulator.thread.state)
+    handler = next(r.handler for r in app.router.routes()
+                   if r.resource is not None and r.resource.canonical == "/_emulator/stats")
+
+    class Transport:
+        def get_extra_info(self, name: str, default: object = None) -> object:
+            return ("10.1.2.3", 40000) if name == "peername" else default
+
+        def is_closing(self) -> bool:
+            return False
+
+    request = make_mocked_request("GET", "/_emulator/stats", app=app, transport=Transport())
+    # Then it is refused
+    response = asyncio.run(handler(request))
+    assert isinstance(response, web.Response) and response.status == 403
+    assert app[STATE_KEY] is emulator.thread.state
