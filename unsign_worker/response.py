@@ -4,7 +4,8 @@
 - ``defusedxml`` refuses DTDs, entity declarations and external references (XXE, billion laughs).
 - Nesting deeper than ``MAX_DEPTH`` or more than ``MAX_ELEMENTS`` elements is refused.
 - The declared encoding is honoured (the gateway may answer in GBK), decoded here rather than
-  by expat, which cannot read multi-byte encodings.
+  by expat, which cannot read multi-byte encodings; ``gb2312`` is read as its superset GBK.
+- A top-level field given twice (two ``<is_success>``, two ``<sign>``) is refused.
 - The response signature covers the children of ``<response><customer>`` on success, the
   ``<error>`` node on failure, and every top-level field but sign/sign_type for
   ``query_customer_protocol`` answers. A wrong signature raises :class:`BadSignatureError`; a

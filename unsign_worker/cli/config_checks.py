@@ -1,14 +1,13 @@
 """The checks behind ``unsign-worker check-config``: each returns :class:`Check` lines.
 
-:func:`check_settings` is pure (it looks at a :class:`Settings` only). :func:`check_redis` and
-:func:`probe_gateway` talk to the network, with short timeouts, and never send an unsign: the
-probe stops after the TLS handshake. No check ever puts a secret in its message.
+:func:`check_settings` is pure (it looks at a :class:`Settings` only); :func:`check_redis`
+talks to Redis with short timeouts (the gateway probe lives in ``gateway_probe``). No check ever
+puts a secret in its message.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -235,47 +234,3 @@ def redis_health(client: Any, *, name: str) -> list[Check]:
 def _config(client: Any, parameter: str) -> str:
     value = client.config_get(parameter).get(parameter, "")
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-# --- the gateway probe -------------------------------------------------------------------------
-
-
-def probe_gateway(settings: Settings) -> list[Check]:
-    """Resolve the gateway's host through DNS and complete a TLS handshake; send nothing."""
-    parts = urlsplit(settings.gateway_url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    timeout = settings.connect_timeout_seconds
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        return [fail("probe DNS", f"cannot resolve {host}: {exc}")]
-    addresses = sorted({str(info[4][0]) for info in infos})
-    checks = [ok("probe DNS", f"{host} resolves to {', '.join(addresses)}")]
-    if parts.scheme != "https":
-        try:
-            socket.create_connection((host, port), timeout=timeout).close()
-        except OSError as exc:
-            return checks + [fail("probe TCP", f"cannot connect to {host}:{port}: {exc}")]
-        return checks + [ok("probe TCP", f"connected to {host}:{port} (plain http, sandbox); "
-                                         "no request sent")]
-    return checks + [_tls_handshake(host, port, timeout, settings.ca_bundle)]
-
-
-def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) -> Check:
-    name = "probe TLS"
-    try:
-        context = ssl.create_default_context(cafile=ca_bundle)  # verifies chain and host name
-        with socket.create_connection((host, port), timeout=timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=host) as tls:
-                version, cert = tls.version(), tls.getpeercert() or {}
-    except ssl.SSLCertVerificationError as exc:
-        return fail(name, f"the certificate of {host}:{port} does not verify: "
-                          f"{exc.verify_message or exc}"
-                          + ("" if ca_bundle else " (set ALIPAY_CA_BUNDLE for a private CA)"))
-    except (OSError, ssl.SSLError) as exc:
-        return fail(name, f"no TLS handshake with {host}:{port}: {exc}")
-    trust = "ALIPAY_CA_BUNDLE" if ca_bundle else "the system trust store"
-    until = cert.get("notAfter", "?")
-    return ok(name, f"handshake with {host}:{port} completed ({version}, certificate verified "
-                    f"by {trust}, valid until {until}); no request sent")

@@ -18,13 +18,8 @@ from collections.abc import Sequence
 
 import click
 
-from unsign_worker.cli.config_checks import (
-    Check,
-    check_redis,
-    check_settings,
-    fail,
-    probe_gateway,
-)
+from unsign_worker.cli.config_checks import Check, check_redis, check_settings, fail
+from unsign_worker.cli.gateway_probe import probe_gateway
 from unsign_worker.exceptions import ConfigError
 from unsign_worker.params import SERVICE, validate_partner
 from unsign_worker.settings import SUPPORTED_CHARSETS, SUPPORTED_SIGN_TYPES, Settings

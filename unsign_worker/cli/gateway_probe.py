@@ -1,0 +1,56 @@
+"""``check-config --probe``: resolve the gateway through DNS and complete a TLS handshake.
+
+Nothing is sent over the connection: the probe closes it right after the handshake, so it can
+never cause an unsign. The certificate and host name are verified, against ``ALIPAY_CA_BUNDLE``
+when set (which then replaces the system trust store, as in the gateway client).
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from urllib.parse import urlsplit
+
+from unsign_worker.cli.config_checks import Check, fail, ok
+from unsign_worker.settings import Settings
+
+
+def probe_gateway(settings: Settings) -> list[Check]:
+    """Resolve the gateway's host through DNS and complete a TLS handshake; send nothing."""
+    parts = urlsplit(settings.gateway_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    timeout = settings.connect_timeout_seconds
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return [fail("probe DNS", f"cannot resolve {host}: {exc}")]
+    addresses = sorted({str(info[4][0]) for info in infos})
+    checks = [ok("probe DNS", f"{host} resolves to {', '.join(addresses)}")]
+    if parts.scheme != "https":
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+        except OSError as exc:
+            return checks + [fail("probe TCP", f"cannot connect to {host}:{port}: {exc}")]
+        return checks + [ok("probe TCP", f"connected to {host}:{port} (plain http, sandbox); "
+                                         "no request sent")]
+    return checks + [_tls_handshake(host, port, timeout, settings.ca_bundle)]
+
+
+def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) -> Check:
+    name = "probe TLS"
+    try:
+        context = ssl.create_default_context(cafile=ca_bundle)  # verifies chain and host name
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as tls:
+                version, cert = tls.version(), tls.getpeercert() or {}
+    except ssl.SSLCertVerificationError as exc:
+        return fail(name, f"the certificate of {host}:{port} does not verify: "
+                          f"{exc.verify_message or exc}"
+                          + ("" if ca_bundle else " (set ALIPAY_CA_BUNDLE for a private CA)"))
+    except (OSError, ssl.SSLError) as exc:
+        return fail(name, f"no TLS handshake with {host}:{port}: {exc}")
+    trust = "ALIPAY_CA_BUNDLE" if ca_bundle else "the system trust store"
+    until = cert.get("notAfter", "?")
+    return ok(name, f"handshake with {host}:{port} completed ({version}, certificate verified "
+                    f"by {trust}, valid until {until}); no request sent")
