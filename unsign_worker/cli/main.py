@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "campaign_cmds",
     "dlq_cmds",
     "ops_cmds",
+    "flower_cmds",
+    "demo_cmds",
 )
 
 
@@ -57,7 +59,9 @@ _register_all()
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests and embedding)."""
     try:
-        cli.main(args=argv, prog_name="unsign-worker", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="unsign-worker", standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns Exit's code when not standalone
+            return code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

@@ -1,0 +1,261 @@
+"""Flower end to end: a real worker, a real Flower, the emulator, and Flower's HTTP API.
+
+Given a worker and ``unsign-worker flower`` started before any job, when jobs with every outcome
+run against the emulator, then Flower lists each task with the right state and result, shows
+its arguments masked, never shows a key, a signature or raw personal data, and refuses
+unauthenticated requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
+from unsign_worker.emulator.agreements import UNSIGNED, Agreement
+from unsign_worker.emulator.config import build_config
+from unsign_worker.emulator.server import start_server
+from unsign_worker.emulator.state import EmulatorState
+from unsign_worker.params import UnsignRequest, build_params
+from unsign_worker.signing import make_signer, sign_params
+
+pytest_plugins = ["tests.plugins.worker_fixtures"]
+
+PARTNER = "2088101568338364"
+KEY = "flowertestkey0123456789abcdefghi"
+CREDS = "ops:flower-test-password"
+EMAIL = "maoamo.flower@example.com"
+ACCOUNT = "20880020070189160156"
+
+#: name -> (params, emulator agreement or None, expected outcome, expected code)
+CASES: dict[str, tuple[dict[str, str], Agreement | None, str, str]] = {
+    "plain": ({"customer_code": "FL-OK-1"}, Agreement(id="fl1", customer_code="FL-OK-1"),
+              "unsigned", ""),
+    "account": ({"type_code": "BUSI003100021000301", "trans_account_out": ACCOUNT},
+                Agreement(id="fl2", type_code="BUSI003100021000301", trans_account_out=ACCOUNT),
+                "unsigned", ""),
+    "email": ({"biz_type": "10004", "user_email": EMAIL},
+              Agreement(id="fl3", biz_type="10004", user_email=EMAIL,
+                        user_id="2088002007018916"), "unsigned", ""),
+    "retried": ({"customer_code": "FL-RETRY"},
+                Agreement(id="fl4", customer_code="FL-RETRY", script=("HTTP_503",) * 8),
+                "unsigned", ""),
+    "lost_answer": ({"customer_code": "FL-LOST"},
+                    Agreement(id="fl5", customer_code="FL-LOST", script=("LOST_ANSWER",)),
+                    "already_unsigned", "STATUS_CUSTOMER_SIGN"),
+    "escalated": ({"customer_code": "FL-ESC"},
+                  Agreement(id="fl6", customer_code="FL-ESC", script=("TOO_MUCH_TYPE_CODE",)),
+                  "dead_lettered", "TOO_MUCH_TYPE_CODE"),
+    "not_found": ({"customer_code": "FL-NOBODY"}, None, "rejected", "NOT_EXIST_CUST_SIGN"),
+    "gone": ({"customer_code": "FL-GONE"},
+             Agreement(id="fl7", customer_code="FL-GONE", status=UNSIGNED),
+             "rejected", "STATUS_CUSTOMER_SIGN"),
+    "invalid": ({"biz_type": "10003", "user_email": EMAIL}, None, "rejected", "INVALID_JOB"),
+}
+
+
+class Emulator:
+    """The gateway emulator served from a thread of the test process."""
+
+    def __init__(self, agreements: list[Agreement]) -> None:
+        self.state = EmulatorState(build_config(partner=PARTNER, key=KEY), agreements)
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.runner, self.port = self.loop.run_until_complete(
+                start_server(self.state, host="127.0.0.1", port=0))
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(30), "emulator did not start"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/gateway.do"
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(30)
+
+
+class Flower:
+    """``unsign-worker flower`` as a subprocess on a free port."""
+
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.log = log
+        self.proc = subprocess.Popen([str(BIN / "unsign-worker"), "flower", "--port", "0", *args],
+                                     env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        found = wait_for(lambda: self.proc.poll() is not None or re.search(
+            r"flower: (http://\S+?)/ ", log.read_text(errors="replace")), timeout=60,
+            what="flower to print its URL")
+        assert self.proc.poll() is None, log.read_text(errors="replace")
+        self.base = found.group(1)
+
+    def get(self, path: str, *, auth: str | None = CREDS) -> tuple[int, str]:
+        request = urllib.request.Request(self.base + path)
+        if auth:
+            request.add_header("Authorization",
+                               "Basic " + base64.b64encode(auth.encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, resp.read().decode("utf-8", errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode("utf-8", errors="replace")
+
+    def json(self, path: str) -> Any:
+        status, body = self.get(path)
+        assert status == 200, (path, status, body[:300])
+        return json.loads(body)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=20)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    emu = Emulator([a for _, a, _, _ in CASES.values() if a is not None])
+    yield emu
+    emu.stop()
+
+
+def _signatures() -> list[str]:
+    """Every ``sign`` value the worker computes for the cases' requests."""
+    signer = make_signer("MD5", key=KEY)
+    out = []
+    for params, _, _, code in CASES.values():
+        if code == "INVALID_JOB":
+            continue
+        built = build_params(UnsignRequest.from_mapping(params), partner=PARTNER,
+                             charset="utf-8")
+        out.append(sign_params(built, signer, "utf-8")["sign"])
+    return out
+
+
+def _task_for(tasks: dict[str, dict[str, Any]], job_id: str) -> dict[str, Any] | None:
+    for task in tasks.values():
+        if job_id in str(task.get("kwargs") or ""):
+            return task
+    return None
+
+
+@pytest.mark.slow
+def test_flower_shows_every_outcome_masked_and_never_a_secret(
+        worker_env_factory: Any, emulator: Emulator, tmp_path: Path) -> None:
+    # Given a worker and Flower on the test's key prefix, Flower started first
+    env: WorkerEnv = worker_env_factory(gateway_url=emulator.url, partner=PARTNER, key=KEY)
+    worker = env.start_worker("w1", concurrency=8)
+    flower = Flower({**env.env, "FLOWER_BASIC_AUTH": CREDS}, tmp_path / "flower.log")
+    try:
+        wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
+                 timeout=90, interval=1, what="flower to see the worker")
+
+        # When jobs with every outcome run (the duplicate after its original has finished)
+        ids = {name: env.enqueue(params) for name, (params, _, _, _) in CASES.items()}
+        env.wait_terminal(list(ids.values()), timeout=120)
+        ids["duplicate"] = env.enqueue(CASES["plain"][0])
+        env.wait_terminal([ids["duplicate"]], timeout=60)
+        expected = {name: (outcome, code) for name, (_, _, outcome, code) in CASES.items()}
+        expected["duplicate"] = ("duplicate", "")
+
+        # Then Flower lists each task as succeeded, with its outcome and code as the result
+        def all_seen() -> dict[str, Any] | None:
+            tasks = flower.json("/api/tasks?limit=1000")
+            found = {name: _task_for(tasks, job_id) for name, job_id in ids.items()}
+            if all(t is not None and t.get("state") == "SUCCESS" for t in found.values()):
+                return found
+            return None
+
+        found = wait_for(all_seen, timeout=90, interval=1, what="flower to see every task")
+        for name, task in found.items():
+            outcome, code = expected[name]
+            assert task["name"] == "unsign_worker.unsign"
+            assert f"'outcome': '{outcome}'" in task["result"], (name, task["result"])
+            assert f"'code': '{code}'" in task["result"], (name, task["result"])
+        assert "2088********0156" in found["account"]["kwargs"]
+        assert "m***@example.com" in found["email"]["kwargs"]
+
+        # And the retried task went through Celery's retry, which Flower counted
+        def retried() -> str | None:
+            body = flower.get("/metrics", auth=None)[1]
+            return body if 'type="task-retried"' in body else None
+
+        metrics = wait_for(retried, timeout=60, interval=1, what="a task-retried event")
+        assert "flower_events_total" in metrics and "flower_worker_online" in metrics
+        assert re.search(r"^unsign_dlq_size 1\.0$", metrics, re.M), metrics
+        assert 'unsign_dlq_jobs{code="TOO_MUCH_TYPE_CODE"} 1.0' in metrics
+        assert 'unsign_jobs_total{outcome="unsigned"}' in metrics
+
+        # And nothing Flower serves holds a key, a signature or raw personal data
+        pages = [flower.get("/api/tasks?limit=1000")[1],
+                 flower.get(f"/api/workers?refresh=1&workername={worker.hostname}")[1],
+                 flower.get("/api/workers")[1], metrics,
+                 flower.get(f"/api/task/info/{found['email']['uuid']}")[1],
+                 flower.get(f"/task/{found['account']['uuid']}")[1],
+                 flower.get("/tasks/datatable?draw=1&start=0&length=100&search[value]=")[1],
+                 flower.get("/tasks")[1], flower.get(f"/worker/{worker.hostname}")[1]]
+        text = "\n".join(pages)
+        for secret in [KEY, EMAIL, ACCOUNT, *_signatures()]:
+            assert secret not in text, f"{secret[:6]}… found in what Flower serves"
+        assert not re.search(r"sign['\"]?\s*[:=]\s*['\"]?[0-9a-f]{32}", text)
+
+        # And requests without credentials, or with wrong ones, are refused
+        task_page = f"/task/{found['plain']['uuid']}"
+        for path in ("/api/tasks", "/api/workers", "/tasks", "/", task_page):
+            assert flower.get(path, auth=None)[0] == 401, path
+            assert flower.get(path, auth="ops:wrong-password")[0] == 401, path
+    finally:
+        flower.stop()
+    assert "Traceback" not in flower.log.read_text(errors="replace")
+
+
+def test_flower_refuses_to_start_without_credentials(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
+    run = subprocess.run([str(BIN / "unsign-worker"), "flower", "--port", "0"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "FLOWER_BASIC_AUTH is not set" in run.stderr
+
+
+def test_flower_refuses_no_auth_on_a_public_address(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
+    run = subprocess.run([str(BIN / "unsign-worker"), "flower", "--no-auth", "--address",
+                          "0.0.0.0"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1
+    assert "only on a loopback address" in run.stderr
+
+
+def test_flower_refuses_a_short_password(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
+    env["FLOWER_BASIC_AUTH"] = "ops:short"
+    run = subprocess.run([str(BIN / "unsign-worker"), "flower", "--port", "0"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "at least 8 characters" in run.stderr
+    assert "ops:short" not in run.stderr
