@@ -121,7 +121,7 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
 @click.group("emulator", invoke_without_command=True)
 @_serve_options
 @click.pass_context
-def emulator(ctx: click.Context, **options: Any) -> None:
+def emulator(ctx: click.Context, /, **options: Any) -> None:
     """A sandbox that behaves like Alipay's MAPI gateway (see docs/emulator.md).
 
     Without a subcommand, serves it (same options as 'serve').

@@ -119,15 +119,18 @@ def agreement_from_entry(entry: object, where: str) -> Agreement:
     problems = _problems(entry, where)
     if problems:
         raise ConfigError("; ".join(problems))
-    values = {name: str(entry.get(name, "")) for name in _FIELDS}
-    default_id = values["customer_code"] or f"{values['biz_type']}:{values['user_email']}"
+    def text(name: str) -> str:
+        return str(entry.get(name, ""))
+
     script = entry.get("script", [])
-    if not isinstance(script, list) or not all(isinstance(s, str) for s in script):
-        raise ConfigError(f"{where}.script: must be a list of strings")
-    for step in script:
-        check_step(step, f"{where}.script")
-    return Agreement(id=str(entry.get("id") or default_id), status=str(entry.get("status",
-                     SIGNED)), script=tuple(script), **values)
+    if not isinstance(script, list):
+        raise ConfigError(f"{where}.script: must be a list of steps")
+    steps = tuple(check_step(step, f"{where}.script") for step in script)
+    default_id = text("customer_code") or f"{text('biz_type')}:{text('user_email')}"
+    return Agreement(id=text("id") or default_id, customer_code=text("customer_code"),
+                     type_code=text("type_code"), trans_account_out=text("trans_account_out"),
+                     biz_type=text("biz_type"), user_email=text("user_email"),
+                     user_id=text("user_id"), status=text("status") or SIGNED, script=steps)
 
 
 @dataclass
