@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -138,6 +139,23 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def is_ip_literal(host: str) -> bool:
+    """True for any host the resolver reads as an address without asking DNS: IPv4 and IPv6
+    literals, and the numeric forms ``inet_aton`` accepts (``2130706433``, ``0x7f000001``,
+    ``127.1``), with or without a trailing dot. Pure: nothing is looked up."""
+    bare = host.strip("[]").rstrip(".")
+    try:
+        ipaddress.ip_address(bare)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(bare)
+    except OSError:
+        return False
+    return True
+
+
 def check_gateway_url(url: str, *, sandbox: bool) -> None:
     """Raise ConfigError unless the gateway URL is allowed.
 
@@ -160,9 +178,7 @@ def check_gateway_url(url: str, *, sandbox: bool) -> None:
         return
     if parts.scheme != "https":
         raise ConfigError("ALIPAY_GATEWAY_URL: only https:// is allowed outside sandbox mode")
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+    if not is_ip_literal(host):
         return
     raise ConfigError(
         "ALIPAY_GATEWAY_URL: give the gateway's host name, not an IP literal "
