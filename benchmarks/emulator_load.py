@@ -24,9 +24,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
+import psutil
 
 from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.emulator.admin import EmulatorAdmin
+from unsign_worker.emulator.runner import install_uvloop
 from unsign_worker.emulator.seed import generate
 from unsign_worker.params import UnsignRequest, build_params
 from unsign_worker.signing import make_signer, sign_params
@@ -93,6 +95,12 @@ async def fire(url: str, batches: list[list[bytes]], concurrency: int) -> list[R
         return [await _send_all(session, url, batch, concurrency) for batch in batches]
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the emulator process."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -107,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow", type=int, default=1000,
                         help="concurrent requests of the slow phase")
     parser.add_argument("--latency-ms", type=float, default=100.0)
-    parser.add_argument("--no-uvloop", action="store_true", help="serve without uvloop")
+    parser.add_argument("--no-uvloop", action="store_true",
+                        help="serve and load without uvloop")
     args = parser.parse_args(argv)
 
+    if not args.no_uvloop:
+        install_uvloop()  # the client too: it shares the two cores with the server
     key = secrets.token_hex(16)
     total = args.requests + 3 * args.slow
     data = generate(total, {"success": 1.0}, partner=PARTNER, seed=1)
@@ -130,13 +141,18 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{port}/gateway.do?_input_charset=utf-8"
 
             fast = bodies[: args.requests]
-            warm, (seconds, lat, failed) = asyncio.run(
-                fire(url, [fast[:1000], fast[1000:]], args.concurrency))
             done = len(fast) - 1000
+            asyncio.run(fire(url, [fast[:1000]], args.concurrency))  # warm-up
+            cpu_before = server_cpu(server.pid)
+            [(seconds, lat, failed)] = asyncio.run(fire(url, [fast[1000:]], args.concurrency))
+            cpu = server_cpu(server.pid) - cpu_before
             print(f"throughput: {done} signed MD5 unsign requests over {args.concurrency} "
                   f"connections: {done / seconds:,.0f} requests/s "
                   f"(p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms, "
                   f"failures {failed})")
+            print(f"emulator CPU: {cpu / done * 1e6:.0f} us per request, i.e. "
+                  f"{done / cpu:,.0f} requests per CPU-second of the emulator process "
+                  f"(the load client used the rest of the 2 cores)")
 
             admin.set_faults(latency_ms=args.latency_ms)
             admin.reset_stats()
