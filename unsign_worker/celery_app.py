@@ -24,8 +24,10 @@ from celery.signals import worker_ready, worker_shutdown
 
 import celeryconfig
 from unsign_worker.context import WorkerContext, build_context
+from unsign_worker.inbox import Inbox, InboxThread
 from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, masked_repr
 from unsign_worker.processor import process_job
+from unsign_worker.producer import Producer
 from unsign_worker.settings import Settings
 from unsign_worker.sweeper import Sweeper, SweeperThread
 
@@ -57,6 +59,7 @@ class _Runtime:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.sweeper: SweeperThread | None = None
+        self.inbox: InboxThread | None = None
 
     def context(self) -> WorkerContext:
         if self._ctx is None:
@@ -117,10 +120,17 @@ def create_app(settings: Settings | None = None) -> Celery:
                           hostname=getattr(sender, "hostname", None))
         runtime.sweeper = SweeperThread(sweeper, settings.sweep_interval_seconds)
         runtime.sweeper.start()
+        inbox = Inbox(ctx.redis, ctx.keys, Producer(app, ctx.redis, ctx.keys),
+                      consumer=sweeper.hostname, charset=settings.input_charset,
+                      audit_maxlen=settings.audit_maxlen)
+        runtime.inbox = InboxThread(inbox)
+        runtime.inbox.start()
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         if runtime.sweeper is not None:
             runtime.sweeper.stop()
+        if runtime.inbox is not None:
+            runtime.inbox.stop()
 
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)

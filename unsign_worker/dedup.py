@@ -171,6 +171,8 @@ if a.dlq then
   redis.call('DEL', KEYS[12])
   redis.call('HSET', KEYS[12], unpack(flat))
   redis.call('ZADD', KEYS[11], a.now, a.job_id)
+  -- a dead-lettered job is kept until requeue or resolve, which need its parameters
+  redis.call('PERSIST', job)
 end
 if a.close_breaker then
   redis.call('HSET', KEYS[13], 'state', 'closed', 'closed_at', a.now)

@@ -39,6 +39,10 @@ key                                    type    content and retention
 ``P campaign:<id>:jobs``               list    job ids in input order (report)
 ``P campaign:<id>:parked``             zset    job id -> time parked while the campaign is paused
 ``P campaign:<id>:rate:<second>``      string  jobs started in that second (expires in 2 s)
+``P campaign:<id>:rejects``            list    rows the validator refused: JSON {line, reference,
+                                               errors: [{field, rule, message}]}, no values
+``P campaign:<id>:jobs:new``           list    the jobs list being rebuilt (renamed over
+                                               ``:jobs`` once complete)
 ``P campaigns``                        zset    campaign id -> creation time
 ``P inbox``                            stream  jobs added by any language (consumer group
                                                ``unsign-workers``)
@@ -47,7 +51,8 @@ key                                    type    content and retention
 =====================================  ======  ====================================================
 
 The Celery broker's own keys (queues, unacked) live under ``P`` too, through kombu's
-``global_keyprefix`` (``P unsign`` is the queue).
+``global_keyprefix`` (``P unsign`` is the queue, ``P unacked`` the messages delivered and not yet
+acknowledged).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ from dataclasses import dataclass
 QUEUE = "unsign"
 #: Celery queue of the success hook's own retries.
 HOOK_QUEUE = "unsign.hooks"
+#: Consumer group of the workers on ``P inbox``.
+INBOX_GROUP = "unsign-workers"
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,12 @@ class Keys:
 
     def campaign_jobs(self, campaign_id: str) -> str:
         return f"{self.prefix}campaign:{campaign_id}:jobs"
+
+    def campaign_rejects(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:rejects"
+
+    def campaign_jobs_new(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:jobs:new"
 
     def rate(self, minute: int) -> str:
         return f"{self.prefix}rate:{minute}"
@@ -158,6 +171,11 @@ class Keys:
     @property
     def sweeper(self) -> str:
         return f"{self.prefix}sweeper"
+
+    @property
+    def unacked(self) -> str:
+        """kombu's hash of delivered, unacknowledged messages (global_keyprefix applied)."""
+        return f"{self.prefix}unacked"
 
     def queue(self, name: str = QUEUE) -> str:
         """The broker list of a Celery queue (kombu's global_keyprefix applied)."""

@@ -1,0 +1,113 @@
+"""How a campaign is shown: the live progress bar and the summary tables."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from unsign_worker.campaign.store import OUTCOMES, CampaignStatus
+from unsign_worker.cli._ops import when
+
+#: Seconds between two looks at a campaign's progress.
+POLL_SECONDS = 0.5
+#: Window of the rate shown on the progress bar, seconds.
+RATE_WINDOW_SECONDS = 10.0
+_STYLE = {"unsigned": "green", "already_unsigned": "green", "duplicate": "cyan",
+          "cancelled": "yellow", "rejected": "red", "dead_lettered": "bold red"}
+
+
+def outcome_text(status: CampaignStatus) -> str:
+    parts = [f"[{_STYLE.get(o, '')}]{o} {n}[/]" for o in OUTCOMES
+             if (n := status.outcomes.get(o, 0))]
+    if status.parked:
+        parts.append(f"[yellow]parked {status.parked}[/]")
+    return "  ".join(parts)
+
+
+class RateMeter:
+    """Jobs per second over a sliding window, and the ETA it implies."""
+
+    def __init__(self, window: float = RATE_WINDOW_SECONDS) -> None:
+        self._window = window
+        self._points: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, done: int) -> float:
+        self._points.append((now, done))
+        while len(self._points) > 2 and now - self._points[0][0] > self._window:
+            self._points.popleft()
+        first_t, first_done = self._points[0]
+        return (done - first_done) / (now - first_t) if now > first_t else 0.0
+
+
+def eta_text(remaining: int, rate: float) -> str:
+    if remaining <= 0:
+        return "0:00:00"
+    if rate <= 0:
+        return "-:--:--"
+    seconds = int(remaining / rate)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def watch(read: Callable[[], CampaignStatus], out: Console) -> CampaignStatus:
+    """Show a live progress bar (done / total, rate, ETA, outcomes) until the campaign has
+    finished; returns its final status. Ctrl-C stops watching (the campaign goes on)."""
+    status = read()
+    meter = RateMeter()
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TaskProgressColumn(), TextColumn("{task.fields[rate]:>8} jobs/s"),
+               TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn(),
+               TextColumn("{task.fields[outcomes]}"))
+    with Progress(*columns, console=out, transient=False) as progress:
+        task = progress.add_task(status.campaign, total=max(status.total, 1), rate="0.0",
+                                 eta="-:--:--", outcomes="")
+        while True:
+            rate = meter.add(time.monotonic(), status.done)
+            progress.update(task, completed=status.done, total=max(status.total, 1),
+                            rate=f"{rate:.1f}", eta=eta_text(status.total - status.done, rate),
+                            outcomes=outcome_text(status),
+                            description=f"{status.campaign} ({status.state})")
+            if status.finished:
+                return status
+            time.sleep(POLL_SECONDS)
+            status = read()
+
+
+def summary_table(status: CampaignStatus) -> Table:
+    table = Table(title=f"campaign {status.campaign}", show_header=True)
+    table.add_column("")
+    table.add_column("jobs", justify="right")
+    for outcome in OUTCOMES:
+        count = status.outcomes.get(outcome, 0)
+        if count or outcome in ("unsigned", "dead_lettered", "rejected"):
+            table.add_row(f"[{_STYLE.get(outcome, '')}]{outcome}[/]", str(count))
+    table.add_row("rows refused by the validator", str(status.rejected_rows))
+    if status.parked:
+        table.add_row("parked (paused)", str(status.parked))
+    table.add_row("[bold]done / total[/]", f"{status.done} / {status.total}")
+    table.caption = (f"state {status.state} · name {escape(status.name or '-')} · rate "
+                     f"{status.rate or 'unlimited'}{'/s' if status.rate else ''} · created "
+                     f"{when(status.created_at)} · finished {when(status.finished_at)}")
+    return table
+
+
+def list_table(statuses: list[CampaignStatus]) -> Table:
+    table = Table(title="campaigns")
+    for name in ("id", "name", "state", "done / total", "failures", "refused rows", "created"):
+        table.add_column(name, justify="right" if name[0] in "dfr" else "left")
+    for s in statuses:
+        table.add_row(s.campaign, escape(s.name or "-"), s.state, f"{s.done} / {s.total}",
+                      str(s.failures), str(s.rejected_rows), when(s.created_at))
+    return table

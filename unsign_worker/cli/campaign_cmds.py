@@ -1,0 +1,288 @@
+"""``unsign-worker campaign``: run a file of unsigns, follow it, report on it, steer it.
+
+(Exit codes are imported from :mod:`unsign_worker.cli.main` inside the commands: main imports
+this module while it loads.)
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from unsign_worker.cli._ops import console, echo_json
+from unsign_worker.cli.common import fail, load_settings, redis_for
+from unsign_worker.keys import Keys
+
+#: Bad rows printed on the terminal; the rejects file has them all.
+SHOWN_REJECTS = 20
+_RATE_RE = re.compile(r"(\d+)(/s)?")
+
+
+def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    match = _RATE_RE.fullmatch(value.strip())
+    if not match:
+        raise click.BadParameter("give whole jobs per second, e.g. 20 or 20/s (0: unlimited)")
+    return int(match.group(1))
+
+
+def _store() -> Any:
+    from unsign_worker.campaign.store import CampaignStore
+
+    settings = load_settings()
+    return settings, CampaignStore(redis_for(settings), Keys(settings.key_prefix))
+
+
+@click.group("campaign")
+def campaign_group() -> None:
+    """Bulk campaigns: a CSV or JSON-lines file of unsigns."""
+
+
+@campaign_group.command("run", epilog="""Examples:
+
+\b
+  unsign-worker campaign run unsign.csv --name "spring clean-up" --rate 20/s
+  unsign-worker campaign run unsign.csv --dry-run
+  unsign-worker campaign run rows.jsonl --encoding gbk --detach --json
+""")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--name", default="", help="A name to recognise the campaign by.")
+@click.option("--id", "campaign_id", default=None,
+              help="Campaign id [default: derived from the file's content, so running the "
+              "same file again resumes it].")
+@click.option("--encoding", type=click.Choice(["utf-8", "gbk"]), default="utf-8",
+              show_default=True)
+@click.option("--rate", callback=_rate, default=None, metavar="N[/s]",
+              help="Global limit for this campaign across all workers, jobs per second "
+              "(0: unlimited) [default: unlimited, or as set before].")
+@click.option("--dry-run", is_flag=True, help="Only validate the file.")
+@click.option("--detach", is_flag=True, help="Return once enqueued; do not follow progress.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON "
+              "object instead of the progress bar and tables.")
+@click.option("--rejects", "rejects_path", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the refused rows [default: FILE.rejects.csv].")
+@click.option("--show-personal-data", is_flag=True,
+              help="Write the refused rows' values unmasked (your own data only).")
+@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 1000),
+              help="Jobs per broker message.")
+@click.option("--chunk-size", default=2000, type=click.IntRange(1, 100_000), hidden=True)
+def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
+                 rate: int | None, dry_run: bool, detach: bool, as_json: bool,
+                 rejects_path: str | None, show_personal_data: bool, batch_size: int,
+                 chunk_size: int) -> None:
+    """Validate FILE, enqueue a job per valid row, and follow the campaign to its end.
+
+    FILE is CSV with a header row (customer_code, type_code, trans_account_out, biz_type,
+    user_email, and optionally reference) or JSON lines (.jsonl) with the same keys. Refused
+    rows are listed with line, field and rule, and written to a rejects file; the good rows
+    still go. Running the same file again enqueues nothing that is done or in flight.
+
+    Exit codes: 0 all well, 1 error or interrupted, 3 finished with refused rows, rejected or
+    dead-lettered jobs.
+    """
+    from unsign_worker.campaign.enqueue import CampaignEnqueuer
+    from unsign_worker.campaign.plan import plan_file, start
+    from unsign_worker.campaign.report import REJECT_COLUMNS, reject_rows, write_csv
+    from unsign_worker.campaign.rows import FileFormatError
+    from unsign_worker.campaign.store import CampaignError, CampaignStore
+    from unsign_worker.cli._campaign_view import summary_table, watch
+    from unsign_worker.cli._ops import producer_for
+    from unsign_worker.cli.main import EXIT_FINISHED_WITH_FAILURES
+
+    settings = load_settings()
+    try:
+        plan = plan_file(file, encoding=encoding, charset=settings.input_charset,
+                         campaign_id=campaign_id)
+    except FileFormatError as exc:
+        fail(f"{file}: {exc}")
+    err = console(err=True)
+    if plan.rejected:
+        path = rejects_path or f"{file}.rejects.csv"
+        write_csv(path, REJECT_COLUMNS, reject_rows(plan.rejected,
+                                                    show_personal_data=show_personal_data))
+        if not as_json:
+            from rich.markup import escape
+
+            errors = [e for r in plan.rejected for e in r.errors]
+            for error in errors[:SHOWN_REJECTS]:
+                err.print(f"[red]refused[/] {escape(str(error))}")
+            more = len(errors) - SHOWN_REJECTS
+            tail = f" ({more} more problems not shown)" if more > 0 else ""
+            err.print(f"{len(plan.rejected)} row(s) refused{tail}; all written to "
+                      f"{escape(path)}")
+    failed = EXIT_FINISHED_WITH_FAILURES if plan.rejected else 0
+    if dry_run:
+        summary = {"campaign": plan.campaign_id, "rows": plan.rows, "valid": len(plan.jobs),
+                   "rejected_rows": len(plan.rejected), "dry_run": True}
+        if as_json:
+            echo_json(summary)
+        else:
+            click.echo(f"{plan.rows} rows: {len(plan.jobs)} valid, {len(plan.rejected)} "
+                       f"refused (dry run: nothing enqueued; campaign id {plan.campaign_id})")
+        raise click.exceptions.Exit(failed)
+    producer = producer_for(settings)
+    store = CampaignStore(producer.redis, producer.keys)
+    if rate:
+        batch_size = min(batch_size, rate)
+    enqueuer = CampaignEnqueuer(producer, store, chunk_size=chunk_size, batch_size=batch_size)
+    try:
+        result = _enqueue(plan, enqueuer, start, name=name, rate=rate, quiet=as_json)
+    except CampaignError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail(f"interrupted while enqueueing; run the same command again to resume "
+             f"(campaign {plan.campaign_id})")
+    finally:
+        producer.app.close()
+    if not as_json:
+        skipped = sum(result.skipped.values())
+        click.echo(f"campaign {plan.campaign_id}: {result.new} enqueued, {result.resent} "
+                   f"re-sent, {skipped} skipped (done or in flight)"
+                   + (" - stopped: campaign cancelled" if result.stopped else ""))
+    status = store.status(plan.campaign_id)
+    if not detach:
+        try:
+            status = _follow(store, plan.campaign_id, quiet=as_json, watch=watch)
+        except KeyboardInterrupt:
+            fail(f"stopped watching; the campaign goes on: unsign-worker campaign status "
+                 f"{plan.campaign_id}")
+        if status.failures:
+            failed = EXIT_FINISHED_WITH_FAILURES
+    if as_json:
+        echo_json({**status.as_dict(), "enqueue": result.as_dict()})
+    elif not detach:
+        console().print(summary_table(status))
+    raise click.exceptions.Exit(failed)
+
+
+def _enqueue(plan: Any, enqueuer: Any, start: Any, *, name: str, rate: int | None,
+             quiet: bool) -> Any:
+    if quiet or not plan.jobs:
+        return start(plan, enqueuer, name=name, rate=rate)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(),
+                  console=console(err=True), transient=True) as progress:
+        task = progress.add_task("enqueue", total=len(plan.jobs))
+        return start(plan, enqueuer, name=name, rate=rate,
+                     on_chunk=lambda _result, handled: progress.update(task, completed=handled))
+
+
+def _follow(store: Any, campaign_id: str, *, quiet: bool, watch: Any) -> Any:
+    import time
+
+    from unsign_worker.cli._campaign_view import POLL_SECONDS
+
+    if not quiet:
+        return watch(lambda: store.status(campaign_id), console())
+    while not (status := store.status(campaign_id)).finished:
+        time.sleep(POLL_SECONDS)
+    return status
+
+
+@campaign_group.command("status", epilog="Example: unsign-worker campaign status c-3f9a1b2c4d5e")
+@click.argument("campaign_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def campaign_status(campaign_id: str, as_json: bool) -> None:
+    """Progress and outcome counts of one campaign."""
+    from unsign_worker.cli._campaign_view import outcome_text, summary_table
+
+    _, store = _store()
+    status = store.status(campaign_id)
+    if status is None:
+        fail(f"no campaign {campaign_id}")
+    if as_json:
+        echo_json(status.as_dict())
+        return
+    out = console()
+    out.print(summary_table(status))
+    if status.outcomes or status.parked:
+        out.print(outcome_text(status))
+
+
+@campaign_group.command("list", epilog="Example: unsign-worker campaign list --json")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+def campaign_list(as_json: bool) -> None:
+    """Every campaign, newest first."""
+    from unsign_worker.cli._campaign_view import list_table
+
+    _, store = _store()
+    statuses = store.list()
+    if as_json:
+        echo_json([s.as_dict() for s in statuses])
+    else:
+        console().print(list_table(statuses))
+
+
+@campaign_group.command("report", epilog="""Example:
+
+\b
+  unsign-worker campaign report c-3f9a1b2c4d5e --out report.csv
+""")
+@click.argument("campaign_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The CSV file to write.")
+@click.option("--show-personal-data", is_flag=True,
+              help="Show identities unmasked (the merchant's own report).")
+def campaign_report(campaign_id: str, out: str, show_personal_data: bool) -> None:
+    """Write one CSV row per input row: line, reference, identity, outcome, code, attempts,
+    finished at. Identities are masked unless --show-personal-data."""
+    from unsign_worker.campaign.report import REPORT_COLUMNS, report_rows, write_csv
+
+    _, store = _store()
+    if store.status(campaign_id) is None:
+        fail(f"no campaign {campaign_id}")
+    count = write_csv(Path(out), REPORT_COLUMNS, report_rows(
+        store, campaign_id, show_personal_data=show_personal_data))
+    click.echo(f"wrote {count} rows to {out}")
+
+
+def _control(action: str, campaign_id: str) -> None:
+    from unsign_worker.campaign.control import CampaignControl
+    from unsign_worker.campaign.store import CampaignError, CampaignStore
+    from unsign_worker.cli._ops import producer_for, republisher
+
+    settings = load_settings()
+    producer = producer_for(settings)
+    control = CampaignControl(CampaignStore(producer.redis, producer.keys),
+                              republisher(settings, producer))
+    try:
+        sent = getattr(control, action)(campaign_id)
+    except CampaignError as exc:
+        fail(str(exc))
+    finally:
+        producer.app.close()
+    done = {"pause": "paused: jobs not yet sent wait; requests in flight finish",
+            "resume": f"resumed: {sent} parked job(s) sent again",
+            "cancel": f"cancelled: nothing more is sent ({sent} waiting job(s) closed as "
+                      "cancelled); requests in flight finish"}
+    click.echo(f"campaign {campaign_id} {done[action]}")
+
+
+@campaign_group.command("pause", epilog="Example: unsign-worker campaign pause c-3f9a1b2c4d5e")
+@click.argument("campaign_id")
+def campaign_pause(campaign_id: str) -> None:
+    """Stop sending the campaign's jobs (requests in flight finish)."""
+    _control("pause", campaign_id)
+
+
+@campaign_group.command("resume", epilog="Example: unsign-worker campaign resume c-3f9a1b2c4d5e")
+@click.argument("campaign_id")
+def campaign_resume(campaign_id: str) -> None:
+    """Send a paused campaign's jobs again."""
+    _control("resume", campaign_id)
+
+
+@campaign_group.command("cancel", epilog="Example: unsign-worker campaign cancel c-3f9a1b2c4d5e")
+@click.argument("campaign_id")
+def campaign_cancel(campaign_id: str) -> None:
+    """Cancel what has not been sent; a request in flight is never interrupted."""
+    _control("cancel", campaign_id)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(campaign_group)

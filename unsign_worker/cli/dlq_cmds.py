@@ -1,0 +1,210 @@
+"""``unsign-worker dlq``: look at dead-lettered jobs, requeue them once fixed, or close them.
+
+(Exit codes are imported from :mod:`unsign_worker.cli.main` inside the commands: main imports
+this module while it loads.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from unsign_worker.cli._ops import console, echo_json, operator, when
+from unsign_worker.cli.common import fail, load_settings, redis_for
+from unsign_worker.keys import Keys
+
+EXPORT_COLUMNS = ("job_id", "kind", "code", "category", "en", "zh", "advice", "reason",
+                  "attempts", "identity", "campaign", "reference", "dead_lettered_at", "job")
+
+
+def _dlq() -> Any:
+    from unsign_worker.deadletter import DeadLetters
+
+    settings = load_settings()
+    return settings, DeadLetters(redis_for(settings), Keys(settings.key_prefix),
+                                 audit_maxlen=settings.audit_maxlen)
+
+
+@click.group("dlq")
+def dlq_group() -> None:
+    """The dead-letter queue: jobs that need a human."""
+
+
+@dlq_group.command("list", epilog="""Examples:
+
+\b
+  unsign-worker dlq list
+  unsign-worker dlq list --code TOO_MUCH_TYPE_CODE --json
+""")
+@click.option("--code", default="", help="Only entries with this code.")
+@click.option("--campaign", default="", help="Only entries of this campaign.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=0),
+              help="Rows shown in the table (0: all); --json lists all.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+def dlq_list(code: str, campaign: str, limit: int, as_json: bool) -> None:
+    """Open entries, oldest first (identities masked)."""
+    _, dlq = _dlq()
+    entries = list(dlq.entries(code=code, campaign=campaign))
+    if as_json:
+        echo_json([e.as_dict() for e in entries])
+        return
+    table = Table(title=f"dead-letter queue: {len(entries)} open")
+    for name in ("job", "code", "kind", "attempts", "identity", "campaign", "reference",
+                 "since"):
+        table.add_column(name)
+    for entry in entries[:limit or None]:
+        d = entry.as_dict()
+        table.add_row(*(escape(str(v)) for v in (
+            d["job_id"], d["code"], d["kind"], d["attempts"], d["identity"], d["campaign"] or "-",
+            d["reference"] or "-", when(d["dead_lettered_at"]))))
+    console().print(table)
+    if limit and len(entries) > limit:
+        click.echo(f"... {len(entries) - limit} more (use --limit 0 or --json)")
+
+
+@dlq_group.command("show", epilog="Example: unsign-worker dlq show 3f2a9c0d5e6b4a71")
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def dlq_show(job_id: str, as_json: bool) -> None:
+    """One entry: the code, its meaning (Chinese, English), the advice, the attempts, the job
+    (masked)."""
+    _, dlq = _dlq()
+    entry = dlq.get(job_id)
+    if entry is None:
+        fail(f"job {job_id} has no dead-letter entry")
+    data = entry.as_dict()
+    data["open"] = dlq.is_open(job_id)
+    if as_json:
+        echo_json(data)
+        return
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    rows = [("job", data["job_id"]), ("status", "open" if data["open"] else "resolved"),
+            ("code", data["code"]), ("meaning", data["zh"]), ("", data["en"]),
+            ("advice", data["advice"]), ("kind", data["kind"]), ("reason", data["reason"]),
+            ("attempts", str(data["attempts"])), ("identity", data["identity"]),
+            ("campaign", data["campaign"]), ("reference", data["reference"]),
+            ("dead-lettered", when(data["dead_lettered_at"])),
+            ("job (masked)", json.dumps(data["job"], ensure_ascii=False))]
+    if not data["open"]:
+        rows += [("resolved", when(data["resolved_at"])), ("by", data["resolved_by"]),
+                 ("note", data["resolution_note"])]
+    for name, value in rows:
+        if value not in ("", None):
+            table.add_row(name, escape(value))
+    console().print(table)
+
+
+@dlq_group.command("requeue", epilog="""Examples:
+
+\b
+  unsign-worker dlq requeue 3f2a9c0d5e6b4a718293a4b5c6d7e8f9
+  unsign-worker dlq requeue --code TOO_MUCH_TYPE_CODE
+  unsign-worker dlq requeue --all --campaign c-3f9a1b2c4d5e
+""")
+@click.argument("job_ids", nargs=-1)
+@click.option("--code", default="", help="Requeue every open entry with this code.")
+@click.option("--campaign", default="", help="With --code or --all: only this campaign.")
+@click.option("--all", "all_", is_flag=True, help="Requeue every open entry.")
+@click.option("--json", "as_json", is_flag=True, help="Print {requeued, failed} as JSON.")
+def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool,
+                as_json: bool) -> None:
+    """Send dead-lettered jobs again, once the cause is fixed. A job keeps its id, so dedup
+    still holds; it leaves the queue."""
+    from unsign_worker.cli._ops import producer_for, republisher
+    from unsign_worker.deadletter import DeadLetterError
+
+    if bool(job_ids) + bool(code) + all_ != 1:
+        fail("give JOB_ID..., --code C or --all (one of them)", 2)
+    settings, dlq = _dlq()
+    if not job_ids:
+        job_ids = tuple(e.job_id for e in dlq.entries(code=code, campaign=campaign))
+    producer = producer_for(settings)
+    republish = republisher(settings, producer)
+    requeued: list[str] = []
+    failed: dict[str, str] = {}
+    try:
+        for job_id in job_ids:
+            try:
+                dlq.requeue(job_id, republish=republish, by=operator(),
+                            lease_seconds=settings.lease_seconds)
+                requeued.append(job_id)
+            except DeadLetterError as exc:
+                failed[job_id] = str(exc)
+    finally:
+        producer.app.close()
+    if as_json:
+        echo_json({"requeued": requeued, "failed": failed})
+    else:
+        for message in failed.values():
+            click.echo(f"error: {message}", err=True)
+        click.echo(f"requeued {len(requeued)} job(s)")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+@dlq_group.command("resolve", epilog="""Example:
+
+\b
+  unsign-worker dlq resolve 3f2a9c0d5e6b4a71 --note "customer unsigned at the counter"
+""")
+@click.argument("job_id")
+@click.option("--note", required=True, help="Why the entry is closed by hand (kept).")
+@click.option("--by", default=None, help="Who closes it [default: user@host].")
+def dlq_resolve(job_id: str, note: str, by: str | None) -> None:
+    """Close an entry by hand; who, when and why are kept with it (30 days)."""
+    from unsign_worker.deadletter import DeadLetterError
+
+    _, dlq = _dlq()
+    try:
+        dlq.resolve(job_id, note=note, by=by or operator())
+    except DeadLetterError as exc:
+        fail(str(exc))
+    click.echo(f"resolved {job_id}")
+
+
+@dlq_group.command("export", epilog="""Examples:
+
+\b
+  unsign-worker dlq export --out dlq.jsonl
+  unsign-worker dlq export --format csv --code TOO_MUCH_TYPE_CODE --out dlq.csv
+""")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True), default="-",
+              help="Output file (default: standard output).")
+@click.option("--code", default="", help="Only entries with this code.")
+@click.option("--campaign", default="", help="Only entries of this campaign.")
+def dlq_export(fmt: str, out: str, code: str, campaign: str) -> None:
+    """Write the open entries as JSON lines (the `dlq show --json` shape) or CSV, masked."""
+    import csv
+
+    from unsign_worker.reports import neutralise_cell
+
+    _, dlq = _dlq()
+    handle = sys.stdout if out == "-" else open(out, "w", newline="", encoding="utf-8")
+    try:
+        writer = csv.writer(handle) if fmt == "csv" else None
+        if writer:
+            writer.writerow(EXPORT_COLUMNS)
+        for entry in dlq.entries(code=code, campaign=campaign):
+            data = entry.as_dict()
+            if writer:
+                data["job"] = json.dumps(data["job"], ensure_ascii=False)
+                writer.writerow([neutralise_cell("" if data[c] is None else str(data[c]))
+                                 for c in EXPORT_COLUMNS])
+            else:
+                handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(dlq_group)
