@@ -31,6 +31,11 @@ ETA_TASK_LIMIT = 10_000
 UNACKED_RESTORE_INTERVAL_SECONDS = 10
 
 
+def is_amqp(url: str) -> bool:
+    """True for a RabbitMQ (AMQP) broker URL."""
+    return url.split("://", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
+
+
 def config_for(settings: Settings) -> dict[str, Any]:
     """The Celery configuration for ``settings``."""
     visibility = int(settings.visibility_timeout_seconds)
@@ -43,7 +48,21 @@ def config_for(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": 10,
         "health_check_interval": 25,
     }
+    queue_types: dict[str, Any] = {}
+    if is_amqp(settings.broker_url):
+        # RabbitMQ acknowledges for real, so none of the Redis options apply (kombu's
+        # global_keyprefix is Redis-only); quorum queues are replicated and durable, and
+        # publisher confirms make a send fail loudly instead of vanishing.
+        transport = {"confirm_publish": True}
+        # Countdown retries on quorum queues use RabbitMQ's native delayed delivery, which
+        # routes only through topic exchanges.
+        queue_types = {"task_default_queue_type": "quorum",
+                       "task_create_missing_queue_type": "quorum",
+                       "task_default_exchange_type": "topic",
+                       "task_create_missing_queue_exchange_type": "topic",
+                       "worker_detect_quorum_queues": True}
     return {
+        **queue_types,
         "broker_url": settings.broker_url,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,

@@ -8,14 +8,12 @@ unauthenticated requests.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import re
 import signal
 import subprocess
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,11 +22,9 @@ from typing import Any
 
 import pytest
 
+from tests.plugins.inprocess_emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
 from unsign_worker.emulator.agreements import UNSIGNED, Agreement
-from unsign_worker.emulator.config import build_config
-from unsign_worker.emulator.server import start_server
-from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.params import UnsignRequest, build_params
 from unsign_worker.signing import make_signer, sign_params
 
@@ -65,36 +61,6 @@ CASES: dict[str, tuple[dict[str, str], Agreement | None, str, str]] = {
              "rejected", "STATUS_CUSTOMER_SIGN"),
     "invalid": ({"biz_type": "10003", "user_email": EMAIL}, None, "rejected", "INVALID_JOB"),
 }
-
-
-class Emulator:
-    """The gateway emulator served from a thread of the test process."""
-
-    def __init__(self, agreements: list[Agreement]) -> None:
-        self.state = EmulatorState(build_config(partner=PARTNER, key=KEY), agreements)
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            self.runner, self.port = self.loop.run_until_complete(
-                start_server(self.state, host="127.0.0.1", port=0))
-            ready.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(30), "emulator did not start"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/gateway.do"
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(30)
 
 
 class Flower:
@@ -139,7 +105,8 @@ class Flower:
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    emu = Emulator([a for _, a, _, _ in CASES.values() if a is not None])
+    emu = Emulator([a for _, a, _, _ in CASES.values() if a is not None], partner=PARTNER,
+                   key=KEY)
     yield emu
     emu.stop()
 

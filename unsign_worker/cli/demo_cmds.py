@@ -1,0 +1,277 @@
+"""``unsign-worker demo``: a whole campaign on this machine, against the gateway emulator.
+
+``make demo`` runs it with a Redis found or started by ``scripts/with_redis.py``. Steps: clear
+the demo's own keys (prefix ``unsign-demo:``), seed a data set, start the emulator with a
+realistic mix of faults, start workers and Flower, run the campaign with its live progress bar,
+then show the summary, the dead-letter queue by code with the advice for each, and the report
+file. Ctrl-C at any point stops everything the demo started, and only that
+(see :mod:`unsign_worker.demo`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from unsign_worker.demo import (
+    Child,
+    DemoError,
+    Supervisor,
+    delete_prefix,
+    port_is_free,
+    reap_leftovers,
+    wait_for_line,
+    wait_until,
+)
+from unsign_worker.keys import Keys
+
+DEMO_PREFIX = "unsign-demo:"
+DEMO_CAMPAIGN = "demo"
+DEMO_USER = "demo"
+#: The emulator's faults: 20-50 ms per request and a sprinkle of transport and gateway errors,
+#: on top of the scripted outcomes of the seeded data set.
+DEMO_FAULTS = {"latency_ms": 20, "jitter_ms": 30, "error_rate": 0.01,
+               "error_codes": ["SYSTEM_ERROR", "ILLEGAL_SYSTEM"], "http_error_rate": 0.005,
+               "reset_rate": 0.002, "lost_answer_rate": 0.002}
+#: Worker settings that keep a demo's retries short (production keeps the defaults).
+DEMO_WORKER_ENV = {"UNSIGN_RETRY_COUNTDOWN_BASE": "1", "UNSIGN_RETRY_COUNTDOWN_CAP": "10",
+                   "UNSIGN_SWEEP_INTERVAL": "2", "UNSIGN_SANDBOX": "1",
+                   "UNSIGN_SUCCESS_HOOK": ""}
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    count: int
+    workers: int
+    concurrency: int
+    flower_port: int
+    workdir: Path
+    seed: int
+    keep: bool
+
+
+def _say(step: str, text: str) -> None:
+    click.echo(f"{click.style(f'{step:<10}', bold=True)} {text}")
+    sys.stdout.flush()
+
+
+def _child_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("ALIPAY_", "UNSIGN_", "FLOWER_"))}
+    env.update(UNSIGN_REDIS_URL=redis_url, UNSIGN_KEY_PREFIX=DEMO_PREFIX, PYTHONUNBUFFERED="1")
+    env.update(extra)
+    return env
+
+
+def _seed(opts: DemoOptions) -> tuple[Path, Path, Counter[str]]:
+    from unsign_worker.cli.emulator_cmds import write_agreements, write_campaign
+    from unsign_worker.emulator.seed import generate, resolve_mix
+
+    data = generate(opts.count, resolve_mix("demo"), seed=opts.seed)
+    agreements, campaign = opts.workdir / "agreements.json", opts.workdir / "campaign.csv"
+    write_agreements(str(agreements), data)
+    write_campaign(str(campaign), data)
+    (opts.workdir / "scenario.json").write_text(
+        json.dumps({"seed": opts.seed, "faults": DEMO_FAULTS}, indent=2), encoding="utf-8")
+    return agreements, campaign, Counter(data.outcomes.values())
+
+
+def _describe_mix(mix: Counter[str], total: int) -> str:
+    escalations = sum(n for k, n in mix.items() if k.isupper())
+    parts = [("clean", mix["success"]), ("transient errors", mix["transient"]),
+             ("escalations", escalations), ("not found", mix["not_found"]),
+             ("already unsigned", mix["already_unsigned"]), ("bad rows", mix["bad_row"])]
+    return ", ".join(f"{n * 100 / max(total, 1):.0f}% {name}" for name, n in parts if n)
+
+
+def _show_dlq(client: Any, keys: Keys) -> int:
+    """Print the dead-letter queue grouped by code with the advice; returns its size."""
+    ids = [i.decode() for i in client.zrange(keys.dlq, 0, -1)]
+    pipe = client.pipeline(transaction=False)
+    for job_id in ids:
+        pipe.hmget(keys.dlq_entry(job_id), "code", "en", "advice")
+    groups: dict[str, tuple[int, str, str]] = {}
+    for code, en, advice in pipe.execute():
+        name = (code or b"UNKNOWN").decode()
+        n, _, _ = groups.get(name, (0, "", ""))
+        groups[name] = (n + 1, (en or b"").decode(), (advice or b"").decode())
+    click.echo()
+    if not ids:
+        click.echo(click.style("Dead-letter queue: empty", bold=True))
+        return 0
+    click.echo(click.style(f"Dead-letter queue: {len(ids)} jobs need a human", bold=True))
+    for code, (n, en, advice) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
+        click.echo(f"  {click.style(code, fg='yellow')} x{n}: {en}")
+        click.echo(f"      what to do: {advice}")
+    click.echo("  Inspect with 'unsign-worker dlq list', requeue with 'unsign-worker dlq requeue' "
+               "once the cause is fixed.")
+    return len(ids)
+
+
+def _run_campaign(sup: Supervisor, env: dict[str, str], campaign: Path, opts: DemoOptions
+                  ) -> Child:
+    argv = [str(BIN / "unsign-worker"), "campaign", "run", str(campaign), "--name",
+            DEMO_CAMPAIGN]
+    _say("campaign", " ".join(["unsign-worker", *argv[1:]]))
+    child = sup.start("campaign run", argv, env, stop_signal=signal.SIGINT)
+    while child.proc.poll() is None:
+        sup.check(ignore=[child])
+        time.sleep(0.3)
+    if child.proc.returncode not in (0, 3):  # 3: finished, with dead-lettered/rejected jobs
+        raise DemoError(f"'campaign run' failed (exit {child.proc.returncode})")
+    return child
+
+
+def _report(env: dict[str, str], client: Any, keys: Keys, opts: DemoOptions) -> Path | None:
+    import subprocess
+
+    newest = client.zrevrange(keys.campaigns, 0, 0)
+    if not newest:
+        return None
+    out = opts.workdir / "report.csv"
+    run = subprocess.run([str(BIN / "unsign-worker"), "campaign", "report", newest[0].decode(),
+                          "--out", str(out)], env=env, capture_output=True, text=True,
+                         timeout=120, start_new_session=True)
+    return out if run.returncode == 0 and out.exists() else None
+
+
+def run_demo(opts: DemoOptions) -> int:
+    import redis
+
+    from unsign_worker.cli.common import load_settings
+
+    opts.workdir.mkdir(parents=True, exist_ok=True)
+    (opts.workdir / "logs").mkdir(exist_ok=True)
+    pidfile = opts.workdir / "pids.json"
+    if reap_leftovers(pidfile):
+        _say("cleanup", "stopped processes left by an earlier demo")
+    sup = Supervisor(pidfile)
+    redis_url = load_settings().redis_url
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+    keys = Keys(DEMO_PREFIX)
+    logs = opts.workdir / "logs"
+    click.echo(click.style("unsign-worker demo: a whole unsign campaign against the gateway "
+                           "emulator, on this machine", bold=True))
+    try:
+        client.ping()
+        cleared = delete_prefix(client, DEMO_PREFIX)
+        _say("redis", f"{_safe(redis_url)}; keys under {DEMO_PREFIX!r} "
+                      f"({'cleared ' + str(cleared) + ' from the last run' if cleared else 'new'})")
+
+        agreements, campaign, mix = _seed(opts)
+        _say("data", f"{opts.count} rows in {campaign} ({_describe_mix(mix, opts.count)})")
+
+        key_file = opts.workdir / "demo.key"
+        key_file.write_text(secrets.token_hex(16), encoding="utf-8")
+        key_file.chmod(0o600)
+        env = _child_env(redis_url)
+        emulator = sup.start("emulator", [
+            str(BIN / "unsign-worker"), "emulator", "--port", "0", "--agreements",
+            str(agreements), "--scenario", str(opts.workdir / "scenario.json"), "--key-file",
+            str(key_file)], env, log=logs / "emulator.log")
+        url = wait_for_line(emulator, r"emulator: serving (http://\S+) for partner (\d+)",
+                            timeout=60)
+        _say("emulator", f"{url.group(1)} (20-50 ms per request, ~2% random faults, "
+                         "scripted escalations)")
+
+        worker_env = _child_env(redis_url, ALIPAY_PARTNER=url.group(2),
+                                ALIPAY_KEY_FILE=str(key_file), ALIPAY_GATEWAY_URL=url.group(1),
+                                **DEMO_WORKER_ENV)
+        host = socket.gethostname()
+        names = [f"demo-w{i}@{host}" for i in range(1, opts.workers + 1)]
+        for i, name in enumerate(names, 1):
+            sup.start(f"worker {i}", [str(BIN / "unsign-worker"), "worker", "--hostname", name,
+                                      "--concurrency", str(opts.concurrency)], worker_env,
+                      log=logs / f"worker-{i}.log")
+        wait_until(lambda: all(client.zscore(keys.workers, n) is not None for n in names),
+                   timeout=90, what="the workers", check=sup.check)
+        _say("workers", f"{opts.workers} x {opts.concurrency} threads ({', '.join(names)}); "
+                        f"logs in {logs}/")
+
+        password = secrets.token_urlsafe(12)
+        port = opts.flower_port if port_is_free(opts.flower_port) else 0
+        flower = sup.start("flower", [str(BIN / "unsign-worker"), "flower", "--port", str(port)],
+                           {**worker_env, "FLOWER_BASIC_AUTH": f"{DEMO_USER}:{password}"},
+                           log=logs / "flower.log")
+        found = wait_for_line(flower, r"flower: (http://\S+/) \(", timeout=60)
+        _say("flower", f"{found.group(1)}  user {DEMO_USER}  password {password}")
+
+        _run_campaign(sup, worker_env, campaign, opts)
+        _show_dlq(client, keys)
+        report = _report(worker_env, client, keys, opts)
+        click.echo()
+        if report:
+            click.echo(f"Report (one row per input row): {report}")
+        click.echo(f"Logs: {logs}/   Data: {opts.workdir}/   Rejected rows: see the summary above")
+        if opts.keep:
+            click.echo(f"Flower stays up at {found.group(1)}; press Ctrl-C to stop everything.")
+            while True:
+                sup.check()
+                time.sleep(1)
+        return 0
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        return 130
+    except (DemoError, redis.RedisError, OSError) as exc:
+        click.echo(f"demo failed: {exc}", err=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
+        stopped = sup.stop()
+        if stopped:
+            click.echo(f"stopped: {', '.join(stopped)}", err=True)
+
+
+def _safe(url: str) -> str:
+    from unsign_worker.settings import redact_url
+
+    return redact_url(url)
+
+
+@click.command("demo", epilog="Example: make demo   (or: unsign-worker demo --count 500)")
+@click.option("--count", default=3000, show_default=True, type=click.IntRange(min=10),
+              help="Rows in the demo campaign.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="Worker processes.")
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 256),
+              help="Threads per worker.")
+@click.option("--flower-port", default=5555, show_default=True, type=int,
+              help="Flower's port (any free port if taken).")
+@click.option("--workdir", default=".demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where data, logs and the report go.")
+@click.option("--seed", default=2024, show_default=True, type=int,
+              help="Random seed of the data set and faults.")
+@click.option("--keep", is_flag=True, help="Keep Flower and the workers up after the campaign "
+                                           "until Ctrl-C.")
+def demo_cmd(count: int, workers: int, concurrency: int, flower_port: int, workdir: Path,
+             seed: int, keep: bool) -> None:
+    """Run a whole sample campaign against the gateway emulator and show the results.
+
+    Needs a Redis (UNSIGN_REDIS_URL; 'make demo' finds or starts one). Uses only keys under
+    'unsign-demo:' and clears them at the next run. Ctrl-C stops everything it started.
+    """
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    code = run_demo(DemoOptions(count=count, workers=workers, concurrency=concurrency,
+                                flower_port=flower_port, workdir=workdir, seed=seed, keep=keep))
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo_cmd)
