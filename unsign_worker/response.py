@@ -75,7 +75,7 @@ def _decode(body: bytes) -> str:
         text = body.decode(codec)
     except LookupError:
         raise ResponseError(f"unknown XML encoding {encoding!r}", reason="encoding") from None
-    except UnicodeDecodeError:
+    except UnicodeError:  # UnicodeDecodeError, or its base from codecs such as punycode
         raise ResponseError(f"body is not valid {encoding}", reason="encoding") from None
     if match:
         text = text[len(match.group(0).decode("ascii", errors="replace")):]
@@ -113,6 +113,9 @@ def parse_xml(body: bytes, *, max_bytes: int = MAX_RESPONSE_BYTES) -> ET.Element
         raise ResponseError(f"unsafe XML refused: {type(exc).__name__}", reason="dtd") from None
     except ET.ParseError as exc:
         raise ResponseError(f"malformed XML: {exc}", reason="malformed") from None
+    except UnicodeError:  # e.g. lone surrogates decoded by unicode_escape: not XML characters
+        raise ResponseError("body decodes to characters XML cannot carry",
+                            reason="encoding") from None
     _check_shape(root)
     return root
 
