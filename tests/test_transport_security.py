@@ -79,8 +79,6 @@ def test_production_refuses_a_gateway_given_as_an_ip_literal(url: str) -> None:
         check_gateway_url(url, sandbox=False)
 
 
-@pytest.mark.xfail(strict=True, reason="check_gateway_url accepts numeric host forms that "
-                   "resolve to a fixed address without DNS (inet_aton forms)")
 @pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "127.1"])
 def test_production_refuses_an_ip_literal_in_numeric_disguise(host: str) -> None:
     with pytest.raises(ConfigError):
