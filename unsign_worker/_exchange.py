@@ -104,11 +104,11 @@ class _ExchangeAware:
         super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class ExchangeHTTPConnection(_ExchangeAware, HTTPConnection):
+class ExchangeHTTPConnection(_ExchangeAware, HTTPConnection):  # type: ignore[misc]
     """Plain HTTP (sandbox only: the emulator on a loopback address)."""
 
 
-class ExchangeHTTPSConnection(_ExchangeAware, HTTPSConnection):
+class ExchangeHTTPSConnection(_ExchangeAware, HTTPSConnection):  # type: ignore[misc]
     """HTTPS with certificate verification, as urllib3 does it."""
 
 

@@ -1,24 +1,18 @@
 """The HTTPS client towards the gateway: the only module that imports ``requests``.
 
-- One ``requests.Session`` per client with a sized connection pool (connections reused); safe to
-  share between threads and gevent greenlets: the session keeps no state between requests (no
-  cookies, no environment) and each exchange carries its own bookkeeping in a context variable.
-- Form POST to ``<gateway>?_input_charset=<charset>``, the body encoded in that charset, as the
-  usage rules require; nothing else goes in the URL, so logged URLs never carry parameters.
-- Separate connect and read timeouts, plus a total deadline for the whole exchange: the read
-  timeout bounds each socket read, so without it an answer dripping one byte per second would
-  hold a worker for hours. Every read of the answer (status line, headers, body) is given at most
-  what is left of the deadline.
-- TLS verification is always on; a custom CA bundle may be given, nothing can turn it off, and
-  the environment (``REQUESTS_CA_BUNDLE``, proxies, ``.netrc``) is ignored.
-- The host is resolved through DNS on each new connection (urllib3 keeps no DNS cache, and no
-  IP is ever pinned).
-- The answer is read up to ``max_response_bytes`` and no further; ``Accept-Encoding: identity``
-  is asked for and a compressed answer is refused, so no decompression bomb can be expanded.
-- Transport failures become :class:`TransportError`, which records whether the request may have
-  reached the gateway. It is False only when no byte of the request was sent (refused, DNS,
-  connect timeout, TLS handshake or certificate failure); a read timeout, a reset after sending,
-  a 5xx, or a truncated, oversized or late answer may have reached it.
+- One ``requests.Session`` with a sized connection pool, shared safely by threads and gevent
+  greenlets: no cookies, nothing from the environment, per-exchange state in a context variable.
+- Form POST to ``<gateway>?_input_charset=<charset>``, the body encoded in that charset; nothing
+  else goes in the URL, so logged URLs never carry parameters.
+- Connect and read timeouts, plus a total deadline for the exchange: the read timeout bounds
+  each socket read only, so an answer dripping one byte per second would otherwise hold a worker
+  for hours (see :mod:`unsign_worker._exchange`).
+- TLS verification always on; a CA bundle may replace the trust store, nothing turns it off.
+  DNS is resolved on each new connection (no cache, no pinned IP).
+- The body is read up to ``max_response_bytes`` and no further; ``Accept-Encoding: identity`` is
+  asked for and a compressed answer refused, so no decompression bomb is ever expanded.
+- Failures become :class:`TransportError`; ``may_have_reached`` is False only when no byte of the
+  request was written (refused, DNS, connect timeout, TLS handshake or certificate).
 """
 
 from __future__ import annotations
@@ -37,7 +31,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
-from unsign_worker import _exchange
+from unsign_worker._exchange import CURRENT, POOL_CLASSES, Exchange
 from unsign_worker.exceptions import (
     ConfigError,
     FieldError,
@@ -115,14 +109,14 @@ class GatewayClient:
         headers = {"Content-Type": f"application/x-www-form-urlencoded; charset={charset}",
                    "Accept-Encoding": "identity"}
         started = time.monotonic()
-        exchange = _exchange.Exchange(deadline=started + self._total_seconds)
-        token = _exchange.CURRENT.set(exchange)
+        exchange = Exchange(deadline=started + self._total_seconds)
+        token = CURRENT.set(exchange)
         try:
-            return self._exchange(exchange, body, headers, charset, started)
+            return self._send(exchange, body, headers, charset, started)
         finally:
-            _exchange.CURRENT.reset(token)
+            CURRENT.reset(token)
 
-    def _exchange(self, exchange: _exchange.Exchange, body: bytes, headers: dict[str, str],
+    def _send(self, exchange: Exchange, body: bytes, headers: dict[str, str],
                   charset: str, started: float) -> RawAnswer:
         failure: TransportError | None = None
         try:
@@ -144,7 +138,7 @@ class GatewayClient:
             resp.close()
         return RawAnswer(status, data, time.monotonic() - started)
 
-    def _read_capped(self, resp: requests.Response, exchange: _exchange.Exchange) -> bytes:
+    def _read_capped(self, resp: requests.Response, exchange: Exchange) -> bytes:
         """Read the body, stopping one byte past the cap so a huge answer costs nothing."""
         encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
@@ -175,7 +169,7 @@ class GatewayClient:
                                  http_status=resp.status_code)
         return b"".join(chunks)
 
-    def _failure(self, exc: BaseException, exchange: _exchange.Exchange, *,
+    def _failure(self, exc: BaseException, exchange: Exchange, *,
                  phase: str) -> TransportError:
         """Classify a requests/urllib3/socket failure; never keeps the exception itself."""
         if exchange.expired():
@@ -251,11 +245,12 @@ def _make_session(pool_size: int, verify: str | bool) -> requests.Session:
 
 
 class _ExchangeAdapter(HTTPAdapter):
-    """An adapter whose pools use the deadline- and send-aware connections of ``_exchange``."""
+    """An adapter whose pools use the deadline- and send-aware connections of
+    :mod:`unsign_worker._exchange`."""
 
     def init_poolmanager(self, *args: object, **kwargs: object) -> None:
         super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
-        self.poolmanager.pool_classes_by_scheme = _exchange.POOL_CLASSES
+        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
