@@ -39,6 +39,8 @@ from unsign_worker.keys import Keys
 DEMO_PREFIX = "unsign-demo:"
 DEMO_CAMPAIGN = "demo"
 DEMO_USER = "demo"
+#: The campaign's global rate limit, jobs/s: slow enough to watch the progress bar and Flower.
+DEMO_RATE = 80
 #: The emulator's faults: 20-50 ms per request and a sprinkle of transport and gateway errors,
 #: on top of the scripted outcomes of the seeded data set.
 DEMO_FAULTS = {"latency_ms": 20, "jitter_ms": 30, "error_rate": 0.01,
@@ -60,6 +62,8 @@ class DemoOptions:
     workdir: Path
     seed: int
     keep: bool
+    rate: int = 0
+    prefix: str = DEMO_PREFIX
 
 
 def _say(step: str, text: str) -> None:
@@ -67,10 +71,10 @@ def _say(step: str, text: str) -> None:
     sys.stdout.flush()
 
 
-def _child_env(redis_url: str, **extra: str) -> dict[str, str]:
+def _child_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ALIPAY_", "UNSIGN_", "FLOWER_"))}
-    env.update(UNSIGN_REDIS_URL=redis_url, UNSIGN_KEY_PREFIX=DEMO_PREFIX, PYTHONUNBUFFERED="1")
+    env.update(UNSIGN_REDIS_URL=redis_url, UNSIGN_KEY_PREFIX=prefix, PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
 
@@ -123,7 +127,7 @@ def _show_dlq(client: Any, keys: Keys) -> int:
 def _run_campaign(sup: Supervisor, env: dict[str, str], campaign: Path, opts: DemoOptions
                   ) -> Child:
     argv = [str(BIN / "unsign-worker"), "campaign", "run", str(campaign), "--name",
-            DEMO_CAMPAIGN]
+            DEMO_CAMPAIGN, "--rate", f"{opts.rate}/s"]
     _say("campaign", " ".join(["unsign-worker", *argv[1:]]))
     child = sup.start("campaign run", argv, env, stop_signal=signal.SIGINT)
     while child.proc.poll() is None:
@@ -160,14 +164,14 @@ def run_demo(opts: DemoOptions) -> int:
     sup = Supervisor(pidfile)
     redis_url = load_settings().redis_url
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
-    keys = Keys(DEMO_PREFIX)
+    keys = Keys(opts.prefix)
     logs = opts.workdir / "logs"
     click.echo(click.style("unsign-worker demo: a whole unsign campaign against the gateway "
                            "emulator, on this machine", bold=True))
     try:
         client.ping()
-        cleared = delete_prefix(client, DEMO_PREFIX)
-        _say("redis", f"{_safe(redis_url)}; keys under {DEMO_PREFIX!r} "
+        cleared = delete_prefix(client, opts.prefix)
+        _say("redis", f"{_safe(redis_url)}; keys under {opts.prefix!r} "
                       f"({'cleared ' + str(cleared) + ' from the last run' if cleared else 'new'})")
 
         agreements, campaign, mix = _seed(opts)
@@ -176,7 +180,7 @@ def run_demo(opts: DemoOptions) -> int:
         key_file = opts.workdir / "demo.key"
         key_file.write_text(secrets.token_hex(16), encoding="utf-8")
         key_file.chmod(0o600)
-        env = _child_env(redis_url)
+        env = _child_env(redis_url, opts.prefix)
         emulator = sup.start("emulator", [
             str(BIN / "unsign-worker"), "emulator", "--port", "0", "--agreements",
             str(agreements), "--scenario", str(opts.workdir / "scenario.json"), "--key-file",
@@ -186,7 +190,7 @@ def run_demo(opts: DemoOptions) -> int:
         _say("emulator", f"{url.group(1)} (20-50 ms per request, ~2% random faults, "
                          "scripted escalations)")
 
-        worker_env = _child_env(redis_url, ALIPAY_PARTNER=url.group(2),
+        worker_env = _child_env(redis_url, opts.prefix, ALIPAY_PARTNER=url.group(2),
                                 ALIPAY_KEY_FILE=str(key_file), ALIPAY_GATEWAY_URL=url.group(1),
                                 **DEMO_WORKER_ENV)
         host = socket.gethostname()
@@ -214,7 +218,8 @@ def run_demo(opts: DemoOptions) -> int:
         click.echo()
         if report:
             click.echo(f"Report (one row per input row): {report}")
-        click.echo(f"Logs: {logs}/   Data: {opts.workdir}/   Rejected rows: see the summary above")
+        click.echo(f"Refused rows: {campaign}.rejects.csv   Logs: {logs}/   "
+                   f"Data: {opts.workdir}/")
         if opts.keep:
             click.echo(f"Flower stays up at {found.group(1)}; press Ctrl-C to stop everything.")
             while True:
@@ -222,7 +227,8 @@ def run_demo(opts: DemoOptions) -> int:
                 time.sleep(1)
         return 0
     except KeyboardInterrupt:
-        click.echo("\ninterrupted", err=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        click.echo("\ninterrupted: stopping what the demo started", err=True)
         return 130
     except (DemoError, redis.RedisError, OSError) as exc:
         click.echo(f"demo failed: {exc}", err=True)
@@ -254,10 +260,14 @@ def _safe(url: str) -> str:
               help="Where data, logs and the report go.")
 @click.option("--seed", default=2024, show_default=True, type=int,
               help="Random seed of the data set and faults.")
+@click.option("--rate", default=DEMO_RATE, show_default=True, type=click.IntRange(min=0),
+              help="The campaign's global rate limit, jobs per second (0: unlimited).")
 @click.option("--keep", is_flag=True, help="Keep Flower and the workers up after the campaign "
                                            "until Ctrl-C.")
+@click.option("--prefix", default=DEMO_PREFIX, hidden=True,
+              help="Key prefix of the demo (cleared at start).")
 def demo_cmd(count: int, workers: int, concurrency: int, flower_port: int, workdir: Path,
-             seed: int, keep: bool) -> None:
+             seed: int, rate: int, keep: bool, prefix: str) -> None:
     """Run a whole sample campaign against the gateway emulator and show the results.
 
     Needs a Redis (UNSIGN_REDIS_URL; 'make demo' finds or starts one). Uses only keys under
@@ -268,7 +278,8 @@ def demo_cmd(count: int, workers: int, concurrency: int, flower_port: int, workd
 
     signal.signal(signal.SIGTERM, on_term)
     code = run_demo(DemoOptions(count=count, workers=workers, concurrency=concurrency,
-                                flower_port=flower_port, workdir=workdir, seed=seed, keep=keep))
+                                flower_port=flower_port, workdir=workdir, seed=seed, keep=keep,
+                                rate=rate, prefix=prefix))
     if code:
         raise click.exceptions.Exit(code)
 
