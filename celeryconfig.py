@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from unsign_worker.broker import amqp_config, is_amqp
 from unsign_worker.keys import HOOK_QUEUE, QUEUE
 from unsign_worker.settings import Settings
 
@@ -29,11 +30,6 @@ PREFETCH_MULTIPLIER = 4
 ETA_TASK_LIMIT = 10_000
 #: Seconds between the broker's sweeps for unacknowledged messages to restore.
 UNACKED_RESTORE_INTERVAL_SECONDS = 10
-
-
-def is_amqp(url: str) -> bool:
-    """True for a RabbitMQ (AMQP) broker URL."""
-    return url.split("://", 1)[0].lower() in ("amqp", "amqps", "pyamqp")
 
 
 def config_for(settings: Settings) -> dict[str, Any]:
@@ -50,17 +46,8 @@ def config_for(settings: Settings) -> dict[str, Any]:
     }
     queue_types: dict[str, Any] = {}
     if is_amqp(settings.broker_url):
-        # RabbitMQ acknowledges for real, so none of the Redis options apply (kombu's
-        # global_keyprefix is Redis-only); quorum queues are replicated and durable, and
-        # publisher confirms make a send fail loudly instead of vanishing.
-        transport = {"confirm_publish": True}
-        # Countdown retries on quorum queues use RabbitMQ's native delayed delivery, which
-        # routes only through topic exchanges.
-        queue_types = {"task_default_queue_type": "quorum",
-                       "task_create_missing_queue_type": "quorum",
-                       "task_default_exchange_type": "topic",
-                       "task_create_missing_queue_exchange_type": "topic",
-                       "worker_detect_quorum_queues": True}
+        queue_types = amqp_config()
+        transport = queue_types.pop("broker_transport_options")
     return {
         **queue_types,
         "broker_url": settings.broker_url,

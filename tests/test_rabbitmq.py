@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,10 +20,10 @@ from kombu import Connection
 import celeryconfig
 from tests.plugins.inprocess_emulator import Emulator
 from tests.plugins.worker_fixtures import WorkerEnv
-from unsign_worker.celery_app import create_app
 from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.job import Job
 from unsign_worker.keys import HOOK_QUEUE, QUEUE
-from unsign_worker.producer import Producer
+from unsign_worker.producer import Producer, producer_app
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 
@@ -80,7 +81,8 @@ def test_a_worker_on_rabbitmq_completes_jobs_and_keeps_state_in_redis(
         rabbitmq: str, worker_env_factory: Any) -> None:
     # Given a worker whose broker is RabbitMQ and whose store is the test's Redis prefix
     emulator = Emulator([Agreement(id="r1", customer_code="RMQ-1"),
-                         Agreement(id="r2", customer_code="RMQ-2", script=("HTTP_503",) * 8)],
+                         Agreement(id="r2", customer_code="RMQ-2", script=("HTTP_503",) * 8),
+                         *(Agreement(id=f"rb{i}", customer_code=f"RMQ-B{i}") for i in range(3))],
                         partner=PARTNER, key=KEY)
     try:
         env: WorkerEnv = worker_env_factory(gateway_url=emulator.url, partner=PARTNER, key=KEY,
@@ -88,16 +90,19 @@ def test_a_worker_on_rabbitmq_completes_jobs_and_keeps_state_in_redis(
                                             # RabbitMQ's delayed delivery counts whole seconds
                                             UNSIGN_RETRY_COUNTDOWN_BASE="2")
         env.start_worker("rmq", concurrency=4)
-        app = create_app(env.settings())
-        producer = Producer(app, env.redis, env.keys)
-        env.producer = producer
+        # (the producers' own app, as the client and the campaign command build it)
+        env.producer = Producer(producer_app(rabbitmq, env.prefix), env.redis, env.keys)
 
-        # When a job is sent, and another that needs a broker retry with a countdown
+        # When a job is sent, another that needs a broker retry with a countdown, and a batch
         ids = [env.enqueue({"customer_code": "RMQ-1"}), env.enqueue({"customer_code": "RMQ-2"})]
+        batch = [Job(job_id=uuid.uuid4().hex, params={"customer_code": f"RMQ-B{i}"})
+                 for i in range(3)]
+        env.producer.enqueue(batch, batch_size=3)
 
-        # Then both are unsigned, and the broker's queues never touched Redis
-        jobs = env.wait_terminal(ids, timeout=120)
+        # Then all are done, and the broker's queues never touched Redis
+        jobs = env.wait_terminal(ids + [j.job_id for j in batch], timeout=120)
         assert [jobs[i]["state"] for i in ids] == ["unsigned", "unsigned"]
+        assert [jobs[j.job_id]["state"] for j in batch] == ["unsigned"] * 3
         assert int(jobs[ids[1]]["attempts"]) > 1
         log = env.log_tail("rmq", 200)
         assert "retry: Retry in" in log and "native delayed delivery" not in log, log

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from unsign_worker.broker import amqp_config, is_amqp
 from unsign_worker.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, masked_repr
 from unsign_worker.keys import QUEUE, Keys
 
@@ -34,6 +35,8 @@ def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds
         task_serializer="json", accept_content=["json"], task_send_sent_event=True,
         broker_connection_retry_on_startup=True, task_default_queue=QUEUE,
     )
+    if is_amqp(broker_url):  # RabbitMQ: declare the queues exactly as the workers do
+        app.conf.update(amqp_config())
     return app
 
 
