@@ -10,7 +10,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from tests.plugins.emulator_fixtures import EmulatorHandle
 from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
-from unsign_worker.emulator.server import STATE_KEY, make_app
+from unsign_worker.emulator.server import make_handler
 from unsign_worker.response import parse_response
 from unsign_worker.signing import Md5Signer
 
@@ -143,10 +143,8 @@ def test_wait_ready_gives_up_after_its_deadline():
 
 
 def test_the_admin_api_refuses_clients_that_are_not_on_loopback(emulator):
-    # Given the app of a running emulator and a request that comes from another host
-    app = make_app(emulator.thread.state)
-    handler = next(r.handler for r in app.router.routes()
-                   if r.resource is not None and r.resource.canonical == "/_emulator/stats")
+    # Given the handler of a running emulator and a request that comes from another host
+    handler = make_handler(emulator.thread.state)
 
     class Transport:
         def get_extra_info(self, name: str, default: object = None) -> object:
@@ -155,8 +153,26 @@ def test_the_admin_api_refuses_clients_that_are_not_on_loopback(emulator):
         def is_closing(self) -> bool:
             return False
 
-    request = make_mocked_request("GET", "/_emulator/stats", app=app, transport=Transport())
+    request = make_mocked_request("GET", "/_emulator/stats", transport=Transport())
     # Then it is refused
     response = asyncio.run(handler(request))
     assert isinstance(response, web.Response) and response.status == 403
-    assert app[STATE_KEY] is emulator.thread.state
+
+
+def test_unknown_admin_paths_and_methods_are_404(emulator):
+    for method, path in (("GET", "/_emulator/nothing"), ("DELETE", "/_emulator/stats"),
+                         ("GET", "/elsewhere")):
+        resp = emulator.http.request(method, emulator.base_url + path, timeout=10)
+        assert resp.status_code == 404
+
+
+def test_the_gateway_path_accepts_only_get_and_post(emulator):
+    resp = emulator.http.put(emulator.url, timeout=10)
+    assert resp.status_code == 405 and resp.headers["Allow"] == "GET, POST"
+
+
+def test_agreement_ids_with_reserved_characters_are_reachable(emulator):
+    assert emulator.admin.agreement("cae-1")["id"] == "cae-1"
+    with pytest.raises(EmulatorAdminError) as info:
+        emulator.admin.agreement("10004:a b/c@example.com")
+    assert info.value.status == 404 and "a b/c@example.com" in str(info.value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -109,12 +109,12 @@ class EmulatorAdmin:
 
     def agreement(self, agreement_id: str) -> dict[str, Any]:
         """Status and counters of one agreement."""
-        result: dict[str, Any] = self._call("GET", f"/agreements/{agreement_id}")
+        result: dict[str, Any] = self._call("GET", f"/agreements/{quote(agreement_id, safe='')}")
         return result
 
     def set_status(self, agreement_id: str, status: str) -> dict[str, Any]:
         """Sign (``"signed"``) or unsign an agreement by hand; not counted as an unsign."""
-        result: dict[str, Any] = self._call("POST", f"/agreements/{agreement_id}",
+        result: dict[str, Any] = self._call("POST", f"/agreements/{quote(agreement_id, safe='')}",
                                             {"status": status})
         return result
 

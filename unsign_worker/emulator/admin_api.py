@@ -32,14 +32,14 @@ from unsign_worker.emulator.stats import AgreementCounts
 from unsign_worker.exceptions import ConfigError
 from unsign_worker.settings import is_loopback_host
 
-Handler = Callable[[web.Request, EmulatorState], Awaitable[Any]]
+Handler = Callable[[web.BaseRequest, EmulatorState, str], Awaitable[Any]]
 
 
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def _body(request: web.BaseRequest) -> dict[str, Any]:
     try:
         data = await request.json() if request.can_read_body else {}
     except json.JSONDecodeError:
@@ -49,26 +49,30 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
-async def _stats(request: web.Request, state: EmulatorState) -> Any:
+async def _health(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
+    return {"status": "ok", "partner": state.config.partner, "agreements": len(state.book)}
+
+
+async def _stats(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     per_agreement = request.query.get("agreements", "1") not in ("0", "false", "no")
     return state.stats.snapshot(in_flight=state.in_flight, per_agreement=per_agreement)
 
 
-async def _reset_stats(request: web.Request, state: EmulatorState) -> Any:
+async def _reset_stats(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     state.reset_stats()
     return {"ok": True}
 
 
-async def _get_faults(request: web.Request, state: EmulatorState) -> Any:
+async def _get_faults(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     return state.faults.as_dict()
 
 
-async def _set_faults(request: web.Request, state: EmulatorState) -> Any:
+async def _set_faults(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     state.faults = FaultSettings.from_mapping(await _body(request), base=state.faults)
     return state.faults.as_dict()
 
 
-async def _set_script(request: web.Request, state: EmulatorState) -> Any:
+async def _set_script(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     data = await _body(request)
     agreement_id, steps = data.get("agreement"), data.get("steps")
     if not isinstance(agreement_id, str) or not isinstance(steps, list):
@@ -76,7 +80,7 @@ async def _set_script(request: web.Request, state: EmulatorState) -> Any:
     return {"agreement": agreement_id, "steps": state.set_script(agreement_id, steps)}
 
 
-async def _get_scripts(request: web.Request, state: EmulatorState) -> Any:
+async def _get_scripts(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     return {agreement_id: list(steps) for agreement_id, steps in state.scripts.items()}
 
 
@@ -89,55 +93,59 @@ def _agreement_view(state: EmulatorState, agreement_id: str) -> dict[str, object
     return view
 
 
-async def _get_agreement(request: web.Request, state: EmulatorState) -> Any:
-    return _agreement_view(state, request.match_info["agreement_id"])
+async def _get_agreement(request: web.BaseRequest, state: EmulatorState,
+                         agreement_id: str) -> Any:
+    return _agreement_view(state, agreement_id)
 
 
-async def _set_agreement(request: web.Request, state: EmulatorState) -> Any:
-    agreement_id = request.match_info["agreement_id"]
+async def _set_agreement(request: web.BaseRequest, state: EmulatorState,
+                         agreement_id: str) -> Any:
     state.set_status(agreement_id, str((await _body(request)).get("status", "")))
     return _agreement_view(state, agreement_id)
 
 
-async def _clear(request: web.Request, state: EmulatorState) -> Any:
+async def _clear(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     state.clear()
     return {"ok": True}
 
 
-async def _reset(request: web.Request, state: EmulatorState) -> Any:
+async def _reset(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     state.reset()
     return {"ok": True}
 
 
-def _wrap(handler: Handler, state_key: web.AppKey[EmulatorState]
-          ) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def route(request: web.Request) -> web.Response:
-        if not is_loopback_host(request.remote or ""):
-            return _json_error(403, "the admin API only answers loopback clients")
-        try:
-            result = await handler(request, request.app[state_key])
-        except ConfigError as exc:
-            return _json_error(400, str(exc))
-        except KeyError as exc:
-            return _json_error(404, f"no agreement has the id {exc.args[0]!r}")
-        return web.json_response(result)
-    return route
+_ROUTES: dict[tuple[str, str], Handler] = {
+    ("GET", "/health"): _health,
+    ("GET", "/stats"): _stats,
+    ("POST", "/stats/reset"): _reset_stats,
+    ("GET", "/faults"): _get_faults,
+    ("POST", "/faults"): _set_faults,
+    ("GET", "/scripts"): _get_scripts,
+    ("POST", "/scripts"): _set_script,
+    ("POST", "/clear"): _clear,
+    ("POST", "/reset"): _reset,
+}
+_AGREEMENT_ROUTES: dict[str, Handler] = {"GET": _get_agreement, "POST": _set_agreement}
+_AGREEMENTS = "/agreements/"
 
 
-def add_admin_routes(app: web.Application, prefix: str,
-                     state_key: web.AppKey[EmulatorState]) -> None:
-    """Register the admin routes under ``prefix`` (no trailing slash)."""
-    routes: list[tuple[str, str, Handler]] = [
-        ("GET", "/stats", _stats),
-        ("POST", "/stats/reset", _reset_stats),
-        ("GET", "/faults", _get_faults),
-        ("POST", "/faults", _set_faults),
-        ("GET", "/scripts", _get_scripts),
-        ("POST", "/scripts", _set_script),
-        ("GET", "/agreements/{agreement_id}", _get_agreement),
-        ("POST", "/agreements/{agreement_id}", _set_agreement),
-        ("POST", "/clear", _clear),
-        ("POST", "/reset", _reset),
-    ]
-    for method, path, handler in routes:
-        app.router.add_route(method, prefix + path, _wrap(handler, state_key))
+async def handle_admin(request: web.BaseRequest, state: EmulatorState,
+                       subpath: str) -> web.Response:
+    """Answer an admin request; ``subpath`` is the path after the admin prefix."""
+    if not is_loopback_host(request.remote or ""):
+        return _json_error(403, "the admin API only answers loopback clients")
+    argument = ""
+    if subpath.startswith(_AGREEMENTS) and len(subpath) > len(_AGREEMENTS):
+        handler = _AGREEMENT_ROUTES.get(request.method)
+        argument = subpath[len(_AGREEMENTS):]
+    else:
+        handler = _ROUTES.get((request.method, subpath))
+    if handler is None:
+        return _json_error(404, f"no admin endpoint {request.method} {subpath}")
+    try:
+        result = await handler(request, state, argument)
+    except ConfigError as exc:
+        return _json_error(400, str(exc))
+    except KeyError as exc:
+        return _json_error(404, f"no agreement has the id {exc.args[0]!r}")
+    return web.json_response(result)

@@ -36,14 +36,11 @@ def split_pairs(raw: bytes) -> list[tuple[bytes, bytes]]:
         if not chunk:
             continue
         name, _, value = chunk.partition(b"=")
-        pairs.append((_unquote(name), _unquote(value)))
+        if b"%" in chunk or b"+" in chunk:  # most values need neither: skip the work
+            name = unquote_to_bytes(name.replace(b"+", b" "))
+            value = unquote_to_bytes(value.replace(b"+", b" "))
+        pairs.append((name, value))
     return pairs
-
-
-def _unquote(raw: bytes) -> bytes:
-    if b"+" in raw:
-        raw = raw.replace(b"+", b" ")
-    return unquote_to_bytes(raw) if b"%" in raw else raw
 
 
 def charset_codec(value: str) -> str:

@@ -70,7 +70,7 @@ class EmulatorThread:
         self.host = host
         self.port = port
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.BaseRunner | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -96,15 +96,16 @@ class EmulatorThread:
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._runner, bound = loop.run_until_complete(
+                runner, bound = loop.run_until_complete(
                     start_server(self.state, host=self.host, port=self.port))
             except BaseException as exc:  # handed to the starting thread
                 ready.set_exception(exc)
                 loop.close()
                 return
+            self._runner = runner
             ready.set_result(bound)
             loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
+            loop.run_until_complete(runner.cleanup())
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 

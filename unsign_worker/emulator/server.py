@@ -1,4 +1,6 @@
-"""The HTTP side: ``/gateway.do`` (GET and POST) and the admin API, served by aiohttp.
+"""The HTTP side: ``/gateway.do`` (GET and POST) and the admin API, on aiohttp's low-level
+server (no application router or middleware: two paths do not need them, and the gateway path
+is the hot one).
 
 The gateway handler applies the latency and the stage-1 faults, hands the raw query string and
 form body to :func:`~unsign_worker.emulator.process.process`, and carries out what it decides:
@@ -12,25 +14,26 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 from aiohttp import web
 
-from unsign_worker.emulator.admin_api import add_admin_routes
-from unsign_worker.emulator.process import Outcome, process
+from unsign_worker.emulator.admin_api import handle_admin
+from unsign_worker.emulator.process import process
 from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.exceptions import ConfigError
 from unsign_worker.settings import is_loopback_host
 
 GATEWAY_PATH = "/gateway.do"
 ADMIN_PREFIX = "/_emulator"
-STATE_KEY = web.AppKey("emulator_state", EmulatorState)
 #: Pending connections the listening socket queues (1,000 slow clients connect at once).
 LISTEN_BACKLOG = 4096
 #: How long a stopping server waits for requests in progress, seconds.
 SHUTDOWN_TIMEOUT_SECONDS = 1.0
 _FORM = "application/x-www-form-urlencoded"
 _XML_HEADERS = {"Content-Type": "text/xml"}
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def check_bind(host: str, *, public: bool) -> None:
@@ -40,8 +43,7 @@ def check_bind(host: str, *, public: bool) -> None:
                           "(127.0.0.1, ::1, localhost) unless --public is given")
 
 
-async def _gateway(request: web.Request) -> web.StreamResponse:
-    state = request.app[STATE_KEY]
+async def _gateway(request: web.BaseRequest, state: EmulatorState) -> web.StreamResponse:
     state.stats.requests += 1
     state.in_flight += 1
     if state.in_flight > state.stats.max_in_flight:
@@ -52,7 +54,7 @@ async def _gateway(request: web.Request) -> web.StreamResponse:
         state.in_flight -= 1
 
 
-async def _serve_gateway(request: web.Request, state: EmulatorState) -> web.StreamResponse:
+async def _serve_gateway(request: web.BaseRequest, state: EmulatorState) -> web.StreamResponse:
     faults = state.faults
     delay = faults.delay_seconds(state.rand)
     if delay:
@@ -71,7 +73,7 @@ async def _serve_gateway(request: web.Request, state: EmulatorState) -> web.Stre
     return await _misbehave(request, outcome.action, state)
 
 
-async def _misbehave(request: web.Request, action: str, state: EmulatorState
+async def _misbehave(request: web.BaseRequest, action: str, state: EmulatorState
                      ) -> web.StreamResponse:
     if action.startswith("HTTP_"):
         status = int(action[5:])
@@ -81,10 +83,11 @@ async def _misbehave(request: web.Request, action: str, state: EmulatorState
     if action == "HANG":
         await asyncio.sleep(state.faults.hang_seconds)
     _drop(request, reset=action == "RESET")
-    return _dropped(Outcome(action=action))
+    # the transport is gone: aiohttp discards whatever is returned
+    return web.Response(status=499, reason=action)
 
 
-def _drop(request: web.Request, *, reset: bool) -> None:
+def _drop(request: web.BaseRequest, *, reset: bool) -> None:
     """Close the connection without an answer; ``reset`` sends a TCP RST instead of a FIN."""
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -96,30 +99,22 @@ def _drop(request: web.Request, *, reset: bool) -> None:
     transport.abort()
 
 
-def _dropped(outcome: Outcome) -> web.StreamResponse:
-    # the transport is gone: aiohttp discards whatever is returned
-    return web.Response(status=499, reason=outcome.action)
-
-
-async def _health(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    return web.json_response({"status": "ok", "partner": state.config.partner,
-                              "agreements": len(state.book)})
-
-
-def make_app(state: EmulatorState) -> web.Application:
-    """The aiohttp application serving ``state``."""
-    app = web.Application(client_max_size=1024 * 1024)
-    app[STATE_KEY] = state
-    app.router.add_route("GET", GATEWAY_PATH, _gateway)
-    app.router.add_route("POST", GATEWAY_PATH, _gateway)
-    app.router.add_get(f"{ADMIN_PREFIX}/health", _health)
-    add_admin_routes(app, ADMIN_PREFIX, STATE_KEY)
-    return app
+def make_handler(state: EmulatorState) -> Handler:
+    """The request handler serving ``state``: the gateway, the admin API, else 404."""
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.path
+        if path == GATEWAY_PATH:
+            if request.method not in ("GET", "POST"):
+                return web.Response(status=405, headers={"Allow": "GET, POST"})
+            return await _gateway(request, state)
+        if path.startswith(ADMIN_PREFIX + "/"):
+            return await handle_admin(request, state, path[len(ADMIN_PREFIX):])
+        return web.Response(status=404, text="not found")
+    return handle
 
 
 async def start_server(state: EmulatorState, *, host: str, port: int,
-                       public: bool = False) -> tuple[web.AppRunner, int]:
+                       public: bool = False) -> tuple[web.BaseRunner, int]:
     """Start serving ``state``; returns the runner (``await runner.cleanup()`` stops it) and
     the port actually bound (useful with ``port=0``).
 
@@ -127,8 +122,8 @@ async def start_server(state: EmulatorState, *, host: str, port: int,
         ConfigError: a non-loopback host without ``public``, or the address is in use.
     """
     check_bind(host, public=public)
-    runner = web.AppRunner(make_app(state), access_log=None,
-                           shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS, handler_cancellation=False)
+    server = web.Server(make_handler(state), access_log=None, handler_cancellation=False)
+    runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
     try:
@@ -136,7 +131,6 @@ async def start_server(state: EmulatorState, *, host: str, port: int,
     except OSError as exc:
         await runner.cleanup()
         raise ConfigError(f"--port {port}: cannot listen on {host}: {exc.strerror}") from None
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
+    sockets = getattr(site._server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, int(bound)
