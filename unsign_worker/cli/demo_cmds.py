@@ -10,14 +10,12 @@ file. Ctrl-C at any point stops everything the demo started, and only that
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
 import socket
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from unsign_worker.demo import (
     wait_for_line,
     wait_until,
 )
+from unsign_worker.demo_data import describe_mix, dlq_by_code, seed_files
 from unsign_worker.keys import Keys
 
 DEMO_PREFIX = "unsign-demo:"
@@ -41,11 +40,6 @@ DEMO_CAMPAIGN = "demo"
 DEMO_USER = "demo"
 #: The campaign's global rate limit, jobs/s: slow enough to watch the progress bar and Flower.
 DEMO_RATE = 80
-#: The emulator's faults: 20-50 ms per request and a sprinkle of transport and gateway errors,
-#: on top of the scripted outcomes of the seeded data set.
-DEMO_FAULTS = {"latency_ms": 20, "jitter_ms": 30, "error_rate": 0.01,
-               "error_codes": ["SYSTEM_ERROR", "ILLEGAL_SYSTEM"], "http_error_rate": 0.005,
-               "reset_rate": 0.002, "lost_answer_rate": 0.002}
 #: Worker settings that keep a demo's retries short (production keeps the defaults).
 DEMO_WORKER_ENV = {"UNSIGN_RETRY_COUNTDOWN_BASE": "1", "UNSIGN_RETRY_COUNTDOWN_CAP": "10",
                    "UNSIGN_SWEEP_INTERVAL": "2", "UNSIGN_SANDBOX": "1",
@@ -79,49 +73,20 @@ def _child_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def _seed(opts: DemoOptions) -> tuple[Path, Path, Counter[str]]:
-    from unsign_worker.cli.emulator_cmds import write_agreements, write_campaign
-    from unsign_worker.emulator.seed import generate, resolve_mix
-
-    data = generate(opts.count, resolve_mix("demo"), seed=opts.seed)
-    agreements, campaign = opts.workdir / "agreements.json", opts.workdir / "campaign.csv"
-    write_agreements(str(agreements), data)
-    write_campaign(str(campaign), data)
-    (opts.workdir / "scenario.json").write_text(
-        json.dumps({"seed": opts.seed, "faults": DEMO_FAULTS}, indent=2), encoding="utf-8")
-    return agreements, campaign, Counter(data.outcomes.values())
-
-
-def _describe_mix(mix: Counter[str], total: int) -> str:
-    escalations = sum(n for k, n in mix.items() if k.isupper())
-    parts = [("clean", mix["success"]), ("transient errors", mix["transient"]),
-             ("escalations", escalations), ("not found", mix["not_found"]),
-             ("already unsigned", mix["already_unsigned"]), ("bad rows", mix["bad_row"])]
-    return ", ".join(f"{n * 100 / max(total, 1):.0f}% {name}" for name, n in parts if n)
-
-
-def _show_dlq(client: Any, keys: Keys) -> int:
-    """Print the dead-letter queue grouped by code with the advice; returns its size."""
-    ids = [i.decode() for i in client.zrange(keys.dlq, 0, -1)]
-    pipe = client.pipeline(transaction=False)
-    for job_id in ids:
-        pipe.hmget(keys.dlq_entry(job_id), "code", "en", "advice")
-    groups: dict[str, tuple[int, str, str]] = {}
-    for code, en, advice in pipe.execute():
-        name = (code or b"UNKNOWN").decode()
-        n, _, _ = groups.get(name, (0, "", ""))
-        groups[name] = (n + 1, (en or b"").decode(), (advice or b"").decode())
+def _show_dlq(client: Any, keys: Keys) -> None:
+    """Print the dead-letter queue grouped by code, with the advice for each."""
+    groups = dlq_by_code(client, keys)
     click.echo()
-    if not ids:
+    if not groups:
         click.echo(click.style("Dead-letter queue: empty", bold=True))
-        return 0
-    click.echo(click.style(f"Dead-letter queue: {len(ids)} jobs need a human", bold=True))
-    for code, (n, en, advice) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
-        click.echo(f"  {click.style(code, fg='yellow')} x{n}: {en}")
-        click.echo(f"      what to do: {advice}")
+        return
+    total = sum(g.jobs for g in groups)
+    click.echo(click.style(f"Dead-letter queue: {total} jobs need a human", bold=True))
+    for group in groups:
+        click.echo(f"  {click.style(group.code, fg='yellow')} x{group.jobs}: {group.meaning}")
+        click.echo(f"      what to do: {group.advice}")
     click.echo("  Inspect with 'unsign-worker dlq list', requeue with 'unsign-worker dlq requeue' "
                "once the cause is fixed.")
-    return len(ids)
 
 
 def _run_campaign(sup: Supervisor, env: dict[str, str], campaign: Path, opts: DemoOptions
@@ -174,8 +139,10 @@ def run_demo(opts: DemoOptions) -> int:
         _say("redis", f"{_safe(redis_url)}; keys under {opts.prefix!r} "
                       f"({'cleared ' + str(cleared) + ' from the last run' if cleared else 'new'})")
 
-        agreements, campaign, mix = _seed(opts)
-        _say("data", f"{opts.count} rows in {campaign} ({_describe_mix(mix, opts.count)})")
+        files = seed_files(opts.workdir, count=opts.count, seed=opts.seed)
+        campaign = files.campaign
+        _say("data", f"{opts.count} rows in {campaign} "
+                     f"({describe_mix(files.mix, opts.count)})")
 
         key_file = opts.workdir / "demo.key"
         key_file.write_text(secrets.token_hex(16), encoding="utf-8")
@@ -183,7 +150,7 @@ def run_demo(opts: DemoOptions) -> int:
         env = _child_env(redis_url, opts.prefix)
         emulator = sup.start("emulator", [
             str(BIN / "unsign-worker"), "emulator", "--port", "0", "--agreements",
-            str(agreements), "--scenario", str(opts.workdir / "scenario.json"), "--key-file",
+            str(files.agreements), "--scenario", str(files.scenario), "--key-file",
             str(key_file)], env, log=logs / "emulator.log")
         url = wait_for_line(emulator, r"emulator: serving (http://\S+) for partner (\d+)",
                             timeout=60)
