@@ -85,7 +85,7 @@ def _show_dlq(client: Any, keys: Keys) -> None:
     for group in groups:
         click.echo(f"  {click.style(group.code, fg='yellow')} x{group.jobs}: {group.meaning}")
         click.echo(f"      what to do: {group.advice}")
-    click.echo("  Inspect with 'unsign-worker dlq list', requeue with 'unsign-worker dlq requeue' "
+    click.echo("  In production: 'unsign-worker dlq list' to inspect, 'unsign-worker dlq requeue' "
                "once the cause is fixed.")
 
 
@@ -132,7 +132,8 @@ def run_demo(opts: DemoOptions) -> int:
     keys = Keys(opts.prefix)
     logs = opts.workdir / "logs"
     click.echo(click.style("unsign-worker demo: a whole unsign campaign against the gateway "
-                           "emulator, on this machine", bold=True))
+                           "emulator, on this machine", bold=True)
+               + " (Ctrl-C stops everything it started)")
     try:
         client.ping()
         cleared = delete_prefix(client, opts.prefix)
@@ -187,6 +188,8 @@ def run_demo(opts: DemoOptions) -> int:
             click.echo(f"Report (one row per input row): {report}")
         click.echo(f"Refused rows: {campaign}.rejects.csv   Logs: {logs}/   "
                    f"Data: {opts.workdir}/")
+        click.echo(f"Its keys stay in {_safe(redis_url)} under {opts.prefix!r} until the next "
+                   f"run: UNSIGN_KEY_PREFIX={opts.prefix} unsign-worker status")
         if opts.keep:
             click.echo(f"Flower stays up at {found.group(1)}; press Ctrl-C to stop everything.")
             while True:
