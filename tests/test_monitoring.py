@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
+import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
 from unsign_worker.cli.flower_cmds import check_exposure, parse_basic_auth
+from unsign_worker.exporter import UnsignCollector
 from unsign_worker.job import masked_repr
+from unsign_worker.keys import Keys
 from unsign_worker.monitoring import (
     MaskingFilter,
     format_task,
@@ -121,3 +124,39 @@ def test_exposure_rules_allow_no_auth_only_on_loopback() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{address} {creds} {no_auth} accepted")
+
+
+def _samples(collector: UnsignCollector) -> dict[str, float]:
+    out = {}
+    for family in collector.collect():
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+def test_the_exporter_reports_the_breaker_the_dead_letters_and_the_queues(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    # Given an open breaker, two dead letters and a queued message under the test's prefix
+    keys = Keys(key_prefix)
+    redis_client.hset(keys.breaker, mapping={"state": "open", "code": "ILLEGAL_SIGN"})
+    for job_id, code in (("j1", "TOO_MUCH_TYPE_CODE"), ("j2", "TOO_MUCH_TYPE_CODE")):
+        redis_client.zadd(keys.dlq, {job_id: 1.0})
+        redis_client.hset(keys.dlq_entry(job_id), mapping={"code": code})
+    redis_client.rpush(keys.queue(), "message")
+    redis_client.hset(keys.counts, mapping={"unsigned": 5, "dead_lettered": 2})
+    # When Prometheus scrapes
+    samples = _samples(UnsignCollector(redis_client, keys))
+    # Then every series says so
+    assert samples["unsign_up"] == 1
+    assert samples['unsign_breaker_open{code="ILLEGAL_SIGN"}'] == 1
+    assert samples["unsign_dlq_size"] == 2
+    assert samples['unsign_dlq_jobs{code="TOO_MUCH_TYPE_CODE"}'] == 2
+    assert samples['unsign_queue_depth{queue="unsign"}'] == 1
+    assert samples['unsign_jobs_total{outcome="unsigned"}'] == 5
+
+
+def test_the_exporter_says_down_when_redis_cannot_be_read() -> None:
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    samples = _samples(UnsignCollector(client, Keys("unsign-test:none:")))
+    assert samples == {"unsign_up": 0}
