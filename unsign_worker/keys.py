@@ -15,8 +15,9 @@ key                                    type    content and retention
                                                unsigned), fencing token, lease expiry; kept
                                                without expiry once ``unsigned``
 ``P leases``                           zset    job id -> lease expiry (epoch s) of every job that
-                                               is not terminal and not queued; the sweeper
-                                               re-publishes those past expiry
+                                               is not terminal (a queued job: enqueue time +
+                                               grace); the sweeper re-publishes those past
+                                               expiry
 ``P parked``                           zset    job id -> time parked while the breaker is open
 ``P hook:<identity>``                  hash    success hook state: pending | running | done |
                                                failed, attempts, idempotency key, last error

@@ -23,6 +23,10 @@ from unsign_worker.keys import QUEUE, Keys
 
 #: Retention of a producer reference -> job id mapping.
 REF_RETENTION_SECONDS = 30 * 86400
+#: A job still ``queued`` this long after it was enqueued is re-published by the sweeper: its
+#: message may have been lost (the Redis broker can drop a message popped just as the
+#: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
+QUEUED_GRACE_SECONDS = 3600.0
 
 
 def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds: int = 3600
@@ -43,10 +47,12 @@ def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds
 class Producer:
     """Writes job records and sends their messages, pipelined."""
 
-    def __init__(self, app: Celery, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, app: Celery, client: redis.Redis, keys: Keys, *,
+                 queued_grace_seconds: float = QUEUED_GRACE_SECONDS) -> None:
         self.app = app
         self.redis = client
         self.keys = keys
+        self.queued_grace_seconds = queued_grace_seconds
 
     def record_fields(self, job: Job) -> dict[str, Any]:
         return {"job_id": job.job_id, "state": "queued", "params": job.params_json(),
@@ -69,6 +75,8 @@ class Producer:
         pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
         for job in jobs:
             pipe.hset(self.keys.job(job.job_id), mapping=self.record_fields(job))
+        pipe.zadd(self.keys.leases, {job.job_id: job.enqueued_at + self.queued_grace_seconds
+                                     for job in jobs}, nx=True)
         if own:
             pipe.execute()
 

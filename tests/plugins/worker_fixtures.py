@@ -76,7 +76,7 @@ class WorkerEnv:
         self.redis = redis.Redis.from_url(self.redis_url)
         self.keys = Keys(self.prefix)
         self.app = producer_app(self.redis_url, self.prefix, visibility_timeout_seconds=15)
-        self.producer = Producer(self.app, self.redis, self.keys)
+        self.producer = Producer(self.app, self.redis, self.keys, queued_grace_seconds=15)
 
     @property
     def env(self) -> dict[str, str]:
