@@ -63,7 +63,7 @@ def test_charset_names_are_matched_without_case(given_value, codec):
     assert charset_codec(given_value) == codec
 
 
-_GBK_TEXT = st.text(st.characters(codec="gbk", exclude_categories=("Cs",)), max_size=20)
+_GBK_TEXT = st.text(st.characters(codec="gbk", exclude_categories=["Cs"]), max_size=20)
 
 
 @given(params=st.dictionaries(st.text("abcdefghij_", min_size=1, max_size=8), _GBK_TEXT,
