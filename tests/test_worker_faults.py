@@ -29,19 +29,22 @@ def hooked(env_factory, gw, key_prefix, hook="record", **extra):
                        PYTHONPATH=str(ROOT), **extra)
 
 
-@pytest.mark.parametrize("step", ["OK", "LOST_ANSWER"])
+@pytest.mark.parametrize(("step", "batch_size"), [("OK", 0), ("LOST_ANSWER", 0),
+                                                 ("LOST_ANSWER", 10)])
 def test_a_worker_killed_mid_request_unsigns_exactly_once_and_runs_the_hook_once(
-        gateway_factory, worker_env_factory, key_prefix, redis_client, step):
+        gateway_factory, worker_env_factory, key_prefix, redis_client, step, batch_size):
     # Given a gateway that holds each request for 3 s (and, for LOST_ANSWER, drops the answer)
     gw = gateway_factory([cae("a1", 1, script=(step,)), partner_protocol("p1", 2,
                                                                           script=(step,))])
     gw.faults(latency_ms=3000)
     env = hooked(worker_env_factory, gw, key_prefix)
     worker = env.start_worker("w1")
-    ids = [env.enqueue({"customer_code": "C00001"}),
-           env.enqueue({"biz_type": "10004", "user_email": "user2@example.com"})]
+    ids = env.enqueue_many([{"customer_code": "C00001"},
+                            {"biz_type": "10004", "user_email": "user2@example.com"}],
+                           batch_size=batch_size)
     # When the worker is SIGKILLed while both requests are in flight at the gateway
-    wait_for(lambda: gw.state.in_flight >= 2, timeout=60, what="requests in flight")
+    wait_for(lambda: gw.state.in_flight >= (1 if batch_size else 2), timeout=60,
+             what="requests in flight")
     env.kill(worker, signal.SIGKILL)
     gw.faults()  # the gateway answers promptly from now on
     env.start_worker("w2")
@@ -59,8 +62,9 @@ def test_a_worker_killed_mid_request_unsigns_exactly_once_and_runs_the_hook_once
     assert len(set(hook_calls)) == 2
 
 
+@pytest.mark.parametrize("batch_size", [0, 7])
 def test_the_same_job_twice_and_one_agreement_in_two_jobs_unsign_once(
-        gateway_factory, worker_env_factory):
+        gateway_factory, worker_env_factory, batch_size):
     gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 11)])
     gw.faults(latency_ms=200)
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
@@ -71,8 +75,11 @@ def test_the_same_job_twice_and_one_agreement_in_two_jobs_unsign_once(
         params = {"customer_code": f"C{i:05d}"}
         same = env.enqueue(params)
         env.enqueue(params, job_id=same)  # the same job twice
-        ids += [same, env.enqueue(params), env.enqueue(  # the same agreement, other jobs
-            {"type_code": "BUSI0031", "trans_account_out": f"2088{i:012d}0156"})]
+        ids.append(same)
+    # the same agreements again in other jobs (as campaign batches when batch_size is set)
+    ids += env.enqueue_many([{"customer_code": f"C{i:05d}"} for i in range(1, 11)] +
+                            [{"type_code": "BUSI0031", "trans_account_out": f"2088{i:012d}0156"}
+                             for i in range(1, 11)], batch_size=batch_size)
     jobs = env.wait_terminal(ids)
     for i in range(1, 11):
         assert gw.unsigns(f"a{i}") == 1

@@ -4,8 +4,9 @@ Tasks (all JSON, all acks-late):
 
 - ``unsign_worker.unsign`` (queue ``unsign``): one job; see :mod:`unsign_worker.processor`.
 - ``unsign_worker.unsign_batch`` (queue ``unsign``): several campaign jobs in one message,
-  processed concurrently; each job keeps its own state, dedup and audit, and a job that must be
-  retried later is handed back as its own ``unsign_worker.unsign`` message.
+  processed one after the other by one pool slot; each job keeps its own state, dedup and
+  audit, and a job that must be retried later is handed back as its own
+  ``unsign_worker.unsign`` message.
 - ``unsign_worker.run_hook`` (queue ``unsign.hooks``): the success hook's own retries.
 
 ``argsrepr``/``kwargsrepr`` are always masked (see :class:`UnsignTask`), so logs, events and
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Celery, Task
@@ -33,9 +33,6 @@ from unsign_worker.settings import Settings
 from unsign_worker.sweeper import Sweeper, SweeperThread
 
 log = logging.getLogger(__name__)
-
-#: Jobs of one batch processed at once, per batch task.
-BATCH_CONCURRENCY = 64
 
 
 class UnsignTask(Task):  # type: ignore[misc]
@@ -58,7 +55,6 @@ class _Runtime:
         self.settings = settings
         self._ctx: WorkerContext | None = None
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
         self.sweeper: SweeperThread | None = None
         self.inbox: InboxThread | None = None
 
@@ -68,14 +64,6 @@ class _Runtime:
                 if self._ctx is None:
                     self._ctx = build_context(self.settings)
         return self._ctx
-
-    def pool(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(BATCH_CONCURRENCY,
-                                                    thread_name_prefix="unsign-batch")
-        return self._pool
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -97,10 +85,12 @@ def create_app(settings: Settings | None = None) -> Celery:
 
     @app.task(name=UNSIGN_BATCH_TASK, bind=True, base=UnsignTask, shared=False)
     def unsign_batch(self: Task, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+        # One after the other within the batch: the pool's concurrency stays the number of
+        # requests in flight, and a batch costs one broker message instead of one per job.
         ctx = runtime.context()
-        decisions = list(runtime.pool().map(lambda j: process_job(ctx, j), jobs))
         counts: dict[str, int] = {}
-        for job, decision in zip(jobs, decisions, strict=True):
+        for job in jobs:
+            decision = process_job(ctx, job)
             if decision.kind == "retry":
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
             counts[decision.state] = counts.get(decision.state, 0) + 1

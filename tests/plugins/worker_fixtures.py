@@ -141,6 +141,13 @@ class WorkerEnv:
         self.producer.enqueue([job])
         return job.job_id
 
+    def enqueue_many(self, params: list[dict[str, str]], *, batch_size: int = 0,
+                     campaign: str = "") -> list[str]:
+        """Enqueue several jobs; with ``batch_size`` > 1 as campaign batch messages."""
+        jobs = [Job(job_id=uuid.uuid4().hex, params=p, campaign=campaign) for p in params]
+        self.producer.enqueue(jobs, batch_size=batch_size)
+        return [j.job_id for j in jobs]
+
     def job(self, job_id: str) -> dict[str, str]:
         raw = self.redis.hgetall(self.keys.job(job_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
