@@ -83,13 +83,15 @@ class Inbox:
     """Takes entries from ``P inbox`` and enqueues their jobs."""
 
     def __init__(self, client: redis.Redis, keys: Keys, producer: Producer, *, consumer: str,
-                 charset: str = "utf-8", audit_maxlen: int = AUDIT_MAXLEN) -> None:
+                 charset: str = "utf-8", audit_maxlen: int = AUDIT_MAXLEN,
+                 stale_after_ms: int = STALE_AFTER_MS) -> None:
         self._r = client
         self._keys = keys
         self._producer = producer
         self.consumer = consumer
         self._charset = charset
         self._audit_maxlen = audit_maxlen
+        self._stale_after_ms = stale_after_ms
         self._group_ready = False
 
     def ensure_group(self) -> None:
@@ -112,7 +114,7 @@ class Inbox:
         done = 0
         pending = self._r.xreadgroup(INBOX_GROUP, self.consumer, {stream: "0"}, count=READ_COUNT)
         done += self._handle(pending)
-        claimed = self._r.xautoclaim(stream, INBOX_GROUP, self.consumer, STALE_AFTER_MS,
+        claimed = self._r.xautoclaim(stream, INBOX_GROUP, self.consumer, self._stale_after_ms,
                                      start_id="0-0", count=READ_COUNT)
         if claimed and claimed[1]:
             done += self._handle([[stream, claimed[1]]])

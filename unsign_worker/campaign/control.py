@@ -60,12 +60,15 @@ class CampaignControl:
         return self.drain_parked(campaign_id) + self._send_unsent(campaign_id)
 
     def drain_parked(self, campaign_id: str) -> int:
-        """Send every parked job of the campaign again; an entry leaves the parked set only
-        after its job was sent (and only if it was not parked again meanwhile)."""
+        """Send every job parked so far again; an entry leaves the parked set only after its
+        job was sent (and only if it was not parked again meanwhile)."""
         key = self.store.keys.campaign_parked(campaign_id)
+        began = time.time()
         sent = 0
         while True:
-            entries = self.store.redis.zrange(key, 0, DRAIN_BATCH - 1, withscores=True)
+            # only jobs parked before the drain began: one parked again since waits its turn
+            entries = self.store.redis.zrangebyscore(key, "-inf", began, start=0,
+                                                     num=DRAIN_BATCH, withscores=True)
             if not entries:
                 return sent
             now = time.time()

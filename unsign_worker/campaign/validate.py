@@ -68,7 +68,10 @@ class RejectedRow:
 def validate_row(row: RawRow, *, charset: str) -> ValidRow | RejectedRow:
     """Check one row; returns it valid (non-empty parameters only) or rejected with every
     broken rule."""
-    problems: list[FieldError] = list(row.problems)
+    if row.problems:  # unreadable: the parameter rules would only add noise
+        return RejectedRow(row.line, tuple(RowError(row.line, p.field, p.rule, p.message)
+                                           for p in row.problems))
+    problems: list[FieldError] = []
     strings: dict[str, str] = {}
     for name, value in row.values.items():
         if name not in (*BUSINESS_FIELDS, "reference"):

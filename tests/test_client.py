@@ -1,0 +1,167 @@
+"""The Python client: validation at the caller, idempotent references, status and wait; and a
+whole round trip from a separate process that never imports the worker's modules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+import redis
+
+from unsign_worker.client import JobStatus, ReferenceConflictError, UnsignClient
+from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.exceptions import ValidationError
+from unsign_worker.job import Job
+
+if TYPE_CHECKING:
+    from tests.plugins.ops_fixtures import OpsEnv
+
+pytest_plugins = ["tests.plugins.ops_fixtures"]
+
+
+@pytest.fixture
+def client(redis_url: str, key_prefix: str) -> Iterator[UnsignClient]:
+    with UnsignClient(broker_url=redis_url, redis_url=redis_url, key_prefix=key_prefix) as c:
+        yield c
+
+
+def queued_messages(client: UnsignClient) -> int:
+    return int(client.redis.llen(client.keys.queue()))
+
+
+def test_a_bad_job_raises_at_the_caller_naming_each_field_and_rule(
+        client: UnsignClient) -> None:
+    with pytest.raises(ValidationError) as caught:
+        client.enqueue(type_code="BUSI01", trans_account_out="12345", reference="r\n1")
+    found = {(e.field, e.rule) for e in caught.value.errors}
+    assert found == {("trans_account_out", "format"), ("reference", "no_control_chars")}
+    assert queued_messages(client) == 0
+
+
+def test_an_empty_job_names_the_missing_pairs(client: UnsignClient) -> None:
+    with pytest.raises(ValidationError, match="type_code_or_biz_type"):
+        client.enqueue()
+
+
+def test_enqueue_records_the_job_queued_and_sends_one_message(client: UnsignClient) -> None:
+    job_id = client.enqueue(biz_type="10004", user_email="li.wei@example.com", reference="o-1")
+    status = client.status(job_id)
+    assert status is not None
+    assert (status.state, status.reference, status.is_terminal) == ("queued", "o-1", False)
+    assert status.params_masked == {"biz_type": "10004", "user_email": "l***@example.com"}
+    assert queued_messages(client) == 1
+    assert client.find("o-1") == job_id
+
+
+def test_the_same_reference_enqueued_twice_returns_the_same_job(client: UnsignClient) -> None:
+    first = client.enqueue(customer_code="C00000000001", reference="order-42")
+    second = client.enqueue(customer_code="C00000000001", reference="order-42")
+    assert first == second
+    # the job is still queued, so it was sent again: safe, the worker drops the copy
+    assert queued_messages(client) == 2
+
+
+def test_a_reference_already_finished_is_not_sent_again(client: UnsignClient) -> None:
+    job_id = client.enqueue(customer_code="C00000000001", reference="order-43")
+    client.redis.hset(client.keys.job(job_id), "state", "unsigned")
+    assert client.enqueue(customer_code="C00000000001", reference="order-43") == job_id
+    assert queued_messages(client) == 1
+
+
+def test_a_reference_bound_to_other_parameters_is_refused(client: UnsignClient) -> None:
+    job_id = client.enqueue(customer_code="C00000000001", reference="order-44")
+    with pytest.raises(ReferenceConflictError) as caught:
+        client.enqueue(customer_code="C00000000002", reference="order-44")
+    assert caught.value.job_id == job_id
+
+
+def test_an_enqueue_that_crashed_after_binding_the_reference_is_completed_by_the_next(
+        client: UnsignClient) -> None:
+    # Given a crash right after the reference was bound (no record, no message)
+    client.producer.resolve_reference("order-45", "0" * 32)
+    # When the application retries
+    job_id = client.enqueue(customer_code="C00000000001", reference="order-45")
+    # Then the bound job is recorded and sent
+    assert job_id == "0" * 32
+    status = client.status(job_id)
+    assert status is not None and status.state == "queued"
+    assert queued_messages(client) == 1
+
+
+def test_an_enqueue_that_crashed_between_record_and_send_is_sent_by_the_next(
+        client: UnsignClient) -> None:
+    client.producer.resolve_reference("order-46", "1" * 32)
+    client.producer.write_records([Job(job_id="1" * 32, params={"customer_code": "C00000000001"},
+                                       reference="order-46")])
+    assert client.enqueue(customer_code="C00000000001", reference="order-46") == "1" * 32
+    assert queued_messages(client) == 1
+
+
+def test_status_of_an_unknown_job_is_none_and_wait_says_so(client: UnsignClient) -> None:
+    assert client.status("nope") is None
+    with pytest.raises(KeyError):
+        client.wait("nope", timeout=0)
+
+
+def test_wait_times_out_on_a_job_that_does_not_end(client: UnsignClient) -> None:
+    job_id = client.enqueue(customer_code="C00000000001")
+    with pytest.raises(TimeoutError, match="still queued"):
+        client.wait(job_id, timeout=0.3)
+
+
+def test_the_client_repr_shows_no_url(redis_client: redis.Redis, key_prefix: str) -> None:
+    with UnsignClient(broker_url="redis://:s3cret@127.0.0.1:6379/13",
+                      key_prefix=key_prefix) as c:
+        assert "s3cret" not in repr(c)
+
+
+def test_job_status_json_shape_is_stable() -> None:
+    status = JobStatus.from_record("j1", {b"state": b"dead_lettered", b"code": b"X",
+                                          b"attempts": b"2", b"params": b'{"customer_code":"C1"}',
+                                          b"finished_at": b"1.5"})
+    assert status.as_dict() == {
+        "job_id": "j1", "state": "dead_lettered", "terminal": True, "code": "X", "reason": "",
+        "attempts": 2, "campaign": "", "reference": "", "original": "", "created_at": None,
+        "updated_at": None, "finished_at": 1.5, "params": {"customer_code": "C1"}}
+    assert status.is_failure and not status.is_success
+
+
+CLIENT_PROCESS = r"""
+import json, os, sys
+from unsign_worker.client import UnsignClient
+from unsign_worker.exceptions import ValidationError
+
+url, prefix = os.environ["UNSIGN_REDIS_URL"], os.environ["UNSIGN_KEY_PREFIX"]
+with UnsignClient(broker_url=url, redis_url=url, key_prefix=prefix) as client:
+    try:
+        client.enqueue(customer_code="much-too-long-code")
+        invalid = "accepted"
+    except ValidationError as exc:
+        invalid = str(exc)
+    first = client.enqueue(customer_code="C00000000001", reference="app-1")
+    again = client.enqueue(customer_code="C00000000001", reference="app-1")
+    status = client.wait(first, timeout=90)
+forbidden = ("processor", "celery_app", "gateway", "context", "settings", "signing", "dedup",
+             "sweeper", "breaker", "hooks", "attempt", "response", "celeryconfig")
+loaded = sorted(m for m in sys.modules if m.split(".")[-1] in forbidden
+                and (m.startswith("unsign_worker") or m == "celeryconfig"))
+print(json.dumps({"first": first, "again": again, "state": status.state, "loaded": loaded,
+                  "invalid": invalid}))
+"""
+
+
+@pytest.mark.slow
+def test_a_separate_process_enqueues_and_waits_without_importing_the_worker(
+        ops_env: Callable[..., OpsEnv]) -> None:
+    env = ops_env([Agreement(id="a1", customer_code="C00000000001")])
+    env.workers.start_worker()
+    done = env.python(CLIENT_PROCESS)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == []
+    assert "customer_code" in out["invalid"] and "max_length" in out["invalid"]
+    assert out["first"] == out["again"]
+    assert out["state"] == "unsigned"
+    assert env.stats()["unsigns"] == 1

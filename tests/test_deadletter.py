@@ -1,0 +1,139 @@
+"""Dead-letter operations against real Redis: list, show, requeue, resolve (no worker)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import redis
+
+from unsign_worker.deadletter import DeadLetterError, DeadLetters
+from unsign_worker.errors import lookup
+from unsign_worker.keys import Keys
+
+
+def dead_letter(r: redis.Redis, keys: Keys, job_id: str, *, code: str = "TOO_MUCH_TYPE_CODE",
+                campaign: str = "") -> None:
+    """A job dead-lettered the way the worker's settle script leaves it."""
+    entry = lookup(code)
+    now = time.time()
+    r.hset(keys.job(job_id), mapping={
+        "job_id": job_id, "state": "dead_lettered", "code": code, "reason": entry.en,
+        "params": json.dumps({"customer_code": "C00000000001"}), "campaign": campaign,
+        "reference": f"ref-{job_id}", "attempts": 3, "first_failure_at": repr(now - 60),
+        "finished_at": repr(now)})
+    r.hset(keys.dlq_entry(job_id), mapping={
+        "job_id": job_id, "kind": "escalate", "code": code, "zh": entry.zh, "en": entry.en,
+        "category": str(entry.category), "advice": entry.advice, "reason": entry.en,
+        "attempts": 3, "identity": "abc", "identity_masked": "customer_code:C00000000001",
+        "job": json.dumps({"job_id": job_id, "params": {"customer_code": "C00000000001"}}),
+        "campaign": campaign, "reference": f"ref-{job_id}", "dead_lettered_at": repr(now)})
+    r.zadd(keys.dlq, {job_id: now})
+    r.hincrby(keys.counts, "dead_lettered", 1)
+    if campaign:
+        r.hincrby(keys.campaign_counts(campaign), "dead_lettered", 1)
+
+
+@pytest.fixture
+def keys(key_prefix: str) -> Keys:
+    return Keys(key_prefix)
+
+
+@pytest.fixture
+def dlq(redis_client: redis.Redis, keys: Keys) -> DeadLetters:
+    return DeadLetters(redis_client, keys)
+
+
+def test_entries_are_listed_and_filtered_by_code_and_campaign(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1")
+    dead_letter(redis_client, keys, "j2", code="FAIL_UNFREEZE_STANDARD_BAIL", campaign="c1")
+    dead_letter(redis_client, keys, "j3", campaign="c1")
+    assert [e.job_id for e in dlq.entries()] == ["j1", "j2", "j3"]
+    assert [e.job_id for e in dlq.entries(code="TOO_MUCH_TYPE_CODE")] == ["j1", "j3"]
+    assert [e.job_id for e in dlq.entries(campaign="c1", code="TOO_MUCH_TYPE_CODE")] == ["j3"]
+    assert dlq.by_code() == {"TOO_MUCH_TYPE_CODE": 2, "FAIL_UNFREEZE_STANDARD_BAIL": 1}
+
+
+def test_an_entry_shows_the_meaning_in_both_languages_and_the_advice(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1")
+    entry = dlq.get("j1")
+    assert entry is not None
+    data = entry.as_dict()
+    assert data["zh"] == "商户存在多条签约信息"
+    assert "unique" in data["advice"]
+    assert data["identity"] == "customer_code:C00000000001"
+    assert data["attempts"] == 3 and data["job"]["job_id"] == "j1"
+
+
+def test_requeue_puts_the_job_back_under_its_id_and_takes_its_count_back(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1", campaign="c1")
+    redis_client.hset(keys.campaign("c1"), "state", "done")
+    sent: list[str] = []
+    dlq.requeue("j1", republish=lambda job_id, now: sent.append(job_id) is None, by="ops@h",
+                lease_seconds=60)
+    assert sent == ["j1"]
+    job = {k.decode(): v.decode() for k, v in redis_client.hgetall(keys.job("j1")).items()}
+    assert job["state"] == "queued" and job["last_dead_letter_code"] == "TOO_MUCH_TYPE_CODE"
+    assert job["requeued_by"] == "ops@h" and job["requeues"] == "1"
+    assert "first_failure_at" not in job and "finished_at" not in job
+    assert job["attempts"] == "3"
+    assert redis_client.ttl(keys.job("j1")) == -1
+    assert not dlq.is_open("j1") and dlq.get("j1") is None
+    assert redis_client.hget(keys.counts, "dead_lettered") == b"0"
+    assert redis_client.hget(keys.campaign_counts("c1"), "dead_lettered") == b"0"
+    assert redis_client.hget(keys.campaign("c1"), "state") == b"running"
+    # should this process die before sending, the sweeper re-sends it after the lease
+    assert redis_client.zscore(keys.leases, "j1") is not None
+
+
+def test_requeue_refuses_a_job_not_in_the_queue(dlq: DeadLetters) -> None:
+    with pytest.raises(DeadLetterError, match="not in the dead-letter queue"):
+        dlq.requeue("nope", republish=lambda j, n: True, by="ops", lease_seconds=60)
+
+
+def test_requeue_refuses_an_entry_whose_job_record_is_gone(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1")
+    redis_client.delete(keys.job("j1"))
+    with pytest.raises(DeadLetterError, match="resolve it by hand"):
+        dlq.requeue("j1", republish=lambda j, n: True, by="ops", lease_seconds=60)
+    assert dlq.is_open("j1")
+
+
+def test_resolve_keeps_who_when_and_why_and_closes_the_entry(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1")
+    dlq.resolve("j1", note="unsigned at the counter", by="ops@h")
+    assert not dlq.is_open("j1") and dlq.size() == 0
+    data = dlq.get("j1").as_dict()  # type: ignore[union-attr]
+    assert (data["resolved_by"], data["resolution_note"]) == ("ops@h",
+                                                              "unsigned at the counter")
+    assert data["resolved_at"] is not None
+    assert redis_client.zscore(keys.dlq_resolved, "j1") is not None
+    assert redis_client.hget(keys.job("j1"), "state") == b"dead_lettered"
+    assert redis_client.ttl(keys.job("j1")) > 0
+    with pytest.raises(DeadLetterError):
+        dlq.requeue("j1", republish=lambda j, n: True, by="ops", lease_seconds=60)
+
+
+def test_resolve_needs_a_note(redis_client: redis.Redis, keys: Keys,
+                              dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1")
+    with pytest.raises(DeadLetterError, match="--note"):
+        dlq.resolve("j1", note="  ", by="ops")
+    assert dlq.is_open("j1")
+
+
+def test_requeue_and_resolve_are_written_to_the_audit_stream(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1")
+    dead_letter(redis_client, keys, "j2")
+    dlq.requeue("j1", republish=lambda j, n: True, by="ops@h", lease_seconds=60)
+    dlq.resolve("j2", note="done by hand", by="ops@h")
+    audit = [json.loads(f[b"data"]) for _, f in redis_client.xrange(keys.audit)]
+    assert [(a["job_id"], a["outcome"], a["by"]) for a in audit] == [
+        ("j1", "requeued", "ops@h"), ("j2", "resolved", "ops@h")]

@@ -1,0 +1,153 @@
+"""The inbox stream: entry parsing, safe hand-over to the broker, redelivery, and a job added with
+``redis-cli`` alone and carried out by a real worker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from tests.plugins.worker_fixtures import wait_for
+from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.exceptions import ValidationError
+from unsign_worker.inbox import INVALID_CODE, Inbox, job_id_for_entry, parse_entry
+from unsign_worker.keys import INBOX_GROUP, Keys
+from unsign_worker.producer import Producer, producer_app
+
+if TYPE_CHECKING:
+    from tests.plugins.ops_fixtures import OpsEnv
+
+pytest_plugins = ["tests.plugins.ops_fixtures"]
+
+
+@pytest.fixture
+def producer(redis_url: str, redis_client: redis.Redis, key_prefix: str) -> Iterator[Producer]:
+    app = producer_app(redis_url, key_prefix)
+    yield Producer(app, redis_client, Keys(key_prefix))
+    app.close()
+
+
+def inbox_for(producer: Producer, consumer: str = "w1", **options: int) -> Inbox:
+    return Inbox(producer.redis, producer.keys, producer, consumer=consumer, **options)
+
+
+def job(producer: Producer, job_id: str) -> dict[str, str]:
+    raw = producer.redis.hgetall(producer.keys.job(job_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def test_an_entry_is_a_json_job_field_or_flat_fields() -> None:
+    assert parse_entry({b"job": b'{"customer_code": "C1", "reference": "r1"}'}) == (
+        {"customer_code": "C1"}, "r1")
+    assert parse_entry({b"customer_code": b"C1"}) == ({"customer_code": "C1"}, "")
+
+
+@pytest.mark.parametrize("fields, rule", [
+    ({b"job": b"{nope"}, "json"),
+    ({b"job": b"[1]"}, "json_object"),
+    ({b"job": b'{"customer_code": "C1", "reference": 7}'}, "type"),
+])
+def test_an_unreadable_entry_names_its_rule(fields: dict[bytes, bytes], rule: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_entry(fields)
+    assert caught.value.errors[0].rule == rule
+
+
+def test_a_valid_entry_is_recorded_sent_acknowledged_and_deleted(producer: Producer) -> None:
+    inbox = inbox_for(producer)
+    inbox.ensure_group()
+    producer.redis.xadd(producer.keys.inbox,
+                        {"job": json.dumps({"customer_code": "C00000000001",
+                                            "reference": "order-1"})})
+    assert inbox.poll_once(block_ms=10) == 1
+    job_id = producer.redis.get(producer.keys.ref("order-1")).decode()
+    assert job(producer, job_id)["state"] == "queued"
+    assert producer.redis.llen(producer.keys.queue()) == 1
+    assert producer.redis.xlen(producer.keys.inbox) == 0
+    assert producer.redis.xpending(producer.keys.inbox, INBOX_GROUP)["pending"] == 0
+
+
+def test_an_invalid_entry_is_recorded_rejected_with_the_reason_and_never_sent(
+        producer: Producer) -> None:
+    inbox = inbox_for(producer)
+    entry_id = producer.redis.xadd(producer.keys.inbox, {"customer_code": "C1 2",
+                                                         "reference": "bad-1"}).decode()
+    assert inbox.poll_once(block_ms=10) == 1
+    job_id = producer.redis.get(producer.keys.ref("bad-1")).decode()
+    assert job_id == job_id_for_entry(producer.keys.inbox, entry_id)
+    record = job(producer, job_id)
+    assert (record["state"], record["code"]) == ("rejected", INVALID_CODE)
+    assert "customer_code" in record["reason"] and "[format]" in record["reason"]
+    assert producer.redis.llen(producer.keys.queue()) == 0
+    assert producer.redis.hget(producer.keys.counts, "rejected") == b"1"
+
+
+def test_an_entry_read_again_after_a_crash_maps_to_the_same_job(producer: Producer) -> None:
+    # Given an entry whose job was enqueued, but the consumer died before acknowledging it
+    inbox = inbox_for(producer)
+    inbox.ensure_group()
+    entry_id = producer.redis.xadd(producer.keys.inbox, {"customer_code": "C00000000001"})
+    producer.redis.xreadgroup(INBOX_GROUP, "w1", {producer.keys.inbox: ">"})
+    first = inbox.take(entry_id.decode(), {b"customer_code": b"C00000000001"})
+    producer.redis.hset(producer.keys.job(first), "state", "unsigned")
+    # When it is read again
+    assert inbox.poll_once(block_ms=10) == 1
+    # Then it is the same job, not sent again, and the entry is gone
+    assert job(producer, first)["state"] == "unsigned"
+    assert producer.redis.llen(producer.keys.queue()) == 1
+    assert producer.redis.xlen(producer.keys.inbox) == 0
+
+
+def test_an_entry_left_pending_by_a_dead_consumer_is_taken_over(producer: Producer) -> None:
+    inbox_for(producer, "dead").ensure_group()
+    producer.redis.xadd(producer.keys.inbox, {"customer_code": "C00000000001",
+                                              "reference": "order-2"})
+    producer.redis.xreadgroup(INBOX_GROUP, "dead", {producer.keys.inbox: ">"})
+    alive = inbox_for(producer, "alive", stale_after_ms=0)
+    assert alive.poll_once(block_ms=10) == 1
+    assert producer.redis.get(producer.keys.ref("order-2")) is not None
+    assert producer.redis.xpending(producer.keys.inbox, INBOX_GROUP)["pending"] == 0
+
+
+def test_entries_added_before_any_worker_started_are_not_missed(producer: Producer) -> None:
+    producer.redis.xadd(producer.keys.inbox, {"customer_code": "C00000000001",
+                                              "reference": "early"})
+    assert inbox_for(producer).poll_once(block_ms=10) == 1
+    assert producer.redis.get(producer.keys.ref("early")) is not None
+
+
+def redis_cli_args(redis_url: str) -> list[str]:
+    parts = urlsplit(redis_url)
+    args = ["redis-cli", "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379),
+            "-n", (parts.path or "/0").lstrip("/") or "0"]
+    if parts.password:
+        args += ["-a", parts.password, "--no-auth-warning"]
+    return args
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli is not installed")
+def test_a_job_added_with_redis_cli_alone_is_carried_out_by_a_worker(
+        ops_env: Callable[..., OpsEnv], redis_url: str) -> None:
+    env = ops_env([Agreement(id="a1", customer_code="C00000000007")])
+    env.workers.start_worker()
+    cli = redis_cli_args(redis_url)
+    keys = env.workers.keys
+    payload = json.dumps({"customer_code": "C00000000007", "reference": "shell-7"})
+    added = subprocess.run([*cli, "XADD", keys.inbox, "*", "job", payload],
+                           capture_output=True, text=True, check=True)
+    assert added.stdout.strip()
+    job_id = wait_for(lambda: subprocess.run([*cli, "GET", keys.ref("shell-7")],
+                                             capture_output=True, text=True,
+                                             check=True).stdout.strip(),
+                      timeout=60, what="the inbox to take the entry")
+    jobs = env.workers.wait_terminal([job_id])
+    assert jobs[job_id]["state"] == "unsigned"
+    assert env.stats()["unsigns"] == 1
+    assert env.workers.redis.xlen(keys.inbox) == 0
