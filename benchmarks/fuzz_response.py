@@ -144,24 +144,53 @@ def answers() -> Any:
     flag = st.sampled_from(["T", "F", "", "t", " T ", "X"]).map(
         lambda f: f"<is_success>{f}</is_success>")
     children = st.lists(st.one_of(flag, leaf, customer, request), max_size=6).map("".join)
-    doctype = st.sampled_from(["", "<!DOCTYPE alipay>", '<!doctype a [<!ENTITY x "y">]>',
-                               '<!DOCTYPE alipay SYSTEM "file:///etc/passwd">'])
-    decl = st.one_of(st.just(""), st.builds(
-        lambda e, q: f"<?xml version={q}1.0{q} encoding={q}{e}{q}?>",
-        st.one_of(st.sampled_from(ENCODINGS), text), st.sampled_from(['"', "'"])))
-    document = st.builds(lambda d, t, c, r: f"{d}{t}<{r}>{c}</{r}>", decl, doctype, children,
-                         st.sampled_from(["alipay", "alipay", "x"]))
-    encoded = st.builds(lambda doc, enc, err: _encode(doc, enc, err), document,
-                        st.sampled_from(ENCODINGS), st.sampled_from(["strict", "replace"]))
-    raw = st.one_of(encoded, st.binary(max_size=512))
+    doctype = st.sampled_from([""] * 6 + ["<!DOCTYPE alipay>", '<!doctype a [<!ENTITY x "y">]>',
+                                          '<!DOCTYPE alipay SYSTEM "file:///etc/passwd">'])
+    # Mostly the encodings the gateway uses, declared and applied alike, so that most inputs
+    # get past decoding into the parser and the signature checks; sometimes anything at all.
+    usual = st.sampled_from(["utf-8", "utf-8", "utf-8", "gbk", "gbk", "gb2312"])
+    declared = st.one_of(usual, usual, st.sampled_from(ENCODINGS), text)
+
+    @st.composite
+    def encoded(draw: Any) -> bytes:
+        enc = draw(declared)
+        decl = draw(st.sampled_from([f"<?xml version={q}1.0{q} encoding={q}{enc}{q}?>"
+                                     for q in ('"', "'")] + [""]))
+        root = draw(st.sampled_from(["alipay", "alipay", "x"]))
+        doc = f"{decl}{draw(doctype)}<{root}>{draw(children)}</{root}>"
+        applied = draw(st.one_of(st.just(enc), st.sampled_from(ENCODINGS)))
+        return _encode(doc, applied, draw(st.sampled_from(["strict", "replace"])))
+
+    raw = st.one_of(encoded(), encoded(), signed(), st.binary(max_size=512))
     return st.builds(_mutate, raw, st.lists(st.tuples(st.integers(0, 10_000),
                                                       st.binary(max_size=3)), max_size=4))
+
+
+def signed() -> Any:
+    """Hypothesis strategy: answers rendered and MD5-signed as the gateway does (then mutated
+    by the caller), so the verification paths see correct signatures too."""
+    from hypothesis import strategies as st
+
+    from unsign_worker.response import render_response
+    from unsign_worker.signing import Md5Signer
+
+    signer = Md5Signer(KEY)
+    names = st.sampled_from(["customer_code", "type_code", "biz_type", "user_email"])
+    values = st.text(alphabet=st.characters(codec="gbk", exclude_categories=("Cs", "Cc")),
+                     max_size=12)
+    return st.builds(
+        lambda ok, customer, error, charset: render_response(
+            is_success=ok, error=error or "SYSTEM_ERROR", customer=customer, signer=signer,
+            charset=charset),
+        st.booleans(), st.dictionaries(names, values, max_size=4),
+        st.sampled_from(["", "ILLEGAL_SIGN", "STATUS_CUSTOMER_SIGN", "A&B<C"]),
+        st.sampled_from(["utf-8", "gbk"]))
 
 
 def _encode(doc: str, encoding: str, errors: str) -> bytes:
     try:
         return doc.encode(encoding, errors)
-    except (LookupError, UnicodeError, TypeError):
+    except (LookupError, ValueError, TypeError):  # ValueError covers UnicodeError
         return doc.encode("utf-8", "surrogatepass")
 
 
