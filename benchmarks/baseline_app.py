@@ -1,0 +1,77 @@
+"""The plain Celery way, for comparison: one task per job, each doing the HTTP call itself.
+
+Run by the campaign benchmark as ``celery -A benchmarks.baseline_app worker ...`` with the same
+pool type, concurrency and number of processes as the unsign-worker run. Deliberately ordinary:
+Celery's defaults (prefetch multiplier 4, no task events) except ``task_acks_late``, JSON, one
+``requests.Session`` per process with a connection pool as large as the concurrency (the usual
+advice), and no dedup, audit or job state. Each task signs (MD5, as the worker does), posts,
+parses and verifies the answer, then records its completion in one pipelined round trip:
+
+- ``<prefix>done``: count of finished tasks;
+- ``<prefix>times``: list of ``"<enqueued_at> <finished_at> <outcome>"`` (epoch seconds).
+
+Environment: ``BENCH_BROKER_URL``, ``BENCH_PREFIX`` (every key, the broker's included),
+``BENCH_HTTP_POOL``, ``ALIPAY_GATEWAY_URL``, ``ALIPAY_PARTNER``, ``ALIPAY_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import redis
+import requests
+from celery import Celery
+from celery.signals import worker_ready
+from requests.adapters import HTTPAdapter
+
+from unsign_worker.exceptions import ResponseError
+from unsign_worker.params import UnsignRequest, build_params
+from unsign_worker.response import parse_response
+from unsign_worker.signing import make_signer, sign_params
+
+TASK = "baseline.unsign"
+PREFIX = os.environ.get("BENCH_PREFIX", "bench:baseline:")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+GATEWAY_URL = os.environ.get("ALIPAY_GATEWAY_URL", "http://127.0.0.1:8010/gateway.do")
+PARTNER = os.environ.get("ALIPAY_PARTNER", "")
+CHARSET = "utf-8"
+#: Connect and read timeouts of each request, seconds.
+TIMEOUT_SECONDS = (5.0, 15.0)
+
+app = Celery("baseline", broker=BROKER_URL, set_as_current=True)
+app.conf.update(
+    broker_transport_options={"global_keyprefix": PREFIX, "visibility_timeout": 3600},
+    task_serializer="json", accept_content=["json"], result_backend=None,
+    task_ignore_result=True, task_acks_late=True, task_default_queue="baseline",
+    broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
+)
+
+_signer = make_signer("MD5", key=os.environ.get("ALIPAY_KEY", ""))
+_session = requests.Session()
+_session.mount("http://", HTTPAdapter(pool_maxsize=int(os.environ.get("BENCH_HTTP_POOL", "100"))))
+_redis = redis.Redis.from_url(BROKER_URL, max_connections=1000)
+
+
+@app.task(name=TASK, bind=True, acks_late=True, max_retries=3,
+          autoretry_for=(requests.RequestException, ResponseError), retry_backoff=True)
+def unsign(self: Any, job: dict[str, Any]) -> str:
+    request = UnsignRequest.from_mapping(job["params"])
+    signed = sign_params(build_params(request, partner=PARTNER, charset=CHARSET), _signer,
+                         CHARSET)
+    resp = _session.post(f"{GATEWAY_URL}?_input_charset={CHARSET}", data=signed,
+                         timeout=TIMEOUT_SECONDS)
+    resp.raise_for_status()
+    answer = parse_response(resp.content, verifier=_signer, charset=CHARSET)
+    outcome = "T" if answer.is_success else answer.error
+    pipe = _redis.pipeline(transaction=False)
+    pipe.incr(f"{PREFIX}done")
+    pipe.rpush(f"{PREFIX}times", f"{job['enqueued_at']!r} {time.time()!r} {outcome}")
+    pipe.execute()
+    return outcome
+
+
+@worker_ready.connect
+def _ready(sender: Any = None, **_: Any) -> None:
+    _redis.set(f"{PREFIX}ready:{getattr(sender, 'hostname', '')}", "1", ex=3600)

@@ -1,0 +1,106 @@
+"""The HTTP ceiling: the campaign's unsign requests sent straight to the gateway, no queue.
+
+Started by benchmarks/campaign.py as its own process, like a worker. ``--concurrency`` threads
+(or greenlets with ``--pool gevent``, monkey-patched before anything else is imported) share one
+``requests.Session`` whose connection pool is as large as the concurrency; each takes the next
+job, signs it with MD5 exactly as the worker does (:func:`unsign_worker.signing.sign_params`
+over :func:`unsign_worker.params.build_params`), posts it, and checks that the answer is a
+success. Writes ``{"start", "end", "ok", "failed", "cpu_s", "latencies_ms"}`` as JSON to
+``--out`` (``cpu_s``: CPU seconds of the whole process, set-up included).
+
+The key comes from ``ALIPAY_KEY`` (never from the command line).
+
+    python benchmarks/ceiling_client.py --url URL --partner P --jobs-file F --out O \
+        [--concurrency 100] [--pool threads|gevent] [--timeout-s 600]
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__" and "gevent" in sys.argv:  # before ssl, socket, threading
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from typing import Any  # noqa: E402
+
+import requests  # noqa: E402
+from requests.adapters import HTTPAdapter  # noqa: E402
+
+from unsign_worker.params import UnsignRequest, build_params  # noqa: E402
+from unsign_worker.signing import make_signer, sign_params  # noqa: E402
+
+CHARSET = "utf-8"
+#: Connect and read timeouts of each request, seconds.
+TIMEOUT_SECONDS = (5.0, 15.0)
+
+
+def run(url: str, partner: str, key: str, jobs: list[dict[str, str]], concurrency: int,
+        deadline: float) -> dict[str, Any]:
+    signer = make_signer("MD5", key=key)
+    session = requests.Session()
+    session.mount("http://", HTTPAdapter(pool_maxsize=concurrency))
+    target = f"{url}?_input_charset={CHARSET}"
+    pending = iter(jobs)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    failed = [0]
+
+    def worker() -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                params = next(pending, None)
+            if params is None:
+                return
+            started = time.perf_counter()
+            signed = sign_params(build_params(UnsignRequest.from_mapping(params),
+                                              partner=partner, charset=CHARSET),
+                                 signer, CHARSET)
+            try:
+                resp = session.post(target, data=signed, timeout=TIMEOUT_SECONDS)
+                good = resp.status_code == 200 and b"<is_success>T</is_success>" in resp.content
+            except requests.RequestException:
+                good = False
+            elapsed = (time.perf_counter() - started) * 1000
+            with lock:
+                latencies.append(round(elapsed, 2))
+                failed[0] += 0 if good else 1
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    start = time.time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()) + 1)
+    end = time.time()
+    return {"start": start, "end": end, "ok": len(latencies) - failed[0], "failed": failed[0],
+            "cpu_s": time.process_time(), "latencies_ms": latencies}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--partner", required=True)
+    parser.add_argument("--jobs-file", required=True, help="JSON list of business parameters")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--pool", choices=("threads", "gevent"), default="threads")
+    parser.add_argument("--timeout-s", type=float, default=600.0)
+    args = parser.parse_args()
+    with open(args.jobs_file, encoding="utf-8") as handle:
+        jobs = json.load(handle)
+    result = run(args.url, args.partner, os.environ.get("ALIPAY_KEY", ""), jobs,
+                 args.concurrency, time.monotonic() + args.timeout_s)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

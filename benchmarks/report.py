@@ -1,0 +1,84 @@
+"""The campaign benchmark's readable table and its ratios (product / ceiling, product /
+baseline, each against the run of the same pool)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per product run: its throughput over the ceiling's and the baseline's."""
+    out = []
+    for run in runs:
+        if run["kind"] != "product":
+            continue
+        entry: dict[str, Any] = {"label": run["label"], "pool": run["pool"],
+                                 "batch_size": run.get("batch_size")}
+        for kind in ("ceiling", "baseline"):
+            other = next((r for r in runs if r["kind"] == kind and r["pool"] == run["pool"]),
+                         None)
+            if other and other["jobs_per_s"]:
+                entry[f"vs_{kind}"] = round(run["jobs_per_s"] / other["jobs_per_s"], 2)
+        out.append(entry)
+    return out
+
+
+def _num(value: Any, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _rss(run: dict[str, Any]) -> str:
+    peaks = [v["peak"] for v in run["rss_mb"].values()]
+    return "/".join(_num(p) for p in peaks)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    runs = report.get("runs", [])
+    by_label = {r["label"]: r for r in ratios(runs)}
+    head = (f"{'run':<28}{'jobs/s':>8}{'/ceil':>7}{'/base':>7}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'RSS MB':>8}{'cpu ms/job':>11}{'enq s':>7}{'busy':>6}{'other':>6}{'inflt':>6}"
+            "  check")
+    print()
+    print(head)
+    print("-" * len(head))
+    for run in runs:
+        ratio = by_label.get(run["label"], {})
+        cpu = run["cpu_ms_per_job"]
+        print(f"{run['label']:<28}{_num(run['jobs_per_s']):>8}"
+              f"{_num(ratio.get('vs_ceiling'), '.2f'):>7}{_num(ratio.get('vs_baseline'), '.2f'):>7}"
+              f"{_num(run['latency_ms']['p50']):>9}{_num(run['latency_ms']['p99']):>9}"
+              f"{_rss(run):>8}{_num(cpu['workers'], '.2f'):>11}"
+              f"{_num(run.get('enqueue_seconds'), '.1f'):>7}"
+              f"{_num(run['machine_busy_cores'], '.2f'):>6}"
+              f"{_num(run['other_load_cores'], '.2f'):>6}"
+              f"{_num(run['emulator']['max_in_flight']):>6}  "
+              f"{'ok' if run['ok'] else '; '.join(run['problems'])}")
+    print("\njobs/s: first enqueue to last terminal state; p50/p99: enqueue to done (ceiling: "
+          "one request); RSS: peak per process; cpu ms/job: worker (or client) processes; "
+          "enq s: seconds to enqueue every job; busy: cores busy on the machine; other: cores "
+          "taken by processes outside the benchmark; inflt: most requests the gateway held at "
+          "once. The JSON has the CPU of the producer, emulator and Redis too.")
+    for run in runs:
+        if run["kind"] != "product":
+            continue
+        for name, rss in run["rss_mb"].items():
+            growth = None
+            if rss["at_10pct"] and rss["at_100pct"]:
+                growth = 100 * (rss["at_100pct"] / rss["at_10pct"] - 1)
+            print(f"{run['label']}: {name} RSS {_num(rss['at_10pct'], '.1f')} MB at 10% -> "
+                  f"{_num(rss['at_100pct'], '.1f')} MB at 100% (growth {_num(growth, '+.1f')}%)"
+                  f"; states {run.get('states')}; all terminal: {run.get('all_terminal')}; "
+                  f"gateway duplicates: {run['emulator']['duplicates']}")
+        profile = run.get("profile") or {}
+        if profile.get("samples"):
+            areas = ", ".join(f"{name} {share}%" for name, share in profile["self_by_area_pct"])
+            print(f"  py-spy ({profile['samples']} samples), self time by area: {areas}")
+            for name, share in profile["self_pct"][:8]:
+                print(f"    {share:5.1f}%  {name}")
+    cpu = report.get("job_cpu")
+    if cpu:
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in cpu["breakdown_ms_per_job"].items())
+        print(f"\nper-job CPU of our own code (in-process, stub gateway, {cpu['jobs']} jobs): "
+              f"{cpu['cpu_ms_per_job']:.3f} ms/job (target < {cpu['target_ms']}); "
+              f"Redis server {cpu['redis_server_cpu_ms_per_job']:.3f} ms/job")
+        print(f"  by step (ms/job): {parts}")
