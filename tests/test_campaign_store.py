@@ -239,3 +239,17 @@ def test_a_job_whose_record_expired_shows_as_expired_in_the_report(
     assert sorted(r["outcome"] for r in rows) == ["expired", "invalid", "queued", "unsigned"]
     known = [r["line"] for r in rows if r["line"] != ""]
     assert known == sorted(known) == [2, 3, 5]
+
+
+def test_an_existing_record_is_never_overwritten_even_for_a_new_campaign(
+        tmp_path: Path, producer: Producer, store: CampaignStore) -> None:
+    # Given a job record that exists although its campaign's meta does not (deleted by hand)
+    plan = plan_file(write_file(tmp_path, customer_rows(3)))
+    producer.write_records(plan.jobs[:1])
+    set_state(producer, plan.jobs[0].job_id, "unsigned")
+    # When the campaign is run as new
+    result = start(plan, CampaignEnqueuer(producer, store))
+    # Then that job keeps its outcome and is not sent
+    assert (result.new, dict(result.skipped)) == (2, {"recorded_meanwhile": 1})
+    assert producer.redis.hget(producer.keys.job(plan.jobs[0].job_id), "state") == b"unsigned"
+    assert plan.jobs[0].job_id not in broker_jobs(producer)

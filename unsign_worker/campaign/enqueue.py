@@ -1,19 +1,22 @@
 """Enqueueing a campaign's jobs: pipelined, batched, resumable, idempotent.
 
-Jobs go in chunks. For each chunk, one pipeline reads every job's record, which sorts the jobs:
+Jobs go in chunks. For each chunk, one script call reads every job's record, which sorts the
+jobs:
 
-- no record: new; its record is written (one pipeline), then it is sent;
+- no record: new; its record is written (one script call for the chunk), then it is sent;
 - record ``queued`` without ``sent_at``: an earlier run wrote it and stopped before sending
   (crash, Ctrl-C): it is sent now (a copy already in the broker is dropped by the worker);
 - anything else: done or in flight: skipped.
 
-After a chunk's messages are sent, one pipeline stamps ``sent_at`` on each job. Several jobs
+After a chunk's messages are sent, one script call stamps ``sent_at`` on each job. (Scripts
+rather than pipelines: a client packs one command per chunk instead of one per job.) Several jobs
 share a message (``unsign_worker.unsign_batch``) so the broker sees few, large messages. Between
 chunks the campaign's state is read: a cancelled campaign stops sending.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +29,43 @@ from unsign_worker.producer import Producer
 #: Jobs looked up and recorded per pipeline.
 CHUNK_SIZE = 2000
 #: Jobs per broker message.
-BATCH_SIZE = 100
+BATCH_SIZE = 200
+
+READ_LUA = r"""
+-- KEYS: campaign meta, job records... ; returns the campaign state, then state and sent_at of
+-- each job ('' for none)
+local out = {redis.call('HGET', KEYS[1], 'state') or ''}
+for i = 2, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'state', 'sent_at')
+  out[#out + 1] = v[1] or ''
+  out[#out + 1] = v[2] or ''
+end
+return out
+"""
+
+WRITE_LUA = r"""
+-- KEYS: campaign meta, job records... ; ARGV[1]: JSON list of flat field lists, one per job
+-- Writes the records that do not exist yet; returns the positions (1-based) of those that did.
+local records = cjson.decode(ARGV[1])
+local existing = {}
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    existing[#existing + 1] = i - 1
+  else
+    redis.call('HSET', KEYS[i], unpack(records[i - 1]))
+  end
+end
+redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 1 - #existing)
+return existing
+"""
+
+MARK_LUA = r"""
+-- KEYS: job records ; ARGV[1]: the time they were sent
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], 'sent_at', ARGV[1])
+end
+return #KEYS
+"""
 
 
 @dataclass
@@ -59,14 +98,21 @@ class CampaignEnqueuer:
         self.chunk_size = chunk_size
         self.batch_size = batch_size
         self._lines: Mapping[str, int] = {}
+        self._fresh = False
+        client = producer.redis
+        self._read = client.register_script(READ_LUA)
+        self._write = client.register_script(WRITE_LUA)
+        self._mark = client.register_script(MARK_LUA)
 
     def run(self, campaign_id: str, jobs: Sequence[Job], *,
-            lines: Mapping[str, int] | None = None,
+            lines: Mapping[str, int] | None = None, fresh: bool = False,
             on_chunk: Callable[[EnqueueResult, int], None] | None = None) -> EnqueueResult:
         """Enqueue ``jobs`` (all of campaign ``campaign_id``); ``lines`` maps job ids to their
-        line in the file (kept in the record for the report); ``on_chunk(result, handled)`` is
-        called after each chunk. Marks the campaign's enqueue complete unless stopped."""
+        line in the file (kept in the record for the report); ``fresh`` says the campaign was
+        just created, so no job can have a record yet; ``on_chunk(result, handled)`` is called
+        after each chunk. Marks the campaign's enqueue complete unless stopped."""
         self._lines = lines or {}
+        self._fresh = fresh
         result = EnqueueResult()
         handled = 0
         for start in range(0, len(jobs), self.chunk_size):
@@ -83,40 +129,44 @@ class CampaignEnqueuer:
 
     def _chunk(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
         """Handle one chunk; returns the campaign's state as read before sending."""
-        r, k = self.producer.redis, self.producer.keys
-        pipe = r.pipeline(transaction=False)
-        pipe.hget(k.campaign(campaign_id), "state")
-        for job in chunk:
-            pipe.hmget(k.job(job.job_id), "state", "sent_at")
-        found = pipe.execute()
-        state = (found[0] or b"").decode()
+        k = self.producer.keys
+        meta = k.campaign(campaign_id)
+        if self._fresh:  # a campaign created by this run has no job records to look up
+            raw = self.producer.redis.hget(meta, "state")
+            found = [raw.decode() if raw else "", *[""] * (2 * len(chunk))]
+        else:
+            found = [x.decode() for x in self._read(keys=[meta, *(k.job(j.job_id)
+                                                                  for j in chunk)])]
+        state = found[0]
         if state == "cancelled":
             return state
         new: list[Job] = []
         resend: list[Job] = []
-        for job, (job_state, sent_at) in zip(chunk, found[1:], strict=True):
-            if job_state is None:
+        for i, job in enumerate(chunk):
+            job_state, sent_at = found[1 + 2 * i], found[2 + 2 * i]
+            if not job_state:
                 new.append(job)
-            elif job_state == b"queued" and sent_at is None:
+            elif job_state == "queued" and not sent_at:
                 resend.append(job)
             else:
-                result.skipped[job_state.decode()] += 1
+                result.skipped[job_state] += 1
         if new:
-            pipe = r.pipeline(transaction=False)
-            self.producer.write_records(new, pipe=pipe)
+            records = []
             for job in new:
+                fields = {**self.producer.record_fields(job)}
                 if job.job_id in self._lines:
-                    pipe.hset(k.job(job.job_id), "line", self._lines[job.job_id])
-            pipe.hincrby(k.campaign(campaign_id), "enqueued", len(new))
-            pipe.execute()
+                    fields["line"] = self._lines[job.job_id]
+                records.append([str(x) for pair in fields.items() for x in pair])
+            existing = self._write(keys=[meta, *(k.job(j.job_id) for j in new)],
+                                   args=[json.dumps(records, ensure_ascii=False)])
+            if existing:  # recorded meanwhile (a concurrent run): theirs to send
+                taken = {int(i) - 1 for i in existing}
+                result.skipped["recorded_meanwhile"] += len(taken)
+                new = [job for i, job in enumerate(new) if i not in taken]
         outgoing = new + resend
         self._send(outgoing)
         if outgoing:
-            now = repr(time.time())
-            pipe = r.pipeline(transaction=False)
-            for job in outgoing:
-                pipe.hset(k.job(job.job_id), "sent_at", now)
-            pipe.execute()
+            self._mark(keys=[k.job(j.job_id) for j in outgoing], args=[repr(time.time())])
         result.new += len(new)
         result.resent += len(resend)
         return state

@@ -73,8 +73,9 @@ def start(plan: Plan, enqueuer: CampaignEnqueuer, *, name: str = "", rate: int |
         CampaignError: the campaign was cancelled.
     """
     store = enqueuer.store
-    store.begin(plan.campaign_id, name=name, source=plan.source, total=len(plan.jobs),
-                rejected=len(plan.rejected), rate=rate)
+    former = store.begin(plan.campaign_id, name=name, source=plan.source,
+                         total=len(plan.jobs), rejected=len(plan.rejected), rate=rate)
     store.set_jobs(plan.campaign_id, [j.job_id for j in plan.jobs])
     store.set_rejects(plan.campaign_id, plan.rejected)
-    return enqueuer.run(plan.campaign_id, plan.jobs, lines=plan.lines, on_chunk=on_chunk)
+    return enqueuer.run(plan.campaign_id, plan.jobs, lines=plan.lines,
+                        fresh=former == "new", on_chunk=on_chunk)

@@ -67,7 +67,7 @@ def campaign_group() -> None:
               help="Where to write the refused rows [default: FILE.rejects.csv].")
 @click.option("--show-personal-data", is_flag=True,
               help="Write the refused rows' values unmasked (your own data only).")
-@click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 1000),
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 1000),
               help="Jobs per broker message.")
 @click.option("--chunk-size", default=2000, type=click.IntRange(1, 100_000), hidden=True)
 def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
