@@ -189,7 +189,7 @@ class _Plan:
     argv: Callable[[str], list[str]]  # hostname -> command
     env: dict[str, str]
     ready: Callable[[str], bool]
-    enqueue: Callable[[], None]
+    enqueue: Callable[[threading.Event], None]  # stops early once the event is set
     progress: Callable[[], int]
     collect: Callable[[], tuple[float, list[float], Counter[str]]]  # end, latencies, states
     is_terminal: Callable[[str], bool] = TERMINAL_STATES.__contains__
@@ -200,6 +200,9 @@ def _run_workers(setup: Setup, plan: _Plan) -> dict[str, Any]:
     names = [f"{plan.kind}-{setup.pool}-{i}" for i in range(setup.workers)]
     hosts = [f"{name}-{setup.run_id}@bench" for name in names]
     profile: dict[str, Any] = {}
+    cancel = threading.Event()
+    sender: threading.Thread | None = None
+    monitor: Monitor | None = None
     try:
         for name, host in zip(names, hosts, strict=True):
             setup.procs.start(name, plan.argv(host), env=plan.env, cwd=setup.tmp)
@@ -222,7 +225,7 @@ def _run_workers(setup: Setup, plan: _Plan) -> dict[str, Any]:
 
         def enqueue() -> None:
             try:
-                plan.enqueue()
+                plan.enqueue(cancel)
                 enqueued.append(time.time())
             except BaseException as exc:  # reported by the waiting thread
                 errors.append(exc)
@@ -257,6 +260,11 @@ def _run_workers(setup: Setup, plan: _Plan) -> dict[str, Any]:
                   file=sys.stderr)
         return figures
     finally:
+        cancel.set()  # no key may be written once they are deleted
+        if sender is not None:
+            sender.join(timeout=60)
+        if monitor is not None and not monitor.stopped_at:
+            monitor.stop()
         for name in [*names, "py-spy"]:
             setup.procs.stop(name)
         delete_prefix(setup.client, plan.prefix)
@@ -274,8 +282,10 @@ def run_baseline(setup: Setup) -> dict[str, Any]:
                                               "visibility_timeout": 3600},
                     task_serializer="json", accept_content=["json"])
 
-    def enqueue() -> None:
+    def enqueue(cancel: threading.Event) -> None:
         for i in range(setup.total):  # the plain way: one send per job
+            if cancel.is_set():
+                return
             job = {"job_id": uuid.uuid4().hex, "params": setup.params[i],
                    "reference": setup.references[i], "enqueued_at": time.time()}
             app.send_task("baseline.unsign", kwargs={"job": job}, queue="baseline")
@@ -313,9 +323,11 @@ def run_product(setup: Setup, batch_size: int) -> dict[str, Any]:
     producer = Producer(app, client, keys)
     job_ids: list[str] = []
 
-    def enqueue() -> None:
+    def enqueue(cancel: threading.Event) -> None:
         step = max(1, batch_size) * max(1, 1000 // max(1, batch_size))
         for chunk in _chunks(setup, step):
+            if cancel.is_set():
+                return
             jobs = [Job(job_id=uuid.uuid4().hex, params=setup.params[i],
                         reference=setup.references[i]) for i in chunk]
             job_ids.extend(j.job_id for j in jobs)
