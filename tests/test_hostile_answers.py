@@ -148,16 +148,17 @@ def test_an_xxe_never_fetches_its_external_entity() -> None:
 # --- end to end: local server -> GatewayClient -> parse_response ----------------------------
 
 def client_for(server: ScriptedServer, **overrides: float) -> GatewayClient:
-    options = dict(connect_timeout_seconds=5.0, read_timeout_seconds=1.0,
-                   total_timeout_seconds=2.0)
+    # Generous by default, so a loaded machine never turns a refusal into a timeout.
+    options = dict(connect_timeout_seconds=5.0, read_timeout_seconds=10.0,
+                   total_timeout_seconds=20.0)
     options.update(overrides)
     return GatewayClient(gateway_url=server.url, pool_size=2,
                          max_response_bytes=MAX_RESPONSE_BYTES, **options)  # type: ignore[arg-type]
 
 
-def judged(server: ScriptedServer) -> Exception:
+def judged(server: ScriptedServer, **overrides: float) -> Exception:
     """Run one exchange like the worker; return the refusal (a success fails the test)."""
-    client = client_for(server)
+    client = client_for(server, **overrides)
     try:
         raw = client.post(PARAMS, charset="utf-8")
         response = parse_response(raw.body, verifier=Md5Signer(KEY), charset="utf-8",
@@ -209,7 +210,9 @@ def test_a_50_mb_answer_from_the_wire_costs_bounded_memory(declared: bool) -> No
 @pytest.mark.parametrize("where", ["headers", "body"])
 def test_a_slow_drip_from_the_wire_is_cut_by_the_deadline_and_never_a_success(
         where: str) -> None:
-    wire = answer(200, SUCCESS_TAIL, headers={"X-Padding": "p" * 500})
+    # Given a success whose headers and body would each take over 100 s at one byte per 50 ms
+    padded = SUCCESS_TAIL.replace(b"</alipay>", b" " * 2000 + b"</alipay>")
+    wire = answer(200, padded, headers={"X-Padding": "p" * 2000})
     split = wire.index(b"\r\n\r\n") + 4 if where == "body" else 0
 
     def drip(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:
@@ -221,7 +224,7 @@ def test_a_slow_drip_from_the_wire_is_cut_by_the_deadline_and_never_a_success(
         return False
 
     with ScriptedServer(drip) as server, bounded():
-        error = judged(server)
+        error = judged(server, read_timeout_seconds=1.0, total_timeout_seconds=2.0)
 
     assert isinstance(error, TransportError)
     assert "total deadline" in str(error)
