@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,7 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from unsign_worker.campaign.store import OUTCOMES, CampaignStatus
-from unsign_worker.cli._ops import when
+from unsign_worker.cli._ops import console, when
 
 #: Seconds between two looks at a campaign's progress.
 POLL_SECONDS = 0.5
@@ -111,3 +112,24 @@ def list_table(statuses: list[CampaignStatus]) -> Table:
         table.add_row(s.campaign, escape(s.name or "-"), s.state, f"{s.done} / {s.total}",
                       str(s.failures), str(s.rejected_rows), when(s.created_at))
     return table
+
+
+def enqueue_with_progress(plan: Any, enqueuer: Any, start: Callable[..., Any], *, name: str,
+                          rate: int | None, quiet: bool) -> Any:
+    """Run ``start`` with a progress bar of the enqueue on standard error (unless quiet)."""
+    if quiet or not plan.jobs:
+        return start(plan, enqueuer, name=name, rate=rate)
+    with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(),
+                  console=console(err=True), transient=True) as progress:
+        task = progress.add_task("enqueue", total=len(plan.jobs))
+        return start(plan, enqueuer, name=name, rate=rate,
+                     on_chunk=lambda _result, handled: progress.update(task, completed=handled))
+
+
+def follow(store: Any, campaign_id: str, *, quiet: bool) -> CampaignStatus:
+    """Wait until the campaign has finished: with the live bar, or silently when quiet."""
+    if not quiet:
+        return watch(lambda: store.status(campaign_id), console())
+    while not (status := store.status(campaign_id)).finished:
+        time.sleep(POLL_SECONDS)
+    return status

@@ -89,7 +89,7 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     from unsign_worker.campaign.report import REJECT_COLUMNS, reject_rows, write_csv
     from unsign_worker.campaign.rows import FileFormatError
     from unsign_worker.campaign.store import CampaignError, CampaignStore
-    from unsign_worker.cli._campaign_view import summary_table, watch
+    from unsign_worker.cli._campaign_view import enqueue_with_progress, follow, summary_table
     from unsign_worker.cli._ops import producer_for
     from unsign_worker.cli.main import EXIT_FINISHED_WITH_FAILURES
 
@@ -126,11 +126,14 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
         raise click.exceptions.Exit(failed)
     producer = producer_for(settings)
     store = CampaignStore(producer.redis, producer.keys)
-    if rate:
-        batch_size = min(batch_size, rate)
+    former = store.status(plan.campaign_id)
+    limit = rate if rate is not None else (former.rate if former else 0)
+    if limit:  # a rate-limited batch would hold its message while its jobs wait their turn
+        batch_size = min(batch_size, limit)
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=chunk_size, batch_size=batch_size)
     try:
-        result = _enqueue(plan, enqueuer, start, name=name, rate=rate, quiet=as_json)
+        result = enqueue_with_progress(plan, enqueuer, start, name=name, rate=rate,
+                                       quiet=as_json)
     except CampaignError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -144,9 +147,12 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
                    f"re-sent, {skipped} skipped (done or in flight)"
                    + (" - stopped: campaign cancelled" if result.stopped else ""))
     status = store.status(plan.campaign_id)
+    if status is not None and status.state == "paused" and not as_json:
+        click.echo(f"campaign {plan.campaign_id} is paused: its jobs wait for "
+                   f"`unsign-worker campaign resume {plan.campaign_id}`", err=True)
     if not detach:
         try:
-            status = _follow(store, plan.campaign_id, quiet=as_json, watch=watch)
+            status = follow(store, plan.campaign_id, quiet=as_json)
         except KeyboardInterrupt:
             fail(f"stopped watching; the campaign goes on: unsign-worker campaign status "
                  f"{plan.campaign_id}")
@@ -157,31 +163,6 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     elif not detach:
         console().print(summary_table(status))
     raise click.exceptions.Exit(failed)
-
-
-def _enqueue(plan: Any, enqueuer: Any, start: Any, *, name: str, rate: int | None,
-             quiet: bool) -> Any:
-    if quiet or not plan.jobs:
-        return start(plan, enqueuer, name=name, rate=rate)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(),
-                  console=console(err=True), transient=True) as progress:
-        task = progress.add_task("enqueue", total=len(plan.jobs))
-        return start(plan, enqueuer, name=name, rate=rate,
-                     on_chunk=lambda _result, handled: progress.update(task, completed=handled))
-
-
-def _follow(store: Any, campaign_id: str, *, quiet: bool, watch: Any) -> Any:
-    import time
-
-    from unsign_worker.cli._campaign_view import POLL_SECONDS
-
-    if not quiet:
-        return watch(lambda: store.status(campaign_id), console())
-    while not (status := store.status(campaign_id)).finished:
-        time.sleep(POLL_SECONDS)
-    return status
 
 
 @campaign_group.command("status", epilog="Example: unsign-worker campaign status c-3f9a1b2c4d5e")
