@@ -192,6 +192,10 @@ def test_a_redis_restart_with_append_only_persistence_loses_and_repeats_nothing(
         server.wait(timeout=30)
         server = start_redis()
         env.redis = redis.Redis(port=port)
+        # the worker reconnects by itself; should it still die, its supervisor restarts it
+        wait_for(lambda: _pings(env.redis), timeout=30, what="redis back")
+        if env.procs[-1].poll() is not None:
+            env.start_worker("w1b", concurrency=4)
         jobs = env.wait_terminal(ids, timeout=180)
         # a job whose answer arrived while Redis was down is settled from the gateway's state
         # (its earlier attempt may have reached it): already_unsigned, never a second unsign

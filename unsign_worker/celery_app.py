@@ -23,7 +23,7 @@ from celery import Celery, Task
 from celery.signals import worker_ready, worker_shutdown
 
 import celeryconfig
-from unsign_worker import kombu_fixes
+from unsign_worker import kombu_fixes, monitoring
 from unsign_worker.context import WorkerContext, build_context
 from unsign_worker.inbox import Inbox, InboxThread
 from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, masked_repr
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
     kombu_fixes.apply()
+    monitoring.connect_log_signals()
     app = Celery("unsign_worker", set_as_current=False)
     app.conf.update(celeryconfig.config_for(settings))
     runtime = _Runtime(settings)

@@ -1,12 +1,16 @@
 """A guard around one kombu behaviour that would otherwise stop a worker for good.
 
-When the Redis broker goes away (restart, failover), the consumer releases its connection and
-kombu tries to put the unacknowledged messages back at once (``QoS.restore_unacked``). With
-the connection already gone that raises ``AttributeError`` inside kombu, which Celery treats as
-an unrecoverable error: the worker shuts down instead of reconnecting. Skipping the immediate
-restore is safe: the messages stay in the broker's ``unacked`` index and are restored by the
-visibility-timeout sweep once Redis is back (and the job leases are re-published by our own
-sweeper in any case), so the worker keeps reconnecting instead of dying.
+When the Redis broker goes away (restart, failover), the consumer releases its connection while
+tasks are still finishing in the pool. Whatever then touches the broker through the released
+channel (restoring the unacknowledged messages at once, acknowledging a task that just ended)
+fails inside kombu with ``AttributeError`` (the channel's connection, or its client, is
+``None``), which Celery
+treats as an unrecoverable error: the worker shuts down instead of reconnecting.
+
+The guard turns that into the connection error it really is, which kombu and Celery already
+handle: an acknowledgement that cannot be sent is logged, the message stays in the broker's
+``unacked`` index and is restored after the visibility timeout (the job's claim then drops the
+redundant copy), and the worker keeps reconnecting.
 """
 
 from __future__ import annotations
@@ -23,18 +27,26 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    import redis
     from kombu.transport import redis as kombu_redis
 
-    original = kombu_redis.QoS.restore_unacked
+    original_connparams = kombu_redis.Channel._connparams
+    original_restore = kombu_redis.QoS.restore_unacked
+
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        if self.connection is None or getattr(self.connection, "client", None) is None:
+            raise redis.exceptions.ConnectionError("broker channel already closed")
+        return original_connparams(self, asynchronous=asynchronous)
 
     def restore_unacked(self: Any, client: Any = None) -> Any:
         try:
-            return original(self, client)
-        except (AttributeError, *kombu_redis.Transport.connection_errors) as exc:
+            return original_restore(self, client)
+        except kombu_redis.Transport.connection_errors as exc:
             log.warning("broker connection lost before unacknowledged messages could be "
                         "restored (%s); they will be restored after the visibility timeout",
                         type(exc).__name__)
             return None
 
+    kombu_redis.Channel._connparams = _connparams
     kombu_redis.QoS.restore_unacked = restore_unacked
     _applied = True

@@ -29,6 +29,8 @@ from unsign_worker.states import JobState
 
 log = logging.getLogger(__name__)
 
+#: Shortest broker countdown (RabbitMQ's delayed delivery refuses less than a second).
+MIN_COUNTDOWN_SECONDS = 1.0
 #: Answers that mean "this agreement is not (or no longer) signed".
 GONE_CODES = frozenset({"NOT_EXIST_CUST_SIGN", "STATUS_CUSTOMER_SIGN"})
 
@@ -192,6 +194,7 @@ def _retry_later(run: _Run, exc: RetryableError, broker_retries: int) -> Decisio
                        dlq_kind="retry_exhausted", first_failure_at=first)
     countdown = ctx.policy.countdown_seconds(broker_retries + 1)
     countdown = min(countdown, max(0.0, first + ctx.policy.deadline_seconds - now) + 0.5)
+    countdown = max(MIN_COUNTDOWN_SECONDS, countdown)
     decision = _settle(run, JobState.RETRYING, code, str(exc),
                        lease_until=now + countdown + ctx.settings.lease_seconds,
                        first_failure_at=first)
