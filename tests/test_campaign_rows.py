@@ -162,3 +162,38 @@ def test_job_ids_are_distinct_per_row_and_stable(refs: list[str]) -> None:
     assert len(set(ids)) == len(ids)
     assert ids == [job_id_for("c-1", row) for row in rows]
     assert all(job_id_for("c-2", row) not in ids for row in rows)
+
+
+# a bare carriage return inside a cell is left out: editors disagree on whether it ends a line
+cells = st.text(alphabet=st.characters(blacklist_categories=("Cs",),
+                                       blacklist_characters="\x00\r"), max_size=12)
+
+
+@given(st.lists(st.tuples(cells, cells), min_size=1, max_size=15))
+def test_csv_cells_read_back_as_written_with_the_line_each_row_starts_on(
+        table: list[tuple[str, str]]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["customer_code", "reference"])
+    starts = []
+    for row in table:
+        starts.append(buffer.getvalue().count("\n") + 1)
+        writer.writerow(row)
+    read = list(read_rows(buffer.getvalue(), "csv"))
+    kept = [(start, row) for start, row in zip(starts, table, strict=True)
+            if any(c.strip() for c in row)]
+    assert [r.line for r in read] == [start for start, _ in kept]
+    assert [r.values for r in read] == [
+        {k: v for k, v in zip(("customer_code", "reference"), row, strict=True) if v}
+        for _, row in kept]
+
+
+def test_a_json_line_may_hold_a_unicode_line_separator_in_a_value() -> None:
+    text = json.dumps({"customer_code": "C00000000001", "reference": "a\u2028b"},
+                      ensure_ascii=False) + "\r\n" + json.dumps({"customer_code": "C2"})
+    verdicts = rows_of(text, "jsonl")
+    assert errors_of(verdicts[0]) == [(1, "reference", "no_control_chars")]
+    assert isinstance(verdicts[1], ValidRow) and verdicts[1].line == 2

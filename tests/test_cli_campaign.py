@@ -242,3 +242,32 @@ def test_a_paused_campaign_cancelled_closes_its_parked_jobs(
     assert env.stats()["unsigns"] == final["outcomes"]["unsigned"]
     again = env.cli("campaign", "resume", campaign_id)
     assert again.exit_code == 1 and "is cancelled" in again.stderr
+
+
+def test_a_gbk_json_lines_file_is_read_with_encoding_gbk(ops_env: Callable[..., OpsEnv],
+                                                         tmp_path: Path) -> None:
+    env = ops_env([])
+    path = tmp_path / "rows.jsonl"
+    lines = [{"biz_type": "10004", "user_email": "李雷@例子.公司", "reference": "r1"},
+             {"customer_code": "C00000000002", "reference": "r2"}]
+    path.write_bytes("\n".join(json.dumps(x, ensure_ascii=False) for x in lines).encode("gbk"))
+    wrong = env.cli("campaign", "run", str(path), "--dry-run")
+    assert wrong.exit_code == 1 and "try --encoding gbk" in wrong.stderr
+    right = env.cli("campaign", "run", str(path), "--encoding", "gbk", "--dry-run", "--json")
+    assert right.exit_code == 0 and last_json(right.stdout)["valid"] == 2
+
+
+def test_unknown_campaigns_and_bad_options_fail_clearly(ops_env: Callable[..., OpsEnv],
+                                                        tmp_path: Path) -> None:
+    env = ops_env([])
+    for command in (("status", "nope"), ("report", "nope", "--out", str(tmp_path / "r.csv")),
+                    ("pause", "nope"), ("resume", "nope"), ("cancel", "nope")):
+        result = env.cli("campaign", *command)
+        assert result.exit_code == 1 and "no campaign nope" in result.stderr, command
+    path = tmp_path / "c.csv"
+    path.write_text("customer_code\nC00000000001\n", encoding="utf-8")
+    assert env.cli("campaign", "run", str(path), "--rate", "fast").exit_code == 2
+    bad_header = tmp_path / "h.csv"
+    bad_header.write_text("customer_code,phone\nC1,1\n", encoding="utf-8")
+    result = env.cli("campaign", "run", str(bad_header))
+    assert result.exit_code == 1 and "unknown column 'phone'" in result.stderr

@@ -104,7 +104,10 @@ def _csv_rows(text: str) -> Iterator[RawRow]:
 
 
 def _jsonl_rows(text: str) -> Iterator[RawRow]:
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # split on \n only: str.splitlines() would also cut at U+2028 and others that JSON strings
+    # may hold
+    for number, raw in enumerate(text.split("\n"), start=1):
+        raw = raw.removesuffix("\r")
         if not raw.strip():
             continue
         try:

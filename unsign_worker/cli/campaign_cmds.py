@@ -147,7 +147,8 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
                    f"re-sent, {skipped} skipped (done or in flight)"
                    + (" - stopped: campaign cancelled" if result.stopped else ""))
     status = store.status(plan.campaign_id)
-    if status is not None and status.state == "paused" and not as_json:
+    assert status is not None  # start() has just recorded it
+    if status.state == "paused" and not as_json:
         click.echo(f"campaign {plan.campaign_id} is paused: its jobs wait for "
                    f"`unsign-worker campaign resume {plan.campaign_id}`", err=True)
     if not detach:
