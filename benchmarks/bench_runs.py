@@ -193,11 +193,12 @@ class _Plan:
     progress: Callable[[], int]
     collect: Callable[[], tuple[float, list[float], Counter[str]]]  # end, latencies, states
     is_terminal: Callable[[str], bool] = TERMINAL_STATES.__contains__
+    extra: Callable[[], dict[str, Any]] = dict  # more figures, read before the keys go
 
 
 def _run_workers(setup: Setup, plan: _Plan) -> dict[str, Any]:
     setup.admin.reset()
-    names = [f"{plan.kind}-{setup.pool}-{i}" for i in range(setup.workers)]
+    names = [f"{plan.label.replace(' ', '-')}-{i}" for i in range(setup.workers)]
     hosts = [f"{name}-{setup.run_id}@bench" for name in names]
     profile: dict[str, Any] = {}
     cancel = threading.Event()
@@ -252,7 +253,8 @@ def _run_workers(setup: Setup, plan: _Plan) -> dict[str, Any]:
                            names=names, redis_cpu_s=redis_cpu_s,
                            producer_cpu_s=producer_cpu_s, states=dict(states),
                            all_terminal=terminal == setup.total, profile=profile,
-                           enqueue_seconds=round(enqueued[0] - t0, 3) if enqueued else None)
+                           enqueue_seconds=round(enqueued[0] - t0, 3) if enqueued else None,
+                           **plan.extra())
         if status != "done":
             figures["log_tail"] = setup.procs.log_tail(names[0])
             figures["stack_dump"] = stall_dump
@@ -292,7 +294,7 @@ def run_baseline(setup: Setup) -> dict[str, Any]:
 
     def collect() -> tuple[float, list[float], Counter[str]]:
         end, latencies, outcomes = 0.0, [], Counter[str]()
-        for line in client.lrange(f"{prefix}times", 0, -1):
+        for line in client.hvals(f"{prefix}times"):
             enq, fin, outcome = line.decode().split(" ", 2)
             end = max(end, float(fin))
             latencies.append((float(fin) - float(enq)) * 1000)
@@ -310,8 +312,9 @@ def run_baseline(setup: Setup) -> dict[str, Any]:
                                str(setup.concurrency), "--loglevel", setup.loglevel,
                                "--queues", "baseline"],
             env=env, ready=lambda host: bool(client.exists(f"{prefix}ready:{host}")),
-            enqueue=enqueue, progress=lambda: int(client.get(f"{prefix}done") or 0),
-            collect=collect, is_terminal=lambda outcome: True))
+            enqueue=enqueue, progress=lambda: int(client.hlen(f"{prefix}times")),
+            collect=collect, is_terminal=lambda outcome: True,
+            extra=lambda: {"task_runs": int(client.get(f"{prefix}runs") or 0)}))
     finally:
         app.close()
 

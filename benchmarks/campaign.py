@@ -113,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         "options": {k: v for k, v in vars(args).items() if k != "out"}, "runs": []}
     with tempfile.TemporaryDirectory(prefix="unsign-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
-        procs = Processes(tmp)
+        logs = RESULTS / f"logs-{stamp}"
+        logs.mkdir(parents=True, exist_ok=True)
+        procs = Processes(logs)
         try:
             print(f"data set: {args.jobs} agreements, emulator at {args.latency_ms:g} ms, "
-                  f"logs in {tmp}", file=sys.stderr)
+                  f"logs in {logs}", file=sys.stderr)
             data = generate(args.jobs, {"success": 1.0}, partner=PARTNER, seed=1)
             write_agreements(str(tmp / "agreements.json"), data)
             (tmp / "scenario.json").write_text(json.dumps(
