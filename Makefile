@@ -6,15 +6,23 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 TEST_DB ?= 13
 
 .PHONY: test demo bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@echo "installing unsign-worker and its test tools into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install --disable-pip-version-check -e ".[test]" \
+		> $(VENV)/install.log 2>&1 || (tail -40 $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	@$(BIN)/python -m pip install --disable-pip-version-check -e ".[test,bench]" \
+		> $(VENV)/install-bench.log 2>&1 || (tail -40 $(VENV)/install-bench.log; exit 1)
+	@touch $(BENCH_STAMP)
 
 test: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -22,7 +30,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/with_redis.py --db 14 -- $(BIN)/python benchmarks/campaign.py
 
 lint: $(STAMP)
