@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.plugins.worker_fixtures import wait_for
+from unsign_worker.campaign.ids import campaign_id_for
 from unsign_worker.emulator.faults import FaultSettings
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, PRESETS, DataSet, generate
 
@@ -132,10 +133,10 @@ def test_an_interrupted_enqueue_resumes_without_duplicates(
                            "--batch-size", "5")
     keys, r = env.workers.keys, env.workers.redis
 
+    meta = keys.campaign(campaign_id_for(path.read_bytes()))
+
     def enqueued() -> int:
-        found = r.scan_iter(match=keys.campaign("*"), count=1000)
-        metas = [k for k in found if k.count(b":") == keys.prefix.count(":") + 1]
-        return int(r.hget(metas[0], "enqueued") or 0) if metas else 0
+        return int(r.hget(meta, "enqueued") or 0)
 
     wait_for(lambda: proc.poll() is not None or enqueued() >= 20, timeout=60,
              interval=0.002, what="the enqueue to start")
@@ -214,7 +215,7 @@ def test_cancel_stops_what_is_not_sent_and_lets_requests_in_flight_finish(
         ops_env: Callable[..., OpsEnv], tmp_path: Path) -> None:
     env, campaign_id = slow_campaign(ops_env, tmp_path)
     env.emulator.call(lambda: setattr(env.emulator.state, "faults",
-                                      FaultSettings(latency_ms=1500)))
+                                      FaultSettings(latency_ms=800)))
     wait_for(lambda: env.stats()["in_flight"] >= 1, timeout=60, what="a request in flight")
     assert env.cli("campaign", "cancel", campaign_id).exit_code == 0
     final = wait_for(lambda: (s := status_of(env, campaign_id))["finished"] and s,
@@ -224,8 +225,13 @@ def test_cancel_stops_what_is_not_sent_and_lets_requests_in_flight_finish(
     assert outcomes["unsigned"] >= 1 and outcomes["cancelled"] >= 1
     assert outcomes["unsigned"] + outcomes["cancelled"] == 20
     stats = env.stats()
-    # a request that reached the gateway was never cut: each one unsigned its agreement
+    # a request that reached the gateway was never cut: each one unsigned its agreement, and a
+    # cancelled job never sent one
     assert stats["unsign_requests"] == stats["unsigns"] == outcomes["unsigned"]
+    jobs = campaign_jobs(env, campaign_id)
+    reached = {a for a, c in stats["agreements"].items() if c["requests"]}
+    assert len(reached) == outcomes["unsigned"]
+    assert all(j["state"] in ("unsigned", "cancelled") for j in jobs)
 
 
 def test_a_paused_campaign_cancelled_closes_its_parked_jobs(

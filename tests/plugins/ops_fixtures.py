@@ -31,6 +31,9 @@ pytest_plugins = ["tests.plugins.worker_fixtures"]
 PARTNER = DEFAULT_PARTNER
 #: The sandbox MD5 key shared by the emulator and the workers of a test.
 KEY = "0123456789abcdef0123456789abcdef"
+#: Room on top of the worker fixtures' short timeouts: these tests check outcomes, not fault
+#: handling, so an answer slowed by a busy machine must not turn into a retry.
+SLACK_ENV = {"UNSIGN_READ_TIMEOUT": "5", "UNSIGN_LEASE": "15", "UNSIGN_VISIBILITY_TIMEOUT": "30"}
 
 
 @dataclass
@@ -82,7 +85,8 @@ def ops_env(worker_env_factory: Callable[..., WorkerEnv], tmp_path: Path
         state = EmulatorState(build_config(partner=PARTNER, key=KEY), book)
         thread = EmulatorThread(state).start()
         threads.append(thread)
-        workers = worker_env_factory(gateway_url=thread.url, partner=PARTNER, key=KEY)
+        workers = worker_env_factory(gateway_url=thread.url, partner=PARTNER, key=KEY,
+                                     **SLACK_ENV)
         return OpsEnv(workers=workers, emulator=thread, tmp=tmp_path)
 
     yield make
