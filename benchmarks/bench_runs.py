@@ -123,7 +123,8 @@ def _figures(setup: Setup, kind: str, label: str, *, status: str, t0: float, end
                        "max": _r(max(latencies_ms, default=None))},
         "rss_mb": {name: {"peak": monitor.peak_mb(name),
                           "at_10pct": monitor.rss_at(name, 0.1, setup.total),
-                          "at_100pct": monitor.rss_at(name, 1.0, setup.total)} for name in names},
+                          "at_100pct": monitor.rss_at(name, 1.0, setup.total),
+                          "series": monitor.series(name)} for name in names},
         "cpu_ms_per_job": {name: round(seconds * per_job, 3) if completed else None
                            for name, seconds in (("workers", workers_cpu_s),
                                                  ("producer", producer_cpu_s),

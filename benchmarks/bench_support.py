@@ -227,6 +227,12 @@ class Monitor:
     def peak_mb(self, name: str) -> float:
         return round(max((s.rss.get(name, 0) for s in self.samples), default=0) / MB, 1)
 
+    def series(self, name: str, *, points: int = 100) -> list[list[float]]:
+        """At most ``points`` samples of ``[seconds since start, jobs done, RSS MB]``."""
+        step = max(1, len(self.samples) // points)
+        return [[round(s.at - self.started_at, 1), s.done, round(s.rss.get(name, 0) / MB, 1)]
+                for s in self.samples[::step]]
+
     def rss_at(self, name: str, fraction: float, total: int) -> float | None:
         """RSS (MB) at the first sample where ``fraction`` of ``total`` jobs were done."""
         for sample in self.samples:

@@ -40,7 +40,7 @@ from typing import Any
 import redis
 from bench_runs import Setup, run_baseline, run_ceiling, run_product
 from bench_support import Processes, delete_prefix, machine, start_emulator
-from job_cpu import WARMUP_JOBS, measure
+from job_cpu import REPEATS, WARMUP_JOBS, measure
 from report import print_table, ratios
 
 from unsign_worker.cli.emulator_cmds import write_agreements
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         _save(out, report)
             if "cpu" in args.runs:
                 print("measuring the per-job CPU cost in-process ...", file=sys.stderr)
-                rows = generate(3 * args.cpu_jobs + WARMUP_JOBS, {"success": 1.0},
+                rows = generate((REPEATS + 2) * args.cpu_jobs + WARMUP_JOBS, {"success": 1.0},
                                 partner=PARTNER, seed=2).rows
                 report["job_cpu"] = measure(
                     redis_url=redis_url, prefix=f"bench:{run_id}:cpu:", partner=PARTNER,
