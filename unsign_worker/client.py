@@ -59,6 +59,10 @@ def reference_errors(reference: str) -> list[FieldError]:
     if not (reference.isascii() and reference.isprintable()) and any(
             unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in reference):
         errors.append(FieldError("reference", "no_control_chars", "contains control characters"))
+    if not reference.isascii() and any(unicodedata.category(ch) == "Cs" for ch in reference):
+        # a lone surrogate (JSON's "\ud800") cannot be stored or hashed as UTF-8
+        errors.append(FieldError("reference", "unicode", "is not valid Unicode text (it holds "
+                                 "a lone surrogate)"))
     if reference != reference.strip():
         errors.append(FieldError("reference", "no_edge_whitespace",
                                  "has leading or trailing spaces"))

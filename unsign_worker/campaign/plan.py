@@ -1,19 +1,21 @@
 """From a campaign file to jobs: read, validate every row, name every job; then start it.
 
-:func:`plan_file` does no Redis I/O: ``--dry-run`` stops there. :func:`start` records the
-campaign (meta, job list, rejected rows) and enqueues its jobs.
+:func:`plan_file` does no Redis I/O. :func:`scan_file` (``--dry-run``) only counts, streaming
+the file and its refused rows, so its memory does not grow with the file. :func:`start` records
+the campaign (meta, job list, rejected rows) and enqueues its jobs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from unsign_worker.campaign.enqueue import CampaignEnqueuer, EnqueueResult
-from unsign_worker.campaign.ids import campaign_id_for, check_campaign_id, job_id_for
-from unsign_worker.campaign.rows import FileFormatError, decode, file_format, read_rows
+from unsign_worker.campaign.ids import check_campaign_id, job_id_for
+from unsign_worker.campaign.rows import FileFormatError, file_format, open_rows
 from unsign_worker.campaign.validate import RejectedRow, ValidRow, validate_rows
 from unsign_worker.job import Job
 
@@ -33,6 +35,32 @@ class Plan:
         return len(self.jobs) + len(self.rejected)
 
 
+#: Bytes read at a time when hashing a file for its campaign id.
+HASH_CHUNK_BYTES = 1 << 20
+
+
+def file_campaign_id(path: str | Path) -> str:
+    """:func:`~unsign_worker.campaign.ids.campaign_id_for` of the file's bytes, read in chunks.
+
+    Raises:
+        FileFormatError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(HASH_CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    return "c-" + digest.hexdigest()[:12]
+
+
+def _campaign_id(path: Path, campaign_id: str | None) -> str:
+    if campaign_id is not None and (problem := check_campaign_id(campaign_id)):
+        raise FileFormatError(f"--id: {problem}")
+    return campaign_id or file_campaign_id(path)
+
+
 def plan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-8",
               campaign_id: str | None = None) -> Plan:
     """Read and validate a campaign file.
@@ -42,19 +70,13 @@ def plan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
             breaks the id rule.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read: {exc.strerror}") from None
-    if campaign_id is not None and (problem := check_campaign_id(campaign_id)):
-        raise FileFormatError(f"--id: {problem}")
-    cid = campaign_id or campaign_id_for(data)
+    cid = _campaign_id(path, campaign_id)
     fmt = file_format(path)
     now = time.time()
     jobs: list[Job] = []
     lines: dict[str, int] = {}
     rejected: list[RejectedRow] = []
-    for verdict in validate_rows(read_rows(decode(data, encoding), fmt), charset=charset):
+    for verdict in validate_rows(open_rows(path, fmt, encoding), charset=charset):
         if isinstance(verdict, ValidRow):
             job_id = job_id_for(cid, verdict)
             jobs.append(Job(job_id=job_id, params=verdict.params, campaign=cid,
@@ -63,6 +85,40 @@ def plan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
         else:
             rejected.append(verdict)
     return Plan(cid, path.name, fmt, jobs, lines, rejected)
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What a dry run found: the campaign id and the counts."""
+
+    campaign_id: str
+    source: str
+    rows: int
+    valid: int
+    rejected: int
+
+
+def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-8",
+              campaign_id: str | None = None,
+              on_reject: Callable[[RejectedRow], None] | None = None) -> Scan:
+    """Read and validate a campaign file without keeping its rows: each refused row goes to
+    ``on_reject`` as it is found, and only counts are returned.
+
+    Raises:
+        FileFormatError: as :func:`plan_file`.
+    """
+    path = Path(path)
+    cid = _campaign_id(path, campaign_id)
+    valid = rejected = 0
+    for verdict in validate_rows(open_rows(path, file_format(path), encoding), charset=charset):
+        if isinstance(verdict, ValidRow):
+            job_id_for(cid, verdict)  # what the run would do with it: it must not fail here
+            valid += 1
+        else:
+            rejected += 1
+            if on_reject is not None:
+                on_reject(verdict)
+    return Scan(cid, path.name, valid + rejected, valid, rejected)
 
 
 def start(plan: Plan, enqueuer: CampaignEnqueuer, *, name: str = "", rate: int | None = None,

@@ -5,31 +5,42 @@ biz_type, user_email`` and an optional ``reference``, in any order; an empty cel
 given". JSON lines: one object per line with the same names as keys and strings as values.
 Blank lines are skipped. Problems of the whole file (unreadable, wrong encoding, bad header)
 raise :class:`FileFormatError`; problems of one row travel with the row, so the good rows
-still go.
+still go. Hostile files stay harmless: :func:`open_rows` reads one line at a time, a line over
+``MAX_LINE_BYTES`` is refused unread, a cell over the CSV module's limit or JSON nested too
+deeply is a row problem, and a JSON object naming a key twice is refused (which one counts
+would be a guess).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from unsign_worker.exceptions import FieldError, UnsignError
+from unsign_worker.campaign.lines import (
+    ENCODINGS,
+    MAX_LINE_BYTES,
+    FileFormatError,
+    LineSource,
+    decode_all,
+    file_lines,
+    text_lines,
+)
+from unsign_worker.exceptions import FieldError
 from unsign_worker.params import BUSINESS_FIELDS
+
+__all__ = ["COLUMNS", "ENCODINGS", "FileFormatError", "RawRow", "decode", "file_format",
+           "open_rows", "read_rows"]
 
 #: Every column a campaign file may have.
 COLUMNS = (*BUSINESS_FIELDS, "reference")
-#: Encodings a campaign file may be in.
-ENCODINGS = ("utf-8", "gbk")
 #: File name endings read as JSON lines; anything else is read as CSV.
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-
-
-class FileFormatError(UnsignError):
-    """The file as a whole cannot be read; the message names the line and the rule."""
+#: Characters of a bad column name quoted in an error message.
+SHOWN_NAME_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -48,48 +59,87 @@ def file_format(path: str | Path) -> str:
 
 
 def decode(data: bytes, encoding: str) -> str:
-    """The file's text. Raises: FileFormatError naming the first undecodable line."""
-    if encoding not in ENCODINGS:
-        raise FileFormatError(f"--encoding: must be one of {', '.join(ENCODINGS)}")
-    try:
-        return data.decode("utf-8-sig" if encoding == "utf-8" else "gbk")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        other = "gbk" if encoding == "utf-8" else "utf-8"
-        raise FileFormatError(f"line {line}: not valid {encoding} (try --encoding {other})"
-                              ) from None
+    """The file's text. Raises: FileFormatError naming the first undecodable line, or the
+    encoding rule broken."""
+    return decode_all(data, encoding)
 
 
 def read_rows(text: str, fmt: str) -> Iterator[RawRow]:
     """The rows of a decoded campaign file. Raises: FileFormatError (header problems)."""
-    return _jsonl_rows(text) if fmt == "jsonl" else _csv_rows(text)
+    return _rows(text_lines(text, universal=fmt == "csv"), fmt)
 
 
-def _check_header(header: list[str]) -> list[str]:
+def open_rows(path: str | Path, fmt: str, encoding: str) -> Iterator[RawRow]:
+    """The rows of a campaign file, read and decoded as they are consumed (memory bounded by
+    :data:`MAX_LINE_BYTES`, not by the file). Raises: FileFormatError, while iterating."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed when the generator ends
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    with handle:
+        yield from _rows(file_lines(handle, encoding, universal=fmt == "csv"), fmt)
+
+
+def _rows(lines: LineSource, fmt: str) -> Iterator[RawRow]:
+    return _jsonl_rows(lines) if fmt == "jsonl" else _csv_rows(lines)
+
+
+def _too_long(line: int) -> RawRow:
+    return RawRow(line, problems=(FieldError(
+        "_line", "max_line_length", f"is longer than {MAX_LINE_BYTES} bytes (a campaign row "
+        "is a few hundred); the line was not read"),))
+
+
+def _shown(name: str) -> str:
+    if len(name) <= SHOWN_NAME_CHARS:
+        return repr(name)
+    return f"{name[:SHOWN_NAME_CHARS]!r}... ({len(name)} characters)"
+
+
+def _check_header(header: list[str], line: int) -> list[str]:
     names = [name.strip() for name in header]
     for position, name in enumerate(names, start=1):
         if name not in COLUMNS:
-            raise FileFormatError(f"line 1, column {position}: unknown column {name!r} "
-                                  f"(allowed: {', '.join(COLUMNS)})")
+            raise FileFormatError(f"line {line}, column {position}: unknown column "
+                                  f"{_shown(name)} (allowed: {', '.join(COLUMNS)})")
         if names.count(name) > 1:
-            raise FileFormatError(f"line 1: column {name!r} appears more than once")
+            raise FileFormatError(f"line {line}: column {name!r} appears more than once")
     if not any(name in BUSINESS_FIELDS for name in names):
-        raise FileFormatError("line 1: the header names no parameter column "
+        raise FileFormatError(f"line {line}: the header names no parameter column "
                               f"({', '.join(BUSINESS_FIELDS)})")
     return names
 
 
-def _csv_rows(text: str) -> Iterator[RawRow]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _csv_rows(lines: LineSource) -> Iterator[RawRow]:
+    reader = csv.reader(lines)
     header: list[str] | None = None
     last_line = 0
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader, None)
+            problem = None
+        except csv.Error as exc:  # a field over the csv module's limit, a stray quote...
+            cells, problem = [], str(exc)
         line = last_line + 1
         last_line = reader.line_num
+        while lines.oversized:
+            too_long = lines.oversized.popleft()
+            if header is None:
+                raise FileFormatError(f"line {too_long}: longer than {MAX_LINE_BYTES} bytes "
+                                      "before any header row; is this a campaign file?")
+            yield _too_long(too_long)
+        if cells is None:
+            break
+        if problem is not None:
+            if header is None:
+                raise FileFormatError(f"line {line}: the header row cannot be read ({problem})")
+            yield RawRow(line, problems=(FieldError("_row", "csv",
+                                                    f"cannot be read as CSV ({problem})"),))
+            continue
         if not cells or all(not c.strip() for c in cells):
             continue
         if header is None:
-            header = _check_header(cells)
+            header = _check_header(cells, line)
             continue
         if len(cells) != len(header):
             yield RawRow(line, problems=(FieldError(
@@ -103,21 +153,73 @@ def _csv_rows(text: str) -> Iterator[RawRow]:
                               f"names ({', '.join(COLUMNS)})")
 
 
-def _jsonl_rows(text: str) -> Iterator[RawRow]:
-    # split on \n only: str.splitlines() would also cut at U+2028 and others that JSON strings
-    # may hold
-    for number, raw in enumerate(text.split("\n"), start=1):
-        raw = raw.removesuffix("\r")
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _jsonl_rows(lines: LineSource) -> Iterator[RawRow]:
+    # lines end at \n only: str.splitlines() would also cut at U+2028 and others that JSON
+    # strings may hold
+    for raw in lines:
+        number = lines.number
+        if lines.oversized:
+            lines.oversized.popleft()
+            yield _too_long(number)
+            continue
+        raw = raw.removesuffix("\n").removesuffix("\r")
         if not raw.strip():
             continue
         try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
+            data = json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+        except _DuplicateKey as exc:
+            yield RawRow(number, problems=(FieldError(
+                "_line", "duplicate_key", f"names {_shown(str(exc))} more than once"),))
+            continue
+        except RecursionError:
             yield RawRow(number, problems=(FieldError("_line", "json",
-                                                      f"is not valid JSON ({exc.msg})"),))
+                                                      "is not valid JSON (nested too deeply)"),))
+            continue
+        except ValueError as exc:  # JSONDecodeError, or a number too long to convert
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "a number too long"
+            yield RawRow(number, problems=(FieldError("_line", "json",
+                                                      f"is not valid JSON ({reason})"),))
             continue
         if not isinstance(data, dict):
             yield RawRow(number, problems=(FieldError("_line", "json_object",
                                                       "must be a JSON object"),))
             continue
+        if "\\u" in raw and (bad := _surrogates(data)):
+            yield RawRow(number, problems=bad)
+            continue
         yield RawRow(number, values={k: v for k, v in data.items() if v not in ("", None)})
+
+
+def _surrogates(data: dict[str, Any]) -> tuple[FieldError, ...]:
+    """Problems for keys and values holding a lone surrogate (only a JSON ``\\u`` escape can
+    make one): such text cannot be stored, hashed or written out as UTF-8."""
+    bad: list[FieldError] = []
+    for key, value in data.items():
+        for text, name in ((key, "_line"), (value, key)):
+            if isinstance(text, str) and not _encodable(text):
+                shown = name if _encodable(name) else "_line"
+                bad.append(FieldError(shown, "unicode",
+                                      "is not valid Unicode text (a lone surrogate)"))
+                break
+    return tuple(bad)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

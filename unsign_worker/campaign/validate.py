@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from unsign_worker.campaign.rows import RawRow
+from unsign_worker.campaign.seen import FirstLines
 from unsign_worker.client import reference_errors
 from unsign_worker.exceptions import FieldError
 from unsign_worker.params import BUSINESS_FIELDS, UnsignRequest
@@ -96,11 +97,11 @@ def validate_rows(rows: Iterable[RawRow], *, charset: str
                   ) -> Iterator[ValidRow | RejectedRow]:
     """:func:`validate_row` for every row, plus the file-wide rule that no row repeats an
     earlier one."""
-    seen: dict[str, int] = {}
+    seen = FirstLines()  # compact: a million rows cost tens of megabytes, not hundreds
     for row in rows:
         verdict = validate_row(row, charset=charset)
         if isinstance(verdict, ValidRow):
-            first = seen.setdefault(verdict.key, verdict.line)
+            first = seen.first_line(verdict.key, verdict.line)
             if first != verdict.line:
                 field = "reference" if verdict.reference else "_row"
                 what = "reference" if verdict.reference else "parameters"

@@ -85,8 +85,7 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     dead-lettered jobs.
     """
     from unsign_worker.campaign.enqueue import CampaignEnqueuer
-    from unsign_worker.campaign.plan import plan_file, start
-    from unsign_worker.campaign.report import REJECT_COLUMNS, reject_rows, write_csv
+    from unsign_worker.campaign.plan import plan_file, scan_file, start
     from unsign_worker.campaign.rows import FileFormatError
     from unsign_worker.campaign.store import CampaignError, CampaignStore
     from unsign_worker.cli._campaign_view import enqueue_with_progress, follow, summary_table
@@ -94,35 +93,32 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     from unsign_worker.cli.main import EXIT_FINISHED_WITH_FAILURES
 
     settings = load_settings()
+    rejects = _RejectsFile(rejects_path or f"{file}.rejects.csv", show_personal_data)
     try:
-        plan = plan_file(file, encoding=encoding, charset=settings.input_charset,
-                         campaign_id=campaign_id)
+        if dry_run:  # streamed: counts only, whatever the file's size
+            scan = scan_file(file, encoding=encoding, charset=settings.input_charset,
+                             campaign_id=campaign_id, on_reject=rejects.add)
+        else:
+            plan = plan_file(file, encoding=encoding, charset=settings.input_charset,
+                             campaign_id=campaign_id)
+            for reject in plan.rejected:
+                rejects.add(reject)
     except FileFormatError as exc:
+        rejects.discard()
         fail(f"{file}: {exc}")
-    err = console(err=True)
-    if plan.rejected:
-        path = rejects_path or f"{file}.rejects.csv"
-        write_csv(path, REJECT_COLUMNS, reject_rows(plan.rejected,
-                                                    show_personal_data=show_personal_data))
-        if not as_json:
-            from rich.markup import escape
-
-            errors = [e for r in plan.rejected for e in r.errors]
-            for error in errors[:SHOWN_REJECTS]:
-                err.print(f"[red]refused[/] {escape(str(error))}")
-            more = len(errors) - SHOWN_REJECTS
-            tail = f" ({more} more problems not shown)" if more > 0 else ""
-            err.print(f"{len(plan.rejected)} row(s) refused{tail}; all written to "
-                      f"{escape(path)}")
-    failed = EXIT_FINISHED_WITH_FAILURES if plan.rejected else 0
+    finally:
+        rejects.close()
+    if rejects.rows and not as_json:
+        rejects.print_summary()
+    failed = EXIT_FINISHED_WITH_FAILURES if rejects.rows else 0
     if dry_run:
-        summary = {"campaign": plan.campaign_id, "rows": plan.rows, "valid": len(plan.jobs),
-                   "rejected_rows": len(plan.rejected), "dry_run": True}
+        summary = {"campaign": scan.campaign_id, "rows": scan.rows, "valid": scan.valid,
+                   "rejected_rows": scan.rejected, "dry_run": True}
         if as_json:
             echo_json(summary)
         else:
-            click.echo(f"{plan.rows} rows: {len(plan.jobs)} valid, {len(plan.rejected)} "
-                       f"refused (dry run: nothing enqueued; campaign id {plan.campaign_id})")
+            click.echo(f"{scan.rows} rows: {scan.valid} valid, {scan.rejected} "
+                       f"refused (dry run: nothing enqueued; campaign id {scan.campaign_id})")
         raise click.exceptions.Exit(failed)
     producer = producer_for(settings)
     store = CampaignStore(producer.redis, producer.keys)
@@ -164,6 +160,59 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     elif not detach:
         console().print(summary_table(status))
     raise click.exceptions.Exit(failed)
+
+
+class _RejectsFile:
+    """The rejects file, written row by row as refused rows are found (opened at the first),
+    and the first problems kept for the terminal."""
+
+    def __init__(self, path: str, show_personal_data: bool) -> None:
+        self.path = path
+        self.show_personal_data = show_personal_data
+        self.rows = 0
+        self.problems = 0
+        self.shown: list[Any] = []
+        self._handle: Any = None
+        self._writer: Any = None
+
+    def add(self, reject: Any) -> None:
+        import csv
+
+        from unsign_worker.campaign.report import REJECT_COLUMNS, reject_rows
+        from unsign_worker.reports import neutralise_cell
+
+        if self._handle is None:
+            self._handle = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(REJECT_COLUMNS)
+        self.rows += 1
+        self.problems += len(reject.errors)
+        self.shown.extend(reject.errors[:SHOWN_REJECTS - len(self.shown)])
+        for row in reject_rows([reject], show_personal_data=self.show_personal_data):
+            self._writer.writerow([neutralise_cell("" if row.get(c) is None else str(row[c]))
+                                   for c in REJECT_COLUMNS])
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def discard(self) -> None:
+        """The file as a whole was refused: leave no partial rejects file behind."""
+        if self._handle is not None:
+            self.close()
+            Path(self.path).unlink(missing_ok=True)
+        self.rows = 0
+
+    def print_summary(self) -> None:
+        from rich.markup import escape
+
+        err = console(err=True)
+        for error in self.shown:
+            err.print(f"[red]refused[/] {escape(str(error))}")
+        more = self.problems - len(self.shown)
+        tail = f" ({more} more problems not shown)" if more > 0 else ""
+        err.print(f"{self.rows} row(s) refused{tail}; all written to {escape(self.path)}")
 
 
 @campaign_group.command("status", epilog="Example: unsign-worker campaign status c-3f9a1b2c4d5e")
