@@ -263,7 +263,8 @@ def redis_cpu(client: redis.Redis) -> float:
 
 
 def machine() -> dict[str, object]:
-    """The machine the figures were measured on."""
+    """The machine the figures were measured on, and the code (``git describe``; ``-dirty``
+    when the working tree had changes)."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -272,6 +273,11 @@ def machine() -> dict[str, object]:
                 break
     except OSError:
         pass
-    return {"nproc": os.cpu_count(), "cpu_model": model,
+    try:
+        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        commit = ""
+    return {"nproc": os.cpu_count(), "cpu_model": model, "commit": commit,
             "memory_gb": round(psutil.virtual_memory().total / 1024 ** 3, 1),
             "python": platform.python_version(), "platform": platform.platform()}
