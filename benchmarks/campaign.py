@@ -17,7 +17,7 @@ each run stops when done, stalled (``--stall-s``) or timed out (``--timeout-s``)
 process group is stopped and every Redis key of the benchmark deleted, on Ctrl-C too.
 
     .venv/bin/python benchmarks/campaign.py [--jobs 5000] [--concurrency 100] [--latency-ms 50]
-        [--pool threads,gevent] [--batch-size 0,50] [--workers 1] [--profile]
+        [--pool threads,gevent] [--batch-size 0,50] [--workers 1] [--rounds 3] [--profile]
 
 Redis: ``UNSIGN_REDIS_URL`` (``make bench`` gives db 14), default redis://127.0.0.1:6379/14.
 """
@@ -41,7 +41,7 @@ import redis
 from bench_runs import Setup, run_baseline, run_ceiling, run_product
 from bench_support import Processes, delete_prefix, machine, start_emulator
 from job_cpu import REPEATS, WARMUP_JOBS, measure
-from report import print_table, ratios
+from report import medians, print_table, ratios
 
 from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.emulator.seed import generate
@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=lambda t: _list(int, t), default=[50],
                         help="jobs per product message, 0 = one per job; a list runs each")
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat every run this many times, interleaved, and report "
+                        "medians (the machine is shared and noisy)")
     parser.add_argument("--runs", type=lambda t: _list(str, t),
                         default=["ceiling", "baseline", "product", "cpu"],
                         help="which of ceiling,baseline,product,cpu to run")
@@ -83,8 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for pool in args.pool:
         if pool not in ("threads", "gevent"):
             parser.error(f"--pool: {pool!r} is not threads or gevent")
-    if args.jobs < 1 or args.concurrency < 1 or args.workers < 1 or args.cpu_jobs < 1:
-        parser.error("--jobs, --concurrency, --workers and --cpu-jobs must be at least 1")
+    if min(args.jobs, args.concurrency, args.workers, args.cpu_jobs, args.rounds) < 1:
+        parser.error("--jobs, --concurrency, --workers, --cpu-jobs and --rounds must be at "
+                     "least 1")
     if any(b < 0 for b in args.batch_size):
         parser.error("--batch-size: must not be negative")
     return args
@@ -141,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
                          ("baseline", lambda s=setup: run_baseline(s))]
                 steps += [("product", lambda s=setup, b=b: run_product(s, b))
                           for b in args.batch_size]
-                for name, step in steps:
-                    if name in args.runs:
-                        print(f"running {name} ({pool}) ...", file=sys.stderr)
-                        report["runs"].append(step())
-                        _save(out, report)
+                for number in range(1, args.rounds + 1):
+                    for name, step in steps:
+                        if name in args.runs:
+                            print(f"running {name} ({pool}, round {number}) ...",
+                                  file=sys.stderr)
+                            report["runs"].append({**step(), "round": number})
+                            _save(out, report)
             if "cpu" in args.runs:
                 print("measuring the per-job CPU cost in-process ...", file=sys.stderr)
                 rows = generate((REPEATS + 2) * args.cpu_jobs + WARMUP_JOBS, {"success": 1.0},
@@ -167,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             delete_prefix(client, f"bench:{run_id}:")  # every run's prefix is under it
             signal.signal(signal.SIGINT, signal.default_int_handler)
     report["ratios"] = ratios(report["runs"])
+    report["medians"] = medians(report["runs"])
     _save(out, report)
     print_table(report)
     print(f"\nfigures written to {out}")

@@ -1,8 +1,9 @@
 """The campaign benchmark's readable table and its ratios (product / ceiling, product /
-baseline, each against the run of the same pool)."""
+baseline, each against the run of the same pool and the same round)."""
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 
@@ -12,13 +13,34 @@ def ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for run in runs:
         if run["kind"] != "product":
             continue
-        entry: dict[str, Any] = {"label": run["label"], "pool": run["pool"],
-                                 "batch_size": run.get("batch_size")}
+        entry: dict[str, Any] = {"label": run["label"], "round": run.get("round", 1),
+                                 "pool": run["pool"], "batch_size": run.get("batch_size")}
         for kind in ("ceiling", "baseline"):
-            other = next((r for r in runs if r["kind"] == kind and r["pool"] == run["pool"]),
-                         None)
+            other = next((r for r in runs if r["kind"] == kind and r["pool"] == run["pool"]
+                          and r.get("round", 1) == entry["round"]), None)
             if other and other["jobs_per_s"]:
                 entry[f"vs_{kind}"] = round(run["jobs_per_s"] / other["jobs_per_s"], 2)
+        out.append(entry)
+    return out
+
+
+def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per run label over the rounds: median jobs/s and median ratios."""
+    by_ratio = {(r["label"], r["round"]): r for r in ratios(runs)}
+    out = []
+    for label in dict.fromkeys(r["label"] for r in runs):
+        mine = [r for r in runs if r["label"] == label]
+        entry: dict[str, Any] = {"label": label, "rounds": len(mine),
+                                 "jobs_per_s": [r["jobs_per_s"] for r in mine],
+                                 "median_jobs_per_s": statistics.median(
+                                     r["jobs_per_s"] for r in mine)}
+        for key in ("vs_ceiling", "vs_baseline"):
+            values = [by_ratio[(label, r.get("round", 1))].get(key) for r in mine
+                      if (label, r.get("round", 1)) in by_ratio]
+            values = [v for v in values if v is not None]
+            if values:
+                entry[key] = values
+                entry[f"median_{key}"] = statistics.median(values)
         out.append(entry)
     return out
 
@@ -34,17 +56,19 @@ def _rss(run: dict[str, Any]) -> str:
 
 def print_table(report: dict[str, Any]) -> None:
     runs = report.get("runs", [])
-    by_label = {r["label"]: r for r in ratios(runs)}
+    by_run = {(r["label"], r["round"]): r for r in ratios(runs)}
     head = (f"{'run':<28}{'jobs/s':>8}{'/ceil':>7}{'/base':>7}{'p50 ms':>9}{'p99 ms':>9}"
             f"{'RSS MB':>8}{'cpu ms/job':>11}{'enq s':>7}{'busy':>6}{'other':>6}{'inflt':>6}"
             "  check")
     print()
     print(head)
     print("-" * len(head))
+    several = any(r.get("round", 1) > 1 for r in runs)
     for run in runs:
-        ratio = by_label.get(run["label"], {})
+        ratio = by_run.get((run["label"], run.get("round", 1)), {})
         cpu = run["cpu_ms_per_job"]
-        print(f"{run['label']:<28}{_num(run['jobs_per_s']):>8}"
+        name = f"{run['label']} #{run.get('round', 1)}" if several else run["label"]
+        print(f"{name:<28}{_num(run['jobs_per_s']):>8}"
               f"{_num(ratio.get('vs_ceiling'), '.2f'):>7}{_num(ratio.get('vs_baseline'), '.2f'):>7}"
               f"{_num(run['latency_ms']['p50']):>9}{_num(run['latency_ms']['p99']):>9}"
               f"{_rss(run):>8}{_num(cpu['workers'], '.2f'):>11}"
@@ -58,6 +82,15 @@ def print_table(report: dict[str, Any]) -> None:
           "enq s: seconds to enqueue every job; busy: cores busy on the machine; other: cores "
           "taken by processes outside the benchmark; inflt: most requests the gateway held at "
           "once. The JSON has the CPU of the producer, emulator and Redis too.")
+    if several:
+        print("\nmedians over the rounds (each ratio against the same round's runs):")
+        for entry in medians(runs):
+            line = f"  {entry['label']:<28}{entry['median_jobs_per_s']:>8,.0f} jobs/s"
+            for key in ("vs_ceiling", "vs_baseline"):
+                if f"median_{key}" in entry:
+                    each = ", ".join(f"{v:.2f}" for v in entry[key])
+                    line += f", {key} {entry[f'median_{key}']:.2f} ({each})"
+            print(line)
     for run in runs:
         if run["kind"] != "product":
             continue
