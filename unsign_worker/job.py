@@ -44,6 +44,8 @@ class Job:
     @classmethod
     def from_message(cls, data: Mapping[str, Any]) -> Job:
         """Decode a message body; raises ValidationError naming the field that is wrong."""
+        if not isinstance(data, Mapping):  # a hand-made or hostile message
+            raise ValidationError([FieldError("job", "type", "must be an object")])
         errors: list[FieldError] = []
         job_id = data.get("job_id")
         if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
@@ -79,6 +81,11 @@ class Job:
     def masked(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "params": mask_params(self.params),
                 "campaign": self.campaign, "reference": self.reference}
+
+    def __repr__(self) -> str:
+        # a job ends up in log lines and tracebacks: never with its personal data in clear
+        return (f"Job(job_id={self.job_id!r}, params={mask_params(self.params)!r}, "
+                f"campaign={self.campaign!r}, reference={self.reference!r})")
 
 
 def masked_repr(message: Mapping[str, Any]) -> str:

@@ -78,7 +78,8 @@ def process_job(ctx: WorkerContext, message: Mapping[str, Any], *, broker_retrie
         job = Job.from_message(message)
     except ValidationError as exc:
         log.error("dropping a malformed job message: %s", exc)
-        return Decision("ignored", str(message.get("job_id", "")), "malformed", detail=str(exc))
+        job_id = message.get("job_id", "") if isinstance(message, Mapping) else ""
+        return Decision("ignored", str(job_id), "malformed", detail=str(exc))
     charset = ctx.settings.input_charset
     try:
         request = UnsignRequest.from_mapping(job.params).validate(charset=charset)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-#: A cell starting with one of these is a formula to spreadsheet programs.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: A cell starting with one of these is a formula to spreadsheet programs (OWASP, ASVS 1.2.10:
+#: the four operators, tab, carriage return, line feed and NUL), plus the full-width forms that
+#: some spreadsheets fold to them.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\0", "\uff1d", "\uff0b", "\uff0d",
+                    "\uff20")
 
 
 def neutralise_cell(value: str) -> str:
