@@ -25,8 +25,8 @@ def make_ctx(redis_url: str, key_prefix: str) -> Iterator[Callable[..., WorkerCo
         values: dict[str, Any] = dict(
             partner=PARTNER, key=Secret(KEY), gateway_url=gateway.url, sandbox=True,
             redis_url=redis_url, broker_url=redis_url, key_prefix=key_prefix,
-            connect_timeout_seconds=1, read_timeout_seconds=2, intask_retry_budget_seconds=0.5,
-            retry_countdown_base_seconds=1, retry_countdown_cap_seconds=5, lease_seconds=10,
+            connect_timeout_seconds=1, read_timeout_seconds=5, intask_retry_budget_seconds=0.5,
+            retry_countdown_base_seconds=1, retry_countdown_cap_seconds=5, lease_seconds=20,
             visibility_timeout_seconds=60, retry_deadline_seconds=600, breaker_threshold=3)
         values.update(overrides)
         ctx = build_context(Settings(**values))

@@ -34,13 +34,13 @@ BIN = Path(sys.executable).parent
 FAST_ENV = {
     "UNSIGN_SANDBOX": "1",
     "UNSIGN_CONNECT_TIMEOUT": "1",
-    "UNSIGN_READ_TIMEOUT": "2",
+    "UNSIGN_READ_TIMEOUT": "5",
     "UNSIGN_INTASK_RETRY_BUDGET": "1",
     "UNSIGN_RETRY_COUNTDOWN_BASE": "0.5",
     "UNSIGN_RETRY_COUNTDOWN_CAP": "2",
     "UNSIGN_RETRY_DEADLINE": "120",
-    "UNSIGN_LEASE": "8",
-    "UNSIGN_VISIBILITY_TIMEOUT": "15",
+    "UNSIGN_LEASE": "15",
+    "UNSIGN_VISIBILITY_TIMEOUT": "30",
     "UNSIGN_SWEEP_INTERVAL": "1",
     "UNSIGN_PARK_COUNTDOWN": "1",
     "UNSIGN_BREAKER_THRESHOLD": "3",
@@ -75,8 +75,8 @@ class WorkerEnv:
     def __post_init__(self) -> None:
         self.redis = redis.Redis.from_url(self.redis_url)
         self.keys = Keys(self.prefix)
-        self.app = producer_app(self.redis_url, self.prefix, visibility_timeout_seconds=15)
-        self.producer = Producer(self.app, self.redis, self.keys, queued_grace_seconds=15)
+        self.app = producer_app(self.redis_url, self.prefix, visibility_timeout_seconds=30)
+        self.producer = Producer(self.app, self.redis, self.keys, queued_grace_seconds=30)
 
     @property
     def env(self) -> dict[str, str]:
