@@ -1,4 +1,6 @@
-"""The three runs of the campaign benchmark: HTTP ceiling, plain-Celery baseline, unsign-worker.
+"""Running the campaign benchmark: the shared set-up, the HTTP ceiling run, and the machinery
+of a worker run (:class:`Plan`, :func:`run_workers`; the baseline and unsign-worker plans are in
+bench_workers.py).
 
 Each run starts from a reset emulator (every agreement signed again, counters zeroed), sends the
 same jobs, and returns one dict of figures (see :func:`_figures`). Throughput is measured from
@@ -13,7 +15,6 @@ import json
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,13 +23,9 @@ from typing import Any
 
 import redis
 from bench_profile import dump_stacks, start_py_spy, summarise
-from bench_support import BIN, Monitor, Processes, child_env, delete_prefix, pct, redis_cpu
-from celery import Celery
+from bench_support import Monitor, Processes, child_env, delete_prefix, pct, redis_cpu
 
 from unsign_worker.emulator.admin import EmulatorAdmin
-from unsign_worker.job import Job
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
 from unsign_worker.states import TERMINAL_STATES
 
 HERE = Path(__file__).resolve().parent
@@ -181,7 +178,7 @@ def run_ceiling(setup: Setup) -> dict[str, Any]:
 
 
 @dataclass
-class _Plan:
+class Plan:
     """What differs between the baseline and the product."""
 
     kind: str
@@ -197,7 +194,7 @@ class _Plan:
     extra: Callable[[], dict[str, Any]] = dict  # more figures, read before the keys go
 
 
-def _run_workers(setup: Setup, plan: _Plan) -> dict[str, Any]:
+def run_workers(setup: Setup, plan: Plan) -> dict[str, Any]:
     setup.admin.reset()
     names = [f"{plan.label.replace(' ', '-')}-{i}" for i in range(setup.workers)]
     hosts = [f"{name}-{setup.run_id}@bench" for name in names]
@@ -271,101 +268,3 @@ def _run_workers(setup: Setup, plan: _Plan) -> dict[str, Any]:
         for name in [*names, "py-spy"]:
             setup.procs.stop(name)
         delete_prefix(setup.client, plan.prefix)
-
-
-def _chunks(setup: Setup, size: int) -> list[range]:
-    return [range(i, min(i + size, setup.total)) for i in range(0, setup.total, size)]
-
-
-def run_baseline(setup: Setup) -> dict[str, Any]:
-    prefix = f"bench:{setup.run_id}:baseline-{setup.pool}:"
-    client = setup.client
-    app = Celery("baseline-producer", broker=setup.redis_url, set_as_current=False)
-    app.conf.update(broker_transport_options={"global_keyprefix": prefix,
-                                              "visibility_timeout": 3600},
-                    task_serializer="json", accept_content=["json"])
-
-    def enqueue(cancel: threading.Event) -> None:
-        for i in range(setup.total):  # the plain way: one send per job
-            if cancel.is_set():
-                return
-            job = {"job_id": uuid.uuid4().hex, "params": setup.params[i],
-                   "reference": setup.references[i], "enqueued_at": time.time()}
-            app.send_task("baseline.unsign", kwargs={"job": job}, queue="baseline")
-
-    def collect() -> tuple[float, list[float], Counter[str]]:
-        end, latencies, outcomes = 0.0, [], Counter[str]()
-        for line in client.hvals(f"{prefix}times"):
-            enq, fin, outcome = line.decode().split(" ", 2)
-            end = max(end, float(fin))
-            latencies.append((float(fin) - float(enq)) * 1000)
-            outcomes["unsigned" if outcome == "T" else outcome] += 1
-        return end, latencies, outcomes
-
-    env = child_env(BENCH_BROKER_URL=setup.redis_url, BENCH_PREFIX=prefix,
-                    BENCH_HTTP_POOL=str(setup.concurrency), ALIPAY_GATEWAY_URL=setup.gateway_url,
-                    ALIPAY_PARTNER=setup.partner, ALIPAY_KEY=setup.key)
-    try:
-        return _run_workers(setup, _Plan(
-            kind="baseline", label=f"baseline {setup.pool}", prefix=prefix,
-            argv=lambda host: [str(BIN / "celery"), "-A", "benchmarks.baseline_app", "worker",
-                               "--hostname", host, "--pool", setup.pool, "--concurrency",
-                               str(setup.concurrency), "--loglevel", setup.loglevel,
-                               "--queues", "baseline"],
-            env=env, ready=lambda host: bool(client.exists(f"{prefix}ready:{host}")),
-            enqueue=enqueue, progress=lambda: int(client.hlen(f"{prefix}times")),
-            collect=collect, is_terminal=lambda outcome: True,
-            extra=lambda: {"task_runs": int(client.get(f"{prefix}runs") or 0)}))
-    finally:
-        app.close()
-
-
-def run_product(setup: Setup, batch_size: int) -> dict[str, Any]:
-    prefix = f"bench:{setup.run_id}:product-{setup.pool}-b{batch_size}:"
-    client, keys = setup.client, Keys(prefix)
-    app = producer_app(setup.redis_url, prefix)
-    producer = Producer(app, client, keys)
-    job_ids: list[str] = []
-
-    def enqueue(cancel: threading.Event) -> None:
-        step = max(1, batch_size) * max(1, 1000 // max(1, batch_size))
-        for chunk in _chunks(setup, step):
-            if cancel.is_set():
-                return
-            jobs = [Job(job_id=uuid.uuid4().hex, params=setup.params[i],
-                        reference=setup.references[i]) for i in chunk]
-            job_ids.extend(j.job_id for j in jobs)
-            producer.enqueue(jobs, batch_size=batch_size)
-
-    def progress() -> int:
-        return sum(int(v) for v in client.hvals(keys.counts))
-
-    def collect() -> tuple[float, list[float], Counter[str]]:
-        end, latencies, states = 0.0, [], Counter[str]()
-        for start in range(0, len(job_ids), READ_CHUNK):
-            pipe = client.pipeline(transaction=False)
-            for job_id in job_ids[start:start + READ_CHUNK]:
-                pipe.hmget(keys.job(job_id), "state", "created_at", "finished_at")
-            for state, created, finished in pipe.execute():
-                states[state.decode() if state else "missing"] += 1
-                if created and finished:
-                    end = max(end, float(finished))
-                    latencies.append((float(finished) - float(created)) * 1000)
-        return end, latencies, states
-
-    env = child_env(UNSIGN_SANDBOX="1", ALIPAY_GATEWAY_URL=setup.gateway_url,
-                    ALIPAY_PARTNER=setup.partner, ALIPAY_KEY=setup.key,
-                    UNSIGN_REDIS_URL=setup.redis_url, UNSIGN_KEY_PREFIX=prefix,
-                    UNSIGN_HTTP_POOL_SIZE=str(setup.concurrency))
-    try:
-        figures = _run_workers(setup, _Plan(
-            kind="product", label=f"unsign-worker {setup.pool} b{batch_size}", prefix=prefix,
-            argv=lambda host: [str(BIN / "unsign-worker"), "worker", "--hostname", host,
-                               "--pool", setup.pool, "--concurrency", str(setup.concurrency),
-                               "--loglevel", setup.loglevel],
-            env=env, ready=lambda host: client.zscore(keys.workers, host) is not None,
-            enqueue=enqueue, progress=progress, collect=collect))
-        figures["batch_size"] = batch_size
-        return figures
-    finally:
-        app.close()

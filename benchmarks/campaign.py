@@ -34,12 +34,15 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import redis
-from bench_runs import Setup, run_baseline, run_ceiling, run_product
+from bench_runs import Setup, run_ceiling
 from bench_support import Processes, delete_prefix, machine, start_emulator
+from bench_workers import run_baseline, run_product
 from job_cpu import REPEATS, WARMUP_JOBS, measure
 from report import medians, print_table, ratios
 
@@ -141,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                               loglevel=args.loglevel, stall_seconds=args.stall_s,
                               timeout_seconds=args.timeout_s, procs=procs, tmp=tmp,
                               results_dir=RESULTS, stamp=stamp, profile=args.profile)
-                steps = [("ceiling", lambda s=setup: run_ceiling(s)),
-                         ("baseline", lambda s=setup: run_baseline(s))]
-                steps += [("product", lambda s=setup, b=b: run_product(s, b))
-                          for b in args.batch_size]
+                steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+                    ("ceiling", partial(run_ceiling, setup)),
+                    ("baseline", partial(run_baseline, setup))]
+                steps += [("product", partial(run_product, setup, b)) for b in args.batch_size]
                 for number in range(1, args.rounds + 1):
                     for name, step in steps:
                         if name in args.runs:

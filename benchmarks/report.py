@@ -35,9 +35,9 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                  "median_jobs_per_s": statistics.median(
                                      r["jobs_per_s"] for r in mine)}
         for key in ("vs_ceiling", "vs_baseline"):
-            values = [by_ratio[(label, r.get("round", 1))].get(key) for r in mine
-                      if (label, r.get("round", 1)) in by_ratio]
-            values = [v for v in values if v is not None]
+            found = [by_ratio[(label, r.get("round", 1))].get(key) for r in mine
+                     if (label, r.get("round", 1)) in by_ratio]
+            values: list[float] = [float(v) for v in found if v is not None]
             if values:
                 entry[key] = values
                 entry[f"median_{key}"] = statistics.median(values)
