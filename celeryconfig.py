@@ -14,13 +14,15 @@ the environment) for ``celery -A ... --config celeryconfig`` users. Every value 
   hoarding messages another worker could take; ``worker_eta_task_limit`` bounds how many delayed
   retries one worker holds in memory.
 - task events on (Flower), named queues, and every broker key under the project's key prefix.
+- a ``rediss://`` broker always verifies the server's certificate (``broker_use_ssl`` with
+  ``CERT_REQUIRED``): kombu alone would fall back to no verification.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from unsign_worker.broker import amqp_config, is_amqp
+from unsign_worker.broker import amqp_config, is_amqp, redis_tls_options
 from unsign_worker.keys import HOOK_QUEUE, QUEUE
 from unsign_worker.settings import Settings
 
@@ -48,6 +50,9 @@ def config_for(settings: Settings) -> dict[str, Any]:
     if is_amqp(settings.broker_url):
         queue_types = amqp_config()
         transport = queue_types.pop("broker_transport_options")
+    tls = redis_tls_options(settings.broker_url)
+    if tls is not None:  # rediss://: verify the certificate (kombu would not by default)
+        queue_types["broker_use_ssl"] = tls
     return {
         **queue_types,
         "broker_url": settings.broker_url,

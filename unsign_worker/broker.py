@@ -7,10 +7,14 @@ second declaration (``PRECONDITION_FAILED``): both take them from :func:`amqp_co
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 #: URL schemes of an AMQP (RabbitMQ) broker.
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+#: Query parameters of a ``rediss://`` URL naming certificate files (the CA, a client cert).
+TLS_FILE_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
 def is_amqp(url: str) -> bool:
@@ -33,3 +37,21 @@ def amqp_config() -> dict[str, Any]:
             "task_default_exchange_type": "topic",
             "task_create_missing_queue_exchange_type": "topic",
             "worker_detect_quorum_queues": True}
+
+
+def redis_tls_options(url: str) -> dict[str, Any] | None:
+    """``broker_use_ssl`` for a ``rediss://`` broker: certificates always verified.
+
+    Without it kombu falls back to ``ssl_cert_reqs=CERT_NONE`` for a bare ``rediss://`` URL
+    (it only logs a warning), which would accept any certificate. The CA and client
+    certificate files may be given in the URL's query (``?ssl_ca_certs=/etc/redis/ca.pem``);
+    the system's trust store is used otherwise. None for any other scheme.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return None
+    options: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    for name, value in parse_qsl(parts.query):
+        if name in TLS_FILE_PARAMS and value:
+            options[name] = value
+    return options

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from unsign_worker.broker import amqp_config, is_amqp
+from unsign_worker.broker import amqp_config, is_amqp, redis_tls_options
 from unsign_worker.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, masked_repr
 from unsign_worker.keys import QUEUE, Keys
 
@@ -41,6 +41,9 @@ def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds
     )
     if is_amqp(broker_url):  # RabbitMQ: declare the queues exactly as the workers do
         app.conf.update(amqp_config())
+    tls = redis_tls_options(broker_url)
+    if tls is not None:  # rediss://: verify the certificate, as the workers do
+        app.conf.broker_use_ssl = tls
     return app
 
 
