@@ -313,3 +313,63 @@ def test_the_success_hook_runs_once_with_a_stable_idempotency_key(gateway_factor
     process_job(ctx, message)  # redelivered
     calls = target.calls(redis_client, f"{key_prefix}hookcalls")
     assert len(calls) == 1 and calls[0].startswith("unsign:")
+
+
+def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(gateway_factory,
+                                                                     make_ctx):
+    # Given a batch mixing every kind of job, more than one claim chunk long
+    from unsign_worker.processor import process_batch
+
+    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 15)] +
+                         [cae("esc", 90, script=("TOO_MUCH_TYPE_CODE",))])
+    ctx = make_ctx(gw)
+    messages = [job({"customer_code": f"C{i:05d}"}, campaign="c9") for i in range(1, 15)]
+    messages += [job({"customer_code": "C00003"}, campaign="c9"),  # same agreement again
+                 job({"customer_code": "C00090"}, campaign="c9"),  # escalation
+                 job({"type_code": "BUSI0031"}, campaign="c9"),  # invalid
+                 {"params": {}}]  # malformed
+    # When the batch is processed with chunks of 4
+    decisions = process_batch(ctx, messages, chunk=4)
+    # Then each job has its own outcome, recorded in Redis
+    states = [d.state for d in decisions]
+    assert states[:14] == ["unsigned"] * 14
+    assert states[14:] == ["duplicate", "dead_lettered", "rejected", "malformed"]
+    for message, decision in zip(messages[:17], decisions[:17], strict=True):
+        assert record(ctx, message["job_id"])["state"] == decision.state
+    assert all(gw.unsigns(f"a{i}") == 1 for i in range(1, 15))
+    counts = {k.decode(): int(v) for k, v in
+              ctx.redis.hgetall(ctx.keys.campaign_counts("c9")).items()}
+    assert counts == {"unsigned": 14, "duplicate": 1, "dead_lettered": 1, "rejected": 1}
+
+
+def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(gateway_factory, make_ctx):
+    gw = gateway_factory([cae("a1", 1)])
+    ctx = make_ctx(gw)
+    message = job({"customer_code": "C00001"})
+    from unsign_worker.params import UnsignRequest
+
+    identity = UnsignRequest.from_mapping(message["params"]).identity(PARTNER)
+    kwargs = dict(job_id=message["job_id"], identity=identity.key,
+                  identity_masked=identity.masked(), params_json="{}", campaign="",
+                  reference="", lease_seconds=30, probe_after_seconds=60)
+    first = ctx.dedup.claim(now=time.time(), **kwargs)
+    # a copy without the token is busy; the holder with its token renews, keeping the token
+    assert ctx.dedup.claim(now=time.time(), **kwargs).status == "busy"
+    renewed = ctx.dedup.claim(now=time.time() + 10, renew_token=first.token, **kwargs)
+    assert (renewed.status, renewed.token) == ("claimed", first.token)
+    lease = float(ctx.redis.hget(ctx.keys.agreement(identity.key), "lease_until"))
+    assert lease > time.time() + 35
+
+
+def test_after_a_halt_the_process_stops_sending_the_jobs_it_already_claimed(gateway_factory,
+                                                                           make_ctx):
+    from unsign_worker.processor import process_batch
+
+    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 11)])
+    gw.faults(global_code="ILLEGAL_PARTNER")
+    ctx = make_ctx(gw, breaker_threshold=1)
+    decisions = process_batch(ctx, [job({"customer_code": f"C{i:05d}"}) for i in range(1, 11)],
+                              chunk=10)
+    assert {d.state for d in decisions} == {"parked"}
+    assert gw.state.stats.requests == 1
+    assert ctx.redis.zcard(ctx.keys.parked) == 10

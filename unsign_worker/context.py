@@ -9,9 +9,11 @@ import redis
 from unsign_worker.backoff import RetryPolicy
 from unsign_worker.breaker import Breaker
 from unsign_worker.dedup import DedupStore
+from unsign_worker.exceptions import ConfigError
 from unsign_worker.gateway import GatewayClient
 from unsign_worker.hooks import HookRunner, load_hook
 from unsign_worker.keys import Keys
+from unsign_worker.params import validate_charset, validate_partner
 from unsign_worker.settings import (
     EVENTS_MAXLEN,
     INTASK_BACKOFF_BASE_SECONDS,
@@ -36,6 +38,8 @@ class WorkerContext:
     hooks: HookRunner
     job_retention_seconds: int = JOB_RETENTION_SECONDS
     events_maxlen: int = EVENTS_MAXLEN
+    #: until when this process parks claimed jobs without sending: it just saw the breaker open
+    local_halt_until: float = 0.0
 
     def close(self) -> None:
         self.gateway.close()
@@ -50,6 +54,11 @@ def make_redis(url: str, *, pool_size: int = 200) -> redis.Redis:
 def build_context(settings: Settings) -> WorkerContext:
     """Build the per-process context. Raises ConfigError on a bad setting."""
     check_gateway_url(settings.gateway_url, sandbox=settings.sandbox)
+    problems = validate_partner(settings.partner) + validate_charset(settings.input_charset)
+    if problems:
+        names = {"partner": "ALIPAY_PARTNER", "_input_charset": "ALIPAY_INPUT_CHARSET"}
+        raise ConfigError("; ".join(f"{names.get(p.field, p.field)}: {p.message}"
+                                    for p in problems))
     client = make_redis(settings.redis_url)
     keys = Keys(settings.key_prefix)
     signer = make_signer(settings.sign_type, key=settings.key.reveal(),

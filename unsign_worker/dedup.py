@@ -13,7 +13,8 @@ The agreement hash (``P agreement:<identity>``) is the dedup record:
   attempt of this job may have reached the gateway (an answer was lost, or a delivery crashed
   mid-flight: its ``open_attempt`` mark was never cleared);
 - ``duplicate``: another job unsigned this agreement or holds it under a live lease;
-- ``busy``: another delivery of the same job holds a live lease (a redelivered copy): drop it;
+- ``busy``: another delivery of the same job holds a live lease (a redelivered copy): drop it
+  (the holder itself renews its lease by passing its token: it gets ``claimed`` again);
 - ``terminal``: the job already ended (redelivered after it finished): drop it;
 - ``parked``: the circuit breaker is open (and this is not the half-open probe): the job moves
   to ``P parked`` and the message is acknowledged; the sweeper re-publishes parked jobs once the
@@ -41,7 +42,7 @@ CLAIM_LUA = r"""
 -- KEYS: job, agreement, leases, breaker, breaker_probe, parked, campaign, campaign_parked,
 --       campaign_rate
 -- ARGV: job_id, now, lease_until, identity, identity_masked, params_json, campaign, reference,
---       probe_after, probe_ttl_ms
+--       probe_after, probe_ttl_ms, renew_token ('' for a new claim)
 local job, agr, leases, breaker, probe_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local job_id, now, lease_until = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', job) == 0 then
@@ -98,6 +99,13 @@ if holder and holder ~= '' and holder ~= job_id and (astate == 'in_flight' or as
   return {'duplicate', holder}
 end
 if holder == job_id and st == 'in_flight' and astate == 'in_flight' and alease > now then
+  if ARGV[11] ~= '' and redis.call('HGET', agr, 'token') == ARGV[11] then
+    -- renewal by the delivery that holds the claim: extend its lease, keep its token
+    redis.call('HSET', agr, 'lease_until', ARGV[3])
+    redis.call('ZADD', leases, ARGV[3], job_id)
+    local held = redis.call('HMGET', job, 'reached', 'attempts', 'first_failure_at')
+    return {'claimed', ARGV[11], held[1] or '0', held[2] or '0', held[3] or '', '0'}
+  end
   return {'busy', ''}
 end
 local token = redis.call('HINCRBY', agr, 'token', 1)
@@ -166,7 +174,11 @@ if a.dlq then
   local flat = {}
   for k, v in pairs(a.dlq) do
     table.insert(flat, k)
-    if type(v) == 'table' then table.insert(flat, cjson.encode(v)) else table.insert(flat, tostring(v)) end
+    if type(v) == 'table' then
+      table.insert(flat, cjson.encode(v))
+    else
+      table.insert(flat, tostring(v))
+    end
   end
   redis.call('DEL', KEYS[12])
   redis.call('HSET', KEYS[12], unpack(flat))
@@ -239,39 +251,55 @@ class DedupStore:
 
     def claim(self, *, job_id: str, identity: str, identity_masked: str, params_json: str,
               campaign: str, reference: str, now: float, lease_seconds: float,
-              probe_after_seconds: float) -> Claim:
+              probe_after_seconds: float, pipe: Any = None, renew_token: str = ""
+              ) -> Claim | None:
+        """Claim the agreement for one delivery of a job (or, with ``renew_token``, extend the
+        lease this delivery holds). With ``pipe`` the call is only queued on that pipeline
+        (returns None; read its reply with :func:`parse_claim`)."""
         k = self._keys
-        res = self._claim(
+        reply = self._claim(
             keys=[k.job(job_id), k.agreement(identity), k.leases, k.breaker, k.breaker_probe,
                   k.parked, k.campaign(campaign) if campaign else "",
                   k.campaign_parked(campaign) if campaign else "",
                   k.campaign_rate(campaign, int(now)) if campaign else ""],
             args=[job_id, repr(now), repr(now + lease_seconds), identity, identity_masked,
                   params_json, campaign, reference, repr(probe_after_seconds),
-                  int(lease_seconds * 1000)],
+                  int(lease_seconds * 1000), renew_token],
+            client=pipe,
         )
-        res = [x.decode() if isinstance(x, bytes) else str(x) for x in res]
-        status = res[0]
-        if status != "claimed":
-            return Claim(status=status, detail=res[1] if len(res) > 1 else "")
-        return Claim(status="claimed", token=res[1], reached=res[2] == "1",
-                     attempts=int(res[3] or 0),
-                     first_failure_at=float(res[4]) if res[4] else None, probe=res[5] == "1")
+        return None if pipe is not None else parse_claim(reply)
 
     def settle(self, *, job_id: str, identity: str, campaign: str, payload: dict[str, Any],
-               minute: int) -> str:
+               minute: int, pipe: Any = None) -> str | None:
+        """Record an outcome if the fencing token is current: ``ok`` or ``stale``."""
         k = self._keys
         keys = [k.job(job_id), k.agreement(identity), k.leases, k.audit, k.events, k.counts,
                 k.campaign_counts(campaign) if campaign else "", k.rate(minute),
                 k.hook(identity), k.hooks, k.dlq, k.dlq_entry(job_id), k.breaker,
                 k.breaker_probe, k.parked]
-        out = self._settle(keys=keys, args=[json.dumps(payload)])
-        return out.decode() if isinstance(out, bytes) else str(out)
+        reply = self._settle(keys=keys, args=[json.dumps(payload)], client=pipe)
+        return None if pipe is not None else text(reply)
 
     def finish_unclaimed(self, *, job_id: str, campaign: str, payload: dict[str, Any],
-                         minute: int) -> str:
+                         minute: int, pipe: Any = None) -> str | None:
+        """End a job that holds no claim: ``ok``, or ``terminal`` if it had already ended."""
         k = self._keys
         keys = [k.job(job_id), k.audit, k.counts,
                 k.campaign_counts(campaign) if campaign else "", k.rate(minute), k.leases]
-        out = self._finish(keys=keys, args=[json.dumps(payload)])
-        return out.decode() if isinstance(out, bytes) else str(out)
+        reply = self._finish(keys=keys, args=[json.dumps(payload)], client=pipe)
+        return None if pipe is not None else text(reply)
+
+
+def text(reply: Any) -> str:
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+def parse_claim(reply: Any) -> Claim:
+    """The :class:`Claim` for a reply of the claim script."""
+    res = [text(x) for x in reply]
+    status = res[0]
+    if status != "claimed":
+        return Claim(status=status, detail=res[1] if len(res) > 1 else "")
+    return Claim(status="claimed", token=res[1], reached=res[2] == "1",
+                 attempts=int(res[3] or 0),
+                 first_failure_at=float(res[4]) if res[4] else None, probe=res[5] == "1")
