@@ -30,6 +30,8 @@ from unsign_worker.settings import Settings
 PREFETCH_MULTIPLIER = 4
 #: Delayed (countdown) tasks one worker holds at most.
 ETA_TASK_LIMIT = 10_000
+#: Connections a worker process may open to the Redis broker (acks from every pool slot).
+BROKER_MAX_CONNECTIONS = 1000
 #: Seconds between the broker's sweeps for unacknowledged messages to restore.
 UNACKED_RESTORE_INTERVAL_SECONDS = 10
 
@@ -42,6 +44,9 @@ def config_for(settings: Settings) -> dict[str, Any]:
         "global_keyprefix": settings.key_prefix,
         "unacked_restore_interval": min(UNACKED_RESTORE_INTERVAL_SECONDS, max(1, visibility // 4)),
         "unacked_restore_throttle": 1,
+        # every pool slot may acknowledge at once (gevent/threads): kombu's default of 10
+        # connections makes acknowledgements fail under load
+        "max_connections": BROKER_MAX_CONNECTIONS,
         "socket_timeout": 30,
         "socket_connect_timeout": 10,
         "health_check_interval": 25,

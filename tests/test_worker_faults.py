@@ -30,16 +30,17 @@ def hooked(env_factory, gw, key_prefix, hook="record", **extra):
                        PYTHONPATH=str(ROOT), **extra)
 
 
-@pytest.mark.parametrize(("step", "batch_size"), [("OK", 0), ("LOST_ANSWER", 0),
-                                                 ("LOST_ANSWER", 10)])
+@pytest.mark.parametrize(("step", "batch_size", "pool"), [
+    ("OK", 0, "threads"), ("LOST_ANSWER", 0, "threads"), ("LOST_ANSWER", 10, "threads"),
+    ("LOST_ANSWER", 10, "gevent")])
 def test_a_worker_killed_mid_request_unsigns_exactly_once_and_runs_the_hook_once(
-        gateway_factory, worker_env_factory, key_prefix, redis_client, step, batch_size):
+        gateway_factory, worker_env_factory, key_prefix, redis_client, step, batch_size, pool):
     # Given a gateway that holds each request for 3 s (and, for LOST_ANSWER, drops the answer)
     gw = gateway_factory([cae("a1", 1, script=(step,)), partner_protocol("p1", 2,
                                                                           script=(step,))])
     gw.faults(latency_ms=3000)
     env = hooked(worker_env_factory, gw, key_prefix)
-    worker = env.start_worker("w1")
+    worker = env.start_worker("w1", pool=pool)
     ids = env.enqueue_many([{"customer_code": "C00001"},
                             {"biz_type": "10004", "user_email": "user2@example.com"}],
                            batch_size=batch_size)
@@ -48,7 +49,7 @@ def test_a_worker_killed_mid_request_unsigns_exactly_once_and_runs_the_hook_once
              what="requests in flight")
     env.kill(worker, signal.SIGKILL)
     gw.faults()  # the gateway answers promptly from now on
-    env.start_worker("w2")
+    env.start_worker("w2", pool=pool)
     # Then both jobs end, each agreement was unsigned exactly once, and the hook ran once each
     jobs = env.wait_terminal(ids, timeout=120)
     assert {j["state"] for j in jobs.values()} <= {"unsigned", "already_unsigned"}, jobs

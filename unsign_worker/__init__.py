@@ -1,3 +1,3 @@
-"""unsign-worker: cancel Alipay customer agreements (customer_unsign) reliably, at campaign scale."""
+"""unsign-worker: cancel Alipay customer agreements (customer_unsign) reliably, at scale."""
 
 __version__ = "0.1.0"
