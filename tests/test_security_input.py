@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from tests.plugins.worker_fixtures import BIN, wait_for
 from unsign_worker.campaign.lines import MAX_LINE_BYTES
 from unsign_worker.campaign.plan import scan_file
-from unsign_worker.campaign.rows import FileFormatError, open_rows, read_rows
+from unsign_worker.campaign.rows import FileFormatError, decode, open_rows, read_rows
 from unsign_worker.campaign.validate import RejectedRow, ValidRow, validate_rows
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.reports import FORMULA_PREFIXES, neutralise_cell
@@ -47,6 +47,8 @@ FORMULAS = ("=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A
             "@SUM(1+1)*cmd|' /C calc'!A0", "=HYPERLINK(\"http://evil.example/x\",\"click\")",
             "\uff1d1+1")
 TEN_MB = 10 * 1024 * 1024
+#: Inputs benchmarks/fuzz_campaign.py caught breaking the reader's contract.
+FUZZ_CORPUS = Path(__file__).parent / "data" / "campaign_fuzz_corpus"
 #: Peak of Python allocations allowed while a million-row file is checked (tracemalloc).
 MILLION_ROWS_PEAK_BYTES = 100 * 1024 * 1024
 #: Peak resident memory allowed for ``campaign run --dry-run`` of a million rows.
@@ -243,6 +245,47 @@ def test_nul_bytes_and_stray_quotes_are_row_problems_not_crashes(tmp_path: Path)
     verdicts = verdicts_of(path)
     assert (3, "customer_code", "no_control_chars") in problems(verdicts[1])
     assert isinstance(verdicts[-1], ValidRow) and verdicts[-1].line == 5
+
+
+# --- the fuzzer's findings, replayed ----------------------------------------------------------
+
+
+def fuzz_corpus() -> list[Path]:
+    return sorted(FUZZ_CORPUS.glob("crash-*.bin"))
+
+
+def summary(read: Callable[[], Any]) -> Any:
+    """Verdicts as (line, kind, rules), every refused row checked for line, field and rule;
+    or "file refused"."""
+    try:
+        verdicts = list(validate_rows(read(), charset="utf-8"))
+    except FileFormatError:
+        return "file refused"
+    out = []
+    for verdict in verdicts:
+        if isinstance(verdict, RejectedRow):
+            assert verdict.line >= 1 and verdict.errors
+            assert all(e.field and e.rule and e.line == verdict.line for e in verdict.errors)
+            json.dumps(verdict.as_dict(), ensure_ascii=False).encode("utf-8")
+            out.append((verdict.line, "refused", tuple(e.rule for e in verdict.errors)))
+        else:
+            out.append((verdict.line, "valid", ()))
+    return out
+
+
+def test_the_campaign_fuzz_corpus_is_present() -> None:
+    assert fuzz_corpus(), f"no regression inputs in {FUZZ_CORPUS}"
+
+
+@pytest.mark.parametrize("path", fuzz_corpus(), ids=lambda p: p.name)
+def test_a_fuzz_corpus_file_is_read_or_refused_clearly_the_same_way_by_both_readers(
+        path: Path) -> None:
+    fmt, encoding = next((f, e) for f in ("csv", "jsonl") for e in ("utf-8", "gbk")
+                         if path.stem.endswith(f"-{f}-{e}"))  # crash-<hash>-<format>-<enc>
+    data = path.read_bytes()
+    streamed = summary(lambda: open_rows(path, fmt, encoding))
+    in_memory = summary(lambda: read_rows(decode(data, encoding), fmt))
+    assert streamed == in_memory
 
 
 # --- a million rows ---------------------------------------------------------------------------

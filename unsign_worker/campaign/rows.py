@@ -210,7 +210,7 @@ def _surrogates(data: dict[str, Any]) -> tuple[FieldError, ...]:
     for key, value in data.items():
         for text, name in ((key, "_line"), (value, key)):
             if isinstance(text, str) and not _encodable(text):
-                shown = name if _encodable(name) else "_line"
+                shown = name if name.strip() and _encodable(name) else "_line"
                 bad.append(FieldError(shown, "unicode",
                                       "is not valid Unicode text (a lone surrogate)"))
                 break

@@ -76,8 +76,7 @@ def validate_row(row: RawRow, *, charset: str) -> ValidRow | RejectedRow:
     strings: dict[str, str] = {}
     for name, value in row.values.items():
         if name not in (*BUSINESS_FIELDS, "reference"):
-            problems.append(FieldError(name, "unknown_field",
-                                       "is not a column of a campaign file"))
+            problems.append(_unknown(name))
         elif not isinstance(value, str):
             problems.append(FieldError(name, "type", "must be a string"))
         else:
@@ -91,6 +90,19 @@ def validate_row(row: RawRow, *, charset: str) -> ValidRow | RejectedRow:
         errors = tuple(RowError(row.line, p.field, p.rule, p.message) for p in problems)
         return RejectedRow(row.line, errors, reference=reference, values=shown)
     return ValidRow(row.line, request.business_params(), reference)
+
+
+#: Characters of an unknown field's name kept as the field of its error.
+SHOWN_NAME_CHARS = 40
+
+
+def _unknown(name: str) -> FieldError:
+    """An unknown key of a JSON line, named (an empty or very long name is summarised)."""
+    if not name.strip():
+        return FieldError("_line", "unknown_field", f"has the key {name!r}, which is not a "
+                          "column of a campaign file")
+    shown = name if len(name) <= SHOWN_NAME_CHARS else name[:SHOWN_NAME_CHARS] + "..."
+    return FieldError(shown, "unknown_field", "is not a column of a campaign file")
 
 
 def validate_rows(rows: Iterable[RawRow], *, charset: str
