@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.plugins.redis_fixtures import delete_prefix
-from tests.plugins.worker_fixtures import WorkerEnv, wait_for
+from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
 from tests.test_flower import CREDS, Flower
 from unsign_worker.cli.main import cli
 from unsign_worker.emulator import server as emulator_server
@@ -577,3 +577,20 @@ def test_a_crash_traceback_holds_no_secret_and_the_jobs_still_finish(tmp_path: P
              for i in range(6)}
     for secret in (MD5_KEY, REDIS_PASSWORD, *signs):
         assert secret not in logs, secret[:8]
+
+
+# --- Flower: never open to the network without credentials ----------------------------------------
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.10"])
+@pytest.mark.parametrize("no_auth", [False, True])
+def test_flower_refuses_a_non_loopback_address_without_credentials(
+        tmp_path: Path, address: str, no_auth: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
+    args = [str(BIN / "unsign-worker"), "flower", "--port", "0", "--address", address]
+    run = subprocess.run([*args, "--no-auth"] if no_auth else args, env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    expected = "only on a loopback address" if no_auth else "FLOWER_BASIC_AUTH is not set"
+    assert expected in run.stderr
+    assert "flower: http://" not in run.stdout  # it never started serving
