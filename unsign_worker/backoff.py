@@ -55,6 +55,10 @@ class RetryPolicy:
         return wait_exponential_jitter(multiplier=self.intask_base_seconds,
                                        max=self.intask_cap_seconds, jitter=self.intask_base_seconds)
 
+    def first_intask_wait(self, rand: Callable[[], float] = random.random) -> float:
+        """The wait before the second in-task attempt: the first step, with jitter."""
+        return self.intask_base_seconds * (1 + rand())
+
     def countdown_seconds(self, broker_retry: int, rand: Callable[[], float] = random.random
                           ) -> float:
         """Countdown before broker retry number ``broker_retry`` (1-based): at least half the

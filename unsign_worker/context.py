@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from unsign_worker import kombu_fixes
 from unsign_worker.backoff import RetryPolicy
 from unsign_worker.breaker import Breaker
 from unsign_worker.dedup import DedupStore
@@ -53,6 +54,7 @@ def make_redis(url: str, *, pool_size: int = 200) -> redis.Redis:
 
 def build_context(settings: Settings) -> WorkerContext:
     """Build the per-process context. Raises ConfigError on a bad setting."""
+    kombu_fixes.apply()
     check_gateway_url(settings.gateway_url, sandbox=settings.sandbox)
     problems = validate_partner(settings.partner) + validate_charset(settings.input_charset)
     if problems:

@@ -1,4 +1,10 @@
-"""A guard around one kombu behaviour that would otherwise stop a worker for good.
+"""Guards around two library behaviours that hurt a long-running worker.
+
+1. redis-py looks its own version up in the installed packages' metadata (a directory scan of
+   a few milliseconds) every time it opens a connection; a worker opening one per pool slot pays
+   that at full load. The version cannot change in a running process: it is cached.
+
+2. Kombu, on losing the broker, can stop a worker for good:
 
 When the Redis broker goes away (restart, failover), the consumer releases its connection while
 tasks are still finishing in the pool. Whatever then touches the broker through the released
@@ -27,8 +33,13 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    import functools
+
     import redis
+    import redis.utils
     from kombu.transport import redis as kombu_redis
+
+    redis.utils.get_lib_version = functools.cache(redis.utils.get_lib_version)
 
     original_connparams = kombu_redis.Channel._connparams
     original_restore = kombu_redis.QoS.restore_unacked

@@ -65,7 +65,10 @@ def _charset_error(field: str, value: str, charset: str) -> FieldError | None:
 def check_value(field: str, value: str, *, charset: str) -> list[FieldError]:
     """Rules every value shares: no control characters, no edge white space, encodable."""
     errors: list[FieldError] = []
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
+    # isprintable() is False for every control, format and line/paragraph separator character
+    # (and for spaces other than ' '): only then is the per-character check needed
+    if not value.isprintable() and any(
+            unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
         errors.append(FieldError(field, "no_control_chars", "contains control characters"))
     if value != value.strip():
         errors.append(FieldError(field, "no_edge_whitespace", "has leading or trailing spaces"))

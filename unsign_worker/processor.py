@@ -211,17 +211,27 @@ def _submit(run: _Run, broker_retries: int) -> Pending:
         run.records.append(record_of(run.attempts, started, response=resp, http_status=status))
         return resp
 
-    def before_sleep(state: RetryCallState) -> None:
+    def audit_retry(_: RetryCallState | None = None) -> None:
         _audit_now(run, run.records[-1], "retrying_in_task")
 
-    retrying = Retrying(stop=stop_after_delay(s.intask_retry_budget_seconds),
-                        wait=ctx.policy.intask_wait(),
-                        retry=retry_if_exception_type(RetryableError), reraise=True,
-                        before_sleep=before_sleep)
+    started = time.monotonic()
     try:
-        response = retrying(one_attempt)
-    except RetryableError as exc:
-        return _retry_later(run, exc, broker_retries)
+        response = one_attempt()  # most answers need no retry: no retry machinery for them
+    except RetryableError as first_error:
+        # tenacity for the rest of the in-task budget: the same parameters, backoff + jitter
+        remaining = s.intask_retry_budget_seconds - (time.monotonic() - started)
+        audit_retry()
+        if remaining <= 0:
+            return _retry_later(run, first_error, broker_retries)
+        time.sleep(min(remaining, ctx.policy.first_intask_wait()))
+        retrying = Retrying(stop=stop_after_delay(max(0.0, remaining)),
+                            wait=ctx.policy.intask_wait(),
+                            retry=retry_if_exception_type(RetryableError), reraise=True,
+                            before_sleep=audit_retry)
+        try:
+            response = retrying(one_attempt)
+        except RetryableError as exc:
+            return _retry_later(run, exc, broker_retries)
     if response.is_success:
         return _settle(run, JobState.UNSIGNED, "", "unsigned", customer=response.customer)
     entry = lookup(response.error)
