@@ -408,6 +408,8 @@ def test_the_campaign_went_through_every_outcome(written: Written) -> None:
     worker_log = "\n".join(written.texts["worker log"])
     assert "DEBUG" in worker_log and "success hook failed" in worker_log
     assert len(written.signs) >= len(ROWS)
+    # the broker's messages were searched too, their bodies decoded
+    assert any('"jobs": [{"job_id"' in text for text in written.texts["redis"])
 
 
 # --- secrets: nowhere ---------------------------------------------------------------------------
