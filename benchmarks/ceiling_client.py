@@ -2,7 +2,9 @@
 
 Started by benchmarks/campaign.py as its own process, like a worker. ``--concurrency`` threads
 (or greenlets with ``--pool gevent``, monkey-patched before anything else is imported) share one
-``requests.Session`` whose connection pool is as large as the concurrency; each takes the next
+:class:`unsign_worker.gateway.GatewayClient` (the worker's own ``requests`` client, so the
+ceiling and the product send requests the same way and the ratio between them measures
+everything else) whose connection pool is as large as the concurrency; each takes the next
 job, signs it with MD5 exactly as the worker does (:func:`unsign_worker.signing.sign_params`
 over :func:`unsign_worker.params.build_params`), posts it, and checks that the answer is a
 success. Writes ``{"start", "end", "ok", "failed", "cpu_s", "latencies_ms"}`` as JSON to
@@ -30,9 +32,8 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-import requests  # noqa: E402
-from requests.adapters import HTTPAdapter  # noqa: E402
-
+from unsign_worker.exceptions import UnsignError  # noqa: E402
+from unsign_worker.gateway import GatewayClient  # noqa: E402
 from unsign_worker.params import UnsignRequest, build_params  # noqa: E402
 from unsign_worker.signing import make_signer, sign_params  # noqa: E402
 
@@ -44,9 +45,9 @@ TIMEOUT_SECONDS = (5.0, 15.0)
 def run(url: str, partner: str, key: str, jobs: list[dict[str, str]], concurrency: int,
         deadline: float) -> dict[str, Any]:
     signer = make_signer("MD5", key=key)
-    session = requests.Session()
-    session.mount("http://", HTTPAdapter(pool_maxsize=concurrency))
-    target = f"{url}?_input_charset={CHARSET}"
+    client = GatewayClient(gateway_url=url, connect_timeout_seconds=TIMEOUT_SECONDS[0],
+                           read_timeout_seconds=TIMEOUT_SECONDS[1], pool_size=concurrency,
+                           max_response_bytes=64 * 1024)
     pending = iter(jobs)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -63,9 +64,8 @@ def run(url: str, partner: str, key: str, jobs: list[dict[str, str]], concurrenc
                                               partner=partner, charset=CHARSET),
                                  signer, CHARSET)
             try:
-                resp = session.post(target, data=signed, timeout=TIMEOUT_SECONDS)
-                good = resp.status_code == 200 and b"<is_success>T</is_success>" in resp.content
-            except requests.RequestException:
+                good = b"<is_success>T</is_success>" in client.post(signed, charset=CHARSET).body
+            except UnsignError:
                 good = False
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
