@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from unsign_worker.exceptions import FieldError, ValidationError
@@ -75,8 +76,12 @@ class Job:
         return {"job_id": self.job_id, "params": dict(self.params), "campaign": self.campaign,
                 "reference": self.reference, "enqueued_at": self.enqueued_at}
 
-    def params_json(self) -> str:
+    @cached_property
+    def _params_json(self) -> str:
         return json.dumps(self.params, sort_keys=True, ensure_ascii=False)
+
+    def params_json(self) -> str:
+        return self._params_json
 
     def masked(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "params": mask_params(self.params),

@@ -25,6 +25,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from unsign_worker.exceptions import FieldError, ValidationError
 from unsign_worker.masking import mask_account, mask_email
@@ -107,11 +108,16 @@ class Identity:
     #: the values that identify it within the partner, in a fixed order
     values: tuple[str, ...]
 
-    @property
+    @cached_property
     def key(self) -> str:
         """A stable digest used in Redis key names, so no personal data sits in a key."""
         raw = "\x1f".join((self.partner, self.kind, *self.values))
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+    @cached_property
+    def shown(self) -> str:
+        """:meth:`masked`, computed once."""
+        return self.masked()
 
     def masked(self) -> str:
         """A human-readable form with personal data masked."""

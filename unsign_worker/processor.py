@@ -136,7 +136,7 @@ def _prepare(ctx: WorkerContext, message: Mapping[str, Any]
 def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
     s = ctx.settings
     renewed = ctx.dedup.claim(job_id=item.job.job_id, identity=item.identity.key,
-                              identity_masked=item.identity.masked(),
+                              identity_masked=item.identity.shown,
                               params_json=item.job.params_json(), campaign=item.job.campaign,
                               reference=item.job.reference, now=time.time(),
                               lease_seconds=s.lease_seconds,
@@ -150,7 +150,7 @@ def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
 
 def _claim_request(item: _Ready) -> ClaimRequest:
     return ClaimRequest(job_id=item.job.job_id, identity=item.identity.key,
-                        identity_masked=item.identity.masked(),
+                        identity_masked=item.identity.shown,
                         params_json=item.job.params_json(), campaign=item.job.campaign,
                         reference=item.job.reference)
 
@@ -289,7 +289,7 @@ def _retry_later(run: _Run, exc: RetryableError, broker_retries: int) -> Pending
 
 def _audit_entry(run: _Run, record: AttemptRecord, outcome: str) -> dict[str, Any]:
     return {"time": record.started_at, "job_id": run.job.job_id,
-            "identity": run.identity.masked(), "attempt": record.attempt,
+            "identity": run.identity.shown, "attempt": record.attempt,
             "params": run.request.masked(), "http_status": record.http_status,
             "code": record.code, "duration_ms": record.duration_ms, "outcome": outcome,
             "campaign": run.job.campaign, "reference": run.job.reference}
@@ -324,7 +324,7 @@ def _settle(run: _Run, state: JobState, code: str, reason: str, *,
     hook = ""
     if state.is_success:
         payload["event"] = {"job_id": job.job_id, "outcome": str(state),
-                            "identity": run.identity.masked(), "campaign": job.campaign,
+                            "identity": run.identity.shown, "campaign": job.campaign,
                             "reference": job.reference, "at": now}
         if ctx.hooks.fn is not None:
             hook = run.identity.key
@@ -338,7 +338,7 @@ def _settle(run: _Run, state: JobState, code: str, reason: str, *,
     kind = "retry" if state is JobState.RETRYING else "done"
     return Pending("settle", job.job_id, run.identity.key, job.campaign, payload,
                    Decision(kind, job.job_id, str(state), code=code, countdown=countdown),
-                   hook_identity=hook, shown=run.identity.masked())
+                   hook_identity=hook, shown=run.identity.shown)
 
 
 def _dead_letter(run: _Run, code: str, reason: str, kind: str, now: float) -> dict[str, Any]:
@@ -348,7 +348,7 @@ def _dead_letter(run: _Run, code: str, reason: str, kind: str, now: float) -> di
     return {"job_id": run.job.job_id, "kind": kind, "code": code, "zh": entry.zh,
             "en": entry.en, "category": str(entry.category), "advice": advice,
             "reason": reason, "attempts": run.attempts, "identity": run.identity.key,
-            "identity_masked": run.identity.masked(), "job": run.job.masked(),
+            "identity_masked": run.identity.shown, "job": run.job.masked(),
             "campaign": run.job.campaign, "reference": run.job.reference,
             "dead_lettered_at": now}
 
@@ -360,7 +360,7 @@ def _finish_unclaimed(ctx: WorkerContext, job: Job, identity: Identity | None, s
     payload = {"job_id": job.job_id, "now": now, "state": str(state), "code": code,
                "reason": reason, "original": original,
                "identity": identity.key if identity else "",
-               "identity_masked": identity.masked() if identity else "",
+               "identity_masked": identity.shown if identity else "",
                "params": job.params_json(), "campaign": job.campaign,
                "reference": job.reference, "retention": ctx.job_retention_seconds,
                "audit": {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,
