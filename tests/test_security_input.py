@@ -496,3 +496,37 @@ def test_an_enqueue_cut_short_leaves_no_message_without_its_record_and_a_rerun_f
     assert summary["outcomes"]["unsigned"] == summary["done"] == count
     stats = env.stats()
     assert (stats["unsigns"], stats["duplicates"]) == (count, 0)
+
+
+# --- configuration input: what ALIPAY_CA_BUNDLE may be --------------------------------------
+
+
+@pytest.mark.parametrize("value", ["false", "0", "none", "off", "/nonexistent/ca.pem",
+                                   "not-a-pem", "a-directory", "the-ca"])
+def test_check_config_and_the_worker_judge_a_ca_bundle_alike(tmp_path: Path,
+                                                             value: str) -> None:
+    from click.testing import CliRunner
+
+    from unsign_worker.cli.main import cli
+    from unsign_worker.exceptions import ConfigError
+    from unsign_worker.gateway import GatewayClient
+
+    trustme = pytest.importorskip("trustme")
+    (tmp_path / "not-a-pem").write_text("hello")
+    (tmp_path / "a-directory").mkdir()
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "the-ca"))
+    bundle = str(tmp_path / value) if (tmp_path / value).exists() else value
+    try:
+        GatewayClient(gateway_url="https://mapi.alipay.com/gateway.do",
+                      connect_timeout_seconds=1, read_timeout_seconds=1, pool_size=1,
+                      max_response_bytes=1024, ca_bundle=bundle).close()
+        worker_accepts = True
+    except ConfigError:
+        worker_accepts = False
+    result = CliRunner().invoke(cli, ["check-config", "--json"], env={
+        "ALIPAY_CA_BUNDLE": bundle, "ALIPAY_PARTNER": "2088101568338364",
+        "ALIPAY_KEY": "0123456789abcdef0123456789abcdef",
+        "UNSIGN_REDIS_URL": "redis://127.0.0.1:1/0"})
+    check = [c for c in json.loads(result.output)["checks"] if c["name"] == "ALIPAY_CA_BUNDLE"]
+    assert (check[0]["status"] == "ok") == worker_accepts, check
+    assert worker_accepts == (value in ("a-directory", "the-ca"))

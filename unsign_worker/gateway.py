@@ -89,7 +89,7 @@ class GatewayClient:
         self._timeout = (connect_timeout_seconds, read_timeout_seconds)
         self._total_seconds = float(total)
         self._max_bytes = int(max_response_bytes)
-        self._verify: str | bool = _checked_ca_bundle(ca_bundle)
+        self._verify: str | bool = check_ca_bundle(ca_bundle)
         self._session = _make_session(int(pool_size), self._verify)
 
     def url_for(self, charset: str) -> str:
@@ -224,8 +224,13 @@ def encode_form(params: Mapping[str, str], charset: str) -> bytes:
     return "&".join(pairs).encode("ascii")
 
 
-def _checked_ca_bundle(ca_bundle: str | None) -> str | bool:
-    """``True`` (default trust store) or the path of a bundle that really loads."""
+def check_ca_bundle(ca_bundle: str | None) -> str | bool:
+    """``True`` (default trust store) or the path of a bundle that really loads (a PEM file or
+    a directory of CA certificates). ``check-config`` applies the same rule.
+
+    Raises:
+        ConfigError: anything else, ``False`` and words like ``none`` included.
+    """
     if ca_bundle is None or (isinstance(ca_bundle, str) and not ca_bundle.strip()):
         return True
     if not isinstance(ca_bundle, str):  # e.g. False: never a way to switch verification off

@@ -8,7 +8,6 @@ puts a secret in its message.
 from __future__ import annotations
 
 import re
-import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -169,11 +168,14 @@ def _gateway(s: Settings) -> list[Check]:
         else:
             checks.append(ok(name, f"{s.gateway_url} (https, certificate verified)"))
     if s.ca_bundle:
+        from unsign_worker.gateway import check_ca_bundle  # the worker's own rule
+
         try:
-            ssl.create_default_context(cafile=s.ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
-            checks.append(fail("ALIPAY_CA_BUNDLE", f"cannot load {s.ca_bundle!r}: "
-                                                   f"{getattr(exc, 'strerror', None) or exc}"))
+            check_ca_bundle(s.ca_bundle)
+        except ConfigError:
+            checks.append(fail("ALIPAY_CA_BUNDLE", f"cannot load {s.ca_bundle!r}: not a "
+                                                   "readable PEM file or directory of CA "
+                                                   "certificates"))
         else:
             checks.append(ok("ALIPAY_CA_BUNDLE", f"{s.ca_bundle} loads; only it is trusted"))
     return checks
