@@ -146,10 +146,6 @@ def test_a_worker_a_producer_and_the_commands_work_behind_a_password_and_never_s
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the claim, settle and requeue scripts pass '' as the "
-                   "key name of an absent campaign (dedup.py, deadletter.py), which an ACL "
-                   "user limited to the prefix may not touch: jobs without a campaign fail "
-                   "with NoPermissionError")
 def test_an_acl_user_limited_to_the_key_prefix_is_enough_for_the_worker(
         acl_redis: tuple[RedisServer, int], gateway_factory: Any,
         worker_env_factory: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import redis
 
+from unsign_worker.dedup import NO_CAMPAIGN
 from unsign_worker.keys import Keys
 
 #: Retention of a resolved entry, seconds.
@@ -37,7 +38,7 @@ AUDIT_MAXLEN = 1_000_000
 
 REQUEUE_LUA = r"""
 -- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign
--- ARGV: job_id, now, lease_until, by, audit_maxlen
+-- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 'absent' end
 local st = redis.call('HGET', KEYS[3], 'state')
 if not st then return 'no_record' end
@@ -50,7 +51,7 @@ redis.call('HINCRBY', KEYS[3], 'requeues', 1)
 redis.call('HDEL', KEYS[3], 'first_failure_at', 'finished_at', 'sent_at')
 redis.call('PERSIST', KEYS[3])
 redis.call('HINCRBY', KEYS[4], 'dead_lettered', -1)
-if KEYS[7] ~= '' then
+if ARGV[6] ~= '' then
   redis.call('HINCRBY', KEYS[7], 'dead_lettered', -1)
   if redis.call('HGET', KEYS[8], 'state') == 'done' then
     redis.call('HSET', KEYS[8], 'state', 'running')
@@ -184,9 +185,8 @@ class DeadLetters:
         campaign = entry.campaign if entry else ""
         out = self._requeue(
             keys=[k.dlq, k.dlq_entry(job_id), k.job(job_id), k.counts, k.leases, k.audit,
-                  k.campaign_counts(campaign) if campaign else "",
-                  k.campaign(campaign) if campaign else ""],
-            args=[job_id, repr(now), repr(now + lease_seconds), by, self._audit_maxlen])
+                  k.campaign_counts(campaign or NO_CAMPAIGN), k.campaign(campaign or NO_CAMPAIGN)],
+            args=[job_id, repr(now), repr(now + lease_seconds), by, self._audit_maxlen, campaign])
         result = out.decode() if isinstance(out, bytes) else str(out)
         if result == "absent":
             raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")

@@ -55,7 +55,7 @@ if st == 'unsigned' or st == 'already_unsigned' or st == 'duplicate' or st == 'r
    or st == 'dead_lettered' or st == 'cancelled' then
   return {'terminal', st}
 end
-if KEYS[7] ~= '' then
+if ARGV[7] ~= '' then
   local c = redis.call('HMGET', KEYS[7], 'state', 'rate')
   if c[1] == 'cancelled' then return {'cancelled', ''} end
   if c[1] == 'paused' then
@@ -143,7 +143,7 @@ if a.terminal then
   redis.call('HINCRBY', KEYS[6], a.state, 1)
   redis.call('HINCRBY', KEYS[8], a.state, 1)
   redis.call('EXPIRE', KEYS[8], 3600)
-  if KEYS[7] ~= '' then redis.call('HINCRBY', KEYS[7], a.state, 1) end
+  if a.campaign ~= '' then redis.call('HINCRBY', KEYS[7], a.state, 1) end
   if a.retention > 0 then redis.call('EXPIRE', job, a.retention) end
   if a.success then
     redis.call('HSET', agr, 'state', 'unsigned', 'holder', a.job_id, 'lease_until', 0,
@@ -217,11 +217,17 @@ redis.call('ZREM', KEYS[6], a.job_id)
 redis.call('HINCRBY', KEYS[3], a.state, 1)
 redis.call('HINCRBY', KEYS[5], a.state, 1)
 redis.call('EXPIRE', KEYS[5], 3600)
-if KEYS[4] ~= '' then redis.call('HINCRBY', KEYS[4], a.state, 1) end
+if a.campaign ~= '' then redis.call('HINCRBY', KEYS[4], a.state, 1) end
 if a.retention > 0 then redis.call('EXPIRE', job, a.retention) end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', a.audit_maxlen, '*', 'data', cjson.encode(a.audit))
 return 'ok'
 """
+
+
+#: Stands for "no campaign" in key names, so every key a script declares is a real key under
+#: the prefix (an ACL user limited to ``~<prefix>*`` may not name an empty key); the scripts
+#: test the campaign argument, and never touch these keys without a campaign.
+NO_CAMPAIGN = "-"
 
 
 @dataclass(frozen=True)
@@ -259,9 +265,9 @@ class DedupStore:
         k = self._keys
         reply = self._claim(
             keys=[k.job(job_id), k.agreement(identity), k.leases, k.breaker, k.breaker_probe,
-                  k.parked, k.campaign(campaign) if campaign else "",
-                  k.campaign_parked(campaign) if campaign else "",
-                  k.campaign_rate(campaign, int(now)) if campaign else ""],
+                  k.parked, k.campaign(campaign or NO_CAMPAIGN),
+                  k.campaign_parked(campaign or NO_CAMPAIGN),
+                  k.campaign_rate(campaign or NO_CAMPAIGN, int(now))],
             args=[job_id, repr(now), repr(now + lease_seconds), identity, identity_masked,
                   params_json, campaign, reference, repr(probe_after_seconds),
                   int(lease_seconds * 1000), renew_token],
@@ -274,10 +280,11 @@ class DedupStore:
         """Record an outcome if the fencing token is current: ``ok`` or ``stale``."""
         k = self._keys
         keys = [k.job(job_id), k.agreement(identity), k.leases, k.audit, k.events, k.counts,
-                k.campaign_counts(campaign) if campaign else "", k.rate(minute),
+                k.campaign_counts(campaign or NO_CAMPAIGN), k.rate(minute),
                 k.hook(identity), k.hooks, k.dlq, k.dlq_entry(job_id), k.breaker,
                 k.breaker_probe, k.parked]
-        reply = self._settle(keys=keys, args=[json.dumps(payload)], client=pipe)
+        reply = self._settle(keys=keys, args=[json.dumps({**payload, "campaign": campaign})],
+                             client=pipe)
         return None if pipe is not None else text(reply)
 
     def finish_unclaimed(self, *, job_id: str, campaign: str, payload: dict[str, Any],
@@ -285,8 +292,9 @@ class DedupStore:
         """End a job that holds no claim: ``ok``, or ``terminal`` if it had already ended."""
         k = self._keys
         keys = [k.job(job_id), k.audit, k.counts,
-                k.campaign_counts(campaign) if campaign else "", k.rate(minute), k.leases]
-        reply = self._finish(keys=keys, args=[json.dumps(payload)], client=pipe)
+                k.campaign_counts(campaign or NO_CAMPAIGN), k.rate(minute), k.leases]
+        reply = self._finish(keys=keys, args=[json.dumps({**payload, "campaign": campaign})],
+                             client=pipe)
         return None if pipe is not None else text(reply)
 
 
