@@ -203,16 +203,20 @@ def test_a_copy_of_a_job_in_flight_is_dropped(gateway_factory, make_ctx):
     assert ctx.redis.hget(ctx.keys.agreement(identity_key), "holder").decode() == message["job_id"]
 
 
-def _claim_by_hand(ctx: WorkerContext, message: dict[str, Any]) -> str:
+def _claim_args(message: dict[str, Any], *, lease_seconds: float) -> dict[str, Any]:
+    """Keyword arguments of DedupStore.claim for ``message`` (all but ``now``)."""
     from unsign_worker.params import UnsignRequest
 
     identity = UnsignRequest.from_mapping(message["params"]).identity(PARTNER)
-    claim = ctx.dedup.claim(job_id=message["job_id"], identity=identity.key,
-                            identity_masked=identity.masked(), params_json="{}", campaign="",
-                            reference="", now=time.time(), lease_seconds=30,
-                            probe_after_seconds=60)
-    assert claim.status == "claimed"
-    return identity.key
+    return dict(job_id=message["job_id"], identity=identity.key,
+                identity_masked=identity.masked(), params_json="{}", campaign="",
+                reference="", lease_seconds=lease_seconds, probe_after_seconds=60)
+
+
+def _claim_by_hand(ctx: WorkerContext, message: dict[str, Any]) -> str:
+    kwargs = _claim_args(message, lease_seconds=30)
+    assert ctx.dedup.claim(now=time.time(), **kwargs).status == "claimed"
+    return str(kwargs["identity"])
 
 
 def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(gateway_factory, make_ctx):
@@ -220,17 +224,12 @@ def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(gateway_factory
     gw = gateway_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
-    from unsign_worker.params import UnsignRequest
-
-    identity = UnsignRequest.from_mapping(message["params"]).identity(PARTNER)
-    kwargs = dict(job_id=message["job_id"], identity=identity.key,
-                  identity_masked=identity.masked(), params_json="{}", campaign="",
-                  reference="", lease_seconds=1, probe_after_seconds=60)
+    kwargs = _claim_args(message, lease_seconds=1)
     old = ctx.dedup.claim(now=time.time() - 5, **kwargs)
     new = ctx.dedup.claim(now=time.time(), **kwargs)
     assert int(new.token) == int(old.token) + 1
     # When the old one settles
-    out = ctx.dedup.settle(job_id=message["job_id"], identity=identity.key, campaign="",
+    out = ctx.dedup.settle(job_id=message["job_id"], identity=kwargs["identity"], campaign="",
                            payload={"job_id": message["job_id"], "token": old.token,
                                     "audit": {"note": "stale"}, "audit_maxlen": 100},
                            minute=0)
@@ -346,18 +345,13 @@ def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(gateway_factory, m
     gw = gateway_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
-    from unsign_worker.params import UnsignRequest
-
-    identity = UnsignRequest.from_mapping(message["params"]).identity(PARTNER)
-    kwargs = dict(job_id=message["job_id"], identity=identity.key,
-                  identity_masked=identity.masked(), params_json="{}", campaign="",
-                  reference="", lease_seconds=30, probe_after_seconds=60)
+    kwargs = _claim_args(message, lease_seconds=30)
     first = ctx.dedup.claim(now=time.time(), **kwargs)
     # a copy without the token is busy; the holder with its token renews, keeping the token
     assert ctx.dedup.claim(now=time.time(), **kwargs).status == "busy"
     renewed = ctx.dedup.claim(now=time.time() + 10, renew_token=first.token, **kwargs)
     assert (renewed.status, renewed.token) == ("claimed", first.token)
-    lease = float(ctx.redis.hget(ctx.keys.agreement(identity.key), "lease_until"))
+    lease = float(ctx.redis.hget(ctx.keys.agreement(kwargs["identity"]), "lease_until"))
     assert lease > time.time() + 35
 
 
