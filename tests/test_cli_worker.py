@@ -65,3 +65,13 @@ def test_breaker_status_and_reset(settled, capsys):
     capsys.readouterr()
     assert main(["breaker", "status"]) == 0
     assert capsys.readouterr().out.strip() == "breaker closed"
+
+
+def test_the_worker_warns_at_start_up_when_its_redis_may_forget(worker_env_factory,
+                                                                 gateway_factory):
+    # the shared test Redis keeps nothing on disk: the worker says so before it starts
+    gw = gateway_factory([cae("a1", 1)])
+    env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
+    env.start_worker("w1")
+    log = env.log_tail("w1", lines=400)
+    assert "WARNING UNSIGN_REDIS_URL" in log and "persistence" in log

@@ -31,11 +31,17 @@ def worker_cmd(ctx: click.Context) -> None:
     task events on.
     """
     from unsign_worker.celery_app import create_app
+    from unsign_worker.cli.config_checks import redis_health
     from unsign_worker.context import build_context
 
     settings = load_settings()
     try:
-        build_context(settings).close()  # fail fast on a bad key, URL or hook
+        worker_context = build_context(settings)  # fail fast on a bad key, URL or hook
+        # the store must not forget: an evicted or unpersisted dedup key is a forgotten unsign
+        for check in redis_health(worker_context.redis, name="UNSIGN_REDIS_URL"):
+            if check.status != "ok":
+                click.echo(f"WARNING {check.name}: {check.message}", err=True)
+        worker_context.close()
     except Exception as exc:
         fail(f"cannot start the worker: {exc}")
     app = create_app(settings)
