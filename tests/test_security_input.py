@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ from unsign_worker.campaign.plan import scan_file
 from unsign_worker.campaign.rows import FileFormatError, decode, open_rows, read_rows
 from unsign_worker.campaign.validate import RejectedRow, ValidRow, validate_rows
 from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.keys import Keys
 from unsign_worker.reports import FORMULA_PREFIXES, neutralise_cell
 
 if TYPE_CHECKING:
@@ -348,6 +350,30 @@ def test_a_dry_run_of_a_million_rows_stays_within_bounded_memory(
     assert result["maxrss_kib"] * 1024 < MILLION_ROWS_RSS_BYTES, result["maxrss_kib"]
     with open(rejects, newline="", encoding="utf-8") as handle:
         assert len({row["line"] for row in csv.DictReader(handle)}) == 1100
+
+
+@pytest.mark.slow
+def test_a_full_run_of_a_million_rows_streams_within_the_same_memory_bound(
+        million_rows: Path, redis_url: str, key_prefix: str, redis_client: redis.Redis,
+        tmp_path: Path) -> None:
+    env = {**os.environ, "UNSIGN_REDIS_URL": redis_url, "UNSIGN_KEY_PREFIX": key_prefix}
+    rejects = tmp_path / "rejects.csv"
+    # --detach returns once every job is recorded and sent: no worker is needed
+    measured = subprocess.run(
+        [sys.executable, "-c", _RSS_OF_CHILD, str(BIN / "unsign-worker"), "campaign", "run",
+         str(million_rows), "--detach", "--json", "--rejects", str(rejects)],
+        env=env, capture_output=True, text=True, timeout=900, check=True)
+    result = json.loads(measured.stdout)
+    assert result["rc"] == 3, result["err"][-2000:]
+    summary = json.loads(result["out"].strip().splitlines()[-1])
+    assert (summary["total"], summary["rejected_rows"], summary["enqueued"]) == (
+        998_900, 1100, 998_900)
+    assert summary["enqueue"]["new"] == 998_900 and summary["enqueue_complete"]
+    assert result["maxrss_kib"] * 1024 < MILLION_ROWS_RSS_BYTES, result["maxrss_kib"]
+    keys = Keys(key_prefix)
+    assert redis_client.llen(keys.campaign_jobs(summary["campaign"])) == 998_900
+    assert redis_client.llen(keys.campaign_rejects(summary["campaign"])) == 1100
+    assert not redis_client.exists(keys.campaign_jobs_new(summary["campaign"]))
 
 
 # --- campaign run end to end ------------------------------------------------------------------

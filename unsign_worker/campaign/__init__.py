@@ -3,7 +3,8 @@
 - :mod:`~unsign_worker.campaign.rows`: reading CSV / JSON lines, UTF-8 or GBK;
 - :mod:`~unsign_worker.campaign.validate`: the pure row validator (line, field, rule);
 - :mod:`~unsign_worker.campaign.ids`: deterministic campaign and job ids (resumable re-runs);
-- :mod:`~unsign_worker.campaign.plan`: file -> jobs, then start;
+- :mod:`~unsign_worker.campaign.plan`: file -> counts (or, for small files, jobs), then start;
+- :mod:`~unsign_worker.campaign.stream`: a run streamed from its file, chunk by chunk;
 - :mod:`~unsign_worker.campaign.enqueue`: pipelined, batched, idempotent enqueueing;
 - :mod:`~unsign_worker.campaign.store`: the campaign's meta, job list, rejects and progress;
 - :mod:`~unsign_worker.campaign.control`: pause, resume, cancel;

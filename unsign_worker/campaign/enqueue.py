@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from unsign_worker.campaign.store import CampaignStore
@@ -107,16 +107,31 @@ class CampaignEnqueuer:
     def run(self, campaign_id: str, jobs: Sequence[Job], *,
             lines: Mapping[str, int] | None = None, fresh: bool = False,
             on_chunk: Callable[[EnqueueResult, int], None] | None = None) -> EnqueueResult:
-        """Enqueue ``jobs`` (all of campaign ``campaign_id``); ``lines`` maps job ids to their
-        line in the file (kept in the record for the report); ``fresh`` says the campaign was
+        """Enqueue ``jobs`` (all of campaign ``campaign_id``), ``chunk_size`` at a time; as
+        :meth:`run_chunks` with ``lines`` (job id -> line in the file) for every chunk."""
+        every = lines or {}
+        return self.run_chunks(
+            campaign_id, ((jobs[s:s + self.chunk_size], every)
+                          for s in range(0, len(jobs), self.chunk_size)),
+            fresh=fresh, on_chunk=on_chunk)
+
+    def run_chunks(self, campaign_id: str,
+                   chunks: Iterable[tuple[Sequence[Job], Mapping[str, int]]], *,
+                   fresh: bool = False,
+                   on_chunk: Callable[[EnqueueResult, int], None] | None = None
+                   ) -> EnqueueResult:
+        """Enqueue the jobs of ``chunks``, taken one at a time (so a caller can stream them):
+        each is a chunk of jobs of campaign ``campaign_id`` and a mapping of their ids to their
+        line in the file (kept in the record for the report). ``fresh`` says the campaign was
         just created, so no job can have a record yet; ``on_chunk(result, handled)`` is called
-        after each chunk. Marks the campaign's enqueue complete unless stopped."""
-        self._lines = lines or {}
+        after each chunk. A cancelled campaign stops the run between chunks (no further chunk
+        is taken); otherwise, once ``chunks`` is exhausted, the campaign's enqueue is marked
+        complete."""
         self._fresh = fresh
         result = EnqueueResult()
         handled = 0
-        for start in range(0, len(jobs), self.chunk_size):
-            chunk = jobs[start:start + self.chunk_size]
+        for chunk, lines in chunks:
+            self._lines = lines
             state = self._chunk(campaign_id, chunk, result)
             handled += len(chunk)
             if on_chunk is not None:

@@ -1,8 +1,10 @@
 """From a campaign file to jobs: read, validate every row, name every job; then start it.
 
-:func:`plan_file` does no Redis I/O. :func:`scan_file` (``--dry-run``) only counts, streaming
-the file and its refused rows, so its memory does not grow with the file. :func:`start` records
-the campaign (meta, job list, rejected rows) and enqueues its jobs.
+:func:`plan_file` does no Redis I/O; it holds every job, for small files and tests.
+:func:`scan_file` (``--dry-run``, and the first pass of a run) only counts, streaming the file
+and its refused rows, so its memory does not grow with the file; a run then streams the file
+again into Redis (:mod:`unsign_worker.campaign.stream`). :func:`start` records a
+:class:`Plan`'s campaign (meta, job list, rejected rows) and enqueues its jobs.
 """
 
 from __future__ import annotations
@@ -89,13 +91,33 @@ def plan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
 
 @dataclass(frozen=True)
 class Scan:
-    """What a dry run found: the campaign id and the counts."""
+    """What a read of the file found: the campaign id and the counts; and what a run needs to
+    read it again (:func:`unsign_worker.campaign.stream.start_file`)."""
 
     campaign_id: str
     source: str
     rows: int
     valid: int
     rejected: int
+    path: Path = Path()
+    fmt: str = "csv"
+    #: the file as it was read: (device, inode, size in bytes, mtime in ns)
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
+    #: the campaign id was derived from the file's bytes (no ``--id``)
+    derived_id: bool = False
+
+
+def file_stamp(path: str | Path) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten: (device, inode, size in bytes, mtime in ns).
+
+    Raises:
+        FileFormatError: the file cannot be read.
+    """
+    try:
+        st = Path(path).stat()
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read: {exc.strerror}") from None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-8",
@@ -108,9 +130,11 @@ def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
         FileFormatError: as :func:`plan_file`.
     """
     path = Path(path)
+    stamp = file_stamp(path)
     cid = _campaign_id(path, campaign_id)
+    fmt = file_format(path)
     valid = rejected = 0
-    for verdict in validate_rows(open_rows(path, file_format(path), encoding), charset=charset):
+    for verdict in validate_rows(open_rows(path, fmt, encoding), charset=charset):
         if isinstance(verdict, ValidRow):
             job_id_for(cid, verdict)  # what the run would do with it: it must not fail here
             valid += 1
@@ -118,7 +142,8 @@ def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
             rejected += 1
             if on_reject is not None:
                 on_reject(verdict)
-    return Scan(cid, path.name, valid + rejected, valid, rejected)
+    return Scan(cid, path.name, valid + rejected, valid, rejected, path=path, fmt=fmt,
+                stamp=stamp, derived_id=campaign_id is None)
 
 
 def start(plan: Plan, enqueuer: CampaignEnqueuer, *, name: str = "", rate: int | None = None,

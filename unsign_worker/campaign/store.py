@@ -148,35 +148,69 @@ class CampaignStore:
 
     def set_jobs(self, campaign_id: str, job_ids: Sequence[str]) -> None:
         """Replace the campaign's job list (input order), atomically for readers."""
+        self.open_job_list(campaign_id)
+        for start in range(0, len(job_ids), LIST_CHUNK):
+            self.append_jobs(campaign_id, job_ids[start:start + LIST_CHUNK])
+        self.close_job_list(campaign_id)
+
+    def open_job_list(self, campaign_id: str) -> None:
+        """Start building the campaign's job list anew (``:jobs:new``, appended to by
+        :meth:`append_jobs`, renamed over ``:jobs`` by :meth:`close_job_list`). The list of a
+        run that stopped before closing it, if no complete list exists, is kept as ``:jobs``
+        first: it names every job that run recorded, which cancel and the report need."""
         k = self.keys
-        building = k.campaign_jobs_new(campaign_id)
+        building, done = k.campaign_jobs_new(campaign_id), k.campaign_jobs(campaign_id)
+        if not self.redis.exists(done) and self.redis.exists(building):
+            self.redis.rename(building, done)
         self.redis.delete(building)
+
+    def append_jobs(self, campaign_id: str, job_ids: Sequence[str]) -> None:
+        """Append ids to the list being built (call before recording those jobs, so the list
+        always names every recorded job)."""
+        building = self.keys.campaign_jobs_new(campaign_id)
         for start in range(0, len(job_ids), LIST_CHUNK):
             self.redis.rpush(building, *job_ids[start:start + LIST_CHUNK])
-        if job_ids:
-            self.redis.rename(building, k.campaign_jobs(campaign_id))
+
+    def close_job_list(self, campaign_id: str) -> None:
+        """The list being built is complete: it replaces the campaign's job list."""
+        k = self.keys
+        building, done = k.campaign_jobs_new(campaign_id), k.campaign_jobs(campaign_id)
+        if self.redis.exists(building):
+            self.redis.rename(building, done)
         else:
-            self.redis.delete(k.campaign_jobs(campaign_id))
+            self.redis.delete(done)
 
     def set_rejects(self, campaign_id: str, rejects: Sequence[RejectedRow]) -> None:
+        """Replace the campaign's rejected rows."""
+        self.clear_rejects(campaign_id)
+        self.append_rejects(campaign_id, rejects)
+
+    def clear_rejects(self, campaign_id: str) -> None:
+        """Forget the rejected rows (a run lists them again as it reads its file)."""
+        self.redis.delete(self.keys.campaign_rejects(campaign_id))
+
+    def append_rejects(self, campaign_id: str, rejects: Sequence[RejectedRow]) -> None:
         key = self.keys.campaign_rejects(campaign_id)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(key)
         for start in range(0, len(rejects), LIST_CHUNK):
-            pipe.rpush(key, *[json.dumps(r.as_dict(), ensure_ascii=False)
-                              for r in rejects[start:start + LIST_CHUNK]])
-        pipe.execute()
+            self.redis.rpush(key, *[json.dumps(r.as_dict(), ensure_ascii=False)
+                                    for r in rejects[start:start + LIST_CHUNK]])
 
     def rejects(self, campaign_id: str) -> list[dict[str, Any]]:
         raw = self.redis.lrange(self.keys.campaign_rejects(campaign_id), 0, -1)
         return [json.loads(item) for item in raw]
 
     def job_ids(self, campaign_id: str, *, chunk: int = LIST_CHUNK) -> Iterator[list[str]]:
-        """The campaign's job ids in input order, ``chunk`` at a time."""
-        key = self.keys.campaign_jobs(campaign_id)
+        """The campaign's job ids in input order, ``chunk`` at a time (while a first run has not
+        completed its list: the ids listed so far)."""
+        done = self.keys.campaign_jobs(campaign_id)
+        # a first run still enqueueing (or stopped) has only the list it is building
+        key = done if self.redis.exists(done) else self.keys.campaign_jobs_new(campaign_id)
         start = 0
         while True:
             part = self.redis.lrange(key, start, start + chunk - 1)
+            if not part and key != done and self.redis.exists(done):
+                key = done  # completed meanwhile: read on from the complete list
+                continue
             if not part:
                 return
             yield [j.decode() for j in part]

@@ -114,16 +114,16 @@ def list_table(statuses: list[CampaignStatus]) -> Table:
     return table
 
 
-def enqueue_with_progress(plan: Any, enqueuer: Any, start: Callable[..., Any], *, name: str,
-                          rate: int | None, quiet: bool) -> Any:
-    """Run ``start`` with a progress bar of the enqueue on standard error (unless quiet)."""
-    if quiet or not plan.jobs:
-        return start(plan, enqueuer, name=name, rate=rate)
+def enqueue_with_progress(total: int, run: Callable[[Callable[[Any, int], None] | None], Any],
+                          *, quiet: bool) -> Any:
+    """Call ``run(on_chunk)`` with a progress bar of the enqueue (``total`` jobs) on standard
+    error, or ``run(None)`` when quiet; ``on_chunk(result, handled)`` moves the bar."""
+    if quiet or not total:
+        return run(None)
     with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(),
                   console=console(err=True), transient=True) as progress:
-        task = progress.add_task("enqueue", total=len(plan.jobs))
-        return start(plan, enqueuer, name=name, rate=rate,
-                     on_chunk=lambda _result, handled: progress.update(task, completed=handled))
+        task = progress.add_task("enqueue", total=total)
+        return run(lambda _result, handled: progress.update(task, completed=handled))
 
 
 def follow(store: Any, campaign_id: str, *, quiet: bool) -> CampaignStatus:

@@ -85,24 +85,19 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     dead-lettered jobs.
     """
     from unsign_worker.campaign.enqueue import CampaignEnqueuer
-    from unsign_worker.campaign.plan import plan_file, scan_file, start
+    from unsign_worker.campaign.plan import scan_file
     from unsign_worker.campaign.rows import FileFormatError
     from unsign_worker.campaign.store import CampaignError, CampaignStore
+    from unsign_worker.campaign.stream import start_file
     from unsign_worker.cli._campaign_view import enqueue_with_progress, follow, summary_table
     from unsign_worker.cli._ops import producer_for
     from unsign_worker.cli.main import EXIT_FINISHED_WITH_FAILURES
 
     settings = load_settings()
     rejects = _RejectsFile(rejects_path or f"{file}.rejects.csv", show_personal_data)
-    try:
-        if dry_run:  # streamed: counts only, whatever the file's size
-            scan = scan_file(file, encoding=encoding, charset=settings.input_charset,
-                             campaign_id=campaign_id, on_reject=rejects.add)
-        else:
-            plan = plan_file(file, encoding=encoding, charset=settings.input_charset,
-                             campaign_id=campaign_id)
-            for reject in plan.rejected:
-                rejects.add(reject)
+    try:  # streamed: counts and refused rows only, whatever the file's size
+        scan = scan_file(file, encoding=encoding, charset=settings.input_charset,
+                         campaign_id=campaign_id, on_reject=rejects.add)
     except FileFormatError as exc:
         rejects.discard()
         fail(f"{file}: {exc}")
@@ -122,37 +117,39 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
         raise click.exceptions.Exit(failed)
     producer = producer_for(settings)
     store = CampaignStore(producer.redis, producer.keys)
-    former = store.status(plan.campaign_id)
+    former = store.status(scan.campaign_id)
     limit = rate if rate is not None else (former.rate if former else 0)
     if limit:  # a rate-limited batch would hold its message while its jobs wait their turn
         batch_size = min(batch_size, limit)
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=chunk_size, batch_size=batch_size)
-    try:
-        result = enqueue_with_progress(plan, enqueuer, start, name=name, rate=rate,
-                                       quiet=as_json)
+    try:  # the file is read again, chunk by chunk, as its jobs are enqueued
+        result = enqueue_with_progress(
+            scan.valid, lambda on_chunk: start_file(
+                scan, enqueuer, encoding=encoding, charset=settings.input_charset, name=name,
+                rate=rate, on_chunk=on_chunk), quiet=as_json)
     except CampaignError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail(f"interrupted while enqueueing; run the same command again to resume "
-             f"(campaign {plan.campaign_id})")
+             f"(campaign {scan.campaign_id})")
     finally:
         producer.app.close()
     if not as_json:
         skipped = sum(result.skipped.values())
-        click.echo(f"campaign {plan.campaign_id}: {result.new} enqueued, {result.resent} "
+        click.echo(f"campaign {scan.campaign_id}: {result.new} enqueued, {result.resent} "
                    f"re-sent, {skipped} skipped (done or in flight)"
                    + (" - stopped: campaign cancelled" if result.stopped else ""))
-    status = store.status(plan.campaign_id)
+    status = store.status(scan.campaign_id)
     assert status is not None  # start() has just recorded it
     if status.state == "paused" and not as_json:
-        click.echo(f"campaign {plan.campaign_id} is paused: its jobs wait for "
-                   f"`unsign-worker campaign resume {plan.campaign_id}`", err=True)
+        click.echo(f"campaign {scan.campaign_id} is paused: its jobs wait for "
+                   f"`unsign-worker campaign resume {scan.campaign_id}`", err=True)
     if not detach:
         try:
-            status = follow(store, plan.campaign_id, quiet=as_json)
+            status = follow(store, scan.campaign_id, quiet=as_json)
         except KeyboardInterrupt:
             fail(f"stopped watching; the campaign goes on: unsign-worker campaign status "
-                 f"{plan.campaign_id}")
+                 f"{scan.campaign_id}")
         if status.failures:
             failed = EXIT_FINISHED_WITH_FAILURES
     if as_json:
