@@ -28,8 +28,10 @@ from unsign_worker.producer import Producer
 
 #: Jobs looked up and recorded per pipeline.
 CHUNK_SIZE = 2000
-#: Jobs per broker message.
-BATCH_SIZE = 200
+#: Jobs per broker message. A message's jobs run one after another in one pool slot, so
+#: smaller batches spread a campaign over more slots; 50 keeps the broker's cost per job small
+#: (docs/performance.md measures it) while 5,000 jobs still fill 100 slots.
+BATCH_SIZE = 50
 
 READ_LUA = r"""
 -- KEYS: campaign meta, job records... ; returns the campaign state, then state and sent_at of

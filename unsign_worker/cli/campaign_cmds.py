@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from unsign_worker.campaign.enqueue import BATCH_SIZE
 from unsign_worker.cli._ops import console, echo_json
 from unsign_worker.cli.common import fail, load_settings, redis_for
 from unsign_worker.keys import Keys
@@ -67,8 +68,9 @@ def campaign_group() -> None:
               help="Where to write the refused rows [default: FILE.rejects.csv].")
 @click.option("--show-personal-data", is_flag=True,
               help="Write the refused rows' values unmasked (your own data only).")
-@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(1, 1000),
-              help="Jobs per broker message.")
+@click.option("--batch-size", default=BATCH_SIZE, show_default=True,
+              type=click.IntRange(1, 1000),
+              help="Jobs per broker message (run one after another by one worker slot).")
 @click.option("--chunk-size", default=2000, type=click.IntRange(1, 100_000), hidden=True)
 def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
                  rate: int | None, dry_run: bool, detach: bool, as_json: bool,
