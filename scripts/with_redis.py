@@ -62,7 +62,7 @@ def main() -> int:
     env = dict(os.environ)
     proc = None
     if env.get("UNSIGN_REDIS_URL"):
-        print(f"redis: using UNSIGN_REDIS_URL", file=sys.stderr)
+        print("redis: using UNSIGN_REDIS_URL", file=sys.stderr)
     elif answers("127.0.0.1", 6379):
         env["UNSIGN_REDIS_URL"] = f"redis://127.0.0.1:6379/{args.db}"
         print(f"redis: using the one on 127.0.0.1:6379 (db {args.db})", file=sys.stderr)
