@@ -153,3 +153,13 @@ def test_a_first_run_cut_short_keeps_its_partial_list_visible_to_the_next(
     store.append_jobs(plan.campaign_id, ids)
     store.close_job_list(plan.campaign_id)
     assert job_list(store, plan.campaign_id) == ids
+
+
+def test_a_campaigns_batch_spreads_it_over_at_least_two_hundred_messages():
+    from unsign_worker.campaign.enqueue import BATCH_SIZE, batch_size_for
+
+    assert batch_size_for(0) == batch_size_for(150) == 1
+    assert batch_size_for(5_000) == 25
+    assert batch_size_for(100_000) == BATCH_SIZE == 200
+    for jobs in (250, 3_000, 40_000):
+        assert -(-jobs // batch_size_for(jobs)) >= 200

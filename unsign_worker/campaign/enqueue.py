@@ -28,10 +28,19 @@ from unsign_worker.producer import Producer
 
 #: Jobs looked up and recorded per pipeline.
 CHUNK_SIZE = 2000
-#: Jobs per broker message. A message's jobs run one after another in one pool slot, so
-#: smaller batches spread a campaign over more slots; 50 keeps the broker's cost per job small
-#: (docs/performance.md measures it) while 5,000 jobs still fill 100 slots.
-BATCH_SIZE = 50
+#: Most jobs per broker message. A message's jobs run one after another in one pool slot, so
+#: the batch adapts to the campaign (:func:`batch_size_for`): big enough that the broker costs
+#: little per job, small enough that a campaign spreads over at least ``MESSAGES_AT_LEAST``
+#: messages, i.e. over as many worker slots.
+BATCH_SIZE = 200
+#: A campaign of more jobs than this is cut into at least this many messages.
+MESSAGES_AT_LEAST = 200
+
+
+def batch_size_for(jobs: int, *, most: int = BATCH_SIZE) -> int:
+    """Jobs per message for a campaign of ``jobs`` jobs: at most ``most``, and at least
+    ``MESSAGES_AT_LEAST`` messages when there are that many jobs."""
+    return max(1, min(most, jobs // MESSAGES_AT_LEAST))
 
 READ_LUA = r"""
 -- KEYS: campaign meta, job records... ; returns the campaign state, then state and sent_at of

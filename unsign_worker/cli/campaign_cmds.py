@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from unsign_worker.campaign.enqueue import BATCH_SIZE
+from unsign_worker.campaign.enqueue import BATCH_SIZE, MESSAGES_AT_LEAST, batch_size_for
 from unsign_worker.cli._ops import console, echo_json
 from unsign_worker.cli.common import fail, load_settings, redis_for
 from unsign_worker.keys import Keys
@@ -68,13 +68,13 @@ def campaign_group() -> None:
               help="Where to write the refused rows [default: FILE.rejects.csv].")
 @click.option("--show-personal-data", is_flag=True,
               help="Write the refused rows' values unmasked (your own data only).")
-@click.option("--batch-size", default=BATCH_SIZE, show_default=True,
-              type=click.IntRange(1, 1000),
-              help="Jobs per broker message (run one after another by one worker slot).")
+@click.option("--batch-size", default=None, type=click.IntRange(1, 1000),
+              help="Jobs per broker message, run one after another by one worker slot "
+              f"[default: the campaign's jobs / {MESSAGES_AT_LEAST}, at most {BATCH_SIZE}].")
 @click.option("--chunk-size", default=2000, type=click.IntRange(1, 100_000), hidden=True)
 def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
                  rate: int | None, dry_run: bool, detach: bool, as_json: bool,
-                 rejects_path: str | None, show_personal_data: bool, batch_size: int,
+                 rejects_path: str | None, show_personal_data: bool, batch_size: int | None,
                  chunk_size: int) -> None:
     """Validate FILE, enqueue a job per valid row, and follow the campaign to its end.
 
@@ -121,6 +121,8 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     store = CampaignStore(producer.redis, producer.keys)
     former = store.status(scan.campaign_id)
     limit = rate if rate is not None else (former.rate if former else 0)
+    if batch_size is None:
+        batch_size = batch_size_for(scan.valid)
     if limit:  # a rate-limited batch would hold its message while its jobs wait their turn
         batch_size = min(batch_size, limit)
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=chunk_size, batch_size=batch_size)
