@@ -6,34 +6,19 @@ import base64
 import csv
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from unsign_worker.campaign.control import CampaignControl
 from unsign_worker.campaign.enqueue import CampaignEnqueuer
 from unsign_worker.campaign.plan import Plan, plan_file, start
 from unsign_worker.campaign.report import REPORT_COLUMNS, report_rows, write_csv
 from unsign_worker.campaign.store import CampaignError, CampaignStore
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producer import Producer
 
 HEADER = "customer_code,type_code,trans_account_out,biz_type,user_email,reference\n"
-
-
-@pytest.fixture
-def producer(redis_url: str, redis_client: redis.Redis, key_prefix: str) -> Iterator[Producer]:
-    app = producer_app(redis_url, key_prefix)
-    yield Producer(app, redis_client, Keys(key_prefix))
-    app.close()
-
-
-@pytest.fixture
-def store(producer: Producer) -> CampaignStore:
-    return CampaignStore(producer.redis, producer.keys)
 
 
 def broker_jobs(producer: Producer) -> list[str]:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.test_campaign_store import broker_jobs, customer_rows, write_file
 from unsign_worker.campaign.control import CampaignControl
@@ -15,20 +13,7 @@ from unsign_worker.campaign.enqueue import CampaignEnqueuer, EnqueueResult
 from unsign_worker.campaign.plan import plan_file, scan_file
 from unsign_worker.campaign.store import CampaignStore
 from unsign_worker.campaign.stream import FileChangedError, start_file
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
-
-
-@pytest.fixture
-def producer(redis_url: str, redis_client: redis.Redis, key_prefix: str) -> Iterator[Producer]:
-    app = producer_app(redis_url, key_prefix)
-    yield Producer(app, redis_client, Keys(key_prefix))
-    app.close()
-
-
-@pytest.fixture
-def store(producer: Producer) -> CampaignStore:
-    return CampaignStore(producer.redis, producer.keys)
+from unsign_worker.producer import Producer
 
 
 def job_list(store: CampaignStore, campaign_id: str) -> list[str]:
