@@ -316,7 +316,8 @@ def _run_campaign(env: WorkerEnv, flower: Flower, tmp: Path, out: Written) -> No
         writer.writerow({"reference": "invalid", **INVALID_ROW})
     cli_env = {**env.env, "COLUMNS": "200"}
     # Enqueue before any worker runs, so the broker's queue holds the messages to search
-    code, text = run_cli(cli_env, "campaign", "run", str(path), "--detach", "--json")
+    code, text = run_cli(cli_env, "campaign", "run", str(path), "--detach", "--json",
+                          "--batch-size", "5")  # both message kinds: batches and single jobs
     assert code == 3, text
     out.add("cli", text)
     campaign = json.loads(text.strip().splitlines()[-1])["campaign"]
