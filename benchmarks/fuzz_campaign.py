@@ -291,18 +291,9 @@ def run(seconds: float) -> dict[str, Any]:
 
 
 def report(seconds: float, stats: dict[str, Any]) -> None:
-    total = max(1, sum(stats["outcomes"].values()))
-    print(f"\n== hypothesis: {stats['inputs']} inputs in {seconds:.0f} s "
-          f"({stats['inputs'] / max(seconds, 1e-9):.0f}/s), slowest input "
-          f"{stats['slowest'] * 1000:.1f} ms")
-    for label, count in stats["outcomes"].most_common():
-        print(f"   {label:28s} {count:8d}  {100 * count / total:5.1f}%")
-    for signature, path in stats["found"].items():
-        print(f"   FOUND {signature} -> {Path(path).relative_to(ROOT)}")
-    for signature in sorted(stats["known"]):
-        print(f"   STILL FAILING (already in the corpus) {signature}")
-    if not stats["found"] and not stats["known"]:
-        print("   no contract violation found")
+    from fuzz_response import report as print_report  # the same summary as the parser fuzzer
+
+    print_report("hypothesis", seconds, stats)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import redis
 
+from unsign_worker.background import LoopThread
 from unsign_worker.client import ReferenceConflictError, reference_errors, submit, validated_params
 from unsign_worker.exceptions import FieldError, ValidationError
 from unsign_worker.job import Job
@@ -196,22 +196,9 @@ class Inbox:
         pipe.execute()
 
 
-class InboxThread(threading.Thread):
-    """Runs :meth:`Inbox.poll_once` until stopped; Redis errors are logged and retried."""
+class InboxThread(LoopThread):
+    """Runs :meth:`Inbox.poll_once` (which blocks while the inbox is empty) until stopped."""
 
     def __init__(self, inbox: Inbox, *, retry_seconds: float = 2.0) -> None:
-        super().__init__(name="unsign-inbox", daemon=True)
-        self._inbox = inbox
-        self._retry = retry_seconds
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                self._inbox.poll_once()
-            except Exception:  # keep reading through Redis restarts and broker blips
-                log.exception("inbox read failed; retrying in %.0fs", self._retry)
-                self._stop_event.wait(self._retry)
-
-    def stop(self) -> None:
-        self._stop_event.set()
+        super().__init__("unsign-inbox", inbox.poll_once, pause=0, retry=retry_seconds,
+                         what="inbox read")

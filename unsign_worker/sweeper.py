@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
+from unsign_worker.background import LoopThread
 from unsign_worker.keys import Keys
 from unsign_worker.states import TERMINAL_STATES
 
@@ -102,23 +102,9 @@ class Sweeper:
         return count
 
 
-class SweeperThread(threading.Thread):
+class SweeperThread(LoopThread):
     """Runs :meth:`Sweeper.sweep_once` every ``interval`` seconds until stopped."""
 
     def __init__(self, sweeper: Sweeper, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
-        super().__init__(name="unsign-sweeper", daemon=True)
-        self._sweeper = sweeper
-        self._interval = interval
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            try:
-                self._sweeper.sweep_once()
-            except Exception:  # keep sweeping through Redis restarts and blips
-                log.exception("sweep failed; retrying in %.0fs", self._interval)
-            if self._stop_event.wait(self._interval):
-                return
-
-    def stop(self) -> None:
-        self._stop_event.set()
+        super().__init__("unsign-sweeper", sweeper.sweep_once, pause=interval, retry=interval,
+                         what="sweep")
