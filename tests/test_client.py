@@ -136,7 +136,7 @@ from unsign_worker.exceptions import ValidationError
 url, prefix = os.environ["UNSIGN_REDIS_URL"], os.environ["UNSIGN_KEY_PREFIX"]
 with UnsignClient(broker_url=url, redis_url=url, key_prefix=prefix) as client:
     try:
-        client.enqueue(customer_code="much-too-long-code")
+        client.enqueue(customer_code="much-too-long-customer-code")
         invalid = "accepted"
     except ValidationError as exc:
         invalid = str(exc)

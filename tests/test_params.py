@@ -66,7 +66,7 @@ def test_build_params_adds_service_partner_and_charset_and_drops_empty_values() 
 # --- one failing case per rule -------------------------------------------------------------------
 
 FAILING = [
-    ("customer_code longer than 12", UnsignRequest(customer_code="1" * 13),
+    ("customer_code longer than 20", UnsignRequest(customer_code="1" * 21),
      "customer_code", "max_length"),
     ("type_code longer than 30", UnsignRequest(type_code="B" * 31, trans_account_out=ACCOUNT),
      "type_code", "max_length"),
@@ -187,7 +187,7 @@ def test_build_params_refuses_a_bad_request() -> None:
 
 
 def test_several_broken_rules_are_all_reported_at_once() -> None:
-    request = UnsignRequest(customer_code="x" * 13 + "!", biz_type="abc")
+    request = UnsignRequest(customer_code="x" * 20 + "!", biz_type="abc")
     assert {("customer_code", "max_length"), ("customer_code", "format"),
             ("biz_type", "format")} <= rules(request)
 

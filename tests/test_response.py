@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from unsign_worker.exceptions import BadSignatureError, ResponseError
+from unsign_worker.params import QUERY_SERVICE
 from unsign_worker.response import (
     MAX_DEPTH,
     MAX_ELEMENTS,
@@ -18,7 +19,7 @@ from unsign_worker.response import (
     parse_xml,
     render_response,
 )
-from unsign_worker.signing import Md5Signer, RsaSigner
+from unsign_worker.signing import DsaSigner, Md5Signer, RsaSigner, Signer
 
 KEY = "0123456789abcdefghijklmnopqrstuv"
 
@@ -139,7 +140,7 @@ def test_an_rsa_signed_answer_verifies_with_alipays_public_key() -> None:
 def test_a_query_answer_is_verified_over_its_top_level_fields() -> None:
     fields = {"charge_agent": "T", "user_id": "2088002007018916"}
     body = render_response(is_success=True, fields=fields, signer=Md5Signer(KEY))
-    answer = parse_response(body, verifier=Md5Signer(KEY))
+    answer = parse_response(body, verifier=Md5Signer(KEY), service=QUERY_SERVICE)
     assert answer.verified and answer.fields == fields
 
 
@@ -175,10 +176,16 @@ def test_a_signature_with_non_ascii_text_is_a_bad_signature_not_a_crash() -> Non
         parse_response(sample_success("签名"), verifier=Md5Signer(KEY))
 
 
-def test_a_verifier_without_key_material_skips_verification() -> None:
-    # RSA configured without ALIPAY_PUBLIC_KEY_FILE: check-config reports it; nothing is verified
-    answer = parse_response(sample_success(None), verifier=RsaSigner())
-    assert answer.is_success and not answer.verified
+@pytest.mark.parametrize("verifier", [RsaSigner(), DsaSigner(), Md5Signer("")],
+                         ids=["RSA", "DSA", "MD5"])
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
+def test_a_success_the_verifier_cannot_check_is_never_a_success(verifier: Signer,
+                                                                 signed: bool) -> None:
+    # RSA/DSA configured without ALIPAY_PUBLIC_KEY_FILE (or MD5 without a key): a forged answer,
+    # signed or not, must not read as an unsign; the worker also refuses to start so configured
+    body = sample_success(SAMPLE_SIGN if signed else None)
+    with pytest.raises(BadSignatureError):
+        parse_response(body, verifier=verifier)
 
 
 @pytest.mark.parametrize(
@@ -308,6 +315,7 @@ xml_text = st.text(
 def test_a_rendered_success_parses_back_to_the_same_customer_and_verifies(
     customer: dict[str, str]
 ) -> None:
+    customer = {"customer_code": "1118400000013", **customer}  # never empty in a success
     body = render_response(is_success=True, customer=customer, signer=Md5Signer(KEY))
     answer = parse_response(body, verifier=Md5Signer(KEY))
     assert answer.customer == customer and answer.verified

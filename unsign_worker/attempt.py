@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from unsign_worker.errors import Category, lookup
+from unsign_worker.errors import Category, lookup, lookup_query
 from unsign_worker.exceptions import (
     BadSignatureError,
     ResponseError,
@@ -22,6 +22,7 @@ from unsign_worker.exceptions import (
     TransportError,
 )
 from unsign_worker.gateway import GatewayClient
+from unsign_worker.params import QUERY_SERVICE, SERVICE
 from unsign_worker.response import GatewayResponse, parse_response
 from unsign_worker.signing import Signer
 
@@ -45,10 +46,16 @@ class AttemptRecord:
 
 def send(gateway: GatewayClient, signed: Mapping[str, str], *, charset: str, signer: Signer,
          max_bytes: int) -> tuple[GatewayResponse, int]:
-    """Post and parse; returns ``(response, http_status)``. Raises RetryableError (see above)."""
+    """Post and parse; returns ``(response, http_status)``. Raises RetryableError (see above).
+
+    The answer is judged by the document of ``signed["service"]``: an unsigned
+    ``query_customer_protocol`` answer is believed only over the client's trusted channel.
+    """
+    service = signed.get("service", SERVICE)
     raw = gateway.post(signed, charset=charset)
     try:
-        resp = parse_response(raw.body, verifier=signer, charset=charset, max_bytes=max_bytes)
+        resp = parse_response(raw.body, verifier=signer, charset=charset, service=service,
+                              trusted_channel=gateway.trusted_channel, max_bytes=max_bytes)
     except BadSignatureError:
         raise RetryableError("answer signature does not verify; never taken as success",
                              code=CODE_BAD_RESPONSE_SIGN, http_status=raw.status) from None
@@ -56,7 +63,8 @@ def send(gateway: GatewayClient, signed: Mapping[str, str], *, charset: str, sig
         raise RetryableError(f"answer cannot be trusted ({exc.reason})",
                              code=f"RESPONSE_{exc.reason.upper()}", http_status=raw.status
                              ) from None
-    if not resp.is_success and lookup(resp.error).category is Category.RETRY:
+    catalogue = lookup_query if service == QUERY_SERVICE else lookup
+    if not resp.is_success and catalogue(resp.error).category is Category.RETRY:
         raise RetryableError(f"gateway answered {resp.error}", code=resp.error,
                              http_status=raw.status)
     return resp, raw.status

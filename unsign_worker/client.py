@@ -1,8 +1,10 @@
 """The Python client for other applications: enqueue an unsign, read its status, wait for it.
 
 Needs only ``celery`` and ``redis`` and the pure modules ``params``, ``job``, ``keys``,
-``states`` and ``producer``: it sends by task name, so it never imports the worker's code and
-never holds a key or secret::
+``states``, ``producer`` and ``verification``: it sends by task name, so it never imports the
+worker's code and never holds a key or secret. Like the worker, it refuses to start in an
+environment that sets ``ALIPAY_SIGN_TYPE`` RSA or DSA without a usable
+``ALIPAY_PUBLIC_KEY_FILE``::
 
     from unsign_worker.client import UnsignClient
 
@@ -21,6 +23,7 @@ import json
 import time
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,6 +36,7 @@ from unsign_worker.masking import mask_params
 from unsign_worker.params import CHARSETS, UnsignRequest
 from unsign_worker.producer import Producer, producer_app
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
+from unsign_worker.verification import require_public_key_in_env
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KEY_PREFIX = "unsign:"
@@ -164,9 +168,17 @@ class UnsignClient:
     """Enqueue unsign jobs and read their outcome, from any Python application."""
 
     def __init__(self, *, broker_url: str = DEFAULT_URL, redis_url: str | None = None,
-                 key_prefix: str = DEFAULT_KEY_PREFIX, input_charset: str = "utf-8") -> None:
+                 key_prefix: str = DEFAULT_KEY_PREFIX, input_charset: str = "utf-8",
+                 env: Mapping[str, str] | None = None) -> None:
         """``redis_url`` defaults to ``broker_url``; ``key_prefix`` and ``input_charset`` must
-        match the workers' ``UNSIGN_KEY_PREFIX`` and ``ALIPAY_INPUT_CHARSET``."""
+        match the workers' ``UNSIGN_KEY_PREFIX`` and ``ALIPAY_INPUT_CHARSET``.
+
+        Raises:
+            ConfigError: ``env`` (default: the process environment) sets ``ALIPAY_SIGN_TYPE``
+                to RSA or DSA without a usable ``ALIPAY_PUBLIC_KEY_FILE``: a deployment that
+                could not verify the gateway's answers is refused here too.
+        """
+        require_public_key_in_env(env)
         if input_charset.lower() not in CHARSETS:
             raise ValueError(f"input_charset: must be one of {', '.join(CHARSETS)}")
         self.charset = input_charset.lower()

@@ -24,6 +24,7 @@ from unsign_worker.settings import (
     check_gateway_url,
 )
 from unsign_worker.signing import Signer, make_signer
+from unsign_worker.verification import require_verifier
 
 
 @dataclass
@@ -66,6 +67,7 @@ def build_context(settings: Settings) -> WorkerContext:
     signer = make_signer(settings.sign_type, key=settings.key.reveal(),
                          private_key_pem=settings.private_key_pem.reveal() or None,
                          public_key_pem=settings.public_key_pem or None)
+    require_verifier(signer)  # never a process that would have to take answers on trust
     gateway = GatewayClient(gateway_url=settings.gateway_url,
                             connect_timeout_seconds=settings.connect_timeout_seconds,
                             read_timeout_seconds=settings.read_timeout_seconds,

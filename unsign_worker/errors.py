@@ -1,4 +1,5 @@
-"""The error catalogue: every code of sections 8.1 and 8.2 of the technical document.
+"""The error catalogues: every code of sections 8.1 and 8.2 of the technical document, and
+every code of section 7 of the query_customer_protocol document.
 
 Each code has its Chinese meaning (verbatim from the document), an English meaning, a category
 that decides the route, and the operator advice the usage rules give. Pure data and lookups.
@@ -9,6 +10,8 @@ Categories:
 - ``escalate``: merchant-agreement problems only Alipay support can fix -> dead-letter queue.
 - ``reject``: this job's arguments or customer -> terminal, retrying unchanged is pointless.
 - ``halt``: the integration is misconfigured or blocked -> open the breaker, stop the line.
+- ``gone``: (query_customer_protocol only) the customer has no agreement: settles a lost answer
+  as ``already_unsigned``.
 An unknown code is ``escalate``: never retried forever, always seen by a human.
 """
 
@@ -23,6 +26,7 @@ class Category(StrEnum):
     ESCALATE = "escalate"
     REJECT = "reject"
     HALT = "halt"
+    GONE = "gone"
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,8 @@ class ErrorCode:
     en: str
     category: Category
     advice: str
-    #: "8.1" (business), "8.2" (system) or "extra" (named by the usage rules only)
+    #: "8.1" (business), "8.2" (system), "extra" (named by the usage rules only) or "query 7"
+    #: (section 7 of the query_customer_protocol document)
     section: str
 
     def as_dict(self) -> dict[str, str]:
@@ -46,7 +51,8 @@ class ErrorCode:
         }
 
 
-_R, _E, _J, _H = Category.RETRY, Category.ESCALATE, Category.REJECT, Category.HALT
+_R, _E, _J, _H, _G = (Category.RETRY, Category.ESCALATE, Category.REJECT, Category.HALT,
+                      Category.GONE)
 
 _SUPPORT = "Contact Alipay technical support (system error, section 8.2)."
 _CONFIG = (
@@ -168,6 +174,67 @@ def lookup(code: str) -> ErrorCode:
         "support what it means before requeueing.",
         section="unknown",
     )
+
+
+# --- query_customer_protocol, section 7 (table 7-1) --------------------------------------------
+# The worker queries only to settle an unsign whose answer was lost, always with biz_type=10004
+# and user_email. A code that says the same for every query (a partner not allowed to query, a
+# biz_type refused although it is the documented 10004) stops the line; one that does not say
+# whether the agreement is gone is for a human, never a rejection by default.
+_QUERY_ADVICE = ("query_customer_protocol could not say whether the agreement is still signed; "
+                 "look it up in Alipay's merchant console (or ask Alipay technical support), then "
+                 "requeue the job or settle it by hand.")
+_QUERY_ROWS: tuple[tuple[str, str, str, Category, str], ...] = (
+    ("ILLEGAL_PARTNER", "不是合法的机票 partner", "Not a legal air-ticket partner", _H,
+     "ALIPAY_PARTNER may not use query_customer_protocol: check the partner ID and ask Alipay "
+     "support to open the air-ticket (10004) business for it."),
+    ("NOT_AIR_PLANE_PARTNER", "没有开通机票业务或者没有签署机票协议",
+     "The air-ticket business is not opened or its agreement not signed", _H,
+     "The partner has not opened the air-ticket business (biz_type 10004) or not signed its "
+     "agreement: ask Alipay support; until then lost answers cannot be settled."),
+    ("ILLEGAL_ACCOUNT_NO", "不合法账号", "Illegal account number", _E,
+     "The gateway refused the account of this agreement: check the job's user_email. "
+     + _QUERY_ADVICE),
+    ("NO_SIGN_CUSTOMER", "没签约的客户", "The customer has no agreement", _G,
+     "Nothing to do: the customer holds no 10004 agreement (an earlier attempt unsigned it)."),
+    ("NULL_EMAIL_AND_ACCOUNT_NO", "查询的用户账户和 userEmail 不能同时为空",
+     "The account and userEmail of the query must not both be empty", _E,
+     "The gateway received no user_email for this agreement (check ALIPAY_INPUT_CHARSET and the "
+     "job's user_email). " + _QUERY_ADVICE),
+    ("NO_NORMAL_SIGN_CUSTOMER", "签约状态不正常", "The agreement is not in a normal state", _E,
+     "The agreement exists but is not in a normal state: neither proof that it is unsigned nor "
+     "that it is still signed. " + _QUERY_ADVICE),
+    ("ILLEGAL_BIZ_TPYE", "非法的业务类型，本接口必需输入 10004",
+     "Illegal business type; this interface needs 10004", _H,
+     "The gateway refuses biz_type 10004 for this partner, so every query would fail the same "
+     "way: ask Alipay support (the code is spelt TPYE by the gateway)."),
+)
+
+QUERY_CATALOGUE: dict[str, ErrorCode] = {
+    row[0]: ErrorCode(code=row[0], zh=row[1], en=row[2], category=row[3], advice=row[4],
+                      section="query 7")
+    for row in _QUERY_ROWS
+}
+
+
+def lookup_query(code: str) -> ErrorCode:
+    """The entry for a code answered by ``query_customer_protocol``.
+
+    The query document's own codes first; then the gateway-wide codes of the technical document
+    that mean the same for every service (``retry``: system errors, ``halt``: signature, charset,
+    partner...); anything else (an unsign business code, an unknown code) is ``escalate``.
+    """
+    entry = QUERY_CATALOGUE.get(code)
+    if entry is not None:
+        return entry
+    general = CATALOGUE.get(code)
+    if general is not None and general.category in (Category.RETRY, Category.HALT):
+        return general
+    return ErrorCode(code=code, zh=general.zh if general else "未知错误码",
+                     en=general.en if general else "Unknown error code",
+                     category=Category.ESCALATE,
+                     advice="query_customer_protocol answered a code its document does not "
+                     "list. " + _QUERY_ADVICE, section="unknown")
 
 
 def codes_in(category: Category) -> list[str]:

@@ -38,6 +38,7 @@ from unsign_worker.exceptions import (
     TransportError,
     ValidationError,
 )
+from unsign_worker.settings import is_loopback_host
 
 USER_AGENT = "unsign-worker/0.1"
 #: Bytes asked of the socket per read of the answer's body.
@@ -91,6 +92,18 @@ class GatewayClient:
         self._max_bytes = int(max_response_bytes)
         self._verify: str | bool = check_ca_bundle(ca_bundle)
         self._session = _make_session(int(pool_size), self._verify)
+
+    @property
+    def trusted_channel(self) -> bool:
+        """True when an answer can only come from the configured gateway: ``https://`` (the
+        certificate and host name are always verified, redirects never followed), or plain
+        ``http://`` to a loopback host (the sandbox: the answering process is on this machine).
+        Unsigned ``query_customer_protocol`` answers are believed only then (docs/security.md).
+        """
+        parts = urlsplit(self.gateway_url)
+        if parts.scheme == "https":
+            return True
+        return parts.scheme == "http" and is_loopback_host(parts.hostname or "")
 
     def url_for(self, charset: str) -> str:
         """The gateway URL with only ``_input_charset`` in its query string."""

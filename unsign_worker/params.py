@@ -3,7 +3,7 @@
 Pure: no I/O, no globals read. Rules come from the technical document (table 4-1) and the usage
 rules (section 3 "参数配置", section 4 "业务操作"):
 
-- lengths: customer_code <= 12, type_code <= 30, biz_type <= 5, trans_account_out <= 20,
+- lengths: customer_code <= 20, type_code <= 30, biz_type <= 5, trans_account_out <= 20,
   user_email <= 100; partner is 16 digits starting with 2088;
 - trans_account_out is the customer's RMB fund account: user_id (2088 + 12 digits) + ``0156``;
 - which agreement: ``customer_code`` alone, or ``type_code`` + ``trans_account_out``, or
@@ -34,9 +34,11 @@ SERVICE = "customer_unsign"
 QUERY_SERVICE = "query_customer_protocol"
 #: The five business parameters, in the order of the technical document.
 BUSINESS_FIELDS = ("customer_code", "type_code", "trans_account_out", "biz_type", "user_email")
-#: Maximum lengths from table 4-1 (characters).
+#: Maximum lengths from table 4-1 (characters), but customer_code: table 4-1 says String(12),
+#: the answer table 5-1 String(20), and the answer sample of 5.3 carries a 13-digit code. The
+#: gateway hands out the codes, so a code copied from its own answer must be accepted: 20.
 MAX_LENGTHS = {
-    "customer_code": 12,
+    "customer_code": 20,
     "type_code": 30,
     "biz_type": 5,
     "trans_account_out": 20,

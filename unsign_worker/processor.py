@@ -23,10 +23,11 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from unsign_worker.attempt import CODE_NETWORK, AttemptRecord, record_of, send
 from unsign_worker.context import WorkerContext
 from unsign_worker.dedup import Claim
-from unsign_worker.errors import Category, lookup
+from unsign_worker.errors import Category, ErrorCode, lookup
 from unsign_worker.exceptions import RetryableError, ValidationError
 from unsign_worker.job import Job
 from unsign_worker.params import Identity, UnsignRequest, build_query_params, request_params
+from unsign_worker.query_verdict import judge_query
 from unsign_worker.settlement import ClaimRequest, Decision, Pending, flush
 from unsign_worker.signing import sign_params
 from unsign_worker.states import JobState
@@ -257,16 +258,22 @@ def _settle_gone(run: _Run, code: str) -> Pending:
                        max_bytes=s.max_response_bytes)
     except RetryableError as exc:
         return _retry_later(run, exc, 0)
-    if resp.is_success and resp.fields.get("charge_agent") == "F":
-        return _settle(run, JobState.ALREADY_UNSIGNED, code,
-                       "query_customer_protocol confirms the agreement is no longer signed")
-    return _settle(run, JobState.REJECTED, code,
-                   "query_customer_protocol says the agreement is still signed")
+    verdict = judge_query(resp)
+    reason = f"customer_unsign answered {code} after an earlier attempt; {verdict.reason}"
+    if verdict.kind == "already_unsigned":
+        return _settle(run, JobState.ALREADY_UNSIGNED, code, reason)
+    if verdict.kind == "rejected":
+        return _settle(run, JobState.REJECTED, code, reason)
+    assert verdict.entry is not None
+    if verdict.kind == "halt":
+        return _halt(run, verdict.entry.code, verdict.entry.en)
+    return _settle(run, JobState.DEAD_LETTERED, verdict.entry.code, reason, dlq_kind="escalate",
+                   dlq_entry=verdict.entry)
 
 
-def _halt(run: _Run, code: str) -> Pending:
+def _halt(run: _Run, code: str, meaning: str = "") -> Pending:
     """Count the halt answer towards the breaker and park the job (never a failure)."""
-    state = run.ctx.breaker.record_halt(code, lookup(code).en, probe=run.claim.probe)
+    state = run.ctx.breaker.record_halt(code, meaning or lookup(code).en, probe=run.claim.probe)
     if state in ("opened", "open"):
         run.ctx.local_halt_until = time.time() + LOCAL_HALT_SECONDS
     return _settle(run, JobState.PARKED, code, "integration-wide error: line stopped")
@@ -303,8 +310,8 @@ def _audit_now(run: _Run, record: AttemptRecord, outcome: str) -> None:
 
 def _settle(run: _Run, state: JobState, code: str, reason: str, *,
             customer: Mapping[str, str] | None = None, dlq_kind: str = "",
-            lease_until: float = 0.0, first_failure_at: float | None = None,
-            countdown: float = 0.0) -> Pending:
+            dlq_entry: ErrorCode | None = None, lease_until: float = 0.0,
+            first_failure_at: float | None = None, countdown: float = 0.0) -> Pending:
     """The write that records ``state`` for a claimed job (fenced by its token)."""
     ctx, job, now = run.ctx, run.job, time.time()
     record = run.records[-1] if run.records else None
@@ -334,15 +341,16 @@ def _settle(run: _Run, state: JobState, code: str, reason: str, *,
                                "campaign": job.campaign, "customer": dict(customer or {}),
                                "unsigned_at": now}
     if dlq_kind:
-        payload["dlq"] = _dead_letter(run, code, reason, dlq_kind, now)
+        payload["dlq"] = _dead_letter(run, code, reason, dlq_kind, now, dlq_entry)
     kind = "retry" if state is JobState.RETRYING else "done"
     return Pending("settle", job.job_id, run.identity.key, job.campaign, payload,
                    Decision(kind, job.job_id, str(state), code=code, countdown=countdown),
                    hook_identity=hook, shown=run.identity.shown)
 
 
-def _dead_letter(run: _Run, code: str, reason: str, kind: str, now: float) -> dict[str, Any]:
-    entry = lookup(code)
+def _dead_letter(run: _Run, code: str, reason: str, kind: str, now: float,
+                 entry: ErrorCode | None = None) -> dict[str, Any]:
+    entry = entry or lookup(code)
     advice = entry.advice if kind != "retry_exhausted" else (
         "Retries ran out before the gateway answered; check the gateway's health, then requeue.")
     return {"job_id": run.job.job_id, "kind": kind, "code": code, "zh": entry.zh,
