@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.plugins.worker_fixtures",
     "tests.plugins.campaign_fixtures",
     "tests.plugins.emulator_fixtures",
+    "tests.plugins.context_fixtures",
 ]

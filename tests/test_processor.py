@@ -5,37 +5,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, Gateway, cae, partner_protocol
-from unsign_worker.context import WorkerContext, build_context
+from tests.plugins.gateway_fixtures import PARTNER, cae, partner_protocol
+from unsign_worker.context import WorkerContext
 from unsign_worker.processor import process_job
-from unsign_worker.settings import Secret, Settings
-
-
-@pytest.fixture
-def make_ctx(redis_url: str, key_prefix: str) -> Iterator[Callable[..., WorkerContext]]:
-    made: list[WorkerContext] = []
-
-    def make(gateway: Gateway, **overrides: Any) -> WorkerContext:
-        values: dict[str, Any] = dict(
-            partner=PARTNER, key=Secret(KEY), gateway_url=gateway.url, sandbox=True,
-            redis_url=redis_url, broker_url=redis_url, key_prefix=key_prefix,
-            connect_timeout_seconds=1, read_timeout_seconds=5, intask_retry_budget_seconds=0.5,
-            retry_countdown_base_seconds=1, retry_countdown_cap_seconds=5, lease_seconds=20,
-            visibility_timeout_seconds=60, retry_deadline_seconds=600, breaker_threshold=3)
-        values.update(overrides)
-        ctx = build_context(Settings(**values))
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        ctx.close()
 
 
 def job(params: dict[str, str], **extra: Any) -> dict[str, Any]:
