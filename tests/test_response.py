@@ -327,3 +327,102 @@ def test_a_rendered_error_parses_back_and_verifies(error: str, charset: str) -> 
     body = render_response(is_success=False, error=error, signer=Md5Signer(KEY), charset=charset)
     answer = parse_response(body, verifier=Md5Signer(KEY), charset=charset)
     assert (answer.is_success, answer.error, answer.verified) == (False, error, True)
+
+
+# --- gaps that let the worker believe too much ------------------------------------------------
+
+
+def signed_success(customer_xml: str, sign: str, *, extra: str = "") -> bytes:
+    return (f'<?xml version="1.0" encoding="utf-8"?><alipay><is_success>T</is_success>{extra}'
+            f"{customer_xml}<sign>{sign}</sign><sign_type>MD5</sign_type></alipay>").encode()
+
+
+def test_a_customer_unsign_success_without_customer_is_refused() -> None:
+    # the signature of a success covers <response><customer>; here it would cover other fields
+    sign = md5_hex("charge_agent=F")
+    body = signed_success("<charge_agent>F</charge_agent>", sign)
+    with pytest.raises(ResponseError) as caught:
+        parse_response(body, verifier=Md5Signer(KEY))
+    assert "customer" in str(caught.value) and caught.value.reason == "malformed"
+    # an empty <customer> (no customer_code, never empty per section 5.2) is no better
+    with pytest.raises(ResponseError):
+        parse_response(signed_success("<response><customer/></response>", md5_hex("")),
+                       verifier=Md5Signer(KEY))
+
+
+@pytest.mark.parametrize("twice", [
+    pytest.param("<response><customer><customer_code>9</customer_code></customer></response>"
+                 "<response><customer><customer_code>1</customer_code></customer></response>",
+                 id="<response>"),
+    pytest.param("<response><customer><customer_code>1</customer_code></customer>"
+                 "<customer><customer_code>9</customer_code></customer></response>",
+                 id="<customer>"),
+    pytest.param("<response><customer><customer_code>9</customer_code>"
+                 "<customer_code>1</customer_code></customer></response>", id="a customer field"),
+    pytest.param("<request/><request/><response><customer><customer_code>1</customer_code>"
+                 "</customer></response>", id="<request>"),
+])
+def test_a_block_given_twice_is_refused(twice: str) -> None:
+    # whichever copy the signature covers, the other one could be what the worker reads
+    body = signed_success(twice, md5_hex("customer_code=1"))
+    with pytest.raises(ResponseError, match="twice") as caught:
+        parse_response(body, verifier=Md5Signer(KEY))
+    assert caught.value.reason == "malformed"
+
+
+@pytest.mark.parametrize("declared", ["utf-7", "latin-1", "utf-16", "punycode", "rot13",
+                                      "shift_jis", "big5", "cp1252", "utf8"])
+def test_only_the_gateway_charsets_may_be_declared(declared: str) -> None:
+    body = (f'<?xml version="1.0" encoding="{declared}"?><alipay><is_success>F</is_success>'
+            "<error>SYSTEM_ERROR</error></alipay>").encode("ascii")
+    with pytest.raises(ResponseError, match="refused: the gateway answers in") as caught:
+        parse_response(body)
+    assert caught.value.reason == "encoding"
+
+
+@pytest.mark.parametrize("declared", ["utf-8", "UTF-8", "gbk", "GBK", "gb2312", "GB2312",
+                                      "gb18030", "GB18030"])
+def test_the_gateway_charsets_are_read(declared: str) -> None:
+    body = (f'<?xml version="1.0" encoding="{declared}"?><alipay><is_success>F</is_success>'
+            "<error>业务</error></alipay>").encode("gb18030" if "18030" in declared else
+                                                  "utf-8" if "8" in declared else "gbk")
+    assert parse_response(body).error == "业务"
+
+
+def gb2312_answer(customer_code: str, type_code: str) -> bytes:
+    """A success declared gb2312 by a gateway that writes (and signs) it as GBK."""
+    sign = md5_hex(f"customer_code={customer_code}&type_code={type_code}", "gbk")
+    return ('<?xml version="1.0" encoding="gb2312"?><alipay><is_success>T</is_success>'
+            f"<response><customer><customer_code>{customer_code}</customer_code>"
+            f"<type_code>{type_code}</type_code></customer></response>"
+            f"<sign>{sign}</sign><sign_type>MD5</sign_type></alipay>").encode("gbk")
+
+
+def test_a_gb2312_answer_with_a_middle_dot_verifies_with_the_codec_it_was_read_with() -> None:
+    # '·' is GBK 0xA1A4; Python's strict gb2312 cannot encode it: the signed bytes are GBK's
+    body = gb2312_answer("1118400000013", "李·雷")
+    answer = parse_response(body, verifier=Md5Signer(KEY), charset="gb2312")
+    assert answer.verified and answer.customer["type_code"] == "李·雷"
+
+
+gbk_text = st.text(st.characters(codec="gbk", exclude_categories=("Cs", "Cc", "Zs")),
+                   min_size=1, max_size=12).filter(lambda t: "<" not in t and "&" not in t
+                                                   and t == t.strip())
+
+
+@given(gbk_text)
+def test_any_gbk_text_in_a_gb2312_answer_verifies(type_code: str) -> None:
+    answer = parse_response(gb2312_answer("1", type_code), verifier=Md5Signer(KEY),
+                            charset="gb2312")
+    assert answer.verified and answer.customer["type_code"] == type_code
+
+
+@given(st.dictionaries(st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True), xml_text,
+                       max_size=4), st.booleans())
+def test_an_unsigned_success_is_never_a_success_with_a_verifier(customer: dict[str, str],
+                                                                 with_query_shape: bool) -> None:
+    # a forged answer: whatever it holds, without a signature it is no unsign
+    fields = {"charge_agent": "F"} if with_query_shape else None
+    body = render_response(is_success=True, customer=customer or None, fields=fields)
+    with pytest.raises(ResponseError):
+        parse_response(body, verifier=Md5Signer(KEY), trusted_channel=True)
