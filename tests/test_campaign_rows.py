@@ -47,7 +47,7 @@ def test_a_bad_row_names_its_line_field_and_rule_and_the_good_rows_still_pass() 
 
 
 def test_line_numbers_count_blank_lines_and_quoted_newlines() -> None:
-    text = HEADER + '\n"C0000000\n0001",,,,,r1\nC000000000012345,,,,,r2\n'
+    text = HEADER + '\n"C0000000\n0001",,,,,r1\nC0000000000123456789X,,,,,r2\n'
     verdicts = rows_of(text)
     assert errors_of(verdicts[0])[0][:2] == (3, "customer_code")
     assert errors_of(verdicts[1]) == [(5, "customer_code", "max_length")]

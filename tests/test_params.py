@@ -280,3 +280,11 @@ def test_query_params_exist_only_for_partner_protocol_agreements() -> None:
     assert params["service"] == "query_customer_protocol" and params["user_email"] == EMAIL
     with pytest.raises(ValidationError, match="biz_type_10004"):
         build_query_params(UnsignRequest(customer_code="1"), partner=PARTNER, charset="utf-8")
+
+
+@pytest.mark.parametrize("code", ["1118400000013", "C" * 20])
+def test_a_customer_code_the_gateway_hands_out_is_accepted(code: str) -> None:
+    # table 4-1 says String(12), but the answer table 5-1 says String(20) and the 5.3 sample
+    # answers the 13-digit 1118400000013: a code copied from a real answer must go through
+    request = UnsignRequest(customer_code=code).validate(charset="utf-8")
+    assert build_params(request, partner=PARTNER, charset="utf-8")["customer_code"] == code

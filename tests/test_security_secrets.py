@@ -497,8 +497,10 @@ def test_exception_texts_name_fields_and_rules_never_values(private_pem: str) ->
         make_signer("RSA", private_key_pem=broken)
     # an answer whose signature does not verify
     signer = make_signer("MD5", key=MD5_KEY)
-    forged = sign_params({"is_success": "T"}, make_signer("MD5", key="x" * 32), "utf-8")["sign"]
+    forged = sign_params({"customer_code": "C1"}, make_signer("MD5", key="x" * 32),
+                         "utf-8")["sign"]
     body = (f"<?xml version=\"1.0\" encoding=\"utf-8\"?><alipay><is_success>T</is_success>"
+            f"<response><customer><customer_code>C1</customer_code></customer></response>"
             f"<sign>{forged}</sign><sign_type>MD5</sign_type></alipay>").encode()
     with pytest.raises(BadSignatureError) as bad_sign:
         parse_response(body, verifier=signer)
