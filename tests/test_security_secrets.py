@@ -87,8 +87,11 @@ INVALID_ROW = {"biz_type": "10003", "user_email": EMAIL_INVALID}
 def agreements() -> list[Agreement]:
     """The emulator's agreements, fresh for each run (the emulator changes them as it goes)."""
     return [
-        Agreement(id="email", biz_type="10004", user_email=EMAIL, user_id=USER_ID),
-        Agreement(id="account", type_code="BUSI003100021000301", trans_account_out=ACCOUNT),
+        # every agreement has its customer_code: a success always answers it (section 5.2)
+        Agreement(id="email", biz_type="10004", user_email=EMAIL, user_id=USER_ID,
+                  customer_code="SEC-EMAIL"),
+        Agreement(id="account", type_code="BUSI003100021000301", trans_account_out=ACCOUNT,
+                  customer_code="SEC-ACCOUNT"),
         Agreement(id="lost", customer_code="SEC-LOST", script=("LOST_ANSWER",)),
         Agreement(id="retry", customer_code="SEC-RETRY", script=("HTTP_503",) * 6),
         Agreement(id="escalated", type_code="BUSI003100021000302",
