@@ -129,3 +129,22 @@ def test_a_forged_unsigned_success_is_never_unsigned(make_ctx):
                                      "params": {"customer_code": "1118400000013"}})
     assert (decision.state, decision.code) == ("retrying", "BAD_RESPONSE_SIGN")
     assert len(server.requests) >= 1
+
+
+def test_an_unsigned_security_profile_error_stops_the_line_of_an_rsa_worker(keys, make_ctx):
+    # a gateway with no RSA profile for the partner cannot sign its answer with one: the error
+    # comes unsigned (like the 5.3 error sample) and is read as what it says, not as a forgery
+    body = (Path(__file__).parent / "data" / "conformance" / "customer_unsign-5.3-error.xml"
+            ).read_bytes().replace(b"STATUS_CUSTOMER_SIGN", b"ILLEGAL_SECURITY_PROFILE")
+
+    def no_profile(server: ScriptedServer, sock: socket.socket, request: Request) -> None:
+        sock.sendall(answer(200, body))
+
+    with ScriptedServer(no_profile) as server:
+        ctx = make_ctx(server, sign_type="RSA", key=Secret(""),
+                       private_key_pem=Secret(keys["RSA-private"].read_text()),
+                       public_key_pem=keys["RSA-public"].read_text())
+        decision = process_job(ctx, {"job_id": uuid.uuid4().hex,
+                                     "params": {"customer_code": "1118400000013"}})
+    assert (decision.state, decision.code) == ("parked", "ILLEGAL_SECURITY_PROFILE")
+    assert len(server.requests) == 1

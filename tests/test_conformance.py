@@ -165,9 +165,10 @@ def ask(emu: EmulatorHandle, **params: str) -> bytes:
 def test_the_emulator_success_is_the_sample_success(emulator: EmulatorHandle) -> None:
     body = ask(emulator, customer_code="C00000000001")
     compare(body, "customer_unsign-5.3-success.xml")
-    echoed = parse_response(body).request
+    parsed = parse_response(body, verifier=Md5Signer(emulator.key))
+    assert parsed.verified and parsed.customer["customer_code"] == "C00000000001"
     sent = emulator.signed(customer_code="C00000000001")
-    assert echoed == {k: v for k, v in sent.items() if k not in ("sign", "sign_type")}
+    assert parsed.request == {k: v for k, v in sent.items() if k not in ("sign", "sign_type")}
 
 
 def test_the_emulator_success_for_a_partner_agreement_carries_its_customer(
@@ -178,6 +179,7 @@ def test_the_emulator_success_for_a_partner_agreement_carries_its_customer(
                                         "user_id": "2088102002723989"}])
     body = ask(emu, biz_type="10004", user_email="wang.fang@example.com")
     compare(body, "customer_unsign-5.3-success.xml")
+    assert parse_response(body, verifier=Md5Signer(emu.key)).verified
 
 
 def test_the_emulator_error_is_the_sample_error(emulator: EmulatorHandle) -> None:
@@ -190,6 +192,9 @@ def test_the_emulator_query_answer_is_the_sample_answer(emulator: EmulatorHandle
     body = ask(emulator, service=QUERY_SERVICE, biz_type="10004",
                user_email="li.wei@example.com")
     compare(body, "query_customer_protocol-4.3-success.xml")
+    parsed = parse_response(body, verifier=Md5Signer(emulator.key), service=QUERY_SERVICE,
+                            trusted_channel=True)
+    assert parsed.fields["charge_agent"] == "T"  # pp-1 is signed
 
 
 def test_the_emulator_query_error_is_the_sample_error(emulator: EmulatorHandle) -> None:
