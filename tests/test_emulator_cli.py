@@ -19,8 +19,8 @@ from tests.plugins.emulator_fixtures import (
 )
 from unsign_worker.cli.main import main
 from unsign_worker.emulator.admin import EmulatorAdmin
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.server import check_bind
-from unsign_worker.exceptions import ConfigError
 from unsign_worker.response import parse_response
 from unsign_worker.signing import Md5Signer
 
@@ -51,7 +51,7 @@ def test_loopback_hosts_are_allowed(host):
 
 def test_public_allows_any_host_to_be_bound():
     check_bind("0.0.0.0", public=True)
-    with pytest.raises(ConfigError):
+    with pytest.raises(EmulatorConfigError):
         check_bind("0.0.0.0", public=False)
 
 
@@ -61,9 +61,9 @@ def test_serving_requires_an_agreements_file(env, capsys):
 
 
 def test_a_bad_agreements_file_is_reported_with_the_field(env, capsys):
-    env.write_text('{"agreements": [{"customer_code": "C0000000000123"}]}')
+    env.write_text('{"agreements": [{"customer_code": "C00000000000000000000"}]}')
     assert main(["emulator", "--agreements", str(env)]) == 1
-    assert "agreements[0].customer_code: longer than 12" in capsys.readouterr().err
+    assert "agreements[0].customer_code: longer than 20" in capsys.readouterr().err
 
 
 def test_serving_without_any_key_is_refused(env, capsys, monkeypatch):
