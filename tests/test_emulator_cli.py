@@ -87,6 +87,23 @@ def test_a_process_started_with_a_scenario_applies_it(emulator_process: Emulator
     assert parse_response(resp.content, verifier=Md5Signer(emu.key)).error == "ILLEGAL_SYSTEM"
 
 
+def test_answer_option_flags_override_the_scenario(emulator_process: EmulatorProcessFactory):
+    # Given a scenario asking for gb2312 answers, and flags asking for signed errors and gbk
+    emu = emulator_process(scenario={"options": {"charset": "gb2312", "sign_query": True}},
+                           extra_args=["--sign-errors", "--answer-charset", "gbk"])
+    assert emu.admin.options() == {"sign_errors": True, "sign_query": True, "charset": "gbk"}
+    # Then an error answer is declared gbk and signed over its <error> node
+    body = emu.send(emu.signed(customer_code="C99999999999")).content
+    assert body.startswith(b'<?xml version="1.0" encoding="gbk"?>')
+    parsed = parse_response(body, verifier=Md5Signer(emu.key))
+    assert parsed.error == "NOT_EXIST_CUST_SIGN" and parsed.verified
+
+
+def test_a_bad_answer_charset_flag_is_refused(env, capsys):
+    assert main(["emulator", "--agreements", str(env), "--answer-charset", "latin-1"]) != 0
+    assert "--answer-charset" in capsys.readouterr().err
+
+
 def _wait_for_line(log: Path, process: subprocess.Popen[bytes], needle: str) -> str:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -208,3 +208,18 @@ def test_an_unreadable_public_key_is_refused():
 def test_the_config_repr_never_shows_the_key():
     config = build_config(partner=PARTNER, key=KEY)
     assert KEY not in repr(config) and KEY not in repr(config.keys)
+
+
+def test_a_scenario_may_set_the_answer_options_and_names_a_bad_one():
+    scenario = parse_scenario({"options": {"sign_errors": True, "charset": "gb18030"}})
+    assert scenario.options.sign_errors and scenario.options.charset == "gb18030"
+    assert not parse_scenario({}).options.sign_query
+    with pytest.raises(EmulatorConfigError, match=r"scenario.options.charset"):
+        parse_scenario({"options": {"charset": "big5"}})
+    with pytest.raises(EmulatorConfigError, match=r"scenario.options: must be an object"):
+        parse_scenario({"options": ["sign_errors"]})
+
+
+def test_an_agreement_with_the_answer_samples_thirteen_digit_code_is_accepted():
+    agreement = agreement_from_entry({"customer_code": "1118400000013"}, "agreements[0]")
+    assert agreement.customer_block() == {"customer_code": "1118400000013", "type_code": ""}
