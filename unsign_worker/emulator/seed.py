@@ -112,8 +112,9 @@ def _bad(row: dict[str, str], rand: random.Random) -> None:
     """Break one rule of the interface in ``row``."""
     kind = rand.randrange(5)
     if kind == 0:
-        row.update(customer_code=row["customer_code"] + "X", type_code="", trans_account_out="",
-                   biz_type="", user_email="")  # 13 characters: over String(12)
+        # 21 characters: over the String(20) the gateway accepts (and the request table's 12)
+        row.update(customer_code=row["customer_code"] + "X" * 9, type_code="",
+                   trans_account_out="", biz_type="", user_email="")
     elif kind == 1:
         row.update(customer_code="", biz_type="", user_email="",
                    trans_account_out=row["trans_account_out"][:-4] + "0157")  # not an RMB account
