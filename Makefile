@@ -35,6 +35,7 @@ bench: $(BENCH_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check unsign_worker tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

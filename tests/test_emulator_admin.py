@@ -176,3 +176,65 @@ def test_agreement_ids_with_reserved_characters_are_reachable(emulator):
     with pytest.raises(EmulatorAdminError) as info:
         emulator.admin.agreement("10004:a b/c@example.com")
     assert info.value.status == 404 and "a b/c@example.com" in str(info.value)
+
+
+# --- cross-site requests: a web page the operator visits also runs on a loopback client -----
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", None])
+def test_a_post_that_is_not_json_changes_nothing(emulator, content_type):
+    # Given a POST as a cross-site form or text/plain fetch sends it (no CORS preflight)
+    headers = {"Content-Type": content_type} if content_type else {}
+    resp = emulator.http.post(f"{emulator.base_url}/_emulator/faults",
+                              data='{"global_code": "ILLEGAL_SIGN"}', headers=headers,
+                              timeout=10)
+    # Then it is refused and the faults are untouched
+    assert resp.status_code == 415
+    assert emulator.admin.faults()["global_code"] == ""
+
+
+def test_a_foreign_origin_is_refused_even_with_a_json_body(emulator):
+    for path, body in (("/faults", {"global_code": "ILLEGAL_SIGN"}), ("/reset", {}),
+                       ("/agreements/cae-1", {"status": "unsigned"})):
+        resp = emulator.http.post(f"{emulator.base_url}/_emulator{path}", json=body,
+                                  headers={"Origin": "https://evil.example"}, timeout=10)
+        assert resp.status_code == 403, path
+    assert emulator.admin.faults()["global_code"] == ""
+    assert emulator.admin.agreement("cae-1")["status"] == "signed"
+    resp = emulator.http.get(f"{emulator.base_url}/_emulator/stats",
+                             headers={"Origin": "http://127.0.0.1.evil.example"}, timeout=10)
+    assert resp.status_code == 403
+
+
+def test_the_emulators_own_origin_and_plain_clients_are_served(emulator):
+    host = emulator.base_url.removeprefix("http://")
+    resp = emulator.http.post(f"{emulator.base_url}/_emulator/faults",
+                              json={"latency_ms": 1}, headers={"Origin": f"http://{host}"},
+                              timeout=10)
+    assert resp.status_code == 200 and resp.json()["latency_ms"] == 1
+    # the admin client sends JSON on every POST, also those without a body
+    emulator.admin.clear()
+    emulator.admin.reset()
+    assert emulator.admin.faults()["latency_ms"] == 0
+
+
+def test_a_host_name_that_is_not_loopback_is_refused(emulator):
+    # DNS rebinding: a page of rebind.example whose name now resolves to 127.0.0.1
+    resp = emulator.http.post(f"{emulator.base_url}/_emulator/reset", json={},
+                              headers={"Host": "rebind.example:80"}, timeout=10)
+    assert resp.status_code == 403
+
+
+def test_answer_options_are_read_and_changed_through_the_api(emulator):
+    assert emulator.admin.options() == {"sign_errors": False, "sign_query": False,
+                                        "charset": "utf-8"}
+    assert emulator.admin.set_options(charset="GB2312")["charset"] == "gb2312"
+    with pytest.raises(EmulatorAdminError, match="options.charset"):
+        emulator.admin.set_options(charset="latin-1")
+    with pytest.raises(EmulatorAdminError, match="options.sign_errors"):
+        emulator.admin.set_options(sign_errors="yes")
+    emulator.admin.clear()  # clear is about faults and scripts: options stay
+    assert emulator.admin.options()["charset"] == "gb2312"
+    emulator.admin.reset()
+    assert emulator.admin.options()["charset"] == "utf-8"

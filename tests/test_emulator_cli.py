@@ -19,8 +19,8 @@ from tests.plugins.emulator_fixtures import (
 )
 from unsign_worker.cli.main import main
 from unsign_worker.emulator.admin import EmulatorAdmin
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.server import check_bind
-from unsign_worker.exceptions import ConfigError
 from unsign_worker.response import parse_response
 from unsign_worker.signing import Md5Signer
 
@@ -51,7 +51,7 @@ def test_loopback_hosts_are_allowed(host):
 
 def test_public_allows_any_host_to_be_bound():
     check_bind("0.0.0.0", public=True)
-    with pytest.raises(ConfigError):
+    with pytest.raises(EmulatorConfigError):
         check_bind("0.0.0.0", public=False)
 
 
@@ -61,9 +61,9 @@ def test_serving_requires_an_agreements_file(env, capsys):
 
 
 def test_a_bad_agreements_file_is_reported_with_the_field(env, capsys):
-    env.write_text('{"agreements": [{"customer_code": "C0000000000123"}]}')
+    env.write_text('{"agreements": [{"customer_code": "C00000000000000000000"}]}')
     assert main(["emulator", "--agreements", str(env)]) == 1
-    assert "agreements[0].customer_code: longer than 12" in capsys.readouterr().err
+    assert "agreements[0].customer_code: longer than 20" in capsys.readouterr().err
 
 
 def test_serving_without_any_key_is_refused(env, capsys, monkeypatch):
@@ -85,6 +85,23 @@ def test_a_process_started_with_a_scenario_applies_it(emulator_process: Emulator
     emu = emulator_process(scenario={"scripts": {"cae-1": ["ILLEGAL_SYSTEM"]}})
     resp = emu.send(emu.signed(customer_code="C00000000001"))
     assert parse_response(resp.content, verifier=Md5Signer(emu.key)).error == "ILLEGAL_SYSTEM"
+
+
+def test_answer_option_flags_override_the_scenario(emulator_process: EmulatorProcessFactory):
+    # Given a scenario asking for gb2312 answers, and flags asking for signed errors and gbk
+    emu = emulator_process(scenario={"options": {"charset": "gb2312", "sign_query": True}},
+                           extra_args=["--sign-errors", "--answer-charset", "gbk"])
+    assert emu.admin.options() == {"sign_errors": True, "sign_query": True, "charset": "gbk"}
+    # Then an error answer is declared gbk and signed over its <error> node
+    body = emu.send(emu.signed(customer_code="C99999999999")).content
+    assert body.startswith(b'<?xml version="1.0" encoding="gbk"?>')
+    parsed = parse_response(body, verifier=Md5Signer(emu.key))
+    assert parsed.error == "NOT_EXIST_CUST_SIGN" and parsed.verified
+
+
+def test_a_bad_answer_charset_flag_is_refused(env, capsys):
+    assert main(["emulator", "--agreements", str(env), "--answer-charset", "latin-1"]) != 0
+    assert "--answer-charset" in capsys.readouterr().err
 
 
 def _wait_for_line(log: Path, process: subprocess.Popen[bytes], needle: str) -> str:

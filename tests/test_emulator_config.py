@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from unsign_worker.emulator.agreements import AgreementBook, agreement_from_entry
 from unsign_worker.emulator.config import build_config, load_agreements_file, parse_agreements
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.faults import FaultSettings, check_step
+from unsign_worker.emulator.rules import identity
 from unsign_worker.emulator.scenario import load_scenario_file, parse_scenario
 from unsign_worker.emulator.state import EmulatorState
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.params import UnsignRequest
 
 PARTNER = "2088101568338364"
 KEY = "0123456789abcdefghijklmnopqrstuv"
@@ -31,19 +31,19 @@ def test_an_agreements_file_is_read_with_its_partner(tmp_path):
 
 
 def test_an_unreadable_agreements_file_names_the_option(tmp_path):
-    with pytest.raises(ConfigError, match="--agreements"):
+    with pytest.raises(EmulatorConfigError, match="--agreements"):
         load_agreements_file(tmp_path / "missing.json")
 
 
 def test_invalid_json_names_the_file_and_line(tmp_path):
     path = tmp_path / "a.json"
     path.write_text('{"agreements": [\n,]}')
-    with pytest.raises(ConfigError, match="a.json: not valid JSON.*line 2"):
+    with pytest.raises(EmulatorConfigError, match="a.json: not valid JSON.*line 2"):
         load_agreements_file(path)
 
 
 @pytest.mark.parametrize(("entry", "message"), [
-    ({"customer_code": "C0000000000123"}, r"agreements\[0\].customer_code: longer than 12"),
+    ({"customer_code": "C" + "0" * 20}, r"agreements\[0\].customer_code: longer than 20"),
     ({"customer_code": 12}, r"agreements\[0\].customer_code: must be a string"),
     ({"customer_code": "C1", "status": "gone"}, r"agreements\[0\].status"),
     ({"customer_code": "C1", "colour": "red"}, r"agreements\[0\].colour: unknown field"),
@@ -53,26 +53,26 @@ def test_invalid_json_names_the_file_and_line(tmp_path):
     ({"customer_code": "C1", "script": ["ok"]}, r"agreements\[0\].script: 'ok' is not a step"),
 ])
 def test_a_bad_agreement_is_refused_with_its_position_and_field(entry, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(EmulatorConfigError, match=message):
         parse_agreements({"agreements": [entry]})
 
 
 def test_unknown_top_level_fields_are_refused():
-    with pytest.raises(ConfigError, match="unknown top-level field"):
+    with pytest.raises(EmulatorConfigError, match="unknown top-level field"):
         parse_agreements({"agreements": [], "agreement": []})
 
 
 def test_two_agreements_with_one_identity_are_refused():
     entries = [agreement_from_entry({"id": "a", "customer_code": "C1"}, "x"),
                agreement_from_entry({"id": "b", "customer_code": "C1"}, "x")]
-    with pytest.raises(ConfigError, match=r"agreements\[1\]: identity customer_code"):
+    with pytest.raises(EmulatorConfigError, match=r"agreements\[1\]: identity customer_code"):
         AgreementBook.build(entries)
 
 
 def test_two_agreements_with_one_id_are_refused():
     entries = [agreement_from_entry({"id": "a", "customer_code": "C1"}, "x"),
                agreement_from_entry({"id": "a", "customer_code": "C2"}, "x")]
-    with pytest.raises(ConfigError, match="used twice"):
+    with pytest.raises(EmulatorConfigError, match="used twice"):
         AgreementBook.build(entries)
 
 
@@ -94,8 +94,7 @@ def _book() -> AgreementBook:
     ({"customer_code": "C9", "biz_type": "10004", "user_email": "pp@example.com"}, None),
 ])
 def test_requests_find_agreements_with_the_gateways_priorities(business, expected):
-    identity = UnsignRequest(**business).identity(PARTNER)
-    found = _book().find(identity.kind, identity.values)
+    found = _book().find(identity(business))
     assert (found.id if found else None) == expected
 
 
@@ -129,13 +128,13 @@ def test_a_scenario_is_read_with_its_faults_scripts_and_seed(tmp_path):
     ({"fault": {}}, r"unknown field"),
 ])
 def test_a_bad_scenario_is_refused_naming_the_field(data, message):
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(EmulatorConfigError, match=message):
         parse_scenario(data)
 
 
 def test_a_script_for_an_agreement_that_does_not_exist_is_refused_at_start_up():
     config = build_config(partner=PARTNER, key=KEY)
-    with pytest.raises(ConfigError, match="scenario.scripts.nope"):
+    with pytest.raises(EmulatorConfigError, match="scenario.scripts.nope"):
         EmulatorState(config, [], parse_scenario({"scripts": {"nope": ["OK"]}}))
 
 
@@ -146,7 +145,7 @@ def test_valid_steps_pass(step):
 
 @pytest.mark.parametrize("step", ["ok", "", 3, "A", "HTTP 500"])
 def test_invalid_steps_are_refused(step):
-    with pytest.raises(ConfigError, match="not a step"):
+    with pytest.raises(EmulatorConfigError, match="not a step"):
         check_step(step, "x")
 
 
@@ -186,26 +185,41 @@ def test_a_rate_of_one_always_fires():
 
 
 def test_the_config_needs_a_valid_partner():
-    with pytest.raises(ConfigError, match="ALIPAY_PARTNER"):
+    with pytest.raises(EmulatorConfigError, match="ALIPAY_PARTNER"):
         build_config(partner="1234", key=KEY)
 
 
 def test_the_config_needs_some_key():
-    with pytest.raises(ConfigError, match="ALIPAY_KEY"):
+    with pytest.raises(EmulatorConfigError, match="ALIPAY_KEY"):
         build_config(partner=PARTNER)
 
 
 def test_the_asymmetric_keys_go_together():
-    with pytest.raises(ConfigError, match="go together"):
+    with pytest.raises(EmulatorConfigError, match="go together"):
         build_config(partner=PARTNER, key=KEY, merchant_public_key_pem="x")
 
 
 def test_an_unreadable_public_key_is_refused():
-    with pytest.raises(ConfigError, match="--merchant-public-key"):
+    with pytest.raises(EmulatorConfigError, match="--merchant-public-key"):
         build_config(partner=PARTNER, merchant_public_key_pem="garbage",
                      alipay_private_key_pem="garbage")
 
 
 def test_the_config_repr_never_shows_the_key():
     config = build_config(partner=PARTNER, key=KEY)
-    assert KEY not in repr(config) and KEY not in repr(config.signers)
+    assert KEY not in repr(config) and KEY not in repr(config.keys)
+
+
+def test_a_scenario_may_set_the_answer_options_and_names_a_bad_one():
+    scenario = parse_scenario({"options": {"sign_errors": True, "charset": "gb18030"}})
+    assert scenario.options.sign_errors and scenario.options.charset == "gb18030"
+    assert not parse_scenario({}).options.sign_query
+    with pytest.raises(EmulatorConfigError, match=r"scenario.options.charset"):
+        parse_scenario({"options": {"charset": "big5"}})
+    with pytest.raises(EmulatorConfigError, match=r"scenario.options: must be an object"):
+        parse_scenario({"options": ["sign_errors"]})
+
+
+def test_an_agreement_with_the_answer_samples_thirteen_digit_code_is_accepted():
+    agreement = agreement_from_entry({"customer_code": "1118400000013"}, "agreements[0]")
+    assert agreement.customer_block() == {"customer_code": "1118400000013", "type_code": ""}

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unsign_worker.emulator.decode import charset_codec, decode_request, split_pairs
+from unsign_worker.emulator.charsets import codec_for
+from unsign_worker.emulator.decode import decode_request, split_pairs
 
 
 def test_pairs_are_split_on_ampersands_and_unquoted_once():
@@ -58,9 +59,10 @@ def test_a_value_url_encoded_twice_stays_encoded_once():
 
 
 @pytest.mark.parametrize(("given_value", "codec"), [("UTF-8", "utf-8"), ("gb2312", "gb2312"),
-                                                    (" gbk ", "gbk"), ("utf8", "")])
+                                                    (" gbk ", "gbk"), ("GB18030", "gb18030"),
+                                                    ("utf8", ""), ("latin-1", "")])
 def test_charset_names_are_matched_without_case(given_value, codec):
-    assert charset_codec(given_value) == codec
+    assert codec_for(given_value) == codec
 
 
 _GBK_TEXT = st.text(st.characters(codec="gbk", exclude_categories=["Cs"]), max_size=20)

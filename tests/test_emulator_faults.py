@@ -163,7 +163,8 @@ def test_the_error_rate_answers_one_of_the_chosen_codes_without_processing(emula
 def test_the_global_switch_answers_every_request_with_its_code(emulator):
     # Given the stop-the-line switch set to ILLEGAL_SIGN
     emulator.admin.set_faults(global_code="ILLEGAL_SIGN")
-    # Then correct requests, and even requests for another service, get ILLEGAL_SIGN, signed
+    # Then correct requests, and even requests for another service, get ILLEGAL_SIGN (unsigned,
+    # as every error answer by default)
     assert code_of(emulator) == "ILLEGAL_SIGN"
     assert code_of(emulator, {"customer_code": "C00000000002"}) == "ILLEGAL_SIGN"
     resp = emulator.send(emulator.signed(service="nothing", **CAE_1))

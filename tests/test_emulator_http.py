@@ -1,4 +1,8 @@
-"""The emulator over real HTTP: the gateway's checks in order, the answers, GET/POST, charsets."""
+"""The emulator over real HTTP: the gateway's checks in order, the answers, GET/POST, charsets.
+
+The answers are read with the worker's parser: two independent readings of the documents that
+must agree. Error and query answers are unsigned by default, as in the documents' samples.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,12 @@ PP_1 = {"biz_type": "10004", "user_email": "li.wei@example.com"}
 
 def answer(emu: EmulatorHandle, params: dict[str, str], *, method: str = "POST",
            charset: str = "utf-8") -> tuple[bool, str, dict[str, str]]:
-    """Send, parse and verify: (is_success, error code, customer block)."""
+    """Send, parse and verify: (is_success, error code, customer block); a success is signed,
+    an error is not (the defaults follow sample 5.3)."""
     resp = emu.send(params, method=method)
     assert resp.status_code == 200
     parsed = parse_response(resp.content, verifier=Md5Signer(emu.key), charset=charset)
-    assert parsed.verified
+    assert parsed.verified == parsed.is_success and bool(parsed.sign) == parsed.is_success
     return parsed.is_success, parsed.error, parsed.customer
 
 
@@ -60,12 +65,31 @@ def test_the_success_answer_has_the_exact_shape_and_signature_of_section_5_3(emu
         f"<sign>{sign}</sign><sign_type>MD5</sign_type></alipay>")
 
 
-def test_error_answers_carry_a_signature_over_the_error_node(emulator):
+def test_error_answers_are_unsigned_like_the_sample_of_section_5_3(emulator):
+    body = emulator.send(emulator.signed(customer_code="C99999999999")).content
+    assert body.decode() == ('<?xml version="1.0" encoding="utf-8"?><alipay>'
+                             "<is_success>F</is_success><error>NOT_EXIST_CUST_SIGN</error>"
+                             "</alipay>")
+
+
+def test_signed_errors_when_asked_carry_a_signature_over_the_error_node(emulator):
+    emulator.admin.set_options(sign_errors=True)
     body = emulator.send(emulator.signed(customer_code="C99999999999")).content
     sign = hashlib.md5(("error=NOT_EXIST_CUST_SIGN" + emulator.key).encode()).hexdigest()
     assert body.decode() == ('<?xml version="1.0" encoding="utf-8"?><alipay>'
                              "<is_success>F</is_success><error>NOT_EXIST_CUST_SIGN</error>"
                              f"<sign>{sign}</sign><sign_type>MD5</sign_type></alipay>")
+
+
+def test_an_unconfigured_sign_type_is_never_answered_with_another_types_signature(emulator):
+    # Given signed errors asked for, and a request of a sign type the emulator has no key for
+    emulator.admin.set_options(sign_errors=True)
+    params = emulator.signed(**CAE_1)
+    params["sign_type"] = "RSA"
+    # Then the refusal is unsigned: there is no RSA key to sign it, and MD5 would be a lie
+    body = emulator.send(params).content.decode()
+    assert body.endswith("<error>ILLEGAL_SECURITY_PROFILE</error></alipay>")
+    assert "<sign" not in body
 
 
 def test_an_unknown_service_is_refused_before_anything_else(emulator):
@@ -140,15 +164,36 @@ def test_a_value_changed_after_signing_is_an_illegal_sign(emulator):
 
 
 @pytest.mark.parametrize("business", [
-    {"customer_code": "C000000000011"},                               # over String(12)
+    {"customer_code": "C" + "0" * 20},                                # over String(20)
     {"type_code": "BUSI003100021000301"},                             # half a pair
     {"trans_account_out": "20880020070189160156", "biz_type": "10004"},
     {"biz_type": "10005", "user_email": "li.wei@example.com"},        # biz_type must be 10004
-    {"type_code": "BUSI003100021000301", "trans_account_out": "20880020070189160157"},
+    {"trans_account_out": "20880020070189160156", "user_email": "x@example.com"},
+    {"type_code": "B" * 31, "trans_account_out": "20880020070189160156"},
+    {"user_email": "a" * 90 + "@example.com", "biz_type": "10004"},
 ])
 def test_correctly_signed_requests_that_break_a_parameter_rule_are_illegal_argument(
         emulator, business):
     assert code_of(emulator, emulator.signed(**business)) == "ILLEGAL_ARGUMENT"
+
+
+@pytest.mark.parametrize("business", [
+    {"customer_code": "1118400000013"},     # the answer sample's 13-digit code: String(20)
+    {"type_code": "BUSI003100021000301", "trans_account_out": "20880020070189160157"},
+    {"customer_code": "118400000013", "biz_type": "10003", "user_email": "maoamo@alipay.com"},
+])
+def test_what_the_documents_do_not_forbid_is_looked_up_not_refused(emulator, business):
+    # an account that is not user_id+0156 names no agreement; biz_type 10003 beside a
+    # customer_code is the request sample of section 4.3
+    assert code_of(emulator, emulator.signed(**business)) == "NOT_EXIST_CUST_SIGN"
+
+
+def test_a_thirteen_digit_customer_code_handed_out_by_the_gateway_unsigns(emulator_factory):
+    emu = emulator_factory(agreements=[{"id": "doc", "customer_code": "1118400000013",
+                                        "type_code": "BUSI003100021000301"}])
+    ok, _, customer = answer(emu, emu.signed(customer_code="1118400000013"))
+    assert ok and customer == {"customer_code": "1118400000013",
+                               "type_code": "BUSI003100021000301"}
 
 
 def test_an_unknown_agreement_is_not_exist_cust_sign(emulator):
@@ -196,12 +241,13 @@ def test_a_partner_protocol_agreement_is_found_by_biz_type_and_email_in_any_case
     assert emulator.admin.agreement("pp-1")["status"] == "unsigned"
 
 
-@pytest.mark.parametrize("charset", ["utf-8", "gbk"])
+@pytest.mark.parametrize("charset", ["utf-8", "gbk", "gb18030"])
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_chinese_values_are_decoded_with_the_declared_charset(emulator, charset, method):
     params = emulator.signed(charset=charset, biz_type="10004", user_email="李雷@例子.公司")
     resp = emulator.send(params, method=method)
-    assert resp.content.startswith(f'<?xml version="1.0" encoding="{charset}"?>'.encode())
+    # the answer is declared utf-8 whatever the request's charset, as sample 5.3 (a GBK request)
+    assert resp.content.startswith(b'<?xml version="1.0" encoding="utf-8"?>')
     parsed = parse_response(resp.content, verifier=Md5Signer(emulator.key), charset=charset)
     assert parsed.is_success and parsed.verified
     assert parsed.request["user_email"] == "李雷@例子.公司"
@@ -223,9 +269,10 @@ def test_bytes_sent_in_another_charset_than_declared_fail_the_signature(emulator
 
 
 def query(emu: EmulatorHandle, **business: str) -> dict[str, str] | str:
+    """A query answer, unsigned as the query document's answer table and sample."""
     resp = emu.send(emu.signed(service="query_customer_protocol", **business))
-    parsed = parse_response(resp.content, verifier=Md5Signer(emu.key))
-    assert parsed.verified
+    assert b"<sign" not in resp.content
+    parsed = parse_response(resp.content)
     return parsed.fields if parsed.is_success else parsed.error
 
 
@@ -240,10 +287,26 @@ def test_query_customer_protocol_tells_an_unsigned_agreement_by_account_no(emula
         "charge_agent": "F", "refund_charge": "F", "user_id": "2088102002723983"}
 
 
-def test_query_customer_protocol_answer_signs_every_field(emulator):
+def test_the_query_answer_has_the_exact_shape_of_the_query_documents_sample(emulator):
+    params = emulator.signed(service="query_customer_protocol", **PP_1)
+    assert emulator.send(params).content.decode() == (
+        '<?xml version="1.0" encoding="utf-8"?><alipay><is_success>T</is_success>'
+        "<charge_agent>T</charge_agent><refund_charge>F</refund_charge>"
+        "<user_id>2088102002723983</user_id></alipay>")
+
+
+def test_signed_query_answers_when_asked_sign_every_returned_parameter(emulator):
+    # query document 6.1.1: every returned parameter but sign/sign_type is signed
+    emulator.admin.set_options(sign_query=True)
     params = emulator.signed(service="query_customer_protocol", **PP_1)
     body = emulator.send(params).content.decode()
-    signed = "charge_agent=T&refund_charge=F&user_id=2088102002723983"
+    signed = "charge_agent=T&is_success=T&refund_charge=F&user_id=2088102002723983"
+    assert body.endswith(f"<sign>{hashlib.md5((signed + emulator.key).encode()).hexdigest()}"
+                         "</sign><sign_type>MD5</sign_type></alipay>")
+    params = emulator.signed(service="query_customer_protocol", biz_type="10004",
+                             user_email="nobody@example.com")
+    body = emulator.send(params).content.decode()
+    signed = "error=NO_SIGN_CUSTOMER&is_success=F"
     assert f"<sign>{hashlib.md5((signed + emulator.key).encode()).hexdigest()}</sign>" in body
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.cli.main import main
 from unsign_worker.emulator.config import load_agreements_file
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.seed import (
     ESCALATION_CODES,
     OUTCOMES,
@@ -23,7 +24,6 @@ from unsign_worker.emulator.seed import (
     generate,
     parse_mix,
 )
-from unsign_worker.exceptions import ConfigError
 from unsign_worker.params import UnsignRequest, validate_partner
 from unsign_worker.response import parse_response
 from unsign_worker.signing import Md5Signer
@@ -128,7 +128,7 @@ def test_a_bad_mix_names_the_outcome(tmp_path, capsys):
 
 @pytest.mark.parametrize("data", [{}, [], {"success": -1}, {"success": 0}, {"success": True}])
 def test_degenerate_mixes_are_refused(data):
-    with pytest.raises(ConfigError):
+    with pytest.raises(EmulatorConfigError):
         parse_mix(data)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, DataSet
 from unsign_worker.exceptions import ConfigError
 
@@ -66,6 +67,15 @@ def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--public", is_flag=True,
                      help="Allow a non-loopback --host (the admin API still answers loopback "
                           "clients only)."),
+        click.option("--sign-errors", is_flag=True, default=None,
+                     help="Sign customer_unsign error answers (the document's sample is "
+                          "unsigned)."),
+        click.option("--sign-query", is_flag=True, default=None,
+                     help="Sign query_customer_protocol answers (the document's are unsigned)."),
+        click.option("--answer-charset", default=None,
+                     type=click.Choice(["utf-8", "gbk", "gb2312", "gb18030", "request"]),
+                     help="Declare and encode answers in this charset ('request': the "
+                          "request's _input_charset) [default: utf-8, as the samples]."),
         click.option("--uvloop/--no-uvloop", "use_uvloop", default=True, show_default=True,
                      help="Use uvloop when it is installed."),
     ]
@@ -76,8 +86,13 @@ def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: str | None,
            partner: str | None, key_file: str | None, merchant_public_key: str | None,
-           alipay_private_key: str | None, public: bool, use_uvloop: bool) -> None:
+           alipay_private_key: str | None, public: bool, use_uvloop: bool,
+           sign_errors: bool | None, sign_query: bool | None,
+           answer_charset: str | None) -> None:
+    from dataclasses import replace
+
     from unsign_worker.emulator.config import build_config, load_agreements_file
+    from unsign_worker.emulator.options import AnswerOptions
     from unsign_worker.emulator.runner import install_uvloop, serve_forever
     from unsign_worker.emulator.scenario import Scenario, load_scenario_file
     from unsign_worker.emulator.server import check_bind
@@ -100,8 +115,14 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
                 alipay_private_key or env.get("EMULATOR_ALIPAY_PRIVATE_KEY_FILE"),
                 "--alipay-private-key"))
         scenario = load_scenario_file(scenario_path) if scenario_path else Scenario()
+        flags = {name: value for name, value in (("sign_errors", sign_errors),
+                                                 ("sign_query", sign_query),
+                                                 ("charset", answer_charset))
+                 if value is not None}
+        scenario = replace(scenario, options=AnswerOptions.from_mapping(
+            flags, where="options", base=scenario.options))
         state = EmulatorState(config, loaded.agreements, scenario)
-    except ConfigError as exc:
+    except (ConfigError, EmulatorConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     if use_uvloop:
         install_uvloop()
@@ -114,7 +135,7 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
 
     try:
         serve_forever(state, host=host, port=port, public=public, on_ready=ready)
-    except ConfigError as exc:
+    except EmulatorConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -186,7 +207,7 @@ def seed_cmd(count: int, mix: str, agreements_out: str, campaign_out: str,
         if problems:
             raise ConfigError(f"--partner: {problems[0].message}")
         data = generate(count, resolve_mix(mix), partner=partner, seed=seed)
-    except ConfigError as exc:
+    except (ConfigError, EmulatorConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     write_agreements(agreements_out, data)
     write_campaign(campaign_out, data)

@@ -1,7 +1,11 @@
 """A sandbox that behaves like Alipay's MAPI gateway for ``customer_unsign`` (and
 ``query_customer_protocol``): state, faults on demand, an admin API, a seed command.
 
-Entry points: :func:`build_state`, :class:`~unsign_worker.emulator.runner.EmulatorThread`,
+Written from the documents alone: it imports no other ``unsign_worker`` module (the contract in
+``.importlinter``), so it can disagree with the worker. Its defaults are the documents' samples
+(unsigned errors and query answers); :class:`AnswerOptions` turns on the variants.
+
+Entry points: :func:`build_config`, :class:`~unsign_worker.emulator.runner.EmulatorThread`,
 :class:`~unsign_worker.emulator.admin.EmulatorAdmin`; the CLI is ``unsign-worker emulator``.
 See docs/emulator.md.
 """
@@ -11,15 +15,19 @@ from __future__ import annotations
 from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.emulator.config import EmulatorConfig, build_config
+from unsign_worker.emulator.errors import EmulatorConfigError
+from unsign_worker.emulator.options import AnswerOptions
 from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.scenario import Scenario
 from unsign_worker.emulator.state import EmulatorState
 
 __all__ = [
     "Agreement",
+    "AnswerOptions",
     "EmulatorAdmin",
     "EmulatorAdminError",
     "EmulatorConfig",
+    "EmulatorConfigError",
     "EmulatorState",
     "EmulatorThread",
     "Scenario",

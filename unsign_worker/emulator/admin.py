@@ -16,14 +16,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from unsign_worker.exceptions import UnsignError
-
 ADMIN_PREFIX = "/_emulator"
 #: Default timeout of one admin call, seconds.
 ADMIN_TIMEOUT_SECONDS = 10.0
 
 
-class EmulatorAdminError(UnsignError):
+class EmulatorAdminError(Exception):
     """The admin API refused a call (bad knob, unknown agreement) or could not be reached."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
@@ -48,7 +46,9 @@ class EmulatorAdmin:
               params: dict[str, str] | None = None) -> Any:
         url = f"{self.base_url}{ADMIN_PREFIX}{path}"
         try:
-            resp = self._session.request(method, url, json=body, params=params,
+            # every POST carries a JSON body: the API refuses other content types (403/415)
+            payload = body if body is not None or method != "POST" else {}
+            resp = self._session.request(method, url, json=payload, params=params,
                                          timeout=self._timeout)
         except requests.RequestException as exc:
             raise EmulatorAdminError(f"{method} {url}: {type(exc).__name__}") from None
@@ -95,6 +95,16 @@ class EmulatorAdmin:
         """Change some fault knobs (``latency_ms=100``, ``global_code="ILLEGAL_SIGN"``, ...);
         returns every knob in force."""
         result: dict[str, Any] = self._call("POST", "/faults", knobs)
+        return result
+
+    def options(self) -> dict[str, Any]:
+        """The answer options in force (signed errors, signed queries, charset)."""
+        result: dict[str, Any] = self._call("GET", "/options")
+        return result
+
+    def set_options(self, **options: Any) -> dict[str, Any]:
+        """Change answer options (``sign_errors=True``, ``charset="gbk"``, ...); returns all."""
+        result: dict[str, Any] = self._call("POST", "/options", options)
         return result
 
     def script(self, agreement_id: str, steps: Iterable[str]) -> list[str]:

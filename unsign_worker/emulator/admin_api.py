@@ -1,6 +1,13 @@
 """The admin API under ``/_emulator/`` (JSON in, JSON out). Only loopback clients may use it,
 even when the gateway itself is served ``--public``.
 
+A web page the operator visits runs on a loopback client too, so the API also refuses what a
+browser sends across sites: a request whose ``Origin`` is not the emulator's own
+(``http://<Host>``) or whose ``Host`` is not a loopback name (DNS rebinding), and a ``POST``
+whose ``Content-Type`` is not ``application/json`` (a cross-site form or ``text/plain`` POST
+needs no CORS preflight; a JSON one does, and the API answers none). All with 403 (415 for the
+content type).
+
 =======  ==========================  ========================================================
 method   path                        effect
 =======  ==========================  ========================================================
@@ -9,6 +16,8 @@ GET      ``/stats``                  counters (``?agreements=0`` leaves out per-
 POST     ``/stats/reset``            zero the counters only
 GET      ``/faults``                 the fault settings in force
 POST     ``/faults``                 change some knobs: ``{"latency_ms": 100, ...}``
+GET      ``/options``                the answer options in force
+POST     ``/options``                change some: ``{"sign_errors": true, "charset": "gbk"}``
 POST     ``/scripts``                ``{"agreement": id, "steps": [...]}`` replaces a script
 GET      ``/scripts``                the steps still to come, by agreement id
 GET      ``/agreements/<id>``        one agreement's status and counters
@@ -26,11 +35,12 @@ from typing import Any
 
 from aiohttp import web
 
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.faults import FaultSettings
+from unsign_worker.emulator.loopback import is_loopback
+from unsign_worker.emulator.options import AnswerOptions
 from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.emulator.stats import AgreementCounts
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.settings import is_loopback_host
 
 Handler = Callable[[web.BaseRequest, EmulatorState, str], Awaitable[Any]]
 
@@ -39,13 +49,33 @@ def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _host_name(host: str) -> str:
+    """``[::1]:8010`` -> ``::1``; ``localhost:8010`` -> ``localhost``."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def cross_site_refusal(request: web.BaseRequest) -> web.Response | None:
+    """The answer to a request a browser may have sent from another site, else None."""
+    host = request.headers.get("Host", "")
+    if not is_loopback(_host_name(host)):
+        return _json_error(403, "the admin API only answers requests for a loopback host name")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"http://{host}":
+        return _json_error(403, "cross-site request refused: the Origin is not this emulator")
+    if request.method == "POST" and request.content_type != "application/json":
+        return _json_error(415, "a POST to the admin API must be Content-Type: application/json")
+    return None
+
+
 async def _body(request: web.BaseRequest) -> dict[str, Any]:
     try:
         data = await request.json() if request.can_read_body else {}
     except json.JSONDecodeError:
-        raise ConfigError("body: not valid JSON") from None
+        raise EmulatorConfigError("body: not valid JSON") from None
     if not isinstance(data, dict):
-        raise ConfigError("body: must be a JSON object")
+        raise EmulatorConfigError("body: must be a JSON object")
     return data
 
 
@@ -72,11 +102,20 @@ async def _set_faults(request: web.BaseRequest, state: EmulatorState, _: str) ->
     return state.faults.as_dict()
 
 
+async def _get_options(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
+    return state.options.as_dict()
+
+
+async def _set_options(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
+    state.options = AnswerOptions.from_mapping(await _body(request), base=state.options)
+    return state.options.as_dict()
+
+
 async def _set_script(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     data = await _body(request)
     agreement_id, steps = data.get("agreement"), data.get("steps")
     if not isinstance(agreement_id, str) or not isinstance(steps, list):
-        raise ConfigError("body: give {\"agreement\": id, \"steps\": [...]}")
+        raise EmulatorConfigError("body: give {\"agreement\": id, \"steps\": [...]}")
     return {"agreement": agreement_id, "steps": state.set_script(agreement_id, steps)}
 
 
@@ -120,6 +159,8 @@ _ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/stats/reset"): _reset_stats,
     ("GET", "/faults"): _get_faults,
     ("POST", "/faults"): _set_faults,
+    ("GET", "/options"): _get_options,
+    ("POST", "/options"): _set_options,
     ("GET", "/scripts"): _get_scripts,
     ("POST", "/scripts"): _set_script,
     ("POST", "/clear"): _clear,
@@ -132,8 +173,11 @@ _AGREEMENTS = "/agreements/"
 async def handle_admin(request: web.BaseRequest, state: EmulatorState,
                        subpath: str) -> web.Response:
     """Answer an admin request; ``subpath`` is the path after the admin prefix."""
-    if not is_loopback_host(request.remote or ""):
+    if not is_loopback(request.remote or ""):
         return _json_error(403, "the admin API only answers loopback clients")
+    refusal = cross_site_refusal(request)
+    if refusal is not None:
+        return refusal
     argument = ""
     if subpath.startswith(_AGREEMENTS) and len(subpath) > len(_AGREEMENTS):
         handler = _AGREEMENT_ROUTES.get(request.method)
@@ -144,7 +188,7 @@ async def handle_admin(request: web.BaseRequest, state: EmulatorState,
         return _json_error(404, f"no admin endpoint {request.method} {subpath}")
     try:
         result = await handler(request, state, argument)
-    except ConfigError as exc:
+    except EmulatorConfigError as exc:
         return _json_error(400, str(exc))
     except KeyError as exc:
         return _json_error(404, f"no agreement has the id {exc.args[0]!r}")

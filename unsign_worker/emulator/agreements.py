@@ -19,20 +19,25 @@ or a partner-protocol agreement (``biz_type`` 10004 + ``user_email``, signed thr
 ``status`` is ``signed`` (default) or ``unsigned``; ``script`` is an optional list of steps
 (see :mod:`unsign_worker.emulator.faults`).
 
-A request is matched through :meth:`unsign_worker.params.UnsignRequest.identity`, which applies
-the gateway's priorities (``customer_code`` first; then ``type_code`` over ``biz_type`` and
+A request is matched through :func:`unsign_worker.emulator.rules.identity`, which applies the
+gateway's priorities (``customer_code`` first; then ``type_code`` over ``biz_type`` and
 ``trans_account_out`` over ``user_email``), against every identity an agreement can be reached by.
+
+Every agreement has a ``customer_code``: the answer table says it is never empty, so one given
+without it (a partner-protocol agreement, say) gets a stable 13-digit code derived from its id,
+like the document's sample ``1118400000013``, by which it can be unsigned as well.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.faults import check_step
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.params import MAX_LENGTHS, PARTNER_PROTOCOL_BIZ_TYPE
+from unsign_worker.emulator.rules import MAX_LENGTHS, PARTNER_BIZ_TYPE
 
 SIGNED = "signed"
 UNSIGNED = "unsigned"
@@ -59,9 +64,14 @@ class Agreement:
     #: True once a request to this emulator unsigned it (not when it was loaded unsigned)
     unsigned_here: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.customer_code:
+            digest = hashlib.sha256(self.id.encode("utf-8")).digest()
+            self.customer_code = "1" + str(int.from_bytes(digest[:8], "big"))[-12:].zfill(12)
+
     @property
     def is_partner_protocol(self) -> bool:
-        return self.biz_type == PARTNER_PROTOCOL_BIZ_TYPE and bool(self.user_email)
+        return self.biz_type == PARTNER_BIZ_TYPE and bool(self.user_email)
 
     def keys(self) -> list[IndexKey]:
         """Every identity this agreement can be reached by (see module docstring)."""
@@ -76,9 +86,9 @@ class Agreement:
         return keys
 
     def customer_block(self) -> dict[str, str]:
-        """The ``<customer>`` children of a success answer (empty values left out)."""
-        block = {"customer_code": self.customer_code, "type_code": self.type_code}
-        return {k: v for k, v in block.items() if v}
+        """The ``<customer>`` children of a success answer (5.3): both, always (an empty
+        ``type_code`` is written empty and, being empty, not signed)."""
+        return {"customer_code": self.customer_code, "type_code": self.type_code}
 
     def public(self) -> dict[str, object]:
         """A JSON-able view for the admin API."""
@@ -104,7 +114,7 @@ def _problems(entry: Mapping[str, object], where: str) -> list[str]:
         return problems
     has_cae = bool(entry.get("customer_code")) or bool(
         entry.get("type_code") and entry.get("trans_account_out"))
-    has_partner = entry.get("biz_type") == PARTNER_PROTOCOL_BIZ_TYPE and bool(
+    has_partner = entry.get("biz_type") == PARTNER_BIZ_TYPE and bool(
         entry.get("user_email"))
     if not (has_cae or has_partner):
         problems.append(f"{where}: give customer_code, or type_code + trans_account_out, "
@@ -113,18 +123,18 @@ def _problems(entry: Mapping[str, object], where: str) -> list[str]:
 
 
 def agreement_from_entry(entry: object, where: str) -> Agreement:
-    """Build one agreement from a JSON object. Raises: ConfigError naming the field."""
+    """Build one agreement from a JSON object. Raises: EmulatorConfigError naming the field."""
     if not isinstance(entry, Mapping):
-        raise ConfigError(f"{where}: must be an object")
+        raise EmulatorConfigError(f"{where}: must be an object")
     problems = _problems(entry, where)
     if problems:
-        raise ConfigError("; ".join(problems))
+        raise EmulatorConfigError("; ".join(problems))
     def text(name: str) -> str:
         return str(entry.get(name, ""))
 
     script = entry.get("script", [])
     if not isinstance(script, list):
-        raise ConfigError(f"{where}.script: must be a list of steps")
+        raise EmulatorConfigError(f"{where}.script: must be a list of steps")
     steps = tuple(check_step(step, f"{where}.script") for step in script)
     default_id = text("customer_code") or f"{text('biz_type')}:{text('user_email')}"
     return Agreement(id=text("id") or default_id, customer_code=text("customer_code"),
@@ -144,17 +154,18 @@ class AgreementBook:
 
     @classmethod
     def build(cls, agreements: list[Agreement]) -> AgreementBook:
-        """Index ``agreements``. Raises: ConfigError on a repeated id or identity."""
+        """Index ``agreements``. Raises: EmulatorConfigError on a repeated id or identity."""
         book = cls()
         for position, agreement in enumerate(agreements):
             where = f"agreements[{position}]"
             if agreement.id in book.agreements:
-                raise ConfigError(f"{where}.id: {agreement.id!r} is used twice")
+                raise EmulatorConfigError(f"{where}.id: {agreement.id!r} is used twice")
             for key in agreement.keys():
                 other = book._index.get(key)
                 if other is not None:
-                    raise ConfigError(f"{where}: identity {key[0]} also names agreement "
-                                      f"{other.id!r}; each identity must name one agreement")
+                    raise EmulatorConfigError(f"{where}: identity {key[0]} also names agreement "
+                                              f"{other.id!r}; each identity must name one "
+                                              "agreement")
                 book._index[key] = agreement
             if agreement.is_partner_protocol and agreement.user_id:
                 book._by_user_id.setdefault(agreement.user_id, agreement)
@@ -165,15 +176,15 @@ class AgreementBook:
     def __len__(self) -> int:
         return len(self.agreements)
 
-    def find(self, kind: str, values: tuple[str, ...]) -> Agreement | None:
-        """The agreement an :class:`~unsign_worker.params.Identity` names, or None."""
-        return self._index.get((kind, *values))
+    def find(self, identity: tuple[str, ...]) -> Agreement | None:
+        """The agreement a :func:`~unsign_worker.emulator.rules.identity` names, or None."""
+        return self._index.get(identity)
 
     def find_partner_protocol(self, *, user_email: str = "", user_id: str = "") -> Agreement | None:
         """A biz_type 10004 agreement by login (case-insensitive) or Alipay user id."""
         if user_id:
             return self._by_user_id.get(user_id)
-        found = self._index.get(("biz_type", PARTNER_PROTOCOL_BIZ_TYPE, user_email.lower()))
+        found = self._index.get(("biz_type", PARTNER_BIZ_TYPE, user_email.lower()))
         return found if found is not None and found.is_partner_protocol else None
 
     def restore(self) -> None:

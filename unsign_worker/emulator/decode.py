@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
-from unsign_worker.params import CHARSETS
+from unsign_worker.emulator.charsets import codec_for
 
 CHARSET_PARAM = b"_input_charset"
 
@@ -24,8 +24,8 @@ class Decoded:
     """The parameters of one request, in the order they first appeared."""
 
     params: dict[str, str]
-    #: the Python codec of ``_input_charset`` (``utf-8``, ``gbk``, ``gb2312``), or "" if the
-    #: parameter is missing or names a charset the gateway does not know
+    #: the Python codec of ``_input_charset`` (``utf-8``, ``gbk``, ``gb2312``, ``gb18030``), or
+    #: "" if the parameter is missing or names a charset the gateway does not know
     charset: str
 
 
@@ -43,12 +43,6 @@ def split_pairs(raw: bytes) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def charset_codec(value: str) -> str:
-    """The codec for an ``_input_charset`` value (case-insensitive), or "" if unknown."""
-    lowered = value.strip().lower()
-    return lowered if lowered in CHARSETS else ""
-
-
 def decode_request(query: bytes, body: bytes = b"") -> Decoded:
     """Decode the raw query string and form body (the body wins on a repeated name)."""
     pairs = split_pairs(query)
@@ -58,7 +52,7 @@ def decode_request(query: bytes, body: bytes = b"") -> Decoded:
     for name, value in pairs:
         if name == CHARSET_PARAM:
             declared = value.decode("latin-1")
-    codec = charset_codec(declared)
+    codec = codec_for(declared)
     text_codec = codec or "utf-8"  # unknown charset: decoded only to be echoed and refused
     params: dict[str, str] = {}
     for name, value in pairs:

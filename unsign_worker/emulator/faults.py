@@ -10,10 +10,12 @@ drawn independently; the first that fires wins within a stage):
    ``error_codes``, nothing changes);
 3. after processing (the unsign IS applied): ``lost_answer_rate`` (the connection drops without
    an answer), ``malformed_rate`` (truncated XML), ``oversized_rate`` (an answer of
-   ``oversized_bytes``), ``wrong_sign_rate`` (the answer's signature does not verify).
+   ``oversized_bytes``), ``wrong_sign_rate`` (the answer carries a signature that does not
+   verify, even an answer that would otherwise be unsigned).
 
 ``latency_ms`` + uniform ``[0, jitter_ms)`` delays every request before stage 1. ``global_code``
-answers every request with that code (signed), whatever it asks: the stop-the-line switch.
+answers every request with that code (signed only if ``sign_errors``, see :mod:`.options`),
+whatever it asks: the stop-the-line switch.
 
 A script step (per agreement, consumed one per request that reaches the agreement) replaces the
 random draws for that request: ``OK``, an error code, or one of :data:`TRANSPORT_STEPS` /
@@ -27,7 +29,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.emulator.errors import EmulatorConfigError
 
 OK = "OK"
 #: Steps that fail before the request is processed.
@@ -40,10 +42,15 @@ _RATES = ("reset_rate", "http_error_rate", "hang_rate", "error_rate", "lost_answ
 
 
 def check_step(step: object, where: str) -> str:
-    """Return ``step`` if it is a valid script step. Raises: ConfigError naming ``where``."""
+    """Return ``step`` if it is a valid script step.
+
+    Raises:
+        EmulatorConfigError: naming ``where``.
+    """
     if step != OK and (not isinstance(step, str) or not _CODE_RE.fullmatch(step)):
-        raise ConfigError(f"{where}: {step!r} is not a step: use OK, an error code in upper "
-                          f"case, or one of {', '.join(TRANSPORT_STEPS + BODY_STEPS)}")
+        raise EmulatorConfigError(f"{where}: {step!r} is not a step: use OK, an error code in "
+                                  "upper case, or one of "
+                                  f"{', '.join(TRANSPORT_STEPS + BODY_STEPS)}")
     return step
 
 
@@ -88,15 +95,15 @@ class FaultSettings:
         """``base`` (default: no faults) with the knobs in ``data`` changed, every value checked.
 
         Raises:
-            ConfigError: an unknown knob or a bad value, named as ``where.knob``.
+            EmulatorConfigError: an unknown knob or a bad value, named as ``where.knob``.
         """
         base = base or cls()
         known = {f.name for f in fields(cls) if f.name != "_active"}
         changes: dict[str, object] = {}
         for name, value in data.items():
             if name not in known:
-                raise ConfigError(f"{where}.{name}: unknown fault setting "
-                                  f"(known: {', '.join(sorted(known))})")
+                raise EmulatorConfigError(f"{where}.{name}: unknown fault setting "
+                                          f"(known: {', '.join(sorted(known))})")
             changes[name] = _checked(name, value, f"{where}.{name}")
         return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -144,9 +151,9 @@ class FaultSettings:
 
 def _number(value: object, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{where}: must be a number")
+        raise EmulatorConfigError(f"{where}: must be a number")
     if value < 0:
-        raise ConfigError(f"{where}: must not be negative")
+        raise EmulatorConfigError(f"{where}: must not be negative")
     return float(value)
 
 
@@ -154,30 +161,31 @@ def _checked(name: str, value: object, where: str) -> object:
     if name in _RATES:
         rate = _number(value, where)
         if rate > 1:
-            raise ConfigError(f"{where}: a rate is a probability between 0 and 1")
+            raise EmulatorConfigError(f"{where}: a rate is a probability between 0 and 1")
         return rate
     if name in ("latency_ms", "jitter_ms", "hang_seconds"):
         return _number(value, where)
     if name == "oversized_bytes":
         size = int(_number(value, where))
         if size < 1024:
-            raise ConfigError(f"{where}: must be at least 1024 bytes")
+            raise EmulatorConfigError(f"{where}: must be at least 1024 bytes")
         return size
     if name == "http_statuses":
         if not isinstance(value, list | tuple) or not value or not all(
                 isinstance(s, int) and 500 <= s <= 599 for s in value):
-            raise ConfigError(f"{where}: must be a non-empty list of 5xx statuses")
+            raise EmulatorConfigError(f"{where}: must be a non-empty list of 5xx statuses")
         return tuple(value)
     if name == "error_codes":
         if not isinstance(value, list | tuple) or not value:
-            raise ConfigError(f"{where}: must be a non-empty list of error codes")
+            raise EmulatorConfigError(f"{where}: must be a non-empty list of error codes")
         for code in value:
             if not isinstance(code, str) or not _CODE_RE.fullmatch(code) or code == OK:
-                raise ConfigError(f"{where}: {code!r} is not an error code in upper case")
+                raise EmulatorConfigError(f"{where}: {code!r} is not an error code in upper case")
         return tuple(value)
     # global_code
     if value is None or value == "":
         return ""
     if not isinstance(value, str) or not _CODE_RE.fullmatch(value) or value == OK:
-        raise ConfigError(f"{where}: must be an error code in upper case, or empty to switch off")
+        raise EmulatorConfigError(f"{where}: must be an error code in upper case, or empty to "
+                                  "switch off")
     return value

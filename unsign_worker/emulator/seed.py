@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.emulator.errors import EmulatorConfigError
 
 ESCALATION_CODES = ("TOO_MUCH_TYPE_CODE", "FAIL_UNFREEZE_STANDARD_BAIL", "STATUS_TYPE_CODE",
                     "ILLEGAL_SERVICE_TIME_OUT", "NOT_EXIST_PARTNER_TYPE_CODE",
@@ -61,33 +61,38 @@ class DataSet:
 
 
 def parse_mix(data: object, *, source: str = "mix") -> dict[str, float]:
-    """Check a mix ``{outcome: weight}``. Raises: ConfigError naming the bad entry."""
+    """Check a mix ``{outcome: weight}``. Raises: EmulatorConfigError naming the bad entry."""
     if not isinstance(data, Mapping) or not data:
-        raise ConfigError(f"{source}: must be a non-empty JSON object of outcome -> weight")
+        raise EmulatorConfigError(f"{source}: must be a non-empty JSON object of outcome -> weight")
     mix: dict[str, float] = {}
     for name, weight in data.items():
         if name not in OUTCOMES:
-            raise ConfigError(f"{source}.{name}: unknown outcome (known: {', '.join(OUTCOMES)})")
+            raise EmulatorConfigError(f"{source}.{name}: unknown outcome "
+                                      f"(known: {', '.join(OUTCOMES)})")
         if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < 0:
-            raise ConfigError(f"{source}.{name}: the weight must be a number >= 0")
+            raise EmulatorConfigError(f"{source}.{name}: the weight must be a number >= 0")
         mix[name] = float(weight)
     if not sum(mix.values()):
-        raise ConfigError(f"{source}: the weights add up to 0")
+        raise EmulatorConfigError(f"{source}: the weights add up to 0")
     return mix
 
 
 def resolve_mix(spec: str) -> dict[str, float]:
-    """A preset name (``demo``, ``clean``, ``mixed``) or a JSON file. Raises: ConfigError."""
+    """A preset name (``demo``, ``clean``, ``mixed``) or a JSON file.
+
+    Raises:
+        EmulatorConfigError: neither, or a bad file.
+    """
     if spec in PRESETS:
         return dict(PRESETS[spec])
     path = Path(spec)
     if not path.is_file():
-        raise ConfigError(f"--mix: {spec!r} is neither a preset ({', '.join(PRESETS)}) "
-                          "nor a readable JSON file")
+        raise EmulatorConfigError(f"--mix: {spec!r} is neither a preset ({', '.join(PRESETS)}) "
+                                  "nor a readable JSON file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"--mix: cannot read {spec!r}: {exc}") from None
+        raise EmulatorConfigError(f"--mix: cannot read {spec!r}: {exc}") from None
     return parse_mix(data, source=spec)
 
 
@@ -107,8 +112,9 @@ def _bad(row: dict[str, str], rand: random.Random) -> None:
     """Break one rule of the interface in ``row``."""
     kind = rand.randrange(5)
     if kind == 0:
-        row.update(customer_code=row["customer_code"] + "X", type_code="", trans_account_out="",
-                   biz_type="", user_email="")  # 13 characters: over String(12)
+        # 21 characters: over the String(20) the gateway accepts (and the request table's 12)
+        row.update(customer_code=row["customer_code"] + "X" * 9, type_code="",
+                   trans_account_out="", biz_type="", user_email="")
     elif kind == 1:
         row.update(customer_code="", biz_type="", user_email="",
                    trans_account_out=row["trans_account_out"][:-4] + "0157")  # not an RMB account
@@ -125,7 +131,7 @@ def generate(count: int, mix: Mapping[str, float], *, partner: str = DEFAULT_PAR
              seed: int | None = None) -> DataSet:
     """Build ``count`` campaign rows with the given outcome mix, and their agreements."""
     if count < 0:
-        raise ConfigError("--count: must not be negative")
+        raise EmulatorConfigError("--count: must not be negative")
     rand = random.Random(seed)
     plan = [name for name, n in allocate(count, mix).items() for _ in range(n)]
     rand.shuffle(plan)

@@ -20,10 +20,10 @@ from http import HTTPStatus
 from aiohttp import web
 
 from unsign_worker.emulator.admin_api import handle_admin
+from unsign_worker.emulator.errors import EmulatorConfigError
+from unsign_worker.emulator.loopback import is_loopback
 from unsign_worker.emulator.process import process
 from unsign_worker.emulator.state import EmulatorState
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.settings import is_loopback_host
 
 GATEWAY_PATH = "/gateway.do"
 ADMIN_PREFIX = "/_emulator"
@@ -37,10 +37,10 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def check_bind(host: str, *, public: bool) -> None:
-    """Refuse a non-loopback address unless ``public``. Raises: ConfigError."""
-    if not public and not is_loopback_host(host):
-        raise ConfigError(f"--host {host}: the emulator only binds loopback addresses "
-                          "(127.0.0.1, ::1, localhost) unless --public is given")
+    """Refuse a non-loopback address unless ``public``. Raises: EmulatorConfigError."""
+    if not public and not is_loopback(host):
+        raise EmulatorConfigError(f"--host {host}: the emulator only binds loopback addresses "
+                                  "(127.0.0.1, ::1, localhost) unless --public is given")
 
 
 async def _gateway(request: web.BaseRequest, state: EmulatorState) -> web.StreamResponse:
@@ -119,7 +119,7 @@ async def start_server(state: EmulatorState, *, host: str, port: int,
     the port actually bound (useful with ``port=0``).
 
     Raises:
-        ConfigError: a non-loopback host without ``public``, or the address is in use.
+        EmulatorConfigError: a non-loopback host without ``public``, or the address is in use.
     """
     check_bind(host, public=public)
     server = web.Server(make_handler(state), access_log=None, handler_cancellation=False)
@@ -130,7 +130,8 @@ async def start_server(state: EmulatorState, *, host: str, port: int,
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigError(f"--port {port}: cannot listen on {host}: {exc.strerror}") from None
+        raise EmulatorConfigError(f"--port {port}: cannot listen on {host}: "
+                                  f"{exc.strerror}") from None
     sockets = getattr(site._server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, int(bound)

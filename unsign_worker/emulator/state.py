@@ -1,8 +1,9 @@
-"""The emulator's whole mutable state: agreements, faults, scripts, stats and the random source.
+"""The emulator's whole mutable state: agreements, faults, answer options, scripts, stats and the
+random source.
 
 Touched only from the server's event loop (gateway and admin handlers alike), so it needs no
 locks. :meth:`EmulatorState.reset` returns to the state at start-up; :meth:`clear` removes every
-fault and script but keeps agreements and stats.
+fault and script but keeps agreements, answer options and stats.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from collections.abc import Iterable
 
 from unsign_worker.emulator.agreements import SIGNED, UNSIGNED, Agreement, AgreementBook
 from unsign_worker.emulator.config import EmulatorConfig
+from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.faults import FaultSettings, check_step
+from unsign_worker.emulator.options import AnswerOptions
 from unsign_worker.emulator.scenario import Scenario
 from unsign_worker.emulator.stats import Stats
-from unsign_worker.exceptions import ConfigError
 
 
 class EmulatorState:
@@ -30,10 +32,13 @@ class EmulatorState:
         scripts = {a.id: a.script for a in self.book.agreements.values() if a.script}
         for agreement_id in scenario.scripts:
             if agreement_id not in self.book.agreements:
-                raise ConfigError(f"scenario.scripts.{agreement_id}: no agreement has this id")
+                raise EmulatorConfigError(f"scenario.scripts.{agreement_id}: no agreement has "
+                                          "this id")
         scripts.update(scenario.scripts)
         self._initial_scripts = scripts
         self._initial_faults = scenario.faults
+        self._initial_options = scenario.options
+        self.options: AnswerOptions = scenario.options
         self._seed = scenario.seed
         self.faults = scenario.faults
         self.scripts: dict[str, deque[str]] = {}
@@ -48,6 +53,7 @@ class EmulatorState:
         self.book.restore()
         self.scripts = {k: deque(v) for k, v in self._initial_scripts.items() if v}
         self.faults = self._initial_faults
+        self.options = self._initial_options
         self.stats = Stats(max_in_flight=self.in_flight)
         self.rand = random.Random(self._seed)
 
@@ -64,7 +70,7 @@ class EmulatorState:
         return self.book.agreements[agreement_id]
 
     def set_script(self, agreement_id: str, steps: Iterable[object]) -> list[str]:
-        """Replace the script of one agreement. Raises: KeyError, ConfigError."""
+        """Replace the script of one agreement. Raises: KeyError, EmulatorConfigError."""
         self.agreement(agreement_id)
         checked = [check_step(step, f"script.{agreement_id}") for step in steps]
         if checked:
@@ -85,9 +91,9 @@ class EmulatorState:
 
     def set_status(self, agreement_id: str, status: str) -> Agreement:
         """Sign or unsign an agreement by hand (not counted as an unsign). Raises: KeyError,
-        ConfigError."""
+        EmulatorConfigError."""
         if status not in (SIGNED, UNSIGNED):
-            raise ConfigError("status: must be 'signed' or 'unsigned'")
+            raise EmulatorConfigError("status: must be 'signed' or 'unsigned'")
         agreement = self.agreement(agreement_id)
         agreement.status = status
         agreement.unsigned_here = False
