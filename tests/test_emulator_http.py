@@ -272,7 +272,7 @@ def query(emu: EmulatorHandle, **business: str) -> dict[str, str] | str:
     """A query answer, unsigned as the query document's answer table and sample."""
     resp = emu.send(emu.signed(service="query_customer_protocol", **business))
     assert b"<sign" not in resp.content
-    parsed = parse_response(resp.content)
+    parsed = parse_response(resp.content, service="query_customer_protocol")
     return parsed.fields if parsed.is_success else parsed.error
 
 
