@@ -31,7 +31,7 @@ from unsign_worker.job import MAX_REFERENCE_LENGTH, Job
 from unsign_worker.keys import Keys
 from unsign_worker.masking import mask_params
 from unsign_worker.params import CHARSETS, UnsignRequest
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producer import CONFLICT_CODE, Producer, producer_app
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -41,12 +41,17 @@ POLL_INTERVAL_SECONDS = 0.2
 
 
 class ReferenceConflictError(UnsignError):
-    """The reference is already bound to a job with other parameters."""
+    """The reference is already bound to a job with other parameters.
 
-    def __init__(self, job_id: str) -> None:
+    ``job_id`` is that other job; ``rejected_job_id`` (set by :meth:`UnsignClient.enqueue`) the
+    job recorded ``rejected`` with code ``REFERENCE_CONFLICT`` for this refused request.
+    """
+
+    def __init__(self, job_id: str, rejected_job_id: str = "") -> None:
         super().__init__(f"reference is already bound to job {job_id}, whose parameters differ; "
                          "use a new reference for a different agreement")
         self.job_id = job_id
+        self.rejected_job_id = rejected_job_id
 
 
 def reference_errors(reference: str) -> list[FieldError]:
@@ -199,7 +204,18 @@ class UnsignClient:
             raise ValidationError(errors)
         job = Job(job_id=uuid.uuid4().hex, params=params, campaign=campaign,
                   reference=reference)
-        return submit(self.producer, job)
+        try:
+            return submit(self.producer, job)
+        except ReferenceConflictError as exc:
+            # recorded as its own job, so the refusal is on file where the producer looks
+            self.producer.record_rejected(job.job_id, reference=reference, code=CONFLICT_CODE,
+                                          reason=str(exc), source="client")
+            raise ReferenceConflictError(exc.job_id, job.job_id) from None
+
+    def conflicts(self, reference: str) -> list[str]:
+        """Ids of the jobs refused ``REFERENCE_CONFLICT`` for ``reference`` (a request that
+        named it with other parameters than the job :meth:`find` returns)."""
+        return sorted(m.decode() for m in self.redis.smembers(self.keys.conflicts(reference)))
 
     def find(self, reference: str) -> str | None:
         """The id of the job bound to ``reference``, or None."""
