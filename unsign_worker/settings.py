@@ -248,10 +248,15 @@ class Settings:
     park_countdown_seconds: float = PARK_COUNTDOWN_SECONDS
     audit_maxlen: int = AUDIT_MAXLEN
     sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
+    #: remote-control commands the workers obey: inspect (Flower's reads) | full
+    remote_control: str = "inspect"
 
     def __post_init__(self) -> None:
         check_store_url(self.redis_url, name="UNSIGN_REDIS_URL")
         check_store_url(self.broker_url, name="UNSIGN_BROKER_URL")
+        if self.remote_control not in ("inspect", "full"):
+            raise ConfigError(f"UNSIGN_REMOTE_CONTROL: {self.remote_control!r} is neither "
+                              "'inspect' nor 'full'")
         if self.retry_countdown_cap_seconds + self.lease_seconds >= self.visibility_timeout_seconds:
             raise ConfigError(
                 "UNSIGN_VISIBILITY_TIMEOUT: must exceed the longest retry countdown plus the "
@@ -357,4 +362,5 @@ class Settings:
             park_countdown_seconds=num("UNSIGN_PARK_COUNTDOWN", PARK_COUNTDOWN_SECONDS),
             audit_maxlen=int(num("UNSIGN_AUDIT_MAXLEN", AUDIT_MAXLEN)),
             sweep_interval_seconds=num("UNSIGN_SWEEP_INTERVAL", SWEEP_INTERVAL_SECONDS),
+            remote_control=(get("UNSIGN_REMOTE_CONTROL") or "inspect").strip().lower(),
         )
