@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.plugins.ops_fixtures"]
 __all__ = ["make_ctx"]  # the fixture
 
+X1, X2 = "a1" * 16, "a2" * 16
 A = {"customer_code": "C00001"}
 B = {"customer_code": "C00002"}
 
@@ -44,16 +45,16 @@ def test_a_second_message_with_other_parameters_is_refused_and_the_record_kept(
         forged: dict[str, Any]) -> None:
     gw = gateway_factory([cae("a", 1), cae("b", 2)])
     ctx = make_ctx(gw)
-    recorded_for_a(ctx, "x1")
+    recorded_for_a(ctx, X1)
     # When a message reuses X's id with other parameters
-    decision = process_job(ctx, job(job_id="x1", **forged))
+    decision = process_job(ctx, job(job_id=X1, **forged))
     # Then it is refused: nothing sent, X's record untouched
     assert (decision.kind, decision.state) == ("ignored", "mismatch")
     assert gw.requests("a") == gw.requests("b") == 0
-    kept = record(ctx, "x1")
+    kept = record(ctx, X1)
     assert kept["state"] == "queued" and json.loads(kept["params"]) == A
     # And the genuine message still unsigns A
-    assert process_job(ctx, job(A, job_id="x1")).state == "unsigned"
+    assert process_job(ctx, job(A, job_id=X1)).state == "unsigned"
     assert (gw.unsigns("a"), gw.unsigns("b")) == (1, 0)
 
 
@@ -61,8 +62,8 @@ def test_a_forged_copy_in_a_batch_is_refused_and_the_others_proceed(
         gateway_factory: Callable[..., Any], make_ctx: Callable[..., Any]) -> None:
     gw = gateway_factory([cae("a", 1), cae("b", 2), cae("c", 3)])
     ctx = make_ctx(gw)
-    recorded_for_a(ctx, "x2")
-    decisions = process_batch(ctx, [job(B, job_id="x2"), job({"customer_code": "C00003"})])
+    recorded_for_a(ctx, X2)
+    decisions = process_batch(ctx, [job(B, job_id=X2), job({"customer_code": "C00003"})])
     assert [d.state for d in decisions] == ["mismatch", "unsigned"]
     assert (gw.unsigns("b"), gw.unsigns("c")) == (0, 1)
 
@@ -73,7 +74,7 @@ def test_a_worker_never_unsigns_the_agreement_of_a_forged_copy(
     env = ops_env([Agreement(id="a", customer_code="C00000000001"),
                    Agreement(id="b", customer_code="C00000000002")])
     workers = env.workers
-    genuine = Job(job_id="x" * 32, params={"customer_code": "C00000000001"})
+    genuine = Job(job_id="ab" * 16, params={"customer_code": "C00000000001"})
     workers.producer.write_records([genuine])
     # a producer that can write the queue sends X's id with B's parameters first
     workers.producer.send(Job(job_id=genuine.job_id, params={"customer_code": "C00000000002"}))

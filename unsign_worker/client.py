@@ -27,11 +27,12 @@ from typing import Any
 import redis
 
 from unsign_worker.exceptions import FieldError, UnsignError, ValidationError
-from unsign_worker.job import MAX_REFERENCE_LENGTH, Job
+from unsign_worker.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job
 from unsign_worker.keys import Keys
 from unsign_worker.masking import mask_params
 from unsign_worker.params import CHARSETS, UnsignRequest
 from unsign_worker.producer import CONFLICT_CODE, Producer, producer_app
+from unsign_worker.settings import check_store_url
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -174,6 +175,9 @@ class UnsignClient:
         match the workers' ``UNSIGN_KEY_PREFIX`` and ``ALIPAY_INPUT_CHARSET``."""
         if input_charset.lower() not in CHARSETS:
             raise ValueError(f"input_charset: must be one of {', '.join(CHARSETS)}")
+        # the workers' own rule: a rediss:// URL that turns verification off is refused
+        check_store_url(broker_url, name="broker_url")
+        check_store_url(redis_url or broker_url, name="redis_url")
         self.charset = input_charset.lower()
         self.keys = Keys(key_prefix)
         self.redis = redis.Redis.from_url(redis_url or broker_url, socket_connect_timeout=5)
@@ -189,10 +193,14 @@ class UnsignClient:
         """Validate and enqueue one unsign; returns the job id.
 
         Raises:
-            ValidationError: a parameter or the reference breaks a rule (names field and rule).
+            ValidationError: a parameter, the reference or the campaign id breaks a rule (names
+                field and rule).
             ReferenceConflictError: ``reference`` is bound to a job with other parameters.
         """
         errors = reference_errors(reference)
+        if campaign and not CAMPAIGN_ID_RE.fullmatch(campaign):
+            errors.append(FieldError("campaign", "format", "must be 1 to 48 letters, digits, "
+                                     "'_', '.' or '-', starting with a letter or digit"))
         try:
             params = validated_params({"customer_code": customer_code, "type_code": type_code,
                                        "trans_account_out": trans_account_out,

@@ -25,7 +25,7 @@ import click
 from unsign_worker.cli.config_checks import Check, check_redis, check_settings, fail
 from unsign_worker.cli.gateway_probe import probe_gateway
 from unsign_worker.exceptions import ConfigError
-from unsign_worker.params import SERVICE, validate_partner
+from unsign_worker.params import QUERY_SERVICE, SERVICE, validate_partner
 from unsign_worker.settings import (
     DEFAULT_KEY_PREFIX,
     SUPPORTED_CHARSETS,
@@ -179,6 +179,9 @@ def sign(charset: str | None, sign_type: str | None, pairs: tuple[str, ...]) -> 
     kind = sign_type or settings.sign_type
     encoding = _pick_charset(charset, params, settings)
     params.setdefault("service", SERVICE)
+    if params["service"] not in (SERVICE, QUERY_SERVICE):
+        raise click.UsageError(f"service: {params['service']!r} is not a service of this "
+                               f"product; only {SERVICE} and {QUERY_SERVICE} are signed")
     if "partner" not in params:
         if not settings.partner:
             raise click.ClickException("partner: not given, and ALIPAY_PARTNER is not set")
