@@ -26,13 +26,13 @@ from typing import Any
 
 import redis
 
+from unsign_worker.broker import check_store_url
 from unsign_worker.exceptions import FieldError, UnsignError, ValidationError
 from unsign_worker.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job
 from unsign_worker.keys import Keys
 from unsign_worker.masking import mask_params
 from unsign_worker.params import CHARSETS, UnsignRequest
 from unsign_worker.producer import CONFLICT_CODE, Producer, producer_app
-from unsign_worker.settings import check_store_url
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
