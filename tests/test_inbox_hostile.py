@@ -135,6 +135,27 @@ def test_an_entry_its_consumers_died_on_too_often_is_ended_unread(producer: Prod
     assert queued(producer, "healthy")
 
 
+def test_an_entry_that_kills_its_consumer_every_time_ends_even_under_the_same_name(
+        producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker restarts under the same consumer name (its hostname) after each crash
+    entry = add(producer, valid(producer, "killer"))
+
+    def crash(*args: object, **kwargs: object) -> str:
+        raise KeyboardInterrupt  # stands for a process killed while taking the entry
+
+    monkeypatch.setattr(inbox_module, "submit", crash)
+    crashes = 0
+    for _ in range(10):
+        try:
+            inbox_for(producer, max_deliveries=3).poll_once(block_ms=1)
+        except KeyboardInterrupt:
+            crashes += 1
+        if producer.redis.xlen(producer.keys.inbox) == 0:
+            break
+    ended = record(producer, job_id_for_entry(producer.keys.inbox, entry))
+    assert (ended["state"], ended["code"], crashes) == ("rejected", POISON_CODE, 3)
+
+
 def test_a_deleted_stream_gets_its_group_back(producer: Producer) -> None:
     inbox = inbox_for(producer)
     inbox.poll_once(block_ms=1)

@@ -28,6 +28,7 @@ outcome.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -160,36 +161,44 @@ class Inbox:
 
     def _poll(self, block_ms: int) -> int:
         stream = self._keys.inbox
-        # a claim counts as a delivery (XAUTOCLAIM raises the count): an entry that killed or
-        # hung the consumers that read it reaches MAX_DELIVERIES and is ended unread
+        # entries of dead consumers become this one's pending entries (attempts counted below)
         self._r.xautoclaim(stream, INBOX_GROUP, self.consumer, self._stale_after_ms,
-                           start_id="0-0", count=READ_COUNT)
+                           start_id="0-0", count=READ_COUNT, justid=True)
         done = self._handle_pending()
         fresh = self._r.xreadgroup(INBOX_GROUP, self.consumer, {stream: ">"}, count=READ_COUNT,
                                    block=block_ms if not done else None)
         for _stream, entries in fresh or []:
             for raw_id, fields in entries:
-                done += self._handle(raw_id, fields, deliveries=1)
+                done += self._attempt(raw_id, fields, 1)
         return done
 
     def _handle_pending(self) -> int:
-        """Retry this consumer's pending entries without counting a delivery (XPENDING and
-        XRANGE; re-reading with XREADGROUP would), refreshing their idle time (XCLAIM JUSTID)
-        so that no other consumer takes over an entry this one is still working on."""
+        """Try this consumer's pending entries again, each attempt counted in its delivery
+        count before it starts (``XCLAIM ... RETRYCOUNT``, which also refreshes its idle time,
+        so no other consumer takes over an entry this one is working on): an entry that kills
+        or hangs its consumer, even one restarted under the same name, reaches
+        :data:`MAX_DELIVERIES` and is ended unread."""
         stream = self._keys.inbox
         pending = self._r.xpending_range(stream, INBOX_GROUP, min="-", max="+",
                                          count=READ_COUNT, consumername=self.consumer)
-        if not pending:
-            return 0
-        ids = [p["message_id"] for p in pending]
-        self._r.xclaim(stream, INBOX_GROUP, self.consumer, 0, ids, justid=True)
         done = 0
-        for item in pending:
-            raw_id = item["message_id"]
+        for item in pending or []:
+            raw_id, attempt = item["message_id"], int(item["times_delivered"]) + 1
+            self._r.xclaim(stream, INBOX_GROUP, self.consumer, 0, [raw_id], retrycount=attempt,
+                           justid=True)
             found = self._r.xrange(stream, raw_id, raw_id)
-            done += self._handle(raw_id, found[0][1] if found else None,
-                                 deliveries=int(item["times_delivered"]))
+            done += self._attempt(raw_id, found[0][1] if found else None, attempt)
         return done
+
+    def _attempt(self, raw_id: Any, fields: Mapping[bytes, bytes] | None, attempt: int) -> int:
+        try:
+            return self._handle(raw_id, fields, deliveries=attempt)
+        except TRANSIENT_ERRORS:
+            # an outage is not the entry's fault: this attempt does not count towards the cap
+            with contextlib.suppress(redis.RedisError):
+                self._r.xclaim(self._keys.inbox, INBOX_GROUP, self.consumer, 0, [raw_id],
+                               retrycount=attempt - 1, justid=True)
+            raise
 
     def _handle(self, raw_id: Any, fields: Mapping[bytes, bytes] | None, *,
                 deliveries: int) -> int:
