@@ -126,3 +126,15 @@ def test_flowers_container_gets_no_alipay_key() -> None:
     flower = compose["services"]["flower"]
     assert "alipay_key" not in flower["secrets"]
     assert not any(name.startswith("ALIPAY_") for name in flower["environment"])
+
+
+def test_enqueue_names_the_job_recorded_for_a_reference_conflict(redis_url: str,
+                                                                 key_prefix: str) -> None:
+    env = {"UNSIGN_REDIS_URL": redis_url, "UNSIGN_KEY_PREFIX": key_prefix}
+    assert run(env, "enqueue", "--customer-code", "C00000000001", "--reference", "o-9"
+               ).exit_code == 0
+    refused = run(env, "enqueue", "--customer-code", "C00000000002", "--reference", "o-9")
+    assert refused.exit_code == 1 and "REFERENCE_CONFLICT" in refused.output
+    job_id = refused.output.split("recorded as job ")[1].split(",")[0]
+    shown = run(env, "job", "show", job_id, "--json")
+    assert json.loads(shown.output)["code"] == "REFERENCE_CONFLICT"
