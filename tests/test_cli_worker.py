@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 
 import pytest
 
@@ -32,7 +33,7 @@ def settled(gateway_factory, redis_url, key_prefix, monkeypatch):
             ({"type_code": "BUSI0031", "trans_account_out": "20880000000000990156"}, "camp-b",
              "r3")]
     for params, campaign, reference in jobs:
-        process_job(ctx, {"job_id": f"job-{reference[-2:]}", "params": params,
+        process_job(ctx, {"job_id": uuid.uuid4().hex, "params": params,
                           "campaign": campaign, "reference": reference})
     yield ctx
     ctx.close()

@@ -16,8 +16,10 @@ def test_an_email_with_an_empty_local_part_shows_only_the_domain() -> None:
     assert mask_email("@alipay.com") == "***@alipay.com"
 
 
-def test_a_login_that_is_not_an_email_is_masked_as_an_account() -> None:
-    assert mask_email("13800138000") == "1380********8000"
+def test_a_phone_login_shows_five_of_its_digits_and_another_login_is_masked_as_an_account(
+        ) -> None:
+    assert mask_email("13800138000") == "138********00"
+    assert mask_email("lw.2024.login") == "lw.2********ogin"
 
 
 def test_an_account_keeps_four_characters_at_each_end_behind_a_fixed_run_of_stars() -> None:

@@ -204,7 +204,7 @@ def test_from_mapping_refuses_unknown_names_and_non_strings() -> None:
     with pytest.raises(ValidationError) as caught:
         UnsignRequest.from_mapping({"sign": "x", "customer_code": 1184})
     assert {(e.field, e.rule) for e in caught.value.errors} == {
-        ("sign", "unknown_field"), ("customer_code", "type")
+        ("'sign'", "unknown_field"), ("customer_code", "type")
     }
 
 

@@ -11,6 +11,8 @@ import ssl
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from unsign_worker.exceptions import ConfigError
+
 #: URL schemes of an AMQP (RabbitMQ) broker.
 AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 #: Query parameters of a ``rediss://`` URL naming certificate files (the CA, a client cert).
@@ -55,3 +57,32 @@ def redis_tls_options(url: str) -> dict[str, Any] | None:
         if name in TLS_FILE_PARAMS and value:
             options[name] = value
     return options
+
+
+#: Values of ``ssl_cert_reqs`` in a ``rediss://`` URL that keep verification on.
+_VERIFYING = ("required", "cert_required")
+_TRUE = ("1", "true", "yes", "on")
+
+
+def check_store_url(url: str, *, name: str) -> None:
+    """Raise ConfigError if a ``rediss://`` URL switches certificate checks off.
+
+    ``rediss://`` always verifies the server's certificate and host name (against the system's
+    trust store, or the CA named by ``?ssl_ca_certs=``); ``ssl_cert_reqs=none|optional`` or
+    ``ssl_check_hostname=false`` in the URL would quietly accept an impostor. The message
+    never repeats the URL, which may carry a password.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"{name}: not a well-formed URL") from None
+    if parts.scheme != "rediss":
+        return
+    for key, value in parse_qsl(parts.query):
+        if key == "ssl_cert_reqs" and value.strip().lower() not in _VERIFYING:
+            raise ConfigError(f"{name}: ssl_cert_reqs={value} would not verify the Redis "
+                              "server's certificate; remove it (rediss:// always verifies; "
+                              "name a private CA with ssl_ca_certs=)")
+        if key == "ssl_check_hostname" and value.strip().lower() not in _TRUE:
+            raise ConfigError(f"{name}: ssl_check_hostname={value} would accept a certificate "
+                              "issued to another host; remove it")

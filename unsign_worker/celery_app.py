@@ -20,10 +20,10 @@ import threading
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_init, worker_ready, worker_shutdown
 
 import celeryconfig
-from unsign_worker import kombu_fixes, monitoring
+from unsign_worker import kombu_fixes, monitoring, remote_control
 from unsign_worker.context import WorkerContext, build_context
 from unsign_worker.inbox import Inbox, InboxThread
 from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, masked_repr
@@ -124,6 +124,12 @@ def create_app(settings: Settings | None = None) -> Celery:
         if runtime.inbox is not None:
             runtime.inbox.stop()
 
+    def on_init(sender: Any = None, **_: Any) -> None:
+        off = remote_control.restrict(runtime.settings.remote_control)
+        if off:
+            log.info("remote control: read-only (%d commands turned off)", len(off))
+
+    worker_init.connect(on_init, weak=False)
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
     return app

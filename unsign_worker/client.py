@@ -29,12 +29,13 @@ from typing import Any
 
 import redis
 
+from unsign_worker.broker import check_store_url
 from unsign_worker.exceptions import FieldError, UnsignError, ValidationError
-from unsign_worker.job import MAX_REFERENCE_LENGTH, Job
+from unsign_worker.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job
 from unsign_worker.keys import Keys
 from unsign_worker.masking import mask_params
 from unsign_worker.params import CHARSETS, UnsignRequest
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producer import CONFLICT_CODE, Producer, producer_app
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
 from unsign_worker.verification import require_public_key_in_env
 
@@ -45,12 +46,17 @@ POLL_INTERVAL_SECONDS = 0.2
 
 
 class ReferenceConflictError(UnsignError):
-    """The reference is already bound to a job with other parameters."""
+    """The reference is already bound to a job with other parameters.
 
-    def __init__(self, job_id: str) -> None:
+    ``job_id`` is that other job; ``rejected_job_id`` (set by :meth:`UnsignClient.enqueue`) the
+    job recorded ``rejected`` with code ``REFERENCE_CONFLICT`` for this refused request.
+    """
+
+    def __init__(self, job_id: str, rejected_job_id: str = "") -> None:
         super().__init__(f"reference is already bound to job {job_id}, whose parameters differ; "
                          "use a new reference for a different agreement")
         self.job_id = job_id
+        self.rejected_job_id = rejected_job_id
 
 
 def reference_errors(reference: str) -> list[FieldError]:
@@ -181,6 +187,9 @@ class UnsignClient:
         require_public_key_in_env(env)
         if input_charset.lower() not in CHARSETS:
             raise ValueError(f"input_charset: must be one of {', '.join(CHARSETS)}")
+        # the workers' own rule: a rediss:// URL that turns verification off is refused
+        check_store_url(broker_url, name="broker_url")
+        check_store_url(redis_url or broker_url, name="redis_url")
         self.charset = input_charset.lower()
         self.keys = Keys(key_prefix)
         self.redis = redis.Redis.from_url(redis_url or broker_url, socket_connect_timeout=5)
@@ -196,10 +205,14 @@ class UnsignClient:
         """Validate and enqueue one unsign; returns the job id.
 
         Raises:
-            ValidationError: a parameter or the reference breaks a rule (names field and rule).
+            ValidationError: a parameter, the reference or the campaign id breaks a rule (names
+                field and rule).
             ReferenceConflictError: ``reference`` is bound to a job with other parameters.
         """
         errors = reference_errors(reference)
+        if campaign and not CAMPAIGN_ID_RE.fullmatch(campaign):
+            errors.append(FieldError("campaign", "format", "must be 1 to 48 letters, digits, "
+                                     "'_', '.' or '-', starting with a letter or digit"))
         try:
             params = validated_params({"customer_code": customer_code, "type_code": type_code,
                                        "trans_account_out": trans_account_out,
@@ -211,7 +224,18 @@ class UnsignClient:
             raise ValidationError(errors)
         job = Job(job_id=uuid.uuid4().hex, params=params, campaign=campaign,
                   reference=reference)
-        return submit(self.producer, job)
+        try:
+            return submit(self.producer, job)
+        except ReferenceConflictError as exc:
+            # recorded as its own job, so the refusal is on file where the producer looks
+            self.producer.record_rejected(job.job_id, reference=reference, code=CONFLICT_CODE,
+                                          reason=str(exc), source="client")
+            raise ReferenceConflictError(exc.job_id, job.job_id) from None
+
+    def conflicts(self, reference: str) -> list[str]:
+        """Ids of the jobs refused ``REFERENCE_CONFLICT`` for ``reference`` (a request that
+        named it with other parameters than the job :meth:`find` returns)."""
+        return sorted(m.decode() for m in self.redis.smembers(self.keys.conflicts(reference)))
 
     def find(self, reference: str) -> str | None:
         """The id of the job bound to ``reference``, or None."""

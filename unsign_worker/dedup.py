@@ -24,6 +24,10 @@ The agreement hash (``P agreement:<identity>``) is the dedup record:
 - ``throttled``: the campaign's global rate limit (``P campaign:<id>:rate:<second>``, shared by
   every worker on every host) is used up for this second: wait and claim again.
 
+- ``mismatch``: the job's record names other parameters (or another campaign) than this
+  message: a second message reusing the job's id is refused, never acted on, and the record is
+  left alone (a job id is no secret: inbox and campaign ids are digests anyone can compute).
+
 ``settle`` records an outcome only if the fencing token is still current: a delivery that lost
 its lease (paused, partitioned) cannot overwrite what the new holder recorded.
 """
@@ -38,7 +42,21 @@ import redis
 
 from unsign_worker.keys import Keys
 
-CLAIM_LUA = r"""
+#: Lua: whether two job parameter JSON objects name the same parameters (empty values count as
+#: absent, as they are neither sent nor signed).
+SAME_PARAMS_LUA = r"""
+local function same_params(a, b)
+  if a == b then return true end
+  local ok1, x = pcall(cjson.decode, a or '{}')
+  local ok2, y = pcall(cjson.decode, b or '{}')
+  if not ok1 or not ok2 or type(x) ~= 'table' or type(y) ~= 'table' then return false end
+  for k, v in pairs(x) do if v ~= '' and y[k] ~= v then return false end end
+  for k, v in pairs(y) do if v ~= '' and x[k] ~= v then return false end end
+  return true
+end
+"""
+
+CLAIM_LUA = SAME_PARAMS_LUA + r"""
 -- KEYS: job, agreement, leases, breaker, breaker_probe, parked, campaign, campaign_parked,
 --       campaign_rate
 -- ARGV: job_id, now, lease_until, identity, identity_masked, params_json, campaign, reference,
@@ -54,6 +72,10 @@ local st = redis.call('HGET', job, 'state')
 if st == 'unsigned' or st == 'already_unsigned' or st == 'duplicate' or st == 'rejected'
    or st == 'dead_lettered' or st == 'cancelled' then
   return {'terminal', st}
+end
+local rec = redis.call('HMGET', job, 'params', 'campaign')
+if not same_params(rec[1], ARGV[6]) or (rec[2] or '') ~= ARGV[7] then
+  return {'mismatch', ''}
 end
 if ARGV[7] ~= '' then
   local c = redis.call('HMGET', KEYS[7], 'state', 'rate')
@@ -194,7 +216,7 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', a.audit_maxlen, '*', 'data', cjson.en
 return 'ok'
 """
 
-FINISH_UNCLAIMED_LUA = r"""
+FINISH_UNCLAIMED_LUA = SAME_PARAMS_LUA + r"""
 -- A job that ends without holding the agreement (rejected before claiming, or duplicate).
 -- KEYS: job, audit, counts, campaign_counts, rate, leases
 -- ARGV[1]: JSON {job_id, now, state, code, reason, original, identity, identity_masked, params,
@@ -205,6 +227,9 @@ local st = redis.call('HGET', job, 'state')
 if st == 'unsigned' or st == 'already_unsigned' or st == 'duplicate' or st == 'rejected'
    or st == 'dead_lettered' or st == 'cancelled' then
   return 'terminal'
+end
+if st and not same_params(redis.call('HGET', job, 'params'), a.params) then
+  return 'mismatch'
 end
 if not st then
   redis.call('HSET', job, 'job_id', a.job_id, 'identity', a.identity,
@@ -234,7 +259,8 @@ NO_CAMPAIGN = "-"
 class Claim:
     """The answer of :meth:`DedupStore.claim`."""
 
-    status: str  # claimed | duplicate | busy | terminal | parked | paused | cancelled | throttled
+    #: claimed | duplicate | busy | terminal | parked | paused | cancelled | throttled | mismatch
+    status: str
     token: str = ""
     reached: bool = False
     attempts: int = 0
@@ -289,7 +315,8 @@ class DedupStore:
 
     def finish_unclaimed(self, *, job_id: str, campaign: str, payload: dict[str, Any],
                          minute: int, pipe: Any = None) -> str | None:
-        """End a job that holds no claim: ``ok``, or ``terminal`` if it had already ended."""
+        """End a job that holds no claim: ``ok``, ``terminal`` if it had already ended, or
+        ``mismatch`` if its record names other parameters than ``payload``."""
         k = self._keys
         keys = [k.job(job_id), k.audit, k.counts,
                 k.campaign_counts(campaign or NO_CAMPAIGN), k.rate(minute), k.leases]

@@ -121,3 +121,15 @@ class BadSignatureError(ResponseError):
 
     def __init__(self, message: str = "response signature does not verify") -> None:
         super().__init__(message, reason="bad_sign")
+
+
+#: Characters of a foreign field name shown in an error (the rest is cut).
+SHOWN_NAME_CHARS = 40
+
+
+def shown_name(name: str) -> str:
+    """A field name fit for a reason, a log line or a terminal: cut, quoted and escaped
+    (``repr``: no newline, escape sequence or lone surrogate gets through)."""
+    if len(name) <= SHOWN_NAME_CHARS:
+        return repr(name)
+    return f"{name[:SHOWN_NAME_CHARS]!r}... ({len(name)} characters)"

@@ -12,6 +12,7 @@ producer's reference — never a key, a signature or a secret; signing happens i
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -28,6 +29,11 @@ UNSIGN_BATCH_TASK = "unsign_worker.unsign_batch"
 HOOK_TASK = "unsign_worker.run_hook"
 #: Longest producer reference accepted.
 MAX_REFERENCE_LENGTH = 128
+#: A job id, as every producer of this project makes one (a UUID's or a digest's 32 hex
+#: digits); nothing else may reach a key name (``job_id="resolved"`` would be ``P dlq:resolved``).
+JOB_ID_RE = re.compile(r"[0-9a-f]{32}")
+#: A campaign id: given by the operator or ``c-`` and a digest.
+CAMPAIGN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}")
 
 
 def new_job_id() -> str:
@@ -49,9 +55,8 @@ class Job:
             raise ValidationError([FieldError("job", "type", "must be an object")])
         errors: list[FieldError] = []
         job_id = data.get("job_id")
-        if not isinstance(job_id, str) or not job_id or len(job_id) > 64:
-            errors.append(FieldError("job_id", "required", "must be a non-empty string of at "
-                                     "most 64 characters"))
+        if not isinstance(job_id, str) or not JOB_ID_RE.fullmatch(job_id):
+            errors.append(FieldError("job_id", "format", "must be 32 lower-case hex digits"))
         params = data.get("params")
         if not isinstance(params, Mapping):
             errors.append(FieldError("params", "type", "must be an object of business "
@@ -60,6 +65,10 @@ class Job:
             value = data.get(name, "")
             if value is not None and not isinstance(value, str):
                 errors.append(FieldError(name, "type", "must be a string"))
+        campaign = data.get("campaign") or ""
+        if isinstance(campaign, str) and campaign and not CAMPAIGN_ID_RE.fullmatch(campaign):
+            errors.append(FieldError("campaign", "format", "must be 1 to 48 letters, digits, "
+                                     "'_', '.' or '-', starting with a letter or digit"))
         reference = data.get("reference") or ""
         if isinstance(reference, str) and len(reference) > MAX_REFERENCE_LENGTH:
             errors.append(FieldError("reference", "max_length",

@@ -11,6 +11,8 @@ key                                    type    content and retention
                                                reference, attempts, code, reason, timestamps;
                                                expires ``JOB_RETENTION_SECONDS`` after it ends
 ``P ref:<reference>``                  string  producer reference -> job id (same retention)
+``P conflicts:<reference>``            set     ids of jobs rejected ``REFERENCE_CONFLICT``: they
+                                               named a reference already bound to another job
 ``P agreement:<identity>``             hash    dedup: holder job, state (in_flight | held |
                                                unsigned), fencing token, lease expiry; kept
                                                without expiry once ``unsigned``
@@ -79,6 +81,9 @@ class Keys:
 
     def ref(self, reference: str) -> str:
         return f"{self.prefix}ref:{reference}"
+
+    def conflicts(self, reference: str) -> str:
+        return f"{self.prefix}conflicts:{reference}"
 
     def agreement(self, identity_key: str) -> str:
         return f"{self.prefix}agreement:{identity_key}"

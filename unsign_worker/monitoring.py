@@ -7,8 +7,10 @@ the raw arguments), or its ``conf``/``stats`` reply (which carries the broker pa
 personal data or a secret on a screen. The functions here are the second line of defence that
 ``unsign-worker flower`` applies to everything before Flower stores or serves it:
 
-- :func:`mask_text` masks emails, long digit runs (accounts, user ids) and ``sign``/``key``
-  values in free text; it is idempotent, so already-masked text is left as it is;
+- :func:`mask_text` masks emails (Unicode ones too), mainland mobile numbers, long digit runs
+  (accounts, user ids) and ``sign``/``key`` values in free text; it is idempotent, so
+  already-masked text is left as it is; inside a mapping (a ``params`` object of an inspect
+  reply) personal fields are masked by name, whatever their value looks like;
 - :func:`sanitize_task_event` and :func:`sanitize_inspect` apply it to events and inspect replies;
 - :func:`format_task` is Flower's ``format_task`` hook for its HTML pages;
 - :func:`connect_log_signals` hangs retry/failure logging and a masking log filter off Celery's
@@ -24,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from unsign_worker.masking import mask_account, mask_email
+from unsign_worker.masking import mask_account, mask_email, mask_field, mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,10 @@ REQUEST_LISTS = ("active", "reserved", "scheduled")
 #: Configuration keys whose values are never shown, whatever their content.
 _SECRET_CONF = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE|AUTH", re.IGNORECASE)
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
+# Unicode-aware: 张伟@公司.cn is an email as much as li@example.com.
+_EMAIL = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+# A mainland mobile number standing alone (a phone-number login).
+_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
 # A run of 12+ digits standing alone (not inside a hex id): an account or a 2088 user id.
 _DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{12,}(?![0-9A-Za-z])")
 # sign='…', "sign": "…", sign=… (query string) and the same for key/password.
@@ -57,15 +62,20 @@ def mask_text(text: str) -> str:
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:********@", text)
     text = _SECRET_VALUE.sub(lambda m: f"{m['name']}'********'", text)
     text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
     return _DIGITS.sub(lambda m: mask_account(m.group(0)), text)
 
 
 def _mask_value(value: Any) -> Any:
-    """Mask every string inside ``value`` (str, list, tuple, dict); other values unchanged."""
+    """Mask every string inside ``value`` (str, list, tuple, dict); other values unchanged.
+
+    In a mapping, a personal field (``user_email``, ``trans_account_out``…) is masked by its
+    name, whatever its value looks like (a phone login, a short account)."""
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, Mapping):
         return {k: ("********" if isinstance(k, str) and k.lower() in _SECRET_NAMES
+                    else mask_text(mask_field(k, v)) if isinstance(v, str)
                     else _mask_value(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return type(value)(_mask_value(v) for v in value)

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from unsign_worker.exceptions import FieldError, ValidationError
+from unsign_worker.exceptions import FieldError, ValidationError, shown_name
 from unsign_worker.masking import mask_account, mask_email
 
 SERVICE = "customer_unsign"
@@ -153,8 +153,9 @@ class UnsignRequest:
         values: dict[str, str] = {}
         for name, value in data.items():
             if name not in BUSINESS_FIELDS:
-                errors.append(FieldError(str(name), "unknown_field", "is not a parameter of "
-                                         "customer_unsign"))
+                # a foreign name may be huge or hold control characters: cut and escaped
+                errors.append(FieldError(shown_name(str(name)), "unknown_field",
+                                         "is not a parameter of customer_unsign"))
                 continue
             if value is None:
                 continue

@@ -166,6 +166,11 @@ def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim, broker_retries:
     if claim.status == "cancelled":
         return _finish_unclaimed(ctx, job, identity, JobState.CANCELLED, "",
                                  "campaign cancelled before this job was sent")
+    if claim.status == "mismatch":
+        log.error("refused a message for job %s: its parameters differ from the job's record "
+                  "(a second message reusing the job id)", job.job_id)
+        return Decision("ignored", job.job_id, "mismatch",
+                        detail="the message's parameters differ from the job's record")
     if claim.status in ("busy", "terminal"):
         return Decision("ignored", job.job_id, claim.detail or "in_flight",
                         detail=f"redelivered copy ({claim.status})")

@@ -11,6 +11,9 @@ simply be repeated.
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -21,8 +24,16 @@ from unsign_worker.broker import amqp_config, is_amqp, redis_tls_options
 from unsign_worker.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, masked_repr
 from unsign_worker.keys import QUEUE, Keys
 
+log = logging.getLogger(__name__)
+
 #: Retention of a producer reference -> job id mapping.
 REF_RETENTION_SECONDS = 30 * 86400
+#: Retention of the record of a job rejected before it was sent, seconds.
+REJECTED_RETENTION_SECONDS = 30 * 86400
+#: A job that named a reference already bound to another job.
+CONFLICT_CODE = "REFERENCE_CONFLICT"
+#: Approximate length kept in the audit stream when the worker does not say.
+AUDIT_MAXLEN = 1_000_000
 #: A job still ``queued`` this long after it was enqueued is re-published by the sweeper: its
 #: message may have been lost (the Redis broker can drop a message popped just as the
 #: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
@@ -72,6 +83,35 @@ class Producer:
             return job_id, True
         existing = self.redis.get(key)
         return (existing.decode() if existing else job_id), False
+
+    def record_rejected(self, job_id: str, *, reference: str, code: str, reason: str,
+                        source: str, audit_maxlen: int = AUDIT_MAXLEN) -> str:
+        """Record ``job_id`` as ``rejected`` (never sent), counted and audited; a
+        ``REFERENCE_CONFLICT`` is also listed in ``P conflicts:<reference>``, where the
+        producer of the refused job finds it (``P ref:<reference>`` names the other job)."""
+        k, now = self.keys, time.time()
+        if self.redis.hget(k.job(job_id), "state") == b"rejected":
+            return job_id  # read again after a crash: already recorded
+        minute = k.rate(int(now // 60))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(k.job(job_id), mapping={
+            "job_id": job_id, "state": "rejected", "code": code, "reason": reason,
+            "params": "{}", "campaign": "", "reference": reference, "attempts": 0,
+            "created_at": repr(now), "updated_at": repr(now), "finished_at": repr(now),
+            "source": source})
+        pipe.expire(k.job(job_id), REJECTED_RETENTION_SECONDS)
+        if code == CONFLICT_CODE and reference:
+            pipe.sadd(k.conflicts(reference), job_id)
+            pipe.expire(k.conflicts(reference), REJECTED_RETENTION_SECONDS)
+        pipe.hincrby(k.counts, "rejected", 1)
+        pipe.hincrby(minute, "rejected", 1)
+        pipe.expire(minute, 3600)
+        audit = {"time": now, "job_id": job_id, "outcome": "rejected", "code": code,
+                 "reason": reason, "reference": reference, "campaign": "", "source": source}
+        pipe.xadd(k.audit, {"data": json.dumps(audit)}, maxlen=audit_maxlen, approximate=True)
+        pipe.execute()
+        log.warning("%s job %s rejected: %s", source, job_id, reason)
+        return job_id
 
     def write_records(self, jobs: Sequence[Job], *, pipe: Any = None) -> None:
         own = pipe is None

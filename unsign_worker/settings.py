@@ -14,8 +14,9 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
+from unsign_worker.broker import check_store_url
 from unsign_worker.exceptions import ConfigError
 
 #: The production gateway of the MAPI interface.
@@ -156,34 +157,6 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
-#: Values of ``ssl_cert_reqs`` in a ``rediss://`` URL that keep verification on.
-_VERIFYING = ("required", "cert_required")
-
-
-def check_store_url(url: str, *, name: str) -> None:
-    """Raise ConfigError if a ``rediss://`` URL switches certificate checks off.
-
-    ``rediss://`` always verifies the server's certificate and host name (against the system's
-    trust store, or the CA named by ``?ssl_ca_certs=``); ``ssl_cert_reqs=none|optional`` or
-    ``ssl_check_hostname=false`` in the URL would quietly accept an impostor. The message
-    never repeats the URL, which may carry a password.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise ConfigError(f"{name}: not a well-formed URL") from None
-    if parts.scheme != "rediss":
-        return
-    for key, value in parse_qsl(parts.query):
-        if key == "ssl_cert_reqs" and value.strip().lower() not in _VERIFYING:
-            raise ConfigError(f"{name}: ssl_cert_reqs={value} would not verify the Redis "
-                              "server's certificate; remove it (rediss:// always verifies; "
-                              "name a private CA with ssl_ca_certs=)")
-        if key == "ssl_check_hostname" and not _truthy(value):
-            raise ConfigError(f"{name}: ssl_check_hostname={value} would accept a certificate "
-                              "issued to another host; remove it")
-
-
 def check_gateway_url(url: str, *, sandbox: bool) -> None:
     """Raise ConfigError unless the gateway URL is allowed.
 
@@ -248,10 +221,15 @@ class Settings:
     park_countdown_seconds: float = PARK_COUNTDOWN_SECONDS
     audit_maxlen: int = AUDIT_MAXLEN
     sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
+    #: remote-control commands the workers obey: inspect (Flower's reads) | full
+    remote_control: str = "inspect"
 
     def __post_init__(self) -> None:
         check_store_url(self.redis_url, name="UNSIGN_REDIS_URL")
         check_store_url(self.broker_url, name="UNSIGN_BROKER_URL")
+        if self.remote_control not in ("inspect", "full"):
+            raise ConfigError(f"UNSIGN_REMOTE_CONTROL: {self.remote_control!r} is neither "
+                              "'inspect' nor 'full'")
         if self.retry_countdown_cap_seconds + self.lease_seconds >= self.visibility_timeout_seconds:
             raise ConfigError(
                 "UNSIGN_VISIBILITY_TIMEOUT: must exceed the longest retry countdown plus the "
@@ -357,4 +335,5 @@ class Settings:
             park_countdown_seconds=num("UNSIGN_PARK_COUNTDOWN", PARK_COUNTDOWN_SECONDS),
             audit_maxlen=int(num("UNSIGN_AUDIT_MAXLEN", AUDIT_MAXLEN)),
             sweep_interval_seconds=num("UNSIGN_SWEEP_INTERVAL", SWEEP_INTERVAL_SECONDS),
+            remote_control=(get("UNSIGN_REMOTE_CONTROL") or "inspect").strip().lower(),
         )

@@ -119,6 +119,11 @@ def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:
                     "owns it", item.job_id, item.shown, decision.state)
         return Decision("ignored", item.job_id, decision.state, code=decision.code,
                         detail="stale claim")
+    if item.kind == "finish" and out == "mismatch":
+        log.error("refused a message for job %s: its parameters differ from the job's record "
+                  "(a second message reusing the job id)", item.job_id)
+        return Decision("ignored", item.job_id, "mismatch",
+                        detail="the message's parameters differ from the job's record")
     if item.kind == "finish" and out == "terminal":
         return Decision("ignored", item.job_id, decision.state, detail="already finished")
     if decision.state == "dead_lettered":

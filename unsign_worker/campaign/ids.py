@@ -9,11 +9,9 @@
 from __future__ import annotations
 
 import hashlib
-import re
 
 from unsign_worker.campaign.validate import ValidRow
-
-_CAMPAIGN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}")
+from unsign_worker.job import CAMPAIGN_ID_RE
 
 
 def campaign_id_for(content: bytes) -> str:
@@ -23,7 +21,7 @@ def campaign_id_for(content: bytes) -> str:
 
 def check_campaign_id(campaign_id: str) -> str | None:
     """None if ``campaign_id`` is acceptable, else the rule it breaks."""
-    if not _CAMPAIGN_ID_RE.fullmatch(campaign_id):
+    if not CAMPAIGN_ID_RE.fullmatch(campaign_id):
         return ("must be 1 to 48 letters, digits, '_', '.' or '-', starting with a letter or "
                 "digit")
     return None

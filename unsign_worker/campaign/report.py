@@ -20,7 +20,7 @@ from unsign_worker.campaign.validate import RejectedRow
 from unsign_worker.exceptions import ValidationError
 from unsign_worker.masking import mask_params
 from unsign_worker.params import UnsignRequest
-from unsign_worker.reports import neutralise_cell
+from unsign_worker.reports import neutralise_cell, open_output
 
 REPORT_COLUMNS = ("line", "reference", "identity", "outcome", "code", "attempts",
                   "finished_at")
@@ -55,7 +55,7 @@ def identity_text(params: dict[str, Any], *, show_personal_data: bool = False) -
 def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
     """Write ``rows`` (dicts) as CSV with a header; returns the rows written."""
     count = 0
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with open_output(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for row in rows:

@@ -29,7 +29,7 @@ from unsign_worker.campaign.lines import (
     file_lines,
     text_lines,
 )
-from unsign_worker.exceptions import FieldError
+from unsign_worker.exceptions import FieldError, shown_name
 from unsign_worker.params import BUSINESS_FIELDS
 
 __all__ = ["COLUMNS", "ENCODINGS", "FileFormatError", "RawRow", "decode", "file_format",
@@ -91,9 +91,7 @@ def _too_long(line: int) -> RawRow:
 
 
 def _shown(name: str) -> str:
-    if len(name) <= SHOWN_NAME_CHARS:
-        return repr(name)
-    return f"{name[:SHOWN_NAME_CHARS]!r}... ({len(name)} characters)"
+    return shown_name(name)
 
 
 def _check_header(header: list[str], line: int) -> list[str]:

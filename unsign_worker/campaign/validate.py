@@ -102,6 +102,8 @@ def _unknown(name: str) -> FieldError:
         return FieldError("_line", "unknown_field", f"has the key {name!r}, which is not a "
                           "column of a campaign file")
     shown = name if len(name) <= SHOWN_NAME_CHARS else name[:SHOWN_NAME_CHARS] + "..."
+    if not shown.isprintable():  # an escape sequence must not reach the operator's terminal
+        shown = shown.encode("unicode_escape").decode("ascii")
     return FieldError(shown, "unknown_field", "is not a column of a campaign file")
 
 

@@ -180,10 +180,13 @@ class _RejectsFile:
         import csv
 
         from unsign_worker.campaign.report import REJECT_COLUMNS, reject_rows
-        from unsign_worker.reports import neutralise_cell
+        from unsign_worker.reports import OutputFileError, neutralise_cell, open_output
 
         if self._handle is None:
-            self._handle = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            try:
+                self._handle = open_output(self.path)
+            except OutputFileError as exc:
+                fail(f"--rejects: {exc}")
             self._writer = csv.writer(self._handle)
             self._writer.writerow(REJECT_COLUMNS)
         self.rows += 1
@@ -268,8 +271,13 @@ def campaign_report(campaign_id: str, out: str, show_personal_data: bool) -> Non
     _, store = _store()
     if store.status(campaign_id) is None:
         fail(f"no campaign {campaign_id}")
-    count = write_csv(Path(out), REPORT_COLUMNS, report_rows(
-        store, campaign_id, show_personal_data=show_personal_data))
+    from unsign_worker.reports import OutputFileError
+
+    try:
+        count = write_csv(Path(out), REPORT_COLUMNS, report_rows(
+            store, campaign_id, show_personal_data=show_personal_data))
+    except OutputFileError as exc:
+        fail(f"--out: {exc}")
     click.echo(f"wrote {count} rows to {out}")
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 import click
 import redis
 
 from unsign_worker.exceptions import ConfigError
-from unsign_worker.settings import Settings
+from unsign_worker.settings import Settings, redact_url
 
 
 def load_settings() -> Settings:
@@ -24,16 +24,19 @@ def redis_for(settings: Settings) -> redis.Redis:
     try:
         client.ping()
     except redis.RedisError as exc:
-        fail(f"Redis at {_safe_url(settings.redis_url)} is not reachable: {exc}")
+        fail(f"Redis at {redact_url(settings.redis_url)} is not reachable: {exc}")
     return client
 
 
-def _safe_url(url: str) -> str:
-    """The URL without a password."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+def output_file(path: str) -> TextIO:
+    """``--out PATH`` opened private (0600) and never through a symlink, or the command ends
+    with the reason."""
+    from unsign_worker.reports import OutputFileError, open_output
+
+    try:
+        return open_output(path)
+    except OutputFileError as exc:
+        fail(f"--out: {exc}")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -1,4 +1,4 @@
-"""``unsign-worker check-config`` and ``unsign-worker sign``.
+"""``unsign-worker check-config``, ``unsign-worker sign`` and ``unsign-worker acl``.
 
 ``check-config`` explains every setting, one line each (``✓`` fine, ``!`` warning, ``✗`` error),
 and exits 0 only when there is no error. Warnings keep the exit code at 0, with one exception
@@ -8,11 +8,15 @@ made an error on purpose: a partner listed in ``ALIPAY_TEST_PARTNERS`` used outs
 ``sign`` prints the string to sign and its signature for given parameters, with the configured
 key: the merchant's own aid for "why ILLEGAL_SIGN?". It is the one command that prints a
 signature, on purpose; it never prints the key.
+
+``acl`` prints the Redis ACL users of the three roles (producer, worker, operator) for the key
+prefix, as lines of a Redis ``aclfile`` (:mod:`unsign_worker.acl`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 
@@ -21,8 +25,13 @@ import click
 from unsign_worker.cli.config_checks import Check, check_redis, check_settings, fail
 from unsign_worker.cli.gateway_probe import probe_gateway
 from unsign_worker.exceptions import ConfigError
-from unsign_worker.params import SERVICE, validate_partner
-from unsign_worker.settings import SUPPORTED_CHARSETS, SUPPORTED_SIGN_TYPES, Settings
+from unsign_worker.params import QUERY_SERVICE, SERVICE, validate_partner
+from unsign_worker.settings import (
+    DEFAULT_KEY_PREFIX,
+    SUPPORTED_CHARSETS,
+    SUPPORTED_SIGN_TYPES,
+    Settings,
+)
 from unsign_worker.signing import UNSIGNED_PARAMS, make_signer, string_to_sign
 
 _MARKS = {"ok": "✓", "warning": "!", "error": "✗"}
@@ -30,9 +39,30 @@ _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def register(group: click.Group) -> None:
-    """Add ``check-config`` and ``sign`` to the ``unsign-worker`` group."""
+    """Add ``check-config``, ``sign`` and ``acl`` to the ``unsign-worker`` group."""
     group.add_command(check_config)
     group.add_command(sign)
+    group.add_command(acl)
+
+
+@click.command("acl")
+@click.option("--prefix", default=None,
+              help="Key prefix (default: UNSIGN_KEY_PREFIX, else unsign:).")
+@click.option("--user-prefix", default="unsign-", show_default=True,
+              help="Prefix of the three user names.")
+def acl(prefix: str | None, user_prefix: str) -> None:
+    """Print the Redis ACL users of the roles producer, worker and operator (an aclfile).
+
+    Passwords are not printed: add each user's own. See docs/security.md for who may do what.
+    """
+    from unsign_worker.acl import acl_file
+
+    chosen = prefix if prefix is not None else (os.environ.get("UNSIGN_KEY_PREFIX")
+                                                 or DEFAULT_KEY_PREFIX)
+    try:
+        click.echo(acl_file(chosen, user_prefix), nl=False)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 # --- check-config ----------------------------------------------------------------------------
@@ -149,6 +179,9 @@ def sign(charset: str | None, sign_type: str | None, pairs: tuple[str, ...]) -> 
     kind = sign_type or settings.sign_type
     encoding = _pick_charset(charset, params, settings)
     params.setdefault("service", SERVICE)
+    if params["service"] not in (SERVICE, QUERY_SERVICE):
+        raise click.UsageError(f"service: {params['service']!r} is not a service of this "
+                               f"product; only {SERVICE} and {QUERY_SERVICE} are signed")
     if "partner" not in params:
         if not settings.partner:
             raise click.ClickException("partner: not given, and ALIPAY_PARTNER is not set")

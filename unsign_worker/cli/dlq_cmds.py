@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from unsign_worker.cli._ops import console, echo_json, operator, when
-from unsign_worker.cli.common import fail, load_settings, redis_for
+from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
 from unsign_worker.keys import Keys
 
 EXPORT_COLUMNS = ("job_id", "kind", "code", "category", "en", "zh", "advice", "reason",
@@ -188,7 +188,7 @@ def dlq_export(fmt: str, out: str, code: str, campaign: str) -> None:
     from unsign_worker.reports import neutralise_cell
 
     _, dlq = _dlq()
-    handle = sys.stdout if out == "-" else open(out, "w", newline="", encoding="utf-8")
+    handle = sys.stdout if out == "-" else output_file(out)
     try:
         writer = csv.writer(handle) if fmt == "csv" else None
         if writer:

@@ -84,10 +84,15 @@ def credentials_from_env(env: dict[str, str]) -> tuple[str, ...]:
     return parse_basic_auth(raw) if raw else ()
 
 
-def check_exposure(address: str, creds: tuple[str, ...], no_auth: bool) -> None:
+def check_exposure(address: str, creds: tuple[str, ...], no_auth: bool,
+                   control: bool = False) -> None:
     """Refuse unsafe combinations. Raises ValueError with the reason and the way out."""
     if no_auth and not is_loopback_host(address or "0.0.0.0"):
         raise ValueError(f"--no-auth is allowed only on a loopback address, not {address!r}")
+    if no_auth and control:
+        raise ValueError("--control needs authentication: worker control (shutdown, revoke, "
+                         "pool size) is never served to anyone who can reach the port; set "
+                         "FLOWER_BASIC_AUTH instead of --no-auth")
     if not no_auth and not creds:
         raise ValueError("FLOWER_BASIC_AUTH is not set: give user:password (or "
                          "FLOWER_BASIC_AUTH_FILE), or use --no-auth on a loopback address")
@@ -106,6 +111,7 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
 
     from unsign_worker.celery_app import create_app
     from unsign_worker.exporter import UnsignCollector
+    from unsign_worker.flower_guard import guard
     from unsign_worker.keys import Keys
     from unsign_worker.monitoring import format_task, sanitize_inspect, sanitize_task_event
 
@@ -126,6 +132,8 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
 
     app = create_app(settings)
     flower = Flower(capp=app, options=options, **web_settings)
+    if not opts.basic_auth:  # no wildcard CORS, no cross-site request, no foreign Host
+        guard(flower, opts.address)
 
     receive = flower.events.on_event
     flower.events.on_event = lambda event: receive(
@@ -171,7 +179,8 @@ def serve(flower: Any, opts: FlowerOptions) -> None:
 @click.option("--address", default=DEFAULT_ADDRESS, show_default=True,
               help="Address to bind; anything but loopback needs basic auth.")
 @click.option("--no-auth", is_flag=True,
-              help="Serve without authentication (only on a loopback address).")
+              help="Serve without authentication (only on a loopback address, read-only, to "
+                   "loopback Host names and same-origin requests only).")
 @click.option("--max-tasks", default=DEFAULT_MAX_TASKS, show_default=True,
               type=click.IntRange(min=100), help="Tasks kept in memory (oldest dropped first).")
 @click.option("--control", is_flag=True,
@@ -192,7 +201,7 @@ def flower_cmd(port: int, address: str, no_auth: bool, max_tasks: int, control: 
     env.update(os.environ)
     try:
         creds = () if no_auth else credentials_from_env(env)
-        check_exposure(address, creds, no_auth)
+        check_exposure(address, creds, no_auth, control)
     except ValueError as exc:
         fail(str(exc))
     opts = FlowerOptions(port=port, address=address, basic_auth=creds, max_tasks=max_tasks,

@@ -59,7 +59,8 @@ def enqueue_cmd(customer_code: str, type_code: str, trans_account_out: str, biz_
                            f"[{error.rule}]", err=True)
             raise click.exceptions.Exit(EXIT_ERROR) from None
         except ReferenceConflictError as exc:
-            fail(f"--reference: {exc}")
+            fail(f"--reference: {exc} (this request is recorded as job {exc.rejected_job_id}, "
+                 "rejected REFERENCE_CONFLICT)")
         if not wait_:
             status = client.status(job_id)
             if as_json and status is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from unsign_worker.cli.common import fail, load_settings, redis_for
+from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
 from unsign_worker.keys import HOOK_QUEUE, QUEUE, Keys
 
 #: Default pool and concurrency of ``unsign-worker worker``: threads suit I/O-bound HTTP calls.
@@ -117,7 +117,7 @@ def audit_export(fmt: str, out: str, campaign: str) -> None:
     settings = load_settings()
     client = redis_for(settings)
     stream = Keys(settings.key_prefix).audit
-    handle = sys.stdout if out == "-" else open(out, "w", newline="", encoding="utf-8")
+    handle = sys.stdout if out == "-" else output_file(out)
     try:
         writer = csv.writer(handle) if fmt == "csv" else None
         if writer:
