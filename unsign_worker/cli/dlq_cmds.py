@@ -18,9 +18,6 @@ from unsign_worker.cli._ops import console, echo_json, operator, when
 from unsign_worker.cli.common import fail, load_settings, redis_for
 from unsign_worker.keys import Keys
 
-EXPORT_COLUMNS = ("job_id", "kind", "code", "category", "en", "zh", "advice", "reason",
-                  "attempts", "identity", "campaign", "reference", "dead_lettered_at", "job")
-
 
 def _dlq() -> Any:
     from unsign_worker.deadletter import DeadLetters
@@ -171,24 +168,12 @@ def dlq_resolve(job_id: str, note: str, by: str | None) -> None:
 @click.option("--campaign", default="", help="Only entries of this campaign.")
 def dlq_export(fmt: str, out: str, code: str, campaign: str) -> None:
     """Write the open entries as JSON lines (the `dlq show --json` shape) or CSV, masked."""
-    import csv
-
-    from unsign_worker.reports import neutralise_cell
+    from unsign_worker import dlq_export
 
     _, dlq = _dlq()
     handle = sys.stdout if out == "-" else open(out, "w", newline="", encoding="utf-8")
     try:
-        writer = csv.writer(handle) if fmt == "csv" else None
-        if writer:
-            writer.writerow(EXPORT_COLUMNS)
-        for entry in dlq.entries(code=code, campaign=campaign):
-            data = entry.as_dict()
-            if writer:
-                data["job"] = json.dumps(data["job"], ensure_ascii=False)
-                writer.writerow([neutralise_cell("" if data[c] is None else str(data[c]))
-                                 for c in EXPORT_COLUMNS])
-            else:
-                handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+        dlq_export.write(dlq.entries(code=code, campaign=campaign), handle, fmt=fmt)
     finally:
         if handle is not sys.stdout:
             handle.close()
