@@ -72,7 +72,7 @@ def _age(epoch: float | None) -> str:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("unsign_worker.console", "templates"),
-        autoescape=True, finalize=_finalize, undefined=jinja2.StrictUndefined)
+        autoescape=True, finalize=_finalize)
     env.filters["when"] = _when
     env.filters["age"] = _age
     return env
