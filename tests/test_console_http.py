@@ -74,6 +74,23 @@ def test_console_refuses_a_public_address_without_credentials(plain_env: WorkerE
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "at least 8 characters" in run.stderr
     assert "short" not in run.stderr.replace("'ops'", "")
+    env["UNSIGN_CONSOLE_AUTH_FILE"] = "/nonexistent/console_auth"
+    run = subprocess.run([str(BIN / "unsign-worker"), "console", "--port", "0"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "UNSIGN_CONSOLE_AUTH_FILE: cannot read" in run.stderr
+
+
+def test_credentials_from_a_file_and_an_open_health_check_that_says_nothing(
+        plain_env: WorkerEnv, console_factory: Callable[..., ConsoleProcess],
+        tmp_path: Path) -> None:
+    secret = tmp_path / "console_auth"
+    secret.write_text(CREDS + "\n", encoding="utf-8")
+    console = console_factory({**plain_env.env, "UNSIGN_CONSOLE_AUTH_FILE": str(secret)},
+                              auth=None)
+    assert console.client(None).get("/health").status == 401
+    assert console.client().get("/health").status == 200
+    check = console.client(None).get("/healthz")
+    assert (check.status, check.body) == (200, "OK")
 
 
 def test_every_page_needs_credentials_sends_secure_headers_and_every_action_a_csrf_token(

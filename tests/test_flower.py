@@ -275,6 +275,7 @@ def test_flower_failed_view_shows_a_mixed_campaigns_failures(
         assert 'type="task-retried"' not in metrics
         assert "Traceback" not in env.log_tail(lines=5000)
         assert "raised expected: BatchNotDone" in env.log_tail(lines=5000)
+        assert "ERROR" not in env.log_tail(lines=5000)
     finally:
         flower.stop()
         emu.stop()

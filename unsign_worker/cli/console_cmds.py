@@ -8,6 +8,7 @@ import os
 import click
 
 from unsign_worker.cli.common import fail, load_settings, redis_for
+from unsign_worker.exceptions import ConfigError
 
 #: The variable holding the console's credentials.
 AUTH_ENV = "UNSIGN_CONSOLE_AUTH"
@@ -27,17 +28,17 @@ def console_cmd(host: str, port: int) -> None:
     """The operations console: escalations (dead-letter queue), campaigns, health, lookup.
 
     Credentials come from UNSIGN_CONSOLE_AUTH (user:password, several separated by commas, each
-    password at least 8 characters), never from the command line.
+    password at least 8 characters) or the file UNSIGN_CONSOLE_AUTH_FILE names; never from the
+    command line.
     """
     from unsign_worker.console import serve
     from unsign_worker.console.auth import parse_users
-    from unsign_worker.exceptions import ConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     settings = load_settings()
     try:
-        users = parse_users(os.environ.get(AUTH_ENV, ""))
+        users = parse_users(_auth_spec())
     except ConfigError as exc:
         fail(str(exc))
     who = f"{len(users)} user(s) from {AUTH_ENV}" if users else \
@@ -51,6 +52,19 @@ def console_cmd(host: str, port: int) -> None:
               on_ready=ready)
     except ConfigError as exc:
         fail(str(exc))
+
+
+def _auth_spec() -> str:
+    """UNSIGN_CONSOLE_AUTH, or the content of the file UNSIGN_CONSOLE_AUTH_FILE names (a
+    compose secret)."""
+    path = os.environ.get(f"{AUTH_ENV}_FILE", "")
+    if not path:
+        return os.environ.get(AUTH_ENV, "")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise ConfigError(f"{AUTH_ENV}_FILE: cannot read {path}: {exc.strerror}") from None
 
 
 def register(group: click.Group) -> None:
