@@ -111,8 +111,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    nonce = request.cookies.get(csrf.COOKIE)
-    fresh = nonce is None
+    nonce = request.cookies.get(csrf.COOKIE) or ""
+    fresh = not nonce
     if fresh:
         nonce = csrf.new_nonce()
     request["csrf_token"] = csrf.token_for(request.app[SECRET], request["user"], nonce)
@@ -206,7 +206,7 @@ async def _serve(app: web.Application, host: str, port: int,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    server = site._server  # aiohttp keeps the listening sockets there
+    server: Any = site._server  # aiohttp keeps the listening sockets there
     bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
     shown = f"[{host}]" if ":" in host else host
     on_ready(f"http://{shown}:{bound}/")

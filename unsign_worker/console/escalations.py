@@ -20,7 +20,7 @@ from unsign_worker.operations import Operations
 #: Age filters offered: label -> seconds (entries at least this old).
 AGES = {"": 0, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
 #: Entries shown on one page (the CSV holds them all).
-PAGE_LIMIT = 500
+PAGE_LIMIT = 200
 
 
 def _filters(request: web.Request) -> dict[str, str]:
