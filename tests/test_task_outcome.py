@@ -37,6 +37,15 @@ def test_a_redelivered_copy_dropped_because_another_worker_holds_it_is_not_a_fai
     assert check_job(Decision("ignored", "j1", "in_flight"), {})["outcome"] == "in_flight"
 
 
+def test_a_job_parked_by_a_paused_campaign_is_not_a_failure_but_one_parked_by_the_breaker_is(
+        ) -> None:
+    paused = Decision("done", "j1", "parked", detail="campaign paused")
+    assert check_job(paused, {})["outcome"] == "parked"
+    with pytest.raises(JobNotDone, match="parked ILLEGAL_SIGN: circuit breaker open"):
+        check_job(Decision("done", "j2", "parked", code="ILLEGAL_SIGN",
+                           detail="circuit breaker open"), {})
+
+
 def test_a_batch_names_its_counts_and_its_failed_jobs() -> None:
     decisions = [Decision("done", "a", "unsigned"), Decision("retry", "b", "retrying"),
                  Decision("done", "c", "dead_lettered", code="TOO_MUCH_TYPE_CODE")]

@@ -20,6 +20,8 @@ from unsign_worker.settlement import Decision
 
 #: Outcomes that leave a job needing a person (or a breaker reset) to finish.
 FAILED_OUTCOMES = frozenset({"rejected", "dead_lettered", "parked", "cancelled", "malformed"})
+#: The processor's reason for a job parked by a paused campaign.
+PAUSED_DETAIL = "campaign paused"
 #: Failed jobs a batch's error text names one by one (the counts cover the rest).
 MAX_NAMED = 20
 
@@ -36,8 +38,12 @@ def is_failure(decision: Decision) -> bool:
     """True for a job that ended (or was dropped) without unsigning.
 
     A redelivered copy dropped because another worker holds the job (``ignored``/``in_flight``)
-    is not a failure: the job is being handled elsewhere.
+    is not a failure: the job is being handled elsewhere. Nor is a job parked because an
+    operator paused its campaign: it runs on resume. A job parked by the open breaker is one:
+    the line is stopped and someone must act.
     """
+    if decision.state == "parked" and decision.detail == PAUSED_DETAIL:
+        return False
     return decision.state in FAILED_OUTCOMES and decision.kind != "retry"
 
 
