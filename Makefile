@@ -25,10 +25,11 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $(BENCH_STAMP)
 
 test: $(STAMP)
+	@test -x /usr/bin/chromium || echo "browser tests skipped: install Chromium with 'sudo apt-get install -y chromium' to run them"
 	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo
+	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/with_redis.py --db 14 -- $(BIN)/python benchmarks/campaign.py

@@ -4,9 +4,10 @@
 - ``worker``: this container's worker wrote its heartbeat to Redis (``<prefix>workers``) within
   the last :data:`HEARTBEAT_MAX_AGE_SECONDS`; the sweeper writes it every sweep interval.
 - ``flower``: Flower's ``/healthcheck`` answers ``OK`` (no credentials needed).
+- ``console``: the operations console's ``/healthz`` answers (no credentials needed).
 - ``emulator``: the emulator's ``/_emulator/health`` answers.
 
-Usage: healthcheck.py worker [HOSTNAME] | flower [PORT] | emulator [PORT]
+Usage: healthcheck.py worker [HOSTNAME] | flower [PORT] | console [PORT] | emulator [PORT]
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def main(argv: list[str]) -> int:
             healthy = worker(arg or f"unsign@{socket.gethostname()}")
         elif what == "flower":
             healthy = http_ok(f"http://127.0.0.1:{arg or 5555}/healthcheck")
+        elif what == "console":
+            healthy = http_ok(f"http://127.0.0.1:{arg or 5560}/healthz")
         elif what == "emulator":
             healthy = http_ok(f"http://127.0.0.1:{arg or 8010}/_emulator/health")
         else:

@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
-LONG_RUNNING = ("redis", "worker", "flower", "emulator", "sandbox-worker")
+LONG_RUNNING = ("redis", "worker", "flower", "console", "emulator", "sandbox-worker")
 SECRET_VARIABLES = ("ALIPAY_KEY", "UNSIGN_REDIS_URL", "UNSIGN_BROKER_URL", "FLOWER_BASIC_AUTH",
                     "ALIPAY_PRIVATE_KEY")
 
@@ -47,7 +47,8 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     shutil.copy(COMPOSE, tmp_path / "docker-compose.yml")
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     (tmp_path / "secrets").mkdir()
-    for name in ("redis_password", "redis_url", "alipay_key", "flower_basic_auth"):
+    for name in ("redis_password", "redis_url", "alipay_key", "flower_basic_auth",
+                 "console_auth"):
         (tmp_path / "secrets" / name).write_text("x", encoding="utf-8")
     for profile in ([], ["--profile", "sandbox"]):
         run = subprocess.run([docker, "compose", *profile, "config", "--quiet"], cwd=tmp_path,
@@ -100,6 +101,15 @@ def test_flower_requires_auth_and_is_published_on_loopback_only(compose: dict[st
     assert "--max-tasks" in flower["command"]
 
 
+def test_the_console_requires_auth_from_a_secret_and_is_published_on_loopback_only(
+        compose: dict[str, Any]) -> None:
+    console = compose["services"]["console"]
+    assert console["command"][:2] == ["unsign-worker", "console"]
+    assert console["environment"]["UNSIGN_CONSOLE_AUTH_FILE"] == "/run/secrets/console_auth"
+    assert "console_auth" in console["secrets"]
+    assert all(str(p).startswith("127.0.0.1:") for p in console["ports"])
+
+
 def test_the_emulator_runs_only_under_the_sandbox_profile(compose: dict[str, Any]) -> None:
     services = compose["services"]
     for name in ("emulator", "sandbox-worker"):
@@ -119,7 +129,7 @@ def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) 
         for part in check["test"][1:]:
             if "healthcheck.py" in part:
                 mode = check["test"][check["test"].index(part) + 1]
-                assert mode in ("worker", "flower", "emulator"), name
+                assert mode in ("worker", "flower", "console", "emulator"), name
 
 
 def test_configuration_comes_from_the_env_file(compose: dict[str, Any]) -> None:

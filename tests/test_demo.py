@@ -31,7 +31,7 @@ class DemoRun:
         env.update(UNSIGN_REDIS_URL=redis_url, PYTHONUNBUFFERED="1", COLUMNS="120")
         self.proc = subprocess.Popen(
             [str(BIN / "unsign-worker"), "demo", "--workdir", str(tmp / "work"),
-             "--flower-port", "0", "--prefix", prefix, *args],
+             "--flower-port", "0", "--console-port", "0", "--prefix", prefix, *args],
             cwd=tmp, env=env, stdout=open(self.out, "wb"), stderr=subprocess.STDOUT,
             start_new_session=True)
         self.seen: set[int] = set()
@@ -85,6 +85,9 @@ def test_the_demo_runs_a_whole_campaign_and_leaves_nothing_running(
                      "Report (one row per input row):", "stopped: "):
         assert expected in out, f"{expected!r} missing from:\n{out}"
     assert re.search(r"flower     http://127\.0\.0\.1:\d+/", out)
+    assert re.search(r"console    http://127\.0\.0\.1:\d+/  user demo  password", out)
+    assert re.search(r"Console: http://127\.0\.0\.1:\d+/  user demo  password \S+", out)
+    assert "make demo KEEP=1" in out
     report = list(csv.DictReader(open(tmp_path / "work" / "report.csv", encoding="utf-8")))
     assert len(report) >= 250
     assert {"unsigned", "dead_lettered", "rejected"} <= {row["outcome"] for row in report}
@@ -121,3 +124,38 @@ def test_ctrl_c_during_the_campaign_stops_everything_the_demo_started(
     assert "interrupted: stopping what the demo started" in out
     assert len(started) >= 5, "emulator, two workers, Flower and the campaign run"
     assert demo.survivors() == [], out
+
+
+@pytest.mark.slow
+def test_demo_keep_leaves_everything_up_with_addresses_and_credentials_until_ctrl_c(
+        tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    # Given a demo run with --keep
+    demo = DemoRun(tmp_path, redis_url, key_prefix, "--count", "100", "--rate", "0", "--keep")
+    try:
+        wait_for(lambda: demo.watch() or "Press Ctrl-C to stop everything" in demo.text(),
+                 timeout=240, interval=0.2, what="the campaign to end")
+        out = demo.text()
+        assert demo.proc.poll() is None, out
+        # Then the console and Flower stay up, reachable with the printed credentials
+        found = re.search(r"Console: (http://\S+/)  user (\S+)  password (\S+)", out)
+        assert found, out
+        assert "the emulator at http://127.0.0.1:" in out and "Flower at http://" in out
+        import base64
+        import urllib.request
+
+        token = base64.b64encode(f"{found.group(2)}:{found.group(3)}".encode()).decode()
+        request = urllib.request.Request(found.group(1) + "escalations",
+                                         headers={"Authorization": f"Basic {token}"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            page = resp.read().decode()
+        assert resp.status == 200 and "Escalations" in page and "open" in page
+        time.sleep(1.5)  # still up after the campaign: the supervisor keeps checking
+        assert demo.proc.poll() is None
+        # When Ctrl-C reaches it, everything stops and it exits 0
+        demo.watch()
+        os.killpg(demo.proc.pid, signal.SIGINT)
+        wait_for(demo.watch, timeout=90, interval=0.2, what="the demo to stop")
+    finally:
+        demo.kill_all()
+    assert demo.proc.returncode == 0, demo.text()
+    assert demo.survivors() == []

@@ -150,11 +150,13 @@ def test_flower_shows_every_outcome_masked_and_never_a_secret(
         expected = {name: (outcome, code) for name, (_, _, outcome, code) in CASES.items()}
         expected["duplicate"] = ("duplicate", "")
 
-        # Then Flower lists each task as succeeded, with its outcome and code as the result
+        # Then Flower lists a job that ended well as succeeded, with its outcome and code as
+        # the result, and any other as failed, with its outcome and code in the exception
         def all_seen() -> dict[str, Any] | None:
             tasks = flower.json("/api/tasks?limit=1000")
             found = {name: _task_for(tasks, job_id) for name, job_id in ids.items()}
-            if all(t is not None and t.get("state") == "SUCCESS" for t in found.values()):
+            if all(t is not None and t.get("state") in ("SUCCESS", "FAILURE")
+                   for t in found.values()):
                 return found
             return None
 
@@ -162,8 +164,16 @@ def test_flower_shows_every_outcome_masked_and_never_a_secret(
         for name, task in found.items():
             outcome, code = expected[name]
             assert task["name"] == "unsign_worker.unsign"
-            assert f"'outcome': '{outcome}'" in task["result"], (name, task["result"])
-            assert f"'code': '{code}'" in task["result"], (name, task["result"])
+            if outcome in ("unsigned", "already_unsigned", "duplicate"):
+                assert task["state"] == "SUCCESS", (name, task)
+                assert f"'outcome': '{outcome}'" in task["result"], (name, task["result"])
+                assert f"'code': '{code}'" in task["result"], (name, task["result"])
+            else:
+                assert task["state"] == "FAILURE", (name, task)
+                assert "JobNotDone(" in task["exception"], (name, task)
+                assert f"{outcome} {code}".strip() in task["exception"], (name, task)
+        # And an expected failure is logged on one line, without a traceback
+        _expected_failures_only(env.log_tail(lines=5000), "JobNotDone")
         assert "2088********0156" in found["account"]["kwargs"]
         assert "m***@example.com" in found["email"]["kwargs"]
 
@@ -199,6 +209,84 @@ def test_flower_shows_every_outcome_masked_and_never_a_secret(
     finally:
         flower.stop()
     assert "Traceback" not in flower.log.read_text(errors="replace")
+
+
+def _expected_failures_only(log: str, name: str) -> None:
+    """Every line naming the expected error is Celery's one-line "raised expected" note."""
+    lines = [line for line in log.splitlines() if "NotDone" in line]
+    assert any(f"raised expected: {name}" in line for line in lines), log[-2000:]
+    assert all("raised expected:" in line for line in lines), lines
+    assert not re.search(r"Traceback[^\n]*\n(?:[ \t].*\n)*\S*NotDone", log)
+
+
+MIXED_OK = [Agreement(id=f"mx{i}", customer_code=f"FL-MIX-{i}") for i in range(12)]
+MIXED_ESC = [Agreement(id=f"me{i}", customer_code=f"FL-MIXESC-{i}",
+                       script=("STATUS_TYPE_CODE",)) for i in range(3)]
+
+
+@pytest.mark.slow
+def test_flower_failed_view_shows_a_mixed_campaigns_failures(
+        worker_env_factory: Any, tmp_path: Path) -> None:
+    # Given a worker and Flower, and a campaign in batches of 5 where some jobs are escalated
+    # or rejected, plus two single jobs with references
+    emu = Emulator(MIXED_OK + MIXED_ESC, partner=PARTNER, key=KEY)
+    env: WorkerEnv = worker_env_factory(gateway_url=emu.url, partner=PARTNER, key=KEY)
+    worker = env.start_worker("w1", concurrency=4)
+    flower = Flower({**env.env, "FLOWER_BASIC_AUTH": CREDS}, tmp_path / "flower.log")
+    try:
+        wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
+                 timeout=90, interval=1, what="flower to see the worker")
+        params = ([{"customer_code": a.customer_code} for a in MIXED_OK[:10]]
+                  + [{"customer_code": a.customer_code} for a in MIXED_ESC]
+                  + [{"customer_code": "FM-NO-1"}, {"customer_code": "FM-NO-2"}])
+        batch_ids = env.enqueue_many(params, batch_size=5, campaign="mixed")
+        single_ok = env.enqueue({"customer_code": "FL-MIX-10"}, reference="order-ok-4711")
+        single_bad = env.enqueue({"customer_code": "FM-NO-3"},
+                                 reference="order-bad-4712")
+        jobs = env.wait_terminal([*batch_ids, single_ok, single_bad], timeout=120)
+        failed_jobs = [j for j, job in jobs.items() if job["state"] != "unsigned"]
+        assert len(failed_jobs) == 6
+
+        # When an operator opens Flower's Failed view
+        def failed_seen() -> dict[str, Any] | None:
+            tasks = flower.json("/api/tasks?state=FAILURE&limit=1000")
+            text = json.dumps(tasks)
+            return tasks if all(j in text for j in failed_jobs) else None
+
+        failed = wait_for(failed_seen, timeout=90, interval=1, what="the failed view")
+        # Then every failed job is there, by its batch or its own task, named with its outcome
+        # and code; a batch names its outcome counts; nothing else is there
+        batches = [t for t in failed.values() if t["name"] == "unsign_worker.unsign_batch"]
+        singles = [t for t in failed.values() if t["name"] == "unsign_worker.unsign"]
+        assert len(singles) == 1 and single_bad in singles[0]["kwargs"]
+        assert "rejected NOT_EXIST_CUST_SIGN" in singles[0]["exception"]
+        assert "reference order-bad-4712" in singles[0]["exception"]
+        assert 1 <= len(batches) <= 3
+        text = " ".join(t["exception"] for t in batches)
+        assert text.count("dead_lettered STATUS_TYPE_CODE") == 3
+        assert text.count("rejected NOT_EXIST_CUST_SIGN") == 2
+        assert "'outcomes': {" in text and "did not end unsigned" in text
+        ok_batches = flower.json("/api/tasks?state=SUCCESS&limit=1000")
+        assert any("'outcomes': {'unsigned': 5}" in str(t.get("result"))
+                   for t in ok_batches.values()), ok_batches
+        assert single_ok not in json.dumps(failed)
+
+        # And Flower's search finds a job by its reference and by its job id, in a batch too
+        found = flower.json("/api/tasks?search=order-bad-4712")
+        assert [t["kwargs"] for t in found.values()] == [singles[0]["kwargs"]]
+        found = flower.json(f"/api/tasks?search={batch_ids[11]}")
+        assert len(found) == 1 and batch_ids[11] in next(iter(found.values()))["kwargs"]
+
+        # And Celery logged each as expected (no traceback, no error) and retried none of them
+        log = env.log_tail(lines=5000)
+        _expected_failures_only(log, "BatchNotDone")
+        for task in failed.values():
+            after = log[log.index(f"[{task['uuid']}] raised expected"):]
+            assert f"[{task['uuid']}] retry" not in after.lower()
+            assert f"[{task['uuid']}] received" not in after
+    finally:
+        flower.stop()
+        emu.stop()
 
 
 def test_flower_refuses_to_start_without_credentials(tmp_path: Path) -> None:

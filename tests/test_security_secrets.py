@@ -348,7 +348,7 @@ def _run_campaign(env: WorkerEnv, flower: Flower, tmp: Path, out: Written) -> No
 
     def flower_saw_all() -> bool:
         tasks = flower.json("/api/tasks?limit=1000").values()
-        done = [t for t in tasks if t.get("state") == "SUCCESS"]
+        done = [t for t in tasks if t.get("state") in ("SUCCESS", "FAILURE")]
         names = {t.get("name") for t in done}
         shown = " ".join(str(t.get("kwargs") or "") for t in done)
         return {"unsign_worker.unsign_batch", "unsign_worker.unsign"} <= names and all(

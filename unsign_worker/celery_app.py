@@ -26,11 +26,12 @@ import celeryconfig
 from unsign_worker import kombu_fixes, monitoring, remote_control
 from unsign_worker.context import WorkerContext, build_context
 from unsign_worker.inbox import Inbox, InboxThread
-from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, masked_repr
+from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, batch_repr, masked_repr
 from unsign_worker.processor import process_batch, process_job
 from unsign_worker.producer import Producer
 from unsign_worker.settings import Settings
 from unsign_worker.sweeper import Sweeper, SweeperThread
+from unsign_worker.task_outcome import BatchNotDone, JobNotDone, check_batch, check_job
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class UnsignTask(Task):  # type: ignore[misc]
             options["kwargsrepr"] = masked_repr(kwargs["job"])
             options.setdefault("argsrepr", "()")
         elif kwargs and isinstance(kwargs.get("jobs"), list):
-            options["kwargsrepr"] = f"{{'jobs': <{len(kwargs['jobs'])} jobs>}}"
+            options["kwargsrepr"] = batch_repr(kwargs["jobs"])
             options.setdefault("argsrepr", "()")
         return super().apply_async(args, kwargs, **options)
 
@@ -76,25 +77,28 @@ def create_app(settings: Settings | None = None) -> Celery:
     runtime = _Runtime(settings)
     app.unsign_runtime = runtime  # type: ignore[attr-defined]
 
-    @app.task(name=UNSIGN_TASK, bind=True, base=UnsignTask, max_retries=None, shared=False)
+    # A job that did not end well raises an expected error (``throws``) once its outcome is
+    # written: Flower lists it as failed, the worker logs no traceback, the message is acked.
+    @app.task(name=UNSIGN_TASK, bind=True, base=UnsignTask, max_retries=None, shared=False,
+              throws=(JobNotDone,))
     def unsign(self: Task, job: dict[str, Any]) -> dict[str, Any]:
         decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
         if decision.kind == "retry":
             raise self.retry(kwargs={"job": job}, countdown=decision.countdown,
                              max_retries=None)
-        return decision.result()
+        return check_job(decision, job)
 
-    @app.task(name=UNSIGN_BATCH_TASK, bind=True, base=UnsignTask, shared=False)
+    @app.task(name=UNSIGN_BATCH_TASK, bind=True, base=UnsignTask, shared=False,
+              throws=(BatchNotDone,))
     def unsign_batch(self: Task, jobs: list[dict[str, Any]]) -> dict[str, Any]:
         # One after the other within the batch: the pool's concurrency stays the number of
         # requests in flight, a batch costs one broker message instead of one per job, and its
         # Redis writes and claims are pipelined ten jobs at a time.
-        counts: dict[str, int] = {}
-        for job, decision in zip(jobs, process_batch(runtime.context(), jobs), strict=True):
+        decisions = process_batch(runtime.context(), jobs)
+        for job, decision in zip(jobs, decisions, strict=True):
             if decision.kind == "retry":
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
-            counts[decision.state] = counts.get(decision.state, 0) + 1
-        return {"jobs": len(jobs), "outcomes": counts}
+        return check_batch(decisions, jobs)
 
     @app.task(name=HOOK_TASK, base=UnsignTask, shared=False)
     def run_hook(identity: str) -> dict[str, Any]:

@@ -15,12 +15,20 @@ registry, so one ``/metrics`` serves both. Series (all gauges unless noted):
 ``unsign_jobs_in_flight``           jobs holding a lease (being sent, or waiting for a retry)
 ``unsign_jobs_parked``              jobs parked while the breaker is open
 ``unsign_jobs_total{outcome}``      counter: jobs that reached each state, all time
+``unsign_queue_oldest_age_seconds``  age of the oldest job waiting in the ``unsign`` queue
+``unsign_workers_alive``            workers whose heartbeat is at most 60 s old
+``unsign_worker_heartbeat_age_seconds{worker}``  seconds since each worker's last heartbeat
+``unsign_hooks_pending``            success hooks waiting for a (re)try, failed ones included
+``unsign_campaign_jobs{campaign,kind}``  running or paused campaigns: ``total`` and ``done``
 ==================================  =========================================================
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -30,11 +38,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from unsign_worker.keys import HOOK_QUEUE, QUEUE, Keys
+from unsign_worker.states import TERMINAL_STATES
+
+TERMINAL_OUTCOMES = frozenset(str(s) for s in TERMINAL_STATES)
 
 log = logging.getLogger(__name__)
 
 #: Dead-letter entries read per scrape to count them by code (the newest first).
 DLQ_CODE_SCAN_LIMIT = 10_000
+#: A worker whose heartbeat is older than this is not counted alive, seconds.
+WORKER_STALE_SECONDS = 60.0
+#: Newest campaigns looked at per scrape (only running or paused ones become series).
+CAMPAIGN_SCAN_LIMIT = 50
 
 
 class UnsignCollector(Collector):
@@ -116,6 +131,55 @@ class UnsignCollector(Collector):
         for outcome, n in sorted((_text(o), int(v)) for o, v in counts.items()):
             total.add_metric([outcome], n)
         yield total
+        yield from self._more(replies[5] if self.broker_is_redis else 0)
+
+    def _more(self, depth: int) -> Iterator[Any]:
+        """Queue age, worker heartbeats, hooks, campaign progress."""
+        k, now = self.keys, time.time()
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lindex(k.queue(QUEUE), -1)  # kombu pushes left and pops right: -1 is the oldest
+        pipe.zrange(k.workers, 0, -1, withscores=True)
+        pipe.zcard(k.hooks)
+        pipe.zrevrange(k.campaigns, 0, CAMPAIGN_SCAN_LIMIT - 1)
+        oldest_raw, workers, hooks, campaigns = pipe.execute()
+        oldest = _enqueued_at(oldest_raw) if (self.broker_is_redis and depth) else None
+        age = GaugeMetricFamily("unsign_queue_oldest_age_seconds",
+                                "Age of the oldest job waiting in the unsign queue (0: none)")
+        age.add_metric([], max(0.0, now - oldest) if oldest else 0.0)
+        yield age
+        alive = GaugeMetricFamily("unsign_workers_alive",
+                                  "Workers whose heartbeat is at most 60 s old")
+        alive.add_metric([], sum(1 for _, seen in workers if now - seen <= WORKER_STALE_SECONDS))
+        yield alive
+        beat = GaugeMetricFamily("unsign_worker_heartbeat_age_seconds",
+                                 "Seconds since each worker's last heartbeat", labels=["worker"])
+        for host, seen in workers:
+            beat.add_metric([_text(host)], max(0.0, now - seen))
+        yield beat
+        pending = GaugeMetricFamily("unsign_hooks_pending",
+                                    "Success hooks waiting for a (re)try, failed ones included")
+        pending.add_metric([], hooks)
+        yield pending
+        yield self._campaigns([_text(c) for c in campaigns])
+
+    def _campaigns(self, ids: list[str]) -> Any:
+        family = GaugeMetricFamily("unsign_campaign_jobs", "Jobs of a running or paused "
+                                   "campaign: total, and done (ended)",
+                                   labels=["campaign", "kind"])
+        pipe = self.redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hmget(self.keys.campaign(cid), "state", "total")
+            pipe.hgetall(self.keys.campaign_counts(cid))
+        replies = pipe.execute()
+        for i, cid in enumerate(ids):
+            state, total = replies[2 * i]
+            if _text(state) not in ("running", "paused"):
+                continue
+            done = sum(int(v) for o, v in replies[2 * i + 1].items()
+                       if _text(o) in TERMINAL_OUTCOMES)
+            family.add_metric([cid, "total"], int(_text(total) or 0))
+            family.add_metric([cid, "done"], done)
+        return family
 
     def _dlq_codes(self) -> Counter[str]:
         ids = self.redis.zrevrange(self.keys.dlq, 0, DLQ_CODE_SCAN_LIMIT - 1)
@@ -123,6 +187,23 @@ class UnsignCollector(Collector):
         for job_id in ids:
             pipe.hget(self.keys.dlq_entry(_text(job_id)), "code")
         return Counter(_text(code) or "UNKNOWN" for code in pipe.execute())
+
+
+def _enqueued_at(raw: bytes | None) -> float | None:
+    """``enqueued_at`` of the job (or first job of a batch) in a raw kombu Redis message."""
+    if not raw:
+        return None
+    try:
+        message = json.loads(raw)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        _args, kwargs, _embed = json.loads(body)
+        job = kwargs.get("job") or (kwargs.get("jobs") or [{}])[0]
+        value = job.get("enqueued_at")
+        return float(value) if isinstance(value, (int, float)) else None
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None  # not a job message (a hook retry, or a foreign message)
 
 
 def _text(value: bytes | str | None) -> str:

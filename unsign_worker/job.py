@@ -15,7 +15,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -110,3 +110,12 @@ def masked_repr(message: Mapping[str, Any]) -> str:
         shown["params"] = mask_params(params)
     shown.pop("enqueued_at", None)
     return repr({"job": shown})
+
+
+def batch_repr(messages: Sequence[Mapping[str, Any]]) -> str:
+    """``kwargsrepr`` for a batch: its size, job ids and references (so Flower's search finds a
+    job inside a batch), never parameters."""
+    ids = [str(m.get("job_id", "")) for m in messages if isinstance(m, Mapping)]
+    refs = [str(m.get("reference") or "") for m in messages if isinstance(m, Mapping)]
+    return repr({"jobs": f"<{len(messages)} jobs>", "job_ids": ids,
+                 "references": [r for r in refs if r]})

@@ -171,6 +171,8 @@ def _on_retry(request: Any = None, reason: Any = None, **_: Any) -> None:
 
 def _on_failure(sender: Any = None, task_id: Any = None, exception: Any = None,
                 **_: Any) -> None:
+    if isinstance(exception, tuple(getattr(sender, "throws", ()) or ())):
+        return  # a job that ended badly, not a bug: Celery logs it once, as expected
     log.error("task %s[%s] failed: %s: %s", getattr(sender, "name", "?"), task_id,
               type(exception).__name__, mask_text(str(exception)))
 

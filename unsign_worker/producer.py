@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 
 from unsign_worker.broker import amqp_config, is_amqp, redis_tls_options
-from unsign_worker.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, masked_repr
+from unsign_worker.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, batch_repr, masked_repr
 from unsign_worker.keys import QUEUE, Keys
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class Producer:
     def send_batch(self, jobs: Sequence[Job]) -> None:
         messages = [j.to_message() for j in jobs]
         self.app.send_task(UNSIGN_BATCH_TASK, kwargs={"jobs": messages}, queue=QUEUE,
-                           kwargsrepr=f"{{'jobs': <{len(messages)} jobs>}}", argsrepr="()")
+                           kwargsrepr=batch_repr(messages), argsrepr="()")
 
     def enqueue(self, jobs: Iterable[Job], *, batch_size: int = 0) -> int:
         """Record and send ``jobs``; with ``batch_size`` > 1 several jobs share a message.

@@ -95,3 +95,19 @@ def _inbox_pending(client: redis.Redis, keys: Keys) -> int:
     except redis.ResponseError:  # no stream or no group yet
         return 0
     return int(info.get("pending", 0)) if isinstance(info, dict) else 0
+
+
+def outcomes_last_hour(client: redis.Redis, keys: Keys, *, now: float | None = None
+                       ) -> dict[str, int]:
+    """Jobs that reached each state in the last 60 minutes (the per-minute counts live an
+    hour)."""
+    now = time.time() if now is None else now
+    minute = int(now // 60)
+    pipe = client.pipeline(transaction=False)
+    for m in range(minute - 59, minute + 1):
+        pipe.hgetall(keys.rate(m))
+    total: dict[str, int] = {}
+    for counts in pipe.execute():
+        for state, n in _int_map(counts).items():
+            total[state] = total.get(state, 0) + n
+    return {o: total.get(o, 0) for o in OUTCOMES}

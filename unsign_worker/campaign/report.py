@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from unsign_worker.campaign.rows import COLUMNS
 from unsign_worker.campaign.store import CampaignStore
@@ -54,14 +54,20 @@ def identity_text(params: dict[str, Any], *, show_personal_data: bool = False) -
 
 def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
     """Write ``rows`` (dicts) as CSV with a header; returns the rows written."""
-    count = 0
     with open_output(path) as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([neutralise_cell("" if row.get(c) is None else str(row.get(c)))
-                             for c in columns])
-            count += 1
+        return write_csv_to(handle, columns, rows)
+
+
+def write_csv_to(handle: IO[str], columns: Sequence[str], rows: Iterable[dict[str, Any]]
+                 ) -> int:
+    """The same on an open text stream (the console's download)."""
+    count = 0
+    writer = csv.writer(handle)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([neutralise_cell("" if row.get(c) is None else str(row.get(c)))
+                         for c in columns])
+        count += 1
     return count
 
 

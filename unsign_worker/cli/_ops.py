@@ -6,38 +6,33 @@ import getpass
 import json
 import socket
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import redis
 from rich.console import Console
 
 from unsign_worker.cli.common import redis_for
-from unsign_worker.job import Job
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producer import Producer
 from unsign_worker.settings import Settings
+
+if TYPE_CHECKING:
+    from unsign_worker.operations import Operations
 
 
 def producer_for(settings: Settings, client: redis.Redis | None = None) -> Producer:
     """A producer on the settings' broker and Redis (the caller closes ``producer.app``)."""
-    client = client or redis_for(settings)
-    app = producer_app(settings.broker_url, settings.key_prefix,
-                       visibility_timeout_seconds=int(settings.visibility_timeout_seconds))
-    return Producer(app, client, Keys(settings.key_prefix))
+    from unsign_worker.operations import producer_for as make
+
+    return make(settings, client or redis_for(settings))
 
 
-def republisher(settings: Settings, producer: Producer) -> Callable[[str, float], bool]:
-    """``republish(job_id, now) -> bool``: send a job again from its record, unless ended."""
-    from unsign_worker.sweeper import Sweeper
+def operations(settings: Settings) -> Operations:
+    """The operator's actions on the settings' deployment (Redis checked first)."""
+    from unsign_worker.operations import Operations
 
-    sweeper = Sweeper(producer.redis, producer.keys, lease_seconds=settings.lease_seconds,
-                      probe_after_seconds=settings.breaker_probe_after_seconds,
-                      publish_job=lambda message: producer.send(Job.from_message(message)),
-                      publish_hook=lambda _identity: None)
-    return sweeper.republish
+    return Operations(settings, redis_for(settings))
 
 
 def operator() -> str:

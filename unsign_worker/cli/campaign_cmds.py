@@ -282,25 +282,14 @@ def campaign_report(campaign_id: str, out: str, show_personal_data: bool) -> Non
 
 
 def _control(action: str, campaign_id: str) -> None:
-    from unsign_worker.campaign.control import CampaignControl
-    from unsign_worker.campaign.store import CampaignError, CampaignStore
-    from unsign_worker.cli._ops import producer_for, republisher
+    from unsign_worker.campaign.store import CampaignError
+    from unsign_worker.cli._ops import operations, operator
 
-    settings = load_settings()
-    producer = producer_for(settings)
-    control = CampaignControl(CampaignStore(producer.redis, producer.keys),
-                              republisher(settings, producer))
     try:
-        sent = getattr(control, action)(campaign_id)
+        said = operations(load_settings()).steer_campaign(action, campaign_id, by=operator())
     except CampaignError as exc:
         fail(str(exc))
-    finally:
-        producer.app.close()
-    done = {"pause": "paused: jobs not yet sent wait; requests in flight finish",
-            "resume": f"resumed: {sent} parked job(s) sent again",
-            "cancel": f"cancelled: nothing more is sent ({sent} waiting job(s) closed as "
-                      "cancelled); requests in flight finish"}
-    click.echo(f"campaign {campaign_id} {done[action]}")
+    click.echo(f"campaign {campaign_id} {said}")
 
 
 @campaign_group.command("pause", epilog="Example: unsign-worker campaign pause c-3f9a1b2c4d5e")

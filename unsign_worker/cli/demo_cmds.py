@@ -58,6 +58,7 @@ class DemoOptions:
     keep: bool
     rate: int = 0
     prefix: str = DEMO_PREFIX
+    console_port: int = 5560
 
 
 def _say(step: str, text: str) -> None:
@@ -101,6 +102,18 @@ def _run_campaign(sup: Supervisor, env: dict[str, str], campaign: Path, opts: De
     if child.proc.returncode not in (0, 3):  # 3: finished, with dead-lettered/rejected jobs
         raise DemoError(f"'campaign run' failed (exit {child.proc.returncode})")
     return child
+
+
+def _start_console(sup: Supervisor, env: dict[str, str], opts: DemoOptions, password: str,
+                   logs: Path) -> str:
+    port = opts.console_port if port_is_free(opts.console_port) else 0
+    console = sup.start("console", [str(BIN / "unsign-worker"), "console", "--port", str(port)],
+                        {**env, "UNSIGN_CONSOLE_AUTH": f"{DEMO_USER}:{password}"},
+                        log=logs / "console.log")
+    url = wait_for_line(console, r"console: (http://\S+/) \(", timeout=60).group(1)
+    _say("console", f"{url}  user {DEMO_USER}  password {password} (escalations, campaigns, "
+                    "health)")
+    return url
 
 
 def _report(env: dict[str, str], client: Any, keys: Keys, opts: DemoOptions) -> Path | None:
@@ -179,8 +192,9 @@ def run_demo(opts: DemoOptions) -> int:
                            log=logs / "flower.log")
         found = wait_for_line(flower, r"flower: (http://\S+/) \(", timeout=60)
         _say("flower", f"{found.group(1)}  user {DEMO_USER}  password {password}")
+        console_url = _start_console(sup, worker_env, opts, password, logs)
 
-        _run_campaign(sup, worker_env, campaign, opts)
+        ran = _run_campaign(sup, worker_env, campaign, opts)
         _show_dlq(client, keys)
         report = _report(worker_env, client, keys, opts)
         click.echo()
@@ -190,11 +204,22 @@ def run_demo(opts: DemoOptions) -> int:
                    f"Data: {opts.workdir}/")
         click.echo(f"Its keys stay in {_safe(redis_url)} under {opts.prefix!r} until the next "
                    f"run: UNSIGN_KEY_PREFIX={opts.prefix} unsign-worker status")
+        click.echo(f"Console: {console_url}  user {DEMO_USER}  password {password}")
         if opts.keep:
-            click.echo(f"Flower stays up at {found.group(1)}; press Ctrl-C to stop everything.")
-            while True:
-                sup.check()
-                time.sleep(1)
+            click.echo(f"Still running until Ctrl-C: the emulator at {url.group(1)}, "
+                       f"{opts.workers} worker(s), Flower at {found.group(1)} and the console "
+                       f"at {console_url} (user {DEMO_USER}, password {password}).")
+            click.echo("Press Ctrl-C to stop everything.")
+            try:
+                while True:
+                    sup.check(ignore=[ran])  # the campaign run has ended, on purpose
+                    time.sleep(1)
+            except KeyboardInterrupt:  # the normal end of a kept demo
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                click.echo("\nCtrl-C: stopping what the demo started", err=True)
+                return 0
+        click.echo("The demo stops its processes now; 'make demo KEEP=1' (or 'unsign-worker demo "
+                   "--keep') keeps Flower and the console up to explore.")
         return 0
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -232,12 +257,14 @@ def _safe(url: str) -> str:
               help="Random seed of the data set and faults.")
 @click.option("--rate", default=DEMO_RATE, show_default=True, type=click.IntRange(min=0),
               help="The campaign's global rate limit, jobs per second (0: unlimited).")
-@click.option("--keep", is_flag=True, help="Keep Flower and the workers up after the campaign "
-                                           "until Ctrl-C.")
+@click.option("--keep", is_flag=True, help="Keep the emulator, the workers, Flower and the "
+              "console up after the campaign until Ctrl-C.")
+@click.option("--console-port", default=5560, show_default=True, type=int,
+              help="The console's port (any free port if taken).")
 @click.option("--prefix", default=DEMO_PREFIX, hidden=True,
               help="Key prefix of the demo (cleared at start).")
 def demo_cmd(count: int, workers: int, concurrency: int, flower_port: int, workdir: Path,
-             seed: int, rate: int, keep: bool, prefix: str) -> None:
+             seed: int, rate: int, keep: bool, console_port: int, prefix: str) -> None:
     """Run a whole sample campaign against the gateway emulator and show the results.
 
     Needs a Redis (UNSIGN_REDIS_URL; 'make demo' finds or starts one). Uses only keys under
@@ -249,7 +276,7 @@ def demo_cmd(count: int, workers: int, concurrency: int, flower_port: int, workd
     signal.signal(signal.SIGTERM, on_term)
     code = run_demo(DemoOptions(count=count, workers=workers, concurrency=concurrency,
                                 flower_port=flower_port, workdir=workdir, seed=seed, keep=keep,
-                                rate=rate, prefix=prefix))
+                                rate=rate, prefix=prefix, console_port=console_port))
     if code:
         raise click.exceptions.Exit(code)
 

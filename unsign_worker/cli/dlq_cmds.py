@@ -18,9 +18,6 @@ from unsign_worker.cli._ops import console, echo_json, operator, when
 from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
 from unsign_worker.keys import Keys
 
-EXPORT_COLUMNS = ("job_id", "kind", "code", "category", "en", "zh", "advice", "reason",
-                  "attempts", "identity", "campaign", "reference", "dead_lettered_at", "job")
-
 
 def _dlq() -> Any:
     from unsign_worker.deadletter import DeadLetters
@@ -112,33 +109,21 @@ def dlq_show(job_id: str, as_json: bool) -> None:
 @click.option("--code", default="", help="Requeue every open entry with this code.")
 @click.option("--campaign", default="", help="With --code or --all: only this campaign.")
 @click.option("--all", "all_", is_flag=True, help="Requeue every open entry.")
+@click.option("--note", default="", help="Why it is sent again (kept in the operators' journal).")
 @click.option("--json", "as_json", is_flag=True, help="Print {requeued, failed} as JSON.")
-def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool,
+def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool, note: str,
                 as_json: bool) -> None:
     """Send dead-lettered jobs again, once the cause is fixed. A job keeps its id, so dedup
     still holds; it leaves the queue."""
-    from unsign_worker.cli._ops import producer_for, republisher
-    from unsign_worker.deadletter import DeadLetterError
+    from unsign_worker.cli._ops import operations
 
     if bool(job_ids) + bool(code) + all_ != 1:
         fail("give JOB_ID..., --code C or --all (one of them)", 2)
-    settings, dlq = _dlq()
+    ops = operations(load_settings())
     if not job_ids:
-        job_ids = tuple(e.job_id for e in dlq.entries(code=code, campaign=campaign))
-    producer = producer_for(settings)
-    republish = republisher(settings, producer)
-    requeued: list[str] = []
-    failed: dict[str, str] = {}
-    try:
-        for job_id in job_ids:
-            try:
-                dlq.requeue(job_id, republish=republish, by=operator(),
-                            lease_seconds=settings.lease_seconds)
-                requeued.append(job_id)
-            except DeadLetterError as exc:
-                failed[job_id] = str(exc)
-    finally:
-        producer.app.close()
+        job_ids = tuple(e.job_id for e in ops.dlq.entries(code=code, campaign=campaign))
+    done = ops.requeue(job_ids, by=operator(), note=note)
+    requeued, failed = done.requeued, done.failed
     if as_json:
         echo_json({"requeued": requeued, "failed": failed})
     else:
@@ -159,11 +144,11 @@ def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool,
 @click.option("--by", default=None, help="Who closes it [default: user@host].")
 def dlq_resolve(job_id: str, note: str, by: str | None) -> None:
     """Close an entry by hand; who, when and why are kept with it (30 days)."""
+    from unsign_worker.cli._ops import operations
     from unsign_worker.deadletter import DeadLetterError
 
-    _, dlq = _dlq()
     try:
-        dlq.resolve(job_id, note=note, by=by or operator())
+        operations(load_settings()).resolve(job_id, note=note, by=by or operator())
     except DeadLetterError as exc:
         fail(str(exc))
     click.echo(f"resolved {job_id}")
@@ -183,24 +168,12 @@ def dlq_resolve(job_id: str, note: str, by: str | None) -> None:
 @click.option("--campaign", default="", help="Only entries of this campaign.")
 def dlq_export(fmt: str, out: str, code: str, campaign: str) -> None:
     """Write the open entries as JSON lines (the `dlq show --json` shape) or CSV, masked."""
-    import csv
-
-    from unsign_worker.reports import neutralise_cell
+    from unsign_worker import dlq_export
 
     _, dlq = _dlq()
     handle = sys.stdout if out == "-" else output_file(out)
     try:
-        writer = csv.writer(handle) if fmt == "csv" else None
-        if writer:
-            writer.writerow(EXPORT_COLUMNS)
-        for entry in dlq.entries(code=code, campaign=campaign):
-            data = entry.as_dict()
-            if writer:
-                data["job"] = json.dumps(data["job"], ensure_ascii=False)
-                writer.writerow([neutralise_cell("" if data[c] is None else str(data[c]))
-                                 for c in EXPORT_COLUMNS])
-            else:
-                handle.write(json.dumps(data, ensure_ascii=False) + "\n")
+        dlq_export.write(dlq.entries(code=code, campaign=campaign), handle, fmt=fmt)
     finally:
         if handle is not sys.stdout:
             handle.close()

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "ops_cmds",
     "flower_cmds",
     "demo_cmds",
+    "console_cmds",
 )
 
 

@@ -85,10 +85,9 @@ def breaker_status(as_json: bool) -> None:
 @breaker_group.command("reset")
 def breaker_reset() -> None:
     """Close the breaker by hand once the integration is fixed; parked jobs resume."""
-    from unsign_worker.breaker import Breaker
+    from unsign_worker.cli._ops import operations, operator
 
-    settings = load_settings()
-    Breaker(redis_for(settings), Keys(settings.key_prefix), threshold=1, window_seconds=1).reset()
+    operations(load_settings()).reset_breaker(by=operator())
     click.echo("breaker closed; parked jobs resume at their next look")
 
 

@@ -1,0 +1,69 @@
+"""What a finished task tells Flower: pure checks of :mod:`unsign_worker.task_outcome`."""
+
+from __future__ import annotations
+
+import pytest
+
+from unsign_worker.settlement import Decision
+from unsign_worker.task_outcome import (
+    MAX_NAMED,
+    BatchNotDone,
+    JobNotDone,
+    check_batch,
+    check_job,
+)
+
+
+@pytest.mark.parametrize("state", ["unsigned", "already_unsigned", "duplicate"])
+def test_a_job_that_ended_well_returns_its_outcome(state: str) -> None:
+    result = check_job(Decision("done", "j1", state), {"reference": "r1"})
+    assert result == {"job_id": "j1", "outcome": state, "code": ""}
+
+
+@pytest.mark.parametrize("state,code", [("rejected", "NOT_EXIST_CUST_SIGN"),
+                                        ("dead_lettered", "STATUS_TYPE_CODE"),
+                                        ("parked", "ILLEGAL_SIGN"), ("cancelled", ""),
+                                        ("malformed", "")])
+def test_a_job_that_did_not_end_well_raises_an_expected_error_naming_it(
+        state: str, code: str) -> None:
+    kind = "ignored" if state == "malformed" else "done"
+    with pytest.raises(JobNotDone) as caught:
+        check_job(Decision(kind, "j1", state, code=code, detail="why"), {"reference": "ord-7"})
+    text = str(caught.value)
+    assert text.startswith(f"{state} {code}".strip()) and "job j1, reference ord-7" in text
+
+
+def test_a_redelivered_copy_dropped_because_another_worker_holds_it_is_not_a_failure() -> None:
+    assert check_job(Decision("ignored", "j1", "in_flight"), {})["outcome"] == "in_flight"
+
+
+def test_a_job_parked_by_a_paused_campaign_is_not_a_failure_but_one_parked_by_the_breaker_is(
+        ) -> None:
+    paused = Decision("done", "j1", "parked", detail="campaign paused")
+    assert check_job(paused, {})["outcome"] == "parked"
+    with pytest.raises(JobNotDone, match="parked ILLEGAL_SIGN: circuit breaker open"):
+        check_job(Decision("done", "j2", "parked", code="ILLEGAL_SIGN",
+                           detail="circuit breaker open"), {})
+
+
+def test_a_batch_names_its_counts_and_its_failed_jobs() -> None:
+    decisions = [Decision("done", "a", "unsigned"), Decision("retry", "b", "retrying"),
+                 Decision("done", "c", "dead_lettered", code="TOO_MUCH_TYPE_CODE")]
+    messages = [{"reference": "ra"}, {"reference": "rb"}, {"reference": "rc"}]
+    with pytest.raises(BatchNotDone) as caught:
+        check_batch(decisions, messages)
+    text = str(caught.value)
+    assert text.startswith("1 of 3 jobs did not end unsigned")
+    assert "'outcomes': {'unsigned': 1, 'retrying': 1, 'dead_lettered': 1}" in text
+    assert "dead_lettered TOO_MUCH_TYPE_CODE [job c, reference rc]" in text
+    assert "job a" not in text and "job b" not in text
+    ok = check_batch(decisions[:2], messages[:2])
+    assert ok == {"jobs": 2, "outcomes": {"unsigned": 1, "retrying": 1}}
+
+
+def test_a_batch_names_at_most_twenty_failed_jobs() -> None:
+    decisions = [Decision("done", f"j{i}", "rejected", code="X") for i in range(30)]
+    with pytest.raises(BatchNotDone) as caught:
+        check_batch(decisions, [{}] * 30)
+    assert str(caught.value).count("rejected X [job") == MAX_NAMED
+    assert str(caught.value).endswith("and 10 more")

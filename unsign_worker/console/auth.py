@@ -1,0 +1,62 @@
+"""Who may use the console: ``UNSIGN_CONSOLE_AUTH`` (``user:password``, several separated by
+commas), checked with HTTP basic authentication in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+
+from unsign_worker.exceptions import ConfigError
+
+#: Shortest password accepted.
+MIN_PASSWORD = 8
+REALM = "unsign-worker console"
+
+
+def parse_users(spec: str) -> dict[str, str]:
+    """``"ops:pw1,lead:pw2"`` -> ``{"ops": "pw1", "lead": "pw2"}``.
+
+    Raises ConfigError naming the entry's position (never its password).
+    """
+    users: dict[str, str] = {}
+    for number, item in enumerate((p.strip() for p in spec.split(",")), start=1):
+        if not item:
+            continue
+        user, sep, password = item.partition(":")
+        if not sep or not user:
+            raise ConfigError(f"UNSIGN_CONSOLE_AUTH: entry {number} must be user:password")
+        if len(password) < MIN_PASSWORD:
+            raise ConfigError(f"UNSIGN_CONSOLE_AUTH: the password of {user!r} must have at "
+                              f"least {MIN_PASSWORD} characters")
+        users[user] = password
+    return users
+
+
+def check(header: str | None, users: dict[str, str]) -> str | None:
+    """The user an ``Authorization`` header proves, or None. Every password is compared (in
+    constant time) so the time taken does not say which users exist."""
+    if not header or not header.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    found = None
+    for name, expected in users.items():
+        same_user = hmac.compare_digest(name.encode(), user.encode())
+        same_password = hmac.compare_digest(expected.encode(), password.encode())
+        if same_user and same_password:
+            found = name
+    return found
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
