@@ -12,7 +12,7 @@ import pytest
 
 from tests.plugins.gateway_fixtures import cae
 from tests.plugins.worker_fixtures import wait_for
-from tests.test_processor import job, make_ctx, record
+from tests.test_processor import job, record
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.job import Job
 from unsign_worker.processor import process_batch, process_job

@@ -23,10 +23,10 @@ def test_a_job_that_ended_well_returns_its_outcome(state: str) -> None:
 @pytest.mark.parametrize("state,code", [("rejected", "NOT_EXIST_CUST_SIGN"),
                                         ("dead_lettered", "STATUS_TYPE_CODE"),
                                         ("parked", "ILLEGAL_SIGN"), ("cancelled", ""),
-                                        ("malformed", "")])
+                                        ("malformed", ""), ("mismatch", "")])
 def test_a_job_that_did_not_end_well_raises_an_expected_error_naming_it(
         state: str, code: str) -> None:
-    kind = "ignored" if state == "malformed" else "done"
+    kind = "ignored" if state in ("malformed", "mismatch") else "done"
     with pytest.raises(JobNotDone) as caught:
         check_job(Decision(kind, "j1", state, code=code, detail="why"), {"reference": "ord-7"})
     text = str(caught.value)

@@ -2,7 +2,7 @@
 
 Flower marks a task FAILURE only from a ``task-failed`` event, and a task that returns normally is
 SUCCESS whatever its result says. So a job that ended ``rejected``, ``dead_lettered``, ``parked``
-or ``cancelled`` (or whose message was malformed) raises :class:`JobNotDone` after its outcome is
+or ``cancelled`` (or whose message was malformed, or refused as not matching its job's record) raises :class:`JobNotDone` after its outcome is
 written. The task lists it in ``Task.throws``: Celery marks it failed and sends the event, logs
 one line without a traceback, acknowledges the message (``task_acks_on_failure_or_timeout``) and
 retries nothing. A batch raises :class:`BatchNotDone` naming its counts and its failed jobs.
@@ -18,8 +18,11 @@ from typing import Any
 from unsign_worker.exceptions import UnsignError
 from unsign_worker.settlement import Decision
 
-#: Outcomes that leave a job needing a person (or a breaker reset) to finish.
-FAILED_OUTCOMES = frozenset({"rejected", "dead_lettered", "parked", "cancelled", "malformed"})
+#: Outcomes that leave a job needing a person (or a breaker reset) to finish; ``mismatch`` is a
+#: message refused because its parameters differ from its job's record (a forged or stale copy:
+#: someone should look at where it came from).
+FAILED_OUTCOMES = frozenset({"rejected", "dead_lettered", "parked", "cancelled", "malformed",
+                             "mismatch"})
 #: The processor's reason for a job parked by a paused campaign.
 PAUSED_DETAIL = "campaign paused"
 #: Failed jobs a batch's error text names one by one (the counts cover the rest).
