@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv
 
 pytest_plugins = ["tests.plugins.ops_fixtures"]
-__all__ = ["make_ctx"]  # the fixture
 
 X1, X2 = "a1" * 16, "a2" * 16
 A = {"customer_code": "C00001"}
