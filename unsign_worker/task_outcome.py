@@ -5,7 +5,8 @@ SUCCESS whatever its result says. So a job that ended ``rejected``, ``dead_lette
 or ``cancelled`` (or whose message was malformed, or refused as not matching its job's record)
 raises :class:`JobNotDone` after its outcome is written. The task lists it in ``Task.throws``:
 Celery marks it failed and sends the event, logs one line without a traceback, acknowledges the
-message (``task_acks_on_failure_or_timeout``) and retries nothing. A batch raises :class:`BatchNotDone` naming its counts and its failed jobs.
+message (``task_acks_on_failure_or_timeout``) and retries nothing. A batch raises
+:class:`BatchNotDone` naming its counts and its failed jobs.
 
 Only outcomes, codes, job ids and references go into the text: never parameters.
 """
