@@ -75,6 +75,23 @@ def test_the_worker_refuses_to_start_without_a_usable_alipay_public_key(
     assert lines[0].startswith("error: ") and "ALIPAY_PUBLIC_KEY_FILE: " in lines[0]
 
 
+def test_a_celery_worker_of_the_app_started_by_hand_refuses_too(keys, redis_url, tmp_path):
+    # Given RSA settings without Alipay's public key, and a worker started with Celery's own
+    # command (the way a deployment may start it), not with unsign-worker
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIPAY_", "UNSIGN_"))}
+    env.update(ALIPAY_PARTNER="2088101568338364", ALIPAY_SIGN_TYPE="RSA",
+               ALIPAY_PRIVATE_KEY_FILE=str(keys["RSA-private"]), UNSIGN_REDIS_URL=redis_url,
+               UNSIGN_KEY_PREFIX=f"t:{uuid.uuid4().hex[:8]}:", C_FORCE_ROOT="1")
+    # When it starts
+    done = subprocess.run([str(BIN / "celery"), "-A", "unsign_worker.celery_app", "worker",
+                           "--pool", "solo", "--loglevel", "INFO"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    # Then it exits at start-up, before consuming anything, naming the variable
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "cannot start the worker: ALIPAY_PUBLIC_KEY_FILE: " in done.stderr
+    assert "Traceback" not in done.stderr and "celery@" not in done.stderr
+
+
 @pytest.mark.parametrize("sign_type", ["RSA", "DSA"])
 def test_a_worker_context_needs_alipays_public_key(keys, sign_type):
     settings = Settings(partner="2088101568338364", sign_type=sign_type,

@@ -24,7 +24,8 @@ from celery.signals import worker_init, worker_ready, worker_shutdown
 
 import celeryconfig
 from unsign_worker import kombu_fixes, monitoring, remote_control
-from unsign_worker.context import WorkerContext, build_context
+from unsign_worker.context import WorkerContext, build_context, build_signer
+from unsign_worker.exceptions import ConfigError
 from unsign_worker.inbox import Inbox, InboxThread
 from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, batch_repr, masked_repr
 from unsign_worker.processor import process_batch, process_job
@@ -129,6 +130,11 @@ def create_app(settings: Settings | None = None) -> Celery:
             runtime.inbox.stop()
 
     def on_init(sender: Any = None, **_: Any) -> None:
+        try:  # any Celery worker of this app, however started, refuses what could not verify
+            build_signer(runtime.settings)
+        except ConfigError as exc:
+            log.critical("cannot start the worker: %s", exc)
+            raise SystemExit(1) from None  # not an Exception: Celery's signal dispatch lets it out
         off = remote_control.restrict(runtime.settings.remote_control)
         if off:
             log.info("remote control: read-only (%d commands turned off)", len(off))

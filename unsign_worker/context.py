@@ -53,6 +53,16 @@ def make_redis(url: str, *, pool_size: int = 200) -> redis.Redis:
                                 socket_connect_timeout=5, socket_keepalive=True)
 
 
+def build_signer(settings: Settings) -> Signer:
+    """The signer of ``settings``, refused (ConfigError naming the variable) unless it can also
+    verify the gateway's answers: never a process that would have to take answers on trust."""
+    signer = make_signer(settings.sign_type, key=settings.key.reveal(),
+                         private_key_pem=settings.private_key_pem.reveal() or None,
+                         public_key_pem=settings.public_key_pem or None)
+    require_verifier(signer)
+    return signer
+
+
 def build_context(settings: Settings) -> WorkerContext:
     """Build the per-process context. Raises ConfigError on a bad setting."""
     kombu_fixes.apply()
@@ -64,10 +74,7 @@ def build_context(settings: Settings) -> WorkerContext:
                                     for p in problems))
     client = make_redis(settings.redis_url)
     keys = Keys(settings.key_prefix)
-    signer = make_signer(settings.sign_type, key=settings.key.reveal(),
-                         private_key_pem=settings.private_key_pem.reveal() or None,
-                         public_key_pem=settings.public_key_pem or None)
-    require_verifier(signer)  # never a process that would have to take answers on trust
+    signer = build_signer(settings)
     gateway = GatewayClient(gateway_url=settings.gateway_url,
                             connect_timeout_seconds=settings.connect_timeout_seconds,
                             read_timeout_seconds=settings.read_timeout_seconds,
