@@ -12,6 +12,7 @@ import redis
 
 from tests.plugins.gateway_fixtures import PARTNER, cae, partner_protocol
 from unsign_worker.context import WorkerContext
+from unsign_worker.emulator.options import AnswerOptions
 from unsign_worker.processor import process_job
 
 
@@ -121,8 +122,13 @@ def test_a_lost_answer_is_settled_as_already_unsigned(gateway_factory, make_ctx)
     assert gw.unsigns("a1") == 1
 
 
-def test_a_lost_answer_on_a_partner_agreement_is_confirmed_by_query(gateway_factory, make_ctx):
+@pytest.mark.parametrize("options", [{}, {"sign_query": True, "sign_errors": True},
+                                     {"charset": "gbk"}], ids=["documents", "signed", "gbk"])
+def test_a_lost_answer_on_a_partner_agreement_is_confirmed_by_query(gateway_factory, make_ctx,
+                                                                    options):
+    # the documents' unsigned query answer, a signed one (query document 6.1.1) and GBK answers
     gw = gateway_factory([partner_protocol("p1", 7, script=("LOST_ANSWER",))])
+    gw.state.options = AnswerOptions.from_mapping(options)
     ctx = make_ctx(gw, intask_retry_budget_seconds=3)
     decision = process_job(ctx, job({"biz_type": "10004", "user_email": "user7@example.com"}))
     assert decision.state == "already_unsigned"

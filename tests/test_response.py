@@ -137,11 +137,29 @@ def test_an_rsa_signed_answer_verifies_with_alipays_public_key() -> None:
         parse_response(body, verifier=Md5Signer(KEY))
 
 
-def test_a_query_answer_is_verified_over_its_top_level_fields() -> None:
-    fields = {"charge_agent": "T", "user_id": "2088002007018916"}
-    body = render_response(is_success=True, fields=fields, signer=Md5Signer(KEY))
+def test_a_signed_query_answer_is_verified_over_every_returned_parameter() -> None:
+    # query document 6.1.1: all returned parameters but sign/sign_type, is_success included;
+    # the signature is computed here by hand from that sentence, not by the worker's code
+    signed = "charge_agent=T&is_success=T&user_id=2088002007018916"
+    sign = hashlib.md5((signed + KEY).encode()).hexdigest()
+    body = ('<?xml version="1.0" encoding="utf-8"?><alipay><is_success>T</is_success>'
+            "<charge_agent>T</charge_agent><user_id>2088002007018916</user_id>"
+            f"<sign>{sign}</sign><sign_type>MD5</sign_type></alipay>").encode()
     answer = parse_response(body, verifier=Md5Signer(KEY), service=QUERY_SERVICE)
-    assert answer.verified and answer.fields == fields
+    assert answer.verified and answer.fields == {"charge_agent": "T",
+                                                 "user_id": "2088002007018916"}
+    with pytest.raises(BadSignatureError):
+        parse_response(body.replace(b"<charge_agent>T", b"<charge_agent>F"),
+                       verifier=Md5Signer(KEY), service=QUERY_SERVICE)
+
+
+def test_a_signed_query_error_is_verified_over_is_success_and_error() -> None:
+    sign = hashlib.md5(("error=NO_SIGN_CUSTOMER&is_success=F" + KEY).encode()).hexdigest()
+    body = ('<?xml version="1.0" encoding="utf-8"?><alipay><is_success>F</is_success>'
+            f"<error>NO_SIGN_CUSTOMER</error><sign>{sign}</sign><sign_type>MD5</sign_type>"
+            "</alipay>").encode()
+    answer = parse_response(body, verifier=Md5Signer(KEY), service=QUERY_SERVICE)
+    assert answer.verified and answer.error == "NO_SIGN_CUSTOMER"
 
 
 # --- answers that must never count as success ----------------------------------------------

@@ -77,6 +77,12 @@ def signed_content(is_success: bool, error: str, customer: Mapping[str, str],
     return {k: v for k, v in fields.items() if k not in ("sign", "sign_type")}
 
 
+def query_signed_content(flag: str, error: str, leaves: Mapping[str, str]) -> dict[str, str]:
+    """What a signed query_customer_protocol answer's signature covers: every returned
+    parameter but ``sign``/``sign_type`` (query document 6.1.1), ``is_success`` included."""
+    return {"is_success": flag, **({"error": error} if error else {}), **leaves}
+
+
 def _decode(body: bytes) -> str:
     match = _DECL_RE.match(body)
     encoding = match.group(1).decode("ascii").lower() if match else "utf-8"
@@ -183,7 +189,7 @@ def parse_response(body: bytes, *, verifier: Signer | None = None, charset: str 
     if sign and verifier is not None:
         if not verifier.can_verify:
             raise BadSignatureError("answer signature cannot be checked: no verification key")
-        content = (leaves if service == QUERY_SERVICE and is_success
+        content = (query_signed_content(flag, error, leaves) if service == QUERY_SERVICE
                    else signed_content(is_success, error, customer, {}))
         if not verify_params(content, sign, verifier, signing_codec(charset)):
             raise BadSignatureError()
@@ -253,7 +259,8 @@ def render_response(*, is_success: bool, error: str = "", request: Mapping[str, 
                     charset: str = "utf-8", sign_errors: bool = True) -> bytes:
     """Render an answer the way the gateway does (section 5.3), signed by ``signer``.
 
-    Used by the emulator; the worker only parses.
+    A helper for tests and benchmarks that need an answer of the worker's own reading; the
+    emulator renders its answers with its own code, written from the documents.
     """
     out = [f'<?xml version="1.0" encoding="{charset}"?>', "<alipay>",
            f"<is_success>{'T' if is_success else 'F'}</is_success>"]
