@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_received, worker_ready, worker_shutdown
+from celery.worker import state as worker_state
 
 import celeryconfig
 from unsign_worker import kombu_fixes, monitoring
@@ -29,6 +31,7 @@ from unsign_worker.inbox import Inbox, InboxThread
 from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, masked_repr
 from unsign_worker.processor import process_batch, process_job
 from unsign_worker.producer import Producer
+from unsign_worker.recovery import HeldMessages, job_ids_of
 from unsign_worker.settings import Settings
 from unsign_worker.sweeper import Sweeper, SweeperThread
 
@@ -57,6 +60,15 @@ class _Runtime:
         self._lock = threading.Lock()
         self.sweeper: SweeperThread | None = None
         self.inbox: InboxThread | None = None
+        self._held: HeldMessages | None = None
+
+    def held(self) -> HeldMessages:
+        """The message leases (see :mod:`unsign_worker.recovery`)."""
+        if self._held is None:
+            ctx = self.context()
+            self._held = HeldMessages(ctx.redis, ctx.keys,
+                                      lease_seconds=self.settings.lease_seconds)
+        return self._held
 
     def context(self) -> WorkerContext:
         if self._ctx is None:
@@ -78,7 +90,10 @@ def create_app(settings: Settings | None = None) -> Celery:
 
     @app.task(name=UNSIGN_TASK, bind=True, base=UnsignTask, max_retries=None, shared=False)
     def unsign(self: Task, job: dict[str, Any]) -> dict[str, Any]:
-        decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
+        try:
+            decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
+        finally:
+            runtime.held().release(self.request.id)
         if decision.kind == "retry":
             raise self.retry(kwargs={"job": job}, countdown=decision.countdown,
                              max_retries=None)
@@ -90,7 +105,11 @@ def create_app(settings: Settings | None = None) -> Celery:
         # requests in flight, a batch costs one broker message instead of one per job, and its
         # Redis writes and claims are pipelined ten jobs at a time.
         counts: dict[str, int] = {}
-        for job, decision in zip(jobs, process_batch(runtime.context(), jobs), strict=True):
+        try:
+            decisions = process_batch(runtime.context(), jobs)
+        finally:
+            runtime.held().release(self.request.id)
+        for job, decision in zip(jobs, decisions, strict=True):
             if decision.kind == "retry":
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
             counts[decision.state] = counts.get(decision.state, 0) + 1
@@ -109,7 +128,8 @@ def create_app(settings: Settings | None = None) -> Celery:
                           probe_after_seconds=settings.breaker_probe_after_seconds,
                           publish_job=lambda job: unsign.apply_async(kwargs={"job": job}),
                           publish_hook=lambda identity: run_hook.apply_async(args=[identity]),
-                          hostname=getattr(sender, "hostname", None))
+                          hostname=getattr(sender, "hostname", None),
+                          held_ids=lambda: [r.id for r in list(worker_state.reserved_requests)])
         runtime.sweeper = SweeperThread(sweeper, settings.sweep_interval_seconds)
         runtime.sweeper.start()
         inbox = Inbox(ctx.redis, ctx.keys, Producer(app, ctx.redis, ctx.keys),
@@ -124,6 +144,19 @@ def create_app(settings: Settings | None = None) -> Celery:
         if runtime.inbox is not None:
             runtime.inbox.stop()
 
+    def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+        # Lease every message as it arrives (prefetched or not), so that a SIGKILL leaves a
+        # record the sweeper finds within one lease; a delayed retry has its job's own lease.
+        if request is None or request.eta or getattr(sender, "app", app) is not app:
+            return
+        ids = job_ids_of(request.task_name, request.kwargs or {})
+        if ids:
+            try:
+                runtime.held().record(request.id, ids, time.time())
+            except Exception as exc:  # never refuse a message for its bookkeeping
+                log.warning("could not lease message %s: %s", request.id, exc)
+
+    task_received.connect(on_received, weak=False)
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
     return app

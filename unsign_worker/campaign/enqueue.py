@@ -55,18 +55,21 @@ return out
 """
 
 WRITE_LUA = r"""
--- KEYS: campaign meta, job records... ; ARGV[1]: JSON list of flat field lists, one per job
+-- KEYS: campaign meta, leases, job records... ; ARGV[1]: JSON list of flat field lists, one per
+-- job; ARGV[2]: JSON list of their job ids; ARGV[3]: when a queued job is checked (leases)
 -- Writes the records that do not exist yet; returns the positions (1-based) of those that did.
 local records = cjson.decode(ARGV[1])
+local ids = cjson.decode(ARGV[2])
 local existing = {}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    existing[#existing + 1] = i - 1
+    existing[#existing + 1] = i - 2
   else
-    redis.call('HSET', KEYS[i], unpack(records[i - 1]))
+    redis.call('HSET', KEYS[i], unpack(records[i - 2]))
+    redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ids[i - 2])
   end
 end
-redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 1 - #existing)
+redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 2 - #existing)
 return existing
 """
 
@@ -183,8 +186,12 @@ class CampaignEnqueuer:
                 if job.job_id in self._lines:
                     fields["line"] = self._lines[job.job_id]
                 records.append([str(x) for pair in fields.items() for x in pair])
-            existing = self._write(keys=[meta, *(k.job(j.job_id) for j in new)],
-                                   args=[json.dumps(records, ensure_ascii=False)])
+            # every queued job sits in P leases too, so the sweeper can tell a lost message
+            # from a backlog (see unsign_worker.recovery)
+            check_at = time.time() + self.producer.queued_grace_seconds
+            existing = self._write(keys=[meta, k.leases, *(k.job(j.job_id) for j in new)],
+                                   args=[json.dumps(records, ensure_ascii=False),
+                                         json.dumps([j.job_id for j in new]), repr(check_at)])
             if existing:  # recorded meanwhile (a concurrent run): theirs to send
                 taken = {int(i) - 1 for i in existing}
                 result.skipped["recorded_meanwhile"] += len(taken)
