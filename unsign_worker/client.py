@@ -30,6 +30,7 @@ from unsign_worker.exceptions import FieldError, UnsignError, ValidationError
 from unsign_worker.job import MAX_REFERENCE_LENGTH, Job
 from unsign_worker.keys import Keys
 from unsign_worker.masking import mask_params
+from unsign_worker.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.params import CHARSETS, UnsignRequest
 from unsign_worker.producer import Producer, producer_app
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
@@ -214,13 +215,22 @@ class UnsignClient:
     def wait(self, job_id: str, timeout: float = 60.0) -> JobStatus:
         """Poll until the job is terminal; ``timeout`` in seconds.
 
+        A Redis outage (restart, failover) is waited out within ``timeout``: logged once as
+        "Redis unavailable since …, retrying", then polling carries on.
+
         Raises:
-            TimeoutError: not terminal in time (the job goes on; wait again later).
+            TimeoutError: not terminal in time (the job goes on; wait again later), Redis
+                included: still unavailable when the time was up.
             KeyError: no such job.
         """
         deadline = time.monotonic() + timeout
+        outage = Outage("Redis")
         while True:
-            found = self.status(job_id)
+            try:
+                found = ride_out(lambda: self.status(job_id), outage, deadline=deadline)
+            except OUTAGE_ERRORS as exc:
+                raise TimeoutError(f"job {job_id}: Redis still unavailable after {timeout:g}s "
+                                   f"({type(exc).__name__}); the job goes on") from exc
             if found is None:
                 raise KeyError(f"no job {job_id}")
             if found.is_terminal:

@@ -106,6 +106,7 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
 
     from unsign_worker.celery_app import create_app
     from unsign_worker.exporter import UnsignCollector
+    from unsign_worker.flower_events import ride_out_outages
     from unsign_worker.keys import Keys
     from unsign_worker.monitoring import format_task, sanitize_inspect, sanitize_task_event
 
@@ -133,6 +134,7 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
     update = flower.inspector._on_update
     flower.inspector._on_update = lambda worker, method, response: update(
         worker, method, sanitize_inspect(method, response))
+    ride_out_outages(flower)
 
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
     REGISTRY.register(UnsignCollector(client, Keys(settings.key_prefix),
