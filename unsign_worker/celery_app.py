@@ -70,6 +70,14 @@ class _Runtime:
                                       lease_seconds=self.settings.lease_seconds)
         return self._held
 
+    def release(self, message_id: str) -> None:
+        """The message was handled; its lease goes (if Redis is away, the lease simply
+        expires and the sweeper finds nothing left to do)."""
+        try:
+            self.held().release(message_id)
+        except Exception as exc:
+            log.warning("could not release the lease of message %s: %s", message_id, exc)
+
     def context(self) -> WorkerContext:
         if self._ctx is None:
             with self._lock:
@@ -93,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         try:
             decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
         finally:
-            runtime.held().release(self.request.id)
+            runtime.release(self.request.id)
         if decision.kind == "retry":
             raise self.retry(kwargs={"job": job}, countdown=decision.countdown,
                              max_retries=None)
@@ -108,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         try:
             decisions = process_batch(runtime.context(), jobs)
         finally:
-            runtime.held().release(self.request.id)
+            runtime.release(self.request.id)
         for job, decision in zip(jobs, decisions, strict=True):
             if decision.kind == "retry":
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)

@@ -24,8 +24,6 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
-
 from unsign_worker.exceptions import FieldError, UnsignError, ValidationError
 from unsign_worker.job import MAX_REFERENCE_LENGTH, Job
 from unsign_worker.keys import Keys
@@ -33,6 +31,7 @@ from unsign_worker.masking import mask_params
 from unsign_worker.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.params import CHARSETS, UnsignRequest
 from unsign_worker.producer import Producer, producer_app
+from unsign_worker.sentinel import connect
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -172,7 +171,7 @@ class UnsignClient:
             raise ValueError(f"input_charset: must be one of {', '.join(CHARSETS)}")
         self.charset = input_charset.lower()
         self.keys = Keys(key_prefix)
-        self.redis = redis.Redis.from_url(redis_url or broker_url, socket_connect_timeout=5)
+        self.redis = connect(redis_url or broker_url, socket_connect_timeout=5)
         self._app = producer_app(broker_url, key_prefix)
         self.producer = Producer(self._app, self.redis, self.keys)
 

@@ -22,6 +22,10 @@ from unsign_worker.exceptions import ConfigError
 DEFAULT_GATEWAY_URL = "https://mapi.alipay.com/gateway.do"
 #: Default broker and store.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Sentinel URLs (unsign_worker.sentinel): replicas are expected, so UNSIGN_REPLICA_ACKS is 1.
+SENTINEL_PREFIXES = ("redis+sentinel://", "rediss+sentinel://")
+#: How long a write waits for its replicas (WAIT), milliseconds.
+REPLICA_WAIT_MS = 1000
 #: Every Redis key this project writes starts with this.
 DEFAULT_KEY_PREFIX = "unsign:"
 #: Charsets the gateway accepts for ``_input_charset``.
@@ -172,6 +176,11 @@ def check_store_url(url: str, *, name: str) -> None:
         parts = urlsplit(url)
     except ValueError:
         raise ConfigError(f"{name}: not a well-formed URL") from None
+    if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
+        from unsign_worker.sentinel import parse_sentinel_url
+
+        parse_sentinel_url(url, name=name)  # raises ConfigError naming the rule
+        return
     if parts.scheme != "rediss":
         return
     for key, value in parse_qsl(parts.query):
@@ -248,6 +257,10 @@ class Settings:
     park_countdown_seconds: float = PARK_COUNTDOWN_SECONDS
     audit_maxlen: int = AUDIT_MAXLEN
     sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
+    #: replicas that must hold a claim and a success (WAIT) before the gateway is called and
+    #: before the hook runs and the message is acknowledged (docs/reliability.md)
+    replica_acks: int = 0
+    replica_wait_ms: int = REPLICA_WAIT_MS
 
     def __post_init__(self) -> None:
         check_store_url(self.redis_url, name="UNSIGN_REDIS_URL")
@@ -357,4 +370,7 @@ class Settings:
             park_countdown_seconds=num("UNSIGN_PARK_COUNTDOWN", PARK_COUNTDOWN_SECONDS),
             audit_maxlen=int(num("UNSIGN_AUDIT_MAXLEN", AUDIT_MAXLEN)),
             sweep_interval_seconds=num("UNSIGN_SWEEP_INTERVAL", SWEEP_INTERVAL_SECONDS),
+            replica_acks=int(num("UNSIGN_REPLICA_ACKS",
+                                 1 if redis_url.lower().startswith(SENTINEL_PREFIXES) else 0)),
+            replica_wait_ms=int(num("UNSIGN_REPLICA_WAIT_MS", REPLICA_WAIT_MS)),
         )

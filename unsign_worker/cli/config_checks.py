@@ -191,12 +191,14 @@ def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_S
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from unsign_worker.sentinel import SENTINEL_SCHEMES, connect
+
     shown = redact_url(url)
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES):
         return [warn(name, f"{shown} is not a Redis URL; not checked")]
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_seconds,
-                                      socket_timeout=timeout_seconds, retry=Retry(NoBackoff(), 0))
+        client = connect(url, socket_connect_timeout=timeout_seconds,
+                         socket_timeout=timeout_seconds, retry=Retry(NoBackoff(), 0))
         client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         return [fail(name, f"{shown} does not answer PING: {exc}")]
