@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import redis
@@ -33,3 +34,11 @@ def flaky(event: dict[str, Any]) -> None:
 
 def calls(client: redis.Redis, list_key: str) -> list[str]:
     return [c.decode() for c in client.lrange(list_key, 0, -1)]
+
+
+def record_file(event: dict[str, Any]) -> None:
+    """Record the call outside Redis (the merchant's own store): key, time and the caller's
+    process group (a worker started in its own session), one line per call."""
+    line = f"{event['idempotency_key']} {time.time():.3f} {os.getpgid(0)}\n"
+    with open(os.environ["UNSIGN_TEST_HOOK_FILE"], "a", encoding="utf-8") as handle:
+        handle.write(line)
