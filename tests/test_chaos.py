@@ -1,7 +1,8 @@
 """The production day in one test: a campaign of a few hundred rows, two workers, a gateway
 that loses answers (on all three agreement forms), resets connections, answers 500,
-SYSTEM_ERROR and garbage, and hangs; meanwhile workers are SIGKILLed three times and the (append-only, private) Redis
-is restarted once. Everything must end, once, with the watcher alive."""
+SYSTEM_ERROR and garbage, and hangs; meanwhile workers are SIGKILLed three times and the
+(append-only, private) Redis is restarted once. Everything must end, once, with the watcher
+alive."""
 
 from __future__ import annotations
 
