@@ -34,15 +34,16 @@ def wait_until(condition, timeout: float, what: str) -> None:  # type: ignore[no
 
 
 class PrivateRedis:
-    """One redis-server with append-only persistence (``appendfsync`` as given)."""
+    """One redis-server with append-only persistence (``appendfsync`` as given) or none."""
 
     def __init__(self, data_dir: Path, *, appendfsync: str = "always", port: int = 0,
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None, appendonly: bool = True) -> None:
         self.dir = data_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.appendfsync = appendfsync
         self.extra = list(extra or [])
+        self.appendonly = appendonly
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,7 +56,8 @@ class PrivateRedis:
     def start(self) -> PrivateRedis:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", self.appendfsync,
+             "--dir", str(self.dir), "--appendonly", "yes" if self.appendonly else "no",
+             "--appendfsync", self.appendfsync,
              "--save", "", "--maxmemory-policy", "noeviction", *self.extra],
             stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)
         wait_until(lambda: pings(self.client()), 30, f"redis-server on {self.port}")

@@ -26,12 +26,14 @@ from celery.worker import state as worker_state
 
 import celeryconfig
 from unsign_worker import kombu_fixes, monitoring
+from unsign_worker.broker import is_amqp
 from unsign_worker.context import WorkerContext, build_context
 from unsign_worker.inbox import Inbox, InboxThread
 from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, masked_repr
 from unsign_worker.processor import process_batch, process_job
 from unsign_worker.producer import Producer
 from unsign_worker.recovery import HeldMessages, job_ids_of
+from unsign_worker.sentinel import connect
 from unsign_worker.settings import Settings
 from unsign_worker.sweeper import Sweeper, SweeperThread
 
@@ -86,6 +88,14 @@ class _Runtime:
         return self._ctx
 
 
+def _broker_client(settings: Settings) -> Any:
+    """A client for the broker's Redis when it is not the store's (None: the same, or
+    RabbitMQ)."""
+    if is_amqp(settings.broker_url) or settings.broker_url == settings.redis_url:
+        return None
+    return connect(settings.broker_url, socket_connect_timeout=5, health_check_interval=30)
+
+
 def create_app(settings: Settings | None = None) -> Celery:
     """Build the app for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
@@ -137,7 +147,9 @@ def create_app(settings: Settings | None = None) -> Celery:
                           publish_job=lambda job: unsign.apply_async(kwargs={"job": job}),
                           publish_hook=lambda identity: run_hook.apply_async(args=[identity]),
                           hostname=getattr(sender, "hostname", None),
-                          held_ids=lambda: [r.id for r in list(worker_state.reserved_requests)])
+                          held_ids=lambda: [r.id for r in list(worker_state.reserved_requests)],
+                          broker=_broker_client(settings),
+                          broker_is_redis=not is_amqp(settings.broker_url))
         runtime.sweeper = SweeperThread(sweeper, settings.sweep_interval_seconds)
         runtime.sweeper.start()
         inbox = Inbox(ctx.redis, ctx.keys, Producer(app, ctx.redis, ctx.keys),

@@ -12,7 +12,8 @@ Two gaps the job leases (``P leases``) do not close by themselves:
   that are still ``queued`` (from their records) and drops the record. The claim drops the
   original message, should it come back later (the job is then in flight or finished).
 - **Messages that vanished.** A Redis restart can lose the last writes (the broker's queue
-  included). The sweeper remembers the Redis run id (``P redis_run``); when it changes, every
+  included). The sweeper remembers the run id (``P redis_run``) of the state store and of the
+  broker's Redis (when it is a separate one); when either changes, every
   ``queued`` job in ``P leases`` is checked at once against the broker's queue and the held
   messages, and those found in neither are re-published. The same check runs for queued jobs
   whose grace in ``P leases`` ran out, so a long backlog is never re-published blindly.

@@ -44,8 +44,12 @@ class Sweeper:
     def __init__(self, client: redis.Redis, keys: Keys, *, lease_seconds: float,
                  probe_after_seconds: float, publish_job: Callable[[dict[str, Any]], None],
                  publish_hook: Callable[[str], None], hostname: str | None = None,
-                 held_ids: Callable[[], list[str]] | None = None) -> None:
+                 held_ids: Callable[[], list[str]] | None = None,
+                 broker: redis.Redis | None = None, broker_is_redis: bool = True) -> None:
         self._r = client
+        #: the broker's Redis (its queue is scanned, its restarts noticed); None for RabbitMQ,
+        #: which keeps its queues: a queued job is then never taken for lost before its grace
+        self._broker = broker if broker is not None else (client if broker_is_redis else None)
         self.held = HeldMessages(client, keys, lease_seconds=lease_seconds)
         #: ids of the messages this worker holds now (received, not finished)
         self._held_ids = held_ids
@@ -65,7 +69,10 @@ class Sweeper:
             self.held.renew(self._held_ids(), now)
         if not self._r.set(k.sweeper, self.hostname, nx=True, px=int(SWEEP_INTERVAL_SECONDS * 900)):
             return {"jobs": 0, "hooks": 0}
-        if redis_restarted(self._r, k):
+        restarted = redis_restarted(self._r, k)
+        if self._broker is not None and self._broker is not self._r:
+            restarted = redis_restarted(self._broker, k) or restarted
+        if restarted:
             self._after_restart(now)
         jobs = self._recover_held(now) + self._expired_leases(now) + self._unpark(now)
         hooks = 0
@@ -82,15 +89,17 @@ class Sweeper:
             pipe.hget(self._keys.job(job_id), "state")
         return [(x or b"").decode() for x in pipe.execute()]
 
-    def _waiting(self, now: float) -> set[str]:
+    def _waiting(self, now: float) -> set[str] | _Everything:
         """Jobs whose message waits in the broker or is held by a live worker."""
-        return queued_in_broker(self._r, self._keys) | self.held.live_job_ids(now)
+        if self._broker is None:
+            return _Everything()
+        return queued_in_broker(self._broker, self._keys) | self.held.live_job_ids(now)
 
     def _expired_leases(self, now: float) -> int:
         k = self._keys
         ids = [x.decode() for x in self._r.zrangebyscore(k.leases, "-inf", now, start=0,
                                                           num=SWEEP_BATCH)]
-        waiting: set[str] | None = None
+        waiting: set[str] | _Everything | None = None
         count = 0
         for job_id, state in zip(ids, self._states(ids), strict=True):
             if state == "queued":
@@ -122,7 +131,7 @@ class Sweeper:
         """Redis restarted: queued jobs found neither in the broker nor in a live worker's
         messages lost theirs; make them due now."""
         k = self._keys
-        waiting: set[str] | None = None
+        waiting: set[str] | _Everything | None = None
         lost = 0
         start = 0
         while True:
@@ -172,6 +181,13 @@ class Sweeper:
             log.warning("re-published %d parked job(s) (breaker %s)", count,
                         (state or b"closed").decode())
         return count
+
+
+class _Everything:
+    """Stands for "every job" when the broker's queue cannot be read (RabbitMQ)."""
+
+    def __contains__(self, _: object) -> bool:
+        return True
 
 
 class SweeperThread(LoopThread):
