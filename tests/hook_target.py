@@ -42,3 +42,14 @@ def record_file(event: dict[str, Any]) -> None:
     line = f"{event['idempotency_key']} {time.time():.3f} {os.getpgid(0)}\n"
     with open(os.environ["UNSIGN_TEST_HOOK_FILE"], "a", encoding="utf-8") as handle:
         handle.write(line)
+
+
+def slow_file(event: dict[str, Any]) -> None:
+    """Like :func:`record_file`, but the merchant's step takes ``UNSIGN_TEST_HOOK_SECONDS``: a
+    ``start`` line when it begins, a ``done`` line when it has finished."""
+    path = os.environ["UNSIGN_TEST_HOOK_FILE"]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"start {event['idempotency_key']}\n")
+    time.sleep(float(os.environ.get("UNSIGN_TEST_HOOK_SECONDS", "3")))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"done {event['idempotency_key']}\n")

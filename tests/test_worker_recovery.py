@@ -42,6 +42,8 @@ def test_jobs_of_messages_a_killed_worker_had_prefetched_finish_within_two_lease
     assert {j["state"] for j in jobs.values()} <= {"unsigned", "already_unsigned"}, jobs
     assert all(gw.unsigns(f"a{i}") == 1 for i in range(1, 31))
     assert gw.state.stats.duplicates == 0
+    print(f"\nprefetched batches of a killed worker: every job terminal {recovered_in:.1f}s "
+          f"after the kill (lease {LEASE:.0f}s, visibility timeout 3600s)")
     # and the held messages' records are gone once everything is done
     wait_for(lambda: env.redis.zcard(env.keys.held) == 0, timeout=LEASE * 2,
              what="message leases released")
