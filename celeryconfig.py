@@ -70,6 +70,9 @@ def config_for(settings: Settings) -> dict[str, Any]:
         "broker_url": broker_url,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
+        # a broker outage of any length is waited out (Celery's default gives up after 100
+        # attempts, about 45 minutes, and the worker stops consuming)
+        "broker_connection_max_retries": None,
         "result_backend": None,
         "task_ignore_result": True,
         "task_serializer": "json",

@@ -25,6 +25,7 @@ from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, gener
 from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.hooks import HookRunner
 from unsign_worker.keys import Keys
+from unsign_worker.outage import Outage
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 KEY = "0123456789abcdef0123456789abcdef"
@@ -119,7 +120,8 @@ def test_campaign_run_and_the_worker_ride_out_a_sixty_second_redis_outage(
                                 "--rate", "4"], env={**env.env, "COLUMNS": "200"},
                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         stats = state.stats
-        wait_for(lambda: stats.unsigns >= 8, timeout=120, what="campaign under way")
+        wait_for(lambda: stats.unsigns >= 8 and "60 enqueued" in (tmp_path / "run.log").read_text(
+            errors="replace"), timeout=120, what="campaign enqueued and under way")
         # Redis goes away for a minute, then comes back with its append-only file
         private_redis.stop()
         time.sleep(0)  # the outage is timed by polling the clock below, not by a fixed sleep
@@ -186,3 +188,43 @@ def test_flower_sees_events_again_after_a_redis_outage_and_says_so_once(
         if flower is not None:
             flower.stop()
         emulator.stop()
+
+
+def test_a_campaign_enqueue_rides_out_a_redis_outage_between_chunks(private_redis):
+    import uuid
+
+    from unsign_worker.campaign.enqueue import CampaignEnqueuer
+    from unsign_worker.campaign.store import CampaignStore
+    from unsign_worker.job import Job
+    from unsign_worker.producer import Producer, producer_app
+    from unsign_worker.recovery import queued_in_broker
+
+    keys = Keys("t:")
+    client = private_redis.client()
+    app = producer_app(private_redis.url, keys.prefix)
+    producer = Producer(app, client, keys)
+    store = CampaignStore(client, keys)
+    store.begin("c-1", name="n", source="f.csv", total=20, rejected=0, rate=None)
+    sends = 0
+    plain_send = producer.send_batch
+
+    def send_then_fail_once(jobs):  # type: ignore[no-untyped-def]
+        nonlocal sends
+        sends += 1
+        plain_send(jobs)
+        if sends == 2:  # Redis goes away right after the second chunk's message is sent
+            private_redis.stop()
+            restart_later(private_redis, 12)  # longer than redis-py's own retries
+
+    producer.send_batch = send_then_fail_once  # type: ignore[method-assign]
+    jobs = [Job(job_id=uuid.uuid4().hex, params={"customer_code": f"C{i:05d}"},
+                campaign="c-1") for i in range(20)]
+    said: list[str] = []
+    enqueuer = CampaignEnqueuer(producer, store, chunk_size=5, batch_size=5)
+    enqueuer.outage = Outage("Redis", said.append)
+    enqueuer.run("c-1", jobs, fresh=True)
+    assert sum("unavailable since" in s for s in said) == 1
+    client = private_redis.client()
+    assert all(client.hget(keys.job(j.job_id), "sent_at") for j in jobs)
+    assert {j.job_id for j in jobs} <= queued_in_broker(client, keys)
+    app.close()

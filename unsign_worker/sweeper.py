@@ -133,10 +133,9 @@ class Sweeper:
         k = self._keys
         waiting: set[str] | _Everything | None = None
         lost = 0
-        start = 0
-        while True:
-            page = [x.decode() for x in self._r.zrangebyscore(k.leases, now, "+inf", start=start,
-                                                               num=SWEEP_BATCH)]
+        pending = [x.decode() for x in self._r.zrangebyscore(k.leases, now, "+inf")]
+        for start in range(0, len(pending), SWEEP_BATCH):  # read all first: scores change below
+            page = pending[start:start + SWEEP_BATCH]
             for job_id, state in zip(page, self._states(page), strict=True):
                 if state != "queued":
                     continue
@@ -144,9 +143,6 @@ class Sweeper:
                 if job_id not in waiting:
                     self._r.zadd(k.leases, {job_id: now})
                     lost += 1
-            if len(page) < SWEEP_BATCH:
-                break
-            start += SWEEP_BATCH
         if lost:
             log.warning("Redis restarted: %d queued job(s) had lost their message and will be "
                         "re-published", lost)

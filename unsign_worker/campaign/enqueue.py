@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from unsign_worker.campaign.store import CampaignStore
 from unsign_worker.job import Job
+from unsign_worker.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.producer import Producer
 
 #: Jobs looked up and recorded per pipeline.
@@ -113,6 +114,8 @@ class CampaignEnqueuer:
         self.batch_size = batch_size
         self._lines: Mapping[str, int] = {}
         self._fresh = False
+        #: says "Redis unavailable since …, retrying" once per outage (a log warning)
+        self.outage = Outage("Redis")
         client = producer.redis
         self._read = client.register_script(READ_LUA)
         self._write = client.register_script(WRITE_LUA)
@@ -146,7 +149,7 @@ class CampaignEnqueuer:
         handled = 0
         for chunk, lines in chunks:
             self._lines = lines
-            state = self._chunk(campaign_id, chunk, result)
+            state = ride_out(lambda c=chunk: self._attempt(campaign_id, c, result), self.outage)
             handled += len(chunk)
             if on_chunk is not None:
                 on_chunk(result, handled)
@@ -155,6 +158,16 @@ class CampaignEnqueuer:
                 return result
         self.store.finish_enqueue(campaign_id)
         return result
+
+    def _attempt(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
+        """One try at a chunk. A Redis or broker outage midway is waited out and the chunk
+        tried again: part of it may be recorded (and sent) already, so it is looked up first;
+        a job sent twice is dropped by the worker."""
+        try:
+            return self._chunk(campaign_id, chunk, result)
+        except OUTAGE_ERRORS:
+            self._fresh = False
+            raise
 
     def _chunk(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
         """Handle one chunk; returns the campaign's state as read before sending."""

@@ -127,6 +127,7 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     if limit:  # a rate-limited batch would hold its message while its jobs wait their turn
         batch_size = min(batch_size, limit)
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=chunk_size, batch_size=batch_size)
+    enqueuer.outage = Outage("Redis", lambda text: click.echo(text, err=True))
     try:  # the file is read again, chunk by chunk, as its jobs are enqueued
         result = enqueue_with_progress(
             scan.valid, lambda on_chunk: start_file(
