@@ -78,3 +78,14 @@ def test_replica_acknowledgements_default_to_one_with_sentinel_and_none_without(
     override = Settings.from_env({**BASE_ENV, "UNSIGN_REDIS_URL": URL,
                                   "UNSIGN_REPLICA_ACKS": "0"}, load_dotenv=False)
     assert override.replica_acks == 0
+
+
+def test_a_sentinel_urls_password_is_never_shown():
+    from unsign_worker.settings import redact_url
+
+    assert "s3cret" not in redact_url(URL) and "********" in redact_url(URL)
+    settings = Settings.from_env({**BASE_ENV, "UNSIGN_REDIS_URL": URL}, load_dotenv=False)
+    assert "s3cret" not in repr(settings)
+    with pytest.raises(ConfigError) as caught:
+        parse_sentinel_url("redis+sentinel://:s3cret@h1:bad/m")
+    assert "s3cret" not in str(caught.value)
