@@ -24,6 +24,7 @@ from typing import Any
 
 from unsign_worker.broker import amqp_config, is_amqp, redis_tls_options
 from unsign_worker.keys import HOOK_QUEUE, QUEUE
+from unsign_worker.sentinel import is_sentinel, kombu_broker
 from unsign_worker.settings import Settings
 
 #: Messages a worker prefetches per pool slot.
@@ -58,11 +59,20 @@ def config_for(settings: Settings) -> dict[str, Any]:
     tls = redis_tls_options(settings.broker_url)
     if tls is not None:  # rediss://: verify the certificate (kombu would not by default)
         queue_types["broker_use_ssl"] = tls
+    broker_url = settings.broker_url
+    if is_sentinel(broker_url):  # kombu's sentinel:// transport, master_name, TLS
+        broker_url, sentinel_options, sentinel_tls = kombu_broker(broker_url)
+        transport.update(sentinel_options)
+        if sentinel_tls is not None:
+            queue_types["broker_use_ssl"] = sentinel_tls
     return {
         **queue_types,
-        "broker_url": settings.broker_url,
+        "broker_url": broker_url,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
+        # a broker outage of any length is waited out (Celery's default gives up after 100
+        # attempts, about 45 minutes, and the worker stops consuming)
+        "broker_connection_max_retries": None,
         "result_backend": None,
         "task_ignore_result": True,
         "task_serializer": "json",

@@ -44,6 +44,8 @@ from bench_runs import Setup, run_ceiling
 from bench_support import Processes, delete_prefix, machine, start_emulator
 from bench_workers import run_baseline, run_product
 from job_cpu import REPEATS, WARMUP_JOBS, measure
+from recovery_cost import describe as describe_recovery
+from recovery_cost import measure as measure_recovery
 from report import medians, print_table, ratios
 
 from unsign_worker.cli.emulator_cmds import write_agreements
@@ -164,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
                     key=key, params=[{k: v for k, v in r.items() if v and k != "reference"}
                                      for r in rows],
                     jobs=args.cpu_jobs, results_dir=RESULTS, stamp=stamp)
+            report["recovery_cost"] = measure_recovery(
+                client, f"bench:{run_id}:recovery:", jobs=args.jobs,
+                batch_size=max([b for b in args.batch_size if b > 1] or [1]))
         except KeyboardInterrupt:
             print("interrupted: stopping the processes and deleting the keys", file=sys.stderr)
             report["interrupted"] = True
@@ -179,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     report["medians"] = medians(report["runs"])
     _save(out, report)
     print_table(report)
+    if "recovery_cost" in report:
+        print(describe_recovery(report["recovery_cost"]))
     print(f"\nfigures written to {out}")
     failed = (report.get("interrupted") or report.get("error")
               or any(not run["ok"] for run in report["runs"]))

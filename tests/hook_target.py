@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import redis
@@ -33,3 +34,22 @@ def flaky(event: dict[str, Any]) -> None:
 
 def calls(client: redis.Redis, list_key: str) -> list[str]:
     return [c.decode() for c in client.lrange(list_key, 0, -1)]
+
+
+def record_file(event: dict[str, Any]) -> None:
+    """Record the call outside Redis (the merchant's own store): key, time and the caller's
+    process group (a worker started in its own session), one line per call."""
+    line = f"{event['idempotency_key']} {time.time():.3f} {os.getpgid(0)}\n"
+    with open(os.environ["UNSIGN_TEST_HOOK_FILE"], "a", encoding="utf-8") as handle:
+        handle.write(line)
+
+
+def slow_file(event: dict[str, Any]) -> None:
+    """Like :func:`record_file`, but the merchant's step takes ``UNSIGN_TEST_HOOK_SECONDS``: a
+    ``start`` line when it begins, a ``done`` line when it has finished."""
+    path = os.environ["UNSIGN_TEST_HOOK_FILE"]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"start {event['idempotency_key']}\n")
+    time.sleep(float(os.environ.get("UNSIGN_TEST_HOOK_SECONDS", "3")))
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"done {event['idempotency_key']}\n")

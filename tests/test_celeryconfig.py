@@ -38,3 +38,8 @@ def test_broker_keys_live_under_the_project_prefix_and_events_are_on():
     assert conf["broker_transport_options"]["global_keyprefix"] == "acme:"
     assert conf["worker_send_task_events"] is True
     assert conf["task_routes"]["unsign_worker.unsign"] == {"queue": "unsign"}
+
+
+def test_a_broker_outage_of_any_length_is_waited_out():
+    # Celery's default gives up reconnecting after 100 attempts and the worker stops consuming
+    assert celeryconfig.config_for(Settings())["broker_connection_max_retries"] is None

@@ -263,7 +263,7 @@ class StubRedis:
     def config_get(self, parameter: str) -> dict[str, str]:
         if self.config is None:
             raise redis.ResponseError("unknown command 'CONFIG'")
-        return {parameter: self.config[parameter]}
+        return {parameter: self.config.get(parameter, "everysec")}
 
 
 def statuses(config: dict[str, str] | None) -> list[tuple[str, str]]:
@@ -282,9 +282,20 @@ def test_a_redis_without_persistence_is_a_warning() -> None:
     assert result[1][0] == "warning" and "no persistence" in result[1][1]
 
 
-def test_rdb_snapshots_count_as_persistence() -> None:
+def test_rdb_snapshots_alone_are_a_warning() -> None:
+    # a restart loses the writes since the last snapshot: hook marks included
     result = statuses({"maxmemory-policy": "noeviction", "appendonly": "no", "save": "3600 1"})
-    assert result[1] == ("ok", "persistence: RDB snapshots (save 3600 1)")
+    assert result[1][0] == "warning" and "RDB snapshots only (save 3600 1)" in result[1][1]
+
+
+def test_appendfsync_no_is_a_warning() -> None:
+    result = statuses({"maxmemory-policy": "noeviction", "appendonly": "yes", "save": "",
+                       "appendfsync": "no"})
+    assert result[1][0] == "warning" and "appendfsync no" in result[1][1]
+    for fsync in ("everysec", "always"):
+        result = statuses({"maxmemory-policy": "noeviction", "appendonly": "yes", "save": "",
+                           "appendfsync": fsync})
+        assert result[1] == ("ok", "persistence: AOF on")
 
 
 def test_a_disabled_config_command_is_tolerated_with_a_warning() -> None:

@@ -76,6 +76,11 @@ def check_store_url(url: str, *, name: str) -> None:
         parts = urlsplit(url)
     except ValueError:
         raise ConfigError(f"{name}: not a well-formed URL") from None
+    if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
+        from unsign_worker.sentinel import parse_sentinel_url
+
+        parse_sentinel_url(url, name=name)  # raises ConfigError naming the rule
+        return
     if parts.scheme != "rediss":
         return
     for key, value in parse_qsl(parts.query):

@@ -17,19 +17,24 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import task_received, worker_init, worker_ready, worker_shutdown
+from celery.worker import state as worker_state
 
 import celeryconfig
 from unsign_worker import kombu_fixes, monitoring, remote_control
+from unsign_worker.broker import is_amqp
 from unsign_worker.context import WorkerContext, build_context, build_signer
 from unsign_worker.exceptions import ConfigError
 from unsign_worker.inbox import Inbox, InboxThread
 from unsign_worker.job import HOOK_TASK, UNSIGN_BATCH_TASK, UNSIGN_TASK, batch_repr, masked_repr
 from unsign_worker.processor import process_batch, process_job
 from unsign_worker.producer import Producer
+from unsign_worker.recovery import HeldMessages, job_ids_of
+from unsign_worker.sentinel import connect
 from unsign_worker.settings import Settings
 from unsign_worker.sweeper import Sweeper, SweeperThread
 from unsign_worker.task_outcome import BatchNotDone, JobNotDone, check_batch, check_job
@@ -59,6 +64,23 @@ class _Runtime:
         self._lock = threading.Lock()
         self.sweeper: SweeperThread | None = None
         self.inbox: InboxThread | None = None
+        self._held: HeldMessages | None = None
+
+    def held(self) -> HeldMessages:
+        """The message leases (see :mod:`unsign_worker.recovery`)."""
+        if self._held is None:
+            ctx = self.context()
+            self._held = HeldMessages(ctx.redis, ctx.keys,
+                                      lease_seconds=self.settings.lease_seconds)
+        return self._held
+
+    def release(self, message_id: str) -> None:
+        """The message was handled; its lease goes (if Redis is away, the lease simply
+        expires and the sweeper finds nothing left to do)."""
+        try:
+            self.held().release(message_id)
+        except Exception as exc:
+            log.warning("could not release the lease of message %s: %s", message_id, exc)
 
     def context(self) -> WorkerContext:
         if self._ctx is None:
@@ -66,6 +88,14 @@ class _Runtime:
                 if self._ctx is None:
                     self._ctx = build_context(self.settings)
         return self._ctx
+
+
+def _broker_client(settings: Settings) -> Any:
+    """A client for the broker's Redis when it is not the store's (None: the same, or
+    RabbitMQ)."""
+    if is_amqp(settings.broker_url) or settings.broker_url == settings.redis_url:
+        return None
+    return connect(settings.broker_url, socket_connect_timeout=5, health_check_interval=30)
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -83,7 +113,10 @@ def create_app(settings: Settings | None = None) -> Celery:
     @app.task(name=UNSIGN_TASK, bind=True, base=UnsignTask, max_retries=None, shared=False,
               throws=(JobNotDone,))
     def unsign(self: Task, job: dict[str, Any]) -> dict[str, Any]:
-        decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
+        try:
+            decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
+        finally:
+            runtime.release(self.request.id)
         if decision.kind == "retry":
             raise self.retry(kwargs={"job": job}, countdown=decision.countdown,
                              max_retries=None)
@@ -95,7 +128,10 @@ def create_app(settings: Settings | None = None) -> Celery:
         # One after the other within the batch: the pool's concurrency stays the number of
         # requests in flight, a batch costs one broker message instead of one per job, and its
         # Redis writes and claims are pipelined ten jobs at a time.
-        decisions = process_batch(runtime.context(), jobs)
+        try:
+            decisions = process_batch(runtime.context(), jobs)
+        finally:
+            runtime.release(self.request.id)
         for job, decision in zip(jobs, decisions, strict=True):
             if decision.kind == "retry":
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
@@ -114,7 +150,10 @@ def create_app(settings: Settings | None = None) -> Celery:
                           probe_after_seconds=settings.breaker_probe_after_seconds,
                           publish_job=lambda job: unsign.apply_async(kwargs={"job": job}),
                           publish_hook=lambda identity: run_hook.apply_async(args=[identity]),
-                          hostname=getattr(sender, "hostname", None))
+                          hostname=getattr(sender, "hostname", None),
+                          held_ids=lambda: [r.id for r in list(worker_state.reserved_requests)],
+                          broker=_broker_client(settings),
+                          broker_is_redis=not is_amqp(settings.broker_url))
         runtime.sweeper = SweeperThread(sweeper, settings.sweep_interval_seconds)
         runtime.sweeper.start()
         inbox = Inbox(ctx.redis, ctx.keys, Producer(app, ctx.redis, ctx.keys),
@@ -140,6 +179,20 @@ def create_app(settings: Settings | None = None) -> Celery:
             log.info("remote control: read-only (%d commands turned off)", len(off))
 
     worker_init.connect(on_init, weak=False)
+
+    def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+        # Lease every message as it arrives (prefetched or not), so that a SIGKILL leaves a
+        # record the sweeper finds within one lease; a delayed retry has its job's own lease.
+        if request is None or request.eta or getattr(sender, "app", app) is not app:
+            return
+        ids = job_ids_of(request.task_name, request.kwargs or {})
+        if ids:
+            try:
+                runtime.held().record(request.id, ids, time.time())
+            except Exception as exc:  # never refuse a message for its bookkeeping
+                log.warning("could not lease message %s: %s", request.id, exc)
+
+    task_received.connect(on_received, weak=False)
     worker_ready.connect(on_ready, weak=False)
     worker_shutdown.connect(on_shutdown, weak=False)
     return app

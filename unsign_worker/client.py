@@ -27,15 +27,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import redis
-
 from unsign_worker.broker import check_store_url
 from unsign_worker.exceptions import FieldError, UnsignError, ValidationError
 from unsign_worker.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job
 from unsign_worker.keys import Keys
 from unsign_worker.masking import mask_params
+from unsign_worker.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.params import CHARSETS, UnsignRequest
 from unsign_worker.producer import CONFLICT_CODE, Producer, producer_app
+from unsign_worker.sentinel import connect
 from unsign_worker.states import FAILURE_STATES, TERMINAL_STATES, JobState
 from unsign_worker.verification import require_public_key_in_env
 
@@ -192,7 +192,7 @@ class UnsignClient:
         check_store_url(redis_url or broker_url, name="redis_url")
         self.charset = input_charset.lower()
         self.keys = Keys(key_prefix)
-        self.redis = redis.Redis.from_url(redis_url or broker_url, socket_connect_timeout=5)
+        self.redis = connect(redis_url or broker_url, socket_connect_timeout=5)
         self._app = producer_app(broker_url, key_prefix)
         self.producer = Producer(self._app, self.redis, self.keys)
 
@@ -250,13 +250,22 @@ class UnsignClient:
     def wait(self, job_id: str, timeout: float = 60.0) -> JobStatus:
         """Poll until the job is terminal; ``timeout`` in seconds.
 
+        A Redis outage (restart, failover) is waited out within ``timeout``: logged once as
+        "Redis unavailable since …, retrying", then polling carries on.
+
         Raises:
-            TimeoutError: not terminal in time (the job goes on; wait again later).
+            TimeoutError: not terminal in time (the job goes on; wait again later), Redis
+                included: still unavailable when the time was up.
             KeyError: no such job.
         """
         deadline = time.monotonic() + timeout
+        outage = Outage("Redis")
         while True:
-            found = self.status(job_id)
+            try:
+                found = ride_out(lambda: self.status(job_id), outage, deadline=deadline)
+            except OUTAGE_ERRORS as exc:
+                raise TimeoutError(f"job {job_id}: Redis still unavailable after {timeout:g}s "
+                                   f"({type(exc).__name__}); the job goes on") from exc
             if found is None:
                 raise KeyError(f"no job {job_id}")
             if found.is_terminal:

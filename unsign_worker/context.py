@@ -15,6 +15,7 @@ from unsign_worker.gateway import GatewayClient
 from unsign_worker.hooks import HookRunner, load_hook
 from unsign_worker.keys import Keys
 from unsign_worker.params import validate_charset, validate_partner
+from unsign_worker.sentinel import connect
 from unsign_worker.settings import (
     EVENTS_MAXLEN,
     INTASK_BACKOFF_BASE_SECONDS,
@@ -42,6 +43,8 @@ class WorkerContext:
     events_maxlen: int = EVENTS_MAXLEN
     #: until when this process parks claimed jobs without sending: it just saw the breaker open
     local_halt_until: float = 0.0
+    #: when a short replica acknowledgement (WAIT) was last logged
+    replica_warned_at: float = 0.0
 
     def close(self) -> None:
         self.gateway.close()
@@ -49,7 +52,7 @@ class WorkerContext:
 
 
 def make_redis(url: str, *, pool_size: int = 200) -> redis.Redis:
-    return redis.Redis.from_url(url, max_connections=pool_size, health_check_interval=30,
+    return connect(url, max_connections=pool_size, health_check_interval=30,
                                 socket_connect_timeout=5, socket_keepalive=True)
 
 

@@ -24,6 +24,7 @@ import redis
 
 from unsign_worker.exceptions import ConfigError
 from unsign_worker.keys import Keys
+from unsign_worker.outage import OUTAGE_ERRORS, Outage, ride_out
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ def load_hook(spec: str) -> HookFn | None:
 
 @dataclass(frozen=True)
 class HookRun:
-    status: str  # done | failed | skipped (done already / busy / missing)
+    #: done | failed | skipped (done already / busy / missing) | unrecorded (ran, but Redis
+    #: stayed away for its whole lease)
+    status: str
     attempts: int = 0
     retry_in: float = 0.0
     error: str = ""
@@ -112,8 +115,20 @@ class HookRunner:
             log.warning("success hook failed (attempt %d, key %s): %s; retrying in %.0fs",
                         attempts, event.get("idempotency_key"), type(exc).__name__, delay)
             return HookRun("failed", attempts=attempts, retry_in=delay, error=error)
-        pipe = self._r.pipeline()
-        pipe.hset(k.hook(identity), mapping={"state": "done", "done_at": repr(time.time())})
-        pipe.zrem(k.hooks, identity)
-        pipe.execute()
+        # The merchant's step is done: a Redis blip must not make it run again, so the "done"
+        # mark is retried for as long as this run's lease keeps another run away.
+        def mark_done() -> None:
+            pipe = self._r.pipeline()
+            pipe.hset(k.hook(identity), mapping={"state": "done", "done_at": repr(time.time())})
+            pipe.zrem(k.hooks, identity)
+            pipe.execute()
+
+        try:
+            ride_out(mark_done, Outage("Redis (recording a success hook as done)"),
+                     deadline=time.monotonic() + HOOK_LEASE_SECONDS - (time.time() - now))
+        except OUTAGE_ERRORS as exc:
+            log.error("success hook ran (key %s) but Redis stayed unavailable for its whole "
+                      "lease (%s): it may run again; the idempotency key lets the merchant "
+                      "tell", event.get("idempotency_key"), type(exc).__name__)
+            return HookRun("unrecorded", attempts=attempts, error=type(exc).__name__)
         return HookRun("done", attempts=attempts)

@@ -51,6 +51,14 @@ key                                    type    content and retention
                                                ``unsign-workers``)
 ``P workers``                          zset    worker hostname -> last heartbeat
 ``P sweeper``                          string  lock: one sweeper at a time (expires)
+``P held``                             zset    task message id -> lease expiry of every message a
+                                               worker has received (prefetched or running); the
+                                               worker renews it, the sweeper recovers the jobs
+                                               of a message whose lease expired
+``P held:<message_id>``                string  JSON list of the job ids that message carries
+``P redis_run``                        string  the Redis run id the sweeper last saw (a change
+                                               means a restart: queued jobs are checked against
+                                               the broker)
 =====================================  ======  ====================================================
 
 The Celery broker's own keys (queues, unacked) live under ``P`` too, through kombu's
@@ -182,6 +190,17 @@ class Keys:
     def unacked(self) -> str:
         """kombu's hash of delivered, unacknowledged messages (global_keyprefix applied)."""
         return f"{self.prefix}unacked"
+
+    @property
+    def held(self) -> str:
+        return f"{self.prefix}held"
+
+    def held_message(self, message_id: str) -> str:
+        return f"{self.prefix}held:{message_id}"
+
+    @property
+    def redis_run(self) -> str:
+        return f"{self.prefix}redis_run"
 
     def queue(self, name: str = QUEUE) -> str:
         """The broker list of a Celery queue (kombu's global_keyprefix applied)."""

@@ -23,6 +23,7 @@ from celery import Celery
 from unsign_worker.broker import amqp_config, is_amqp, redis_tls_options
 from unsign_worker.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, batch_repr, masked_repr
 from unsign_worker.keys import QUEUE, Keys
+from unsign_worker.sentinel import is_sentinel, kombu_broker
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,15 @@ QUEUED_GRACE_SECONDS = 3600.0
 def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds: int = 3600
                  ) -> Celery:
     """A send-only Celery app with the same broker layout as the workers."""
+    transport: dict[str, Any] = {"global_keyprefix": key_prefix,
+                                 "visibility_timeout": visibility_timeout_seconds}
+    sentinel_tls = None
+    if is_sentinel(broker_url):  # kombu's sentinel:// transport, master_name, TLS
+        broker_url, sentinel_options, sentinel_tls = kombu_broker(broker_url)
+        transport.update(sentinel_options)
     app = Celery("unsign_producer", broker=broker_url, set_as_current=False)
     app.conf.update(
-        broker_transport_options={"global_keyprefix": key_prefix,
-                                  "visibility_timeout": visibility_timeout_seconds},
+        broker_transport_options=transport,
         task_serializer="json", accept_content=["json"], task_send_sent_event=True,
         broker_connection_retry_on_startup=True, task_default_queue=QUEUE,
     )
@@ -55,6 +61,8 @@ def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds
     tls = redis_tls_options(broker_url)
     if tls is not None:  # rediss://: verify the certificate, as the workers do
         app.conf.broker_use_ssl = tls
+    if sentinel_tls is not None:
+        app.conf.broker_use_ssl = sentinel_tls
     return app
 
 

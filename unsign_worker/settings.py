@@ -23,6 +23,10 @@ from unsign_worker.exceptions import ConfigError
 DEFAULT_GATEWAY_URL = "https://mapi.alipay.com/gateway.do"
 #: Default broker and store.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Sentinel URLs (unsign_worker.sentinel): replicas are expected, so UNSIGN_REPLICA_ACKS is 1.
+SENTINEL_PREFIXES = ("redis+sentinel://", "rediss+sentinel://")
+#: How long a write waits for its replicas (WAIT), milliseconds.
+REPLICA_WAIT_MS = 1000
 #: Every Redis key this project writes starts with this.
 DEFAULT_KEY_PREFIX = "unsign:"
 #: Charsets the gateway accepts for ``_input_charset``.
@@ -223,6 +227,10 @@ class Settings:
     sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
     #: remote-control commands the workers obey: inspect (Flower's reads) | full
     remote_control: str = "inspect"
+    #: replicas that must hold a claim and a success (WAIT) before the gateway is called and
+    #: before the hook runs and the message is acknowledged (docs/reliability.md)
+    replica_acks: int = 0
+    replica_wait_ms: int = REPLICA_WAIT_MS
 
     def __post_init__(self) -> None:
         check_store_url(self.redis_url, name="UNSIGN_REDIS_URL")
@@ -336,4 +344,7 @@ class Settings:
             audit_maxlen=int(num("UNSIGN_AUDIT_MAXLEN", AUDIT_MAXLEN)),
             sweep_interval_seconds=num("UNSIGN_SWEEP_INTERVAL", SWEEP_INTERVAL_SECONDS),
             remote_control=(get("UNSIGN_REMOTE_CONTROL") or "inspect").strip().lower(),
+            replica_acks=int(num("UNSIGN_REPLICA_ACKS",
+                                 1 if redis_url.lower().startswith(SENTINEL_PREFIXES) else 0)),
+            replica_wait_ms=int(num("UNSIGN_REPLICA_WAIT_MS", REPLICA_WAIT_MS)),
         )

@@ -22,6 +22,9 @@ from unsign_worker.dedup import Claim, parse_claim, text
 
 log = logging.getLogger(__name__)
 
+#: After a WAIT that came back short, seconds during which writes do not wait for replicas.
+REPLICA_DEGRADED_SECONDS = 30
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -105,10 +108,31 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
                                        pipe=pipe))
     if pipe is not None:
         replies = pipe.execute()
+    _replicate(ctx)
     decisions = [_decide(ctx, item, replies[i]) for i, item in enumerate(pending)]
     offset = len(pending)
     answers = [r if isinstance(r, Claim) else parse_claim(r) for r in replies[offset:]]
     return decisions, answers
+
+
+def _replicate(ctx: WorkerContext) -> None:
+    """With ``UNSIGN_REPLICA_ACKS`` > 0, wait until that many replicas hold what was just
+    written: the claims before the gateway is called (so a failover cannot forget that a request
+    may have reached it), the outcomes before the hook runs and the message is acknowledged (so
+    it cannot forget an unsign). Fewer replicas in time is logged and the job goes on:
+    replication narrows the window, it cannot close it (docs/reliability.md). Then, for
+    ``REPLICA_DEGRADED_SECONDS``, no WAIT is made (the replicas are gone, e.g. after a failover
+    that left none: waiting the full timeout on every write would only slow every job down)."""
+    s = ctx.settings
+    now = time.time()
+    if s.replica_acks <= 0 or now - ctx.replica_warned_at < REPLICA_DEGRADED_SECONDS:
+        return
+    acked = int(ctx.redis.wait(s.replica_acks, s.replica_wait_ms))
+    if acked < s.replica_acks:
+        ctx.replica_warned_at = now
+        log.warning("only %d of %d replica(s) confirmed the last writes within %d ms; a "
+                    "failover now could lose them; writes go on without waiting for %ds",
+                    acked, s.replica_acks, s.replica_wait_ms, REPLICA_DEGRADED_SECONDS)
 
 
 def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:

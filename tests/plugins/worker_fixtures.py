@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from unsign_worker.job import Job
 from unsign_worker.keys import Keys
 from unsign_worker.producer import Producer, producer_app
+from unsign_worker.sentinel import connect
 from unsign_worker.settings import Settings
 from unsign_worker.states import TERMINAL_STATES
 
@@ -73,7 +73,7 @@ class WorkerEnv:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.redis = redis.Redis.from_url(self.redis_url)
+        self.redis = connect(self.redis_url)
         self.keys = Keys(self.prefix)
         self.app = producer_app(self.redis_url, self.prefix, visibility_timeout_seconds=30)
         self.producer = Producer(self.app, self.redis, self.keys, queued_grace_seconds=30)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from unsign_worker.campaign.store import CampaignStore
 from unsign_worker.job import Job
+from unsign_worker.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.producer import Producer
 
 #: Jobs looked up and recorded per pipeline.
@@ -55,18 +56,21 @@ return out
 """
 
 WRITE_LUA = r"""
--- KEYS: campaign meta, job records... ; ARGV[1]: JSON list of flat field lists, one per job
+-- KEYS: campaign meta, leases, job records... ; ARGV[1]: JSON list of flat field lists, one per
+-- job; ARGV[2]: JSON list of their job ids; ARGV[3]: when a queued job is checked (leases)
 -- Writes the records that do not exist yet; returns the positions (1-based) of those that did.
 local records = cjson.decode(ARGV[1])
+local ids = cjson.decode(ARGV[2])
 local existing = {}
-for i = 2, #KEYS do
+for i = 3, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    existing[#existing + 1] = i - 1
+    existing[#existing + 1] = i - 2
   else
-    redis.call('HSET', KEYS[i], unpack(records[i - 1]))
+    redis.call('HSET', KEYS[i], unpack(records[i - 2]))
+    redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ids[i - 2])
   end
 end
-redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 1 - #existing)
+redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 2 - #existing)
 return existing
 """
 
@@ -110,6 +114,8 @@ class CampaignEnqueuer:
         self.batch_size = batch_size
         self._lines: Mapping[str, int] = {}
         self._fresh = False
+        #: says "Redis unavailable since …, retrying" once per outage (a log warning)
+        self.outage = Outage("Redis")
         client = producer.redis
         self._read = client.register_script(READ_LUA)
         self._write = client.register_script(WRITE_LUA)
@@ -143,7 +149,7 @@ class CampaignEnqueuer:
         handled = 0
         for chunk, lines in chunks:
             self._lines = lines
-            state = self._chunk(campaign_id, chunk, result)
+            state = ride_out(lambda c=chunk: self._attempt(campaign_id, c, result), self.outage)
             handled += len(chunk)
             if on_chunk is not None:
                 on_chunk(result, handled)
@@ -152,6 +158,16 @@ class CampaignEnqueuer:
                 return result
         self.store.finish_enqueue(campaign_id)
         return result
+
+    def _attempt(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
+        """One try at a chunk. A Redis or broker outage midway is waited out and the chunk
+        tried again: part of it may be recorded (and sent) already, so it is looked up first;
+        a job sent twice is dropped by the worker."""
+        try:
+            return self._chunk(campaign_id, chunk, result)
+        except OUTAGE_ERRORS:
+            self._fresh = False
+            raise
 
     def _chunk(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
         """Handle one chunk; returns the campaign's state as read before sending."""
@@ -183,8 +199,12 @@ class CampaignEnqueuer:
                 if job.job_id in self._lines:
                     fields["line"] = self._lines[job.job_id]
                 records.append([str(x) for pair in fields.items() for x in pair])
-            existing = self._write(keys=[meta, *(k.job(j.job_id) for j in new)],
-                                   args=[json.dumps(records, ensure_ascii=False)])
+            # every queued job sits in P leases too, so the sweeper can tell a lost message
+            # from a backlog (see unsign_worker.recovery)
+            check_at = time.time() + self.producer.queued_grace_seconds
+            existing = self._write(keys=[meta, k.leases, *(k.job(j.job_id) for j in new)],
+                                   args=[json.dumps(records, ensure_ascii=False),
+                                         json.dumps([j.job_id for j in new]), repr(check_at)])
             if existing:  # recorded meanwhile (a concurrent run): theirs to send
                 taken = {int(i) - 1 for i in existing}
                 result.skipped["recorded_meanwhile"] += len(taken)

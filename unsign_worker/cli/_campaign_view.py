@@ -21,6 +21,7 @@ from rich.table import Table
 
 from unsign_worker.campaign.store import OUTCOMES, CampaignStatus
 from unsign_worker.cli._ops import console, when
+from unsign_worker.outage import Outage, ride_out
 
 #: Seconds between two looks at a campaign's progress.
 POLL_SECONDS = 0.5
@@ -64,8 +65,12 @@ def eta_text(remaining: int, rate: float) -> str:
 
 def watch(read: Callable[[], CampaignStatus], out: Console) -> CampaignStatus:
     """Show a live progress bar (done / total, rate, ETA, outcomes) until the campaign has
-    finished; returns its final status. Ctrl-C stops watching (the campaign goes on)."""
-    status = read()
+    finished; returns its final status. Ctrl-C stops watching (the campaign goes on).
+
+    A Redis outage (restart, failover) is waited out: one line says since when Redis is
+    unavailable, one that it is back, and the bar carries on."""
+    outage = Outage("Redis", lambda text: out.print(f"[yellow]{escape(text)}[/]"))
+    status = ride_out(read, outage)
     meter = RateMeter()
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TaskProgressColumn(), TextColumn("{task.fields[rate]:>8} jobs/s"),
@@ -83,7 +88,7 @@ def watch(read: Callable[[], CampaignStatus], out: Console) -> CampaignStatus:
             if status.finished:
                 return status
             time.sleep(POLL_SECONDS)
-            status = read()
+            status = ride_out(read, outage)
 
 
 def summary_table(status: CampaignStatus) -> Table:
@@ -130,6 +135,8 @@ def follow(store: Any, campaign_id: str, *, quiet: bool) -> CampaignStatus:
     """Wait until the campaign has finished: with the live bar, or silently when quiet."""
     if not quiet:
         return watch(lambda: store.status(campaign_id), console())
-    while not (status := store.status(campaign_id)).finished:
+    err = console(err=True)
+    outage = Outage("Redis", lambda text: err.print(escape(text)))
+    while not (status := ride_out(lambda: store.status(campaign_id), outage)).finished:
         time.sleep(POLL_SECONDS)
     return status

@@ -16,6 +16,7 @@ from unsign_worker.campaign.enqueue import BATCH_SIZE, MESSAGES_AT_LEAST, batch_
 from unsign_worker.cli._ops import console, echo_json
 from unsign_worker.cli.common import fail, load_settings, redis_for
 from unsign_worker.keys import Keys
+from unsign_worker.outage import Outage, ride_out
 
 #: Bad rows printed on the terminal; the rejects file has them all.
 SHOWN_REJECTS = 20
@@ -126,6 +127,7 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     if limit:  # a rate-limited batch would hold its message while its jobs wait their turn
         batch_size = min(batch_size, limit)
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=chunk_size, batch_size=batch_size)
+    enqueuer.outage = Outage("Redis", lambda text: click.echo(text, err=True))
     try:  # the file is read again, chunk by chunk, as its jobs are enqueued
         result = enqueue_with_progress(
             scan.valid, lambda on_chunk: start_file(
@@ -143,7 +145,8 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
         click.echo(f"campaign {scan.campaign_id}: {result.new} enqueued, {result.resent} "
                    f"re-sent, {skipped} skipped (done or in flight)"
                    + (" - stopped: campaign cancelled" if result.stopped else ""))
-    status = store.status(scan.campaign_id)
+    status = ride_out(lambda: store.status(scan.campaign_id),
+                      Outage("Redis", lambda text: click.echo(text, err=True)))
     assert status is not None  # start() has just recorded it
     if status.state == "paused" and not as_json:
         click.echo(f"campaign {scan.campaign_id} is paused: its jobs wait for "

@@ -8,6 +8,7 @@ import click
 import redis
 
 from unsign_worker.exceptions import ConfigError
+from unsign_worker.sentinel import connect
 from unsign_worker.settings import Settings, redact_url
 
 
@@ -20,7 +21,7 @@ def load_settings() -> Settings:
 
 
 def redis_for(settings: Settings) -> redis.Redis:
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    client = connect(settings.redis_url, socket_connect_timeout=5)
     try:
         client.ping()
     except redis.RedisError as exc:

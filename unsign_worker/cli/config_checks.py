@@ -191,12 +191,14 @@ def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_S
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    from unsign_worker.sentinel import SENTINEL_SCHEMES, connect
+
     shown = redact_url(url)
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+    if urlsplit(url).scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES):
         return [warn(name, f"{shown} is not a Redis URL; not checked")]
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_seconds,
-                                      socket_timeout=timeout_seconds, retry=Retry(NoBackoff(), 0))
+        client = connect(url, socket_connect_timeout=timeout_seconds,
+                         socket_timeout=timeout_seconds, retry=Retry(NoBackoff(), 0))
         client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
         return [fail(name, f"{shown} does not answer PING: {exc}")]
@@ -224,9 +226,22 @@ def redis_health(client: Any, *, name: str) -> list[Check]:
     else:
         checks.append(ok(name, "maxmemory-policy is noeviction"))
     if appendonly == "yes":
-        checks.append(ok(name, "persistence: AOF on"))
+        try:
+            fsync = _config(client, "appendfsync")
+        except redis.RedisError:
+            fsync = ""
+        if fsync == "no":
+            checks.append(warn(name, "appendfsync no: the OS decides when the append-only file "
+                                     "reaches the disk, so a crash can lose many seconds of "
+                                     "outcomes and hook marks (hooks then run again); use "
+                                     "everysec or always (see docs/reliability.md)"))
+        else:
+            checks.append(ok(name, "persistence: AOF on"))
     elif save.strip():
-        checks.append(ok(name, f"persistence: RDB snapshots (save {save})"))
+        checks.append(warn(name, f"persistence: RDB snapshots only (save {save}): a restart "
+                                 "loses every write since the last snapshot (outcomes, dedup "
+                                 "records, hook marks: hooks then run again); turn on "
+                                 "appendonly"))
     else:
         checks.append(warn(name, "no persistence (appendonly no, save ''): a Redis restart "
                                  "loses queued jobs, dedup keys and dead letters"))

@@ -103,7 +103,6 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
 
     Tornado's option object is process-global: build one Flower per process.
     """
-    import redis
     from flower.app import Flower
     from flower.options import options
     from flower.urls import settings as web_settings
@@ -111,9 +110,11 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
 
     from unsign_worker.celery_app import create_app
     from unsign_worker.exporter import UnsignCollector
+    from unsign_worker.flower_events import ride_out_outages
     from unsign_worker.flower_guard import guard
     from unsign_worker.keys import Keys
     from unsign_worker.monitoring import format_task, sanitize_inspect, sanitize_task_event
+    from unsign_worker.sentinel import connect
 
     options.port = opts.port
     options.address = opts.address
@@ -141,8 +142,9 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
     update = flower.inspector._on_update
     flower.inspector._on_update = lambda worker, method, response: update(
         worker, method, sanitize_inspect(method, response))
+    ride_out_outages(flower)
 
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    client = connect(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
     REGISTRY.register(UnsignCollector(client, Keys(settings.key_prefix),
                                       broker_is_redis=settings.broker_url.startswith("redis")))
     return flower

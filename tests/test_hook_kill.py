@@ -1,0 +1,54 @@
+"""A worker SIGKILLed while the merchant's success hook runs: the unsign is not repeated, and
+the hook runs again (same idempotency key) once its lease has expired, to completion."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.worker_fixtures import wait_for
+from unsign_worker.hooks import HOOK_LEASE_SECONDS
+
+pytestmark = pytest.mark.slow
+ROOT_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+def test_a_hook_killed_mid_run_runs_again_to_completion_and_nothing_is_unsigned_twice(
+        gateway_factory, worker_env_factory, tmp_path):
+    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 4)])
+    hooks_file = tmp_path / "hooks.txt"
+    env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY,
+                             UNSIGN_SUCCESS_HOOK="tests.hook_target:slow_file",
+                             UNSIGN_TEST_HOOK_FILE=str(hooks_file),
+                             UNSIGN_TEST_HOOK_SECONDS="5", PYTHONPATH=ROOT_DIR)
+    worker = env.start_worker("w1", concurrency=4)
+    ids = [env.enqueue({"customer_code": f"C{i:05d}"}) for i in range(1, 4)]
+
+    def lines() -> list[str]:
+        return hooks_file.read_text().splitlines() if hooks_file.exists() else []
+
+    # When the worker is SIGKILLed while the merchant's steps are running
+    wait_for(lambda: sum(line.startswith("start") for line in lines()) >= 3, timeout=60,
+             what="the hooks to start")
+    env.kill(worker, signal.SIGKILL)
+    killed = time.monotonic()
+    assert not any(line.startswith("done") for line in lines())
+    env.start_worker("w2", concurrency=4)
+    # Then every hook runs again and completes, once its lease has expired
+    wait_for(lambda: sum(line.startswith("done") for line in lines()) >= 3,
+             timeout=HOOK_LEASE_SECONDS + 90, interval=1, what="the hooks to complete")
+    rerun_after = time.monotonic() - killed
+    jobs = env.wait_terminal(ids, timeout=30)
+    assert {j["state"] for j in jobs.values()} == {"unsigned"}
+    assert all(gw.unsigns(f"a{i}") == 1 for i in range(1, 4))
+    starts = Counter(line.split()[1] for line in lines() if line.startswith("start"))
+    dones = Counter(line.split()[1] for line in lines() if line.startswith("done"))
+    assert set(starts.values()) == {2} and set(dones.values()) == {1}, (starts, dones)
+    wait_for(lambda: env.redis.zcard(env.keys.hooks) == 0, timeout=30, what="hooks settled")
+    print(f"\nhook killed mid-run: re-run and completed {rerun_after:.0f}s after the kill "
+          f"(hook lease {HOOK_LEASE_SECONDS:.0f}s); unsigns repeated 0")

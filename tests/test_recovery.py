@@ -1,0 +1,125 @@
+"""The sweeper finds queued jobs the broker hid (a dead worker's prefetched messages) or lost (a
+Redis restart), and leaves a plain backlog alone. Real Redis, real kombu messages."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+
+from unsign_worker.job import Job
+from unsign_worker.keys import Keys
+from unsign_worker.producer import Producer, producer_app
+from unsign_worker.sweeper import Sweeper
+
+LEASE = 10.0
+
+
+@pytest.fixture
+def keys(key_prefix: str) -> Keys:
+    return Keys(key_prefix)
+
+
+@pytest.fixture
+def producer(redis_url: str, redis_client: redis.Redis, keys: Keys) -> Producer:
+    app = producer_app(redis_url, keys.prefix)
+    return Producer(app, redis_client, keys, queued_grace_seconds=3600)
+
+
+def sweeper(client: redis.Redis, keys: Keys, published: list[str],
+            held_ids: list[str] | None = None) -> Sweeper:
+    return Sweeper(client, keys, lease_seconds=LEASE, probe_after_seconds=60,
+                   publish_job=lambda job: published.append(job["job_id"]),
+                   publish_hook=lambda identity: None, hostname="w-test",
+                   held_ids=(lambda: list(held_ids)) if held_ids is not None else None)
+
+
+def jobs(n: int) -> list[Job]:
+    return [Job(job_id=uuid.uuid4().hex, params={"customer_code": f"C{i:05d}"})
+            for i in range(n)]
+
+
+def sweep(s: Sweeper, client: redis.Redis, keys: Keys, now: float) -> dict[str, int]:
+    client.delete(keys.sweeper)  # one pass per call, whatever the lock's timing
+    return s.sweep_once(now)
+
+
+def test_the_queued_jobs_of_a_message_whose_worker_stopped_renewing_are_republished(
+        redis_client, keys, producer):
+    published: list[str] = []
+    s = sweeper(redis_client, keys, published)
+    now = time.time()
+    sweep(s, redis_client, keys, now)  # the first pass records the Redis run id
+    batch = jobs(3)
+    producer.write_records(batch)
+    redis_client.hset(keys.job(batch[2].job_id), "state", "unsigned")
+    # a worker received the batch message, then died (nobody renews the lease)
+    s.held.record("msg-1", [j.job_id for j in batch], now)
+    sweep(s, redis_client, keys, now + LEASE / 2)
+    assert published == []
+    sweep(s, redis_client, keys, now + LEASE + 1)
+    assert sorted(published) == sorted(j.job_id for j in batch[:2])  # not the unsigned one
+    assert redis_client.zcard(keys.held) == 0
+    assert not redis_client.exists(keys.held_message("msg-1"))
+
+
+def test_a_live_worker_renews_the_messages_it_holds(redis_client, keys, producer):
+    batch = jobs(2)
+    producer.write_records(batch)
+    published: list[str] = []
+    holding = ["msg-2"]
+    s = sweeper(redis_client, keys, published, held_ids=holding)
+    now = time.time()
+    s.held.record("msg-2", [j.job_id for j in batch], now)
+    for step in range(1, 6):  # well past the first lease, renewed every pass
+        sweep(s, redis_client, keys, now + step * LEASE / 2)
+    assert published == []
+    holding.clear()  # the worker finished it but died before releasing: nothing to redo
+    s.held.release("msg-2")
+    assert redis_client.zcard(keys.held) == 0
+
+
+def test_after_a_redis_restart_jobs_whose_message_vanished_are_republished_at_once(
+        redis_client, keys, producer):
+    kept, lost = jobs(2), jobs(2)
+    producer.enqueue(kept, batch_size=2)  # record and a real message in the broker's queue
+    producer.write_records(lost)  # the record survived, the message did not
+    published: list[str] = []
+    s = sweeper(redis_client, keys, published)
+    now = time.time()
+    sweep(s, redis_client, keys, now)
+    published.clear()
+    sweep(s, redis_client, keys, now + 1)
+    assert published == []  # no restart: nothing is due for an hour
+    redis_client.set(keys.redis_run, "run-id-before-the-restart")
+    sweep(s, redis_client, keys, now + 2)
+    assert sorted(published) == sorted(j.job_id for j in lost)
+
+
+def test_a_queued_job_whose_grace_ran_out_but_whose_message_waits_is_left_alone(
+        redis_client, keys, producer):
+    waiting, gone = jobs(1), jobs(1)
+    producer.enqueue(waiting)
+    producer.write_records(gone)
+    published: list[str] = []
+    s = sweeper(redis_client, keys, published)
+    later = time.time() + 3601  # both grace periods ran out
+    sweep(s, redis_client, keys, later)
+    assert published == [gone[0].job_id]
+    assert redis_client.zscore(keys.leases, waiting[0].job_id) > later + 3000
+
+
+def test_campaign_jobs_are_in_the_leases_index(redis_client, keys, producer):
+    from unsign_worker.campaign.enqueue import CampaignEnqueuer
+    from unsign_worker.campaign.store import CampaignStore
+
+    store = CampaignStore(redis_client, keys)
+    campaign = "c-leases"
+    store.begin(campaign, name="leases", source="t.csv", total=3, rejected=0, rate=None)
+    batch = [Job(job_id=uuid.uuid4().hex, params={"customer_code": f"C{i:05d}"},
+                 campaign=campaign) for i in range(3)]
+    CampaignEnqueuer(producer, store, batch_size=3).run(campaign, batch, fresh=True)
+    scores = [redis_client.zscore(keys.leases, j.job_id) for j in batch]
+    assert all(s is not None and s > time.time() + 3000 for s in scores), scores
