@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 TEST_DB ?= 13
 
-.PHONY: test demo bench lint clean
+.PHONY: test test-fast test-lowest demo bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,22 @@ test: $(STAMP)
 	@test -x /usr/bin/chromium || echo "browser tests skipped: install Chromium with 'sudo apt-get install -y chromium' to run them"
 	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The fast tier: needs Redis, starts no worker process (under a minute).
+test-fast: $(STAMP)
+	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The lowest versions pyproject.toml allows (uv's lowest-direct resolution, uv from PyPI, in a
+# separate venv), then the fast tier: every lower bound is one that works.
+LOWEST := .venv-lowest
+test-lowest:
+	@test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	@$(LOWEST)/bin/python -m pip install --quiet --disable-pip-version-check uv
+	$(LOWEST)/bin/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct \
+		-e ".[test]"
+	$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python > $(LOWEST)/versions.txt
+	$(LOWEST)/bin/python scripts/with_redis.py --db $(TEST_DB) -- $(LOWEST)/bin/python -m pytest \
+		-m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep)
 
@@ -39,4 +55,4 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .demo .pytest_cache

@@ -82,8 +82,3 @@ def record_of(attempt: int, started_at: float, *, response: GatewayResponse | No
     return AttemptRecord(attempt, started_at, duration_ms, http_status, response.error,
                          "success" if response.is_success else "error", True)
 
-
-def may_have_reached(error: Exception) -> bool:
-    if isinstance(error, TransportError):
-        return error.may_have_reached
-    return True

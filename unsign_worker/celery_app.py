@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Celery:
               throws=(JobNotDone,))
     def unsign(self: Task, job: dict[str, Any]) -> dict[str, Any]:
         try:
-            decision = process_job(runtime.context(), job, broker_retries=self.request.retries)
+            decision = process_job(runtime.context(), job)
         finally:
             runtime.release(self.request.id)
         if decision.kind == "retry":
@@ -153,8 +153,9 @@ def create_app(settings: Settings | None = None) -> Celery:
                           hostname=getattr(sender, "hostname", None),
                           held_ids=lambda: [r.id for r in list(worker_state.reserved_requests)],
                           broker=_broker_client(settings),
-                          broker_is_redis=not is_amqp(settings.broker_url))
-        runtime.sweeper = SweeperThread(sweeper, settings.sweep_interval_seconds)
+                          broker_is_redis=not is_amqp(settings.broker_url),
+                          interval_seconds=settings.sweep_interval_seconds)
+        runtime.sweeper = SweeperThread(sweeper)
         runtime.sweeper.start()
         inbox = Inbox(ctx.redis, ctx.keys, Producer(app, ctx.redis, ctx.keys),
                       consumer=sweeper.hostname, charset=settings.input_charset,

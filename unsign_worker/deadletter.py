@@ -48,7 +48,7 @@ redis.call('HSET', KEYS[3], 'state', 'queued', 'updated_at', ARGV[2], 'requeued_
            'requeued_by', ARGV[4], 'last_dead_letter_code', code, 'code', '',
            'reason', 'requeued from the dead-letter queue', 'open_attempt', 0)
 redis.call('HINCRBY', KEYS[3], 'requeues', 1)
-redis.call('HDEL', KEYS[3], 'first_failure_at', 'finished_at', 'sent_at')
+redis.call('HDEL', KEYS[3], 'first_failure_at', 'retries', 'finished_at', 'sent_at')
 redis.call('PERSIST', KEYS[3])
 redis.call('HINCRBY', KEYS[4], 'dead_lettered', -1)
 if ARGV[6] ~= '' then

@@ -125,27 +125,30 @@ if holder == job_id and st == 'in_flight' and astate == 'in_flight' and alease >
     -- renewal by the delivery that holds the claim: extend its lease, keep its token
     redis.call('HSET', agr, 'lease_until', ARGV[3])
     redis.call('ZADD', leases, ARGV[3], job_id)
-    local held = redis.call('HMGET', job, 'reached', 'attempts', 'first_failure_at')
-    return {'claimed', ARGV[11], held[1] or '0', held[2] or '0', held[3] or '', '0'}
+    local held = redis.call('HMGET', job, 'reached', 'attempts', 'first_failure_at', 'retries')
+    return {'claimed', ARGV[11], held[1] or '0', held[2] or '0', held[3] or '', '0',
+            held[4] or '0'}
   end
   return {'busy', ''}
 end
 local token = redis.call('HINCRBY', agr, 'token', 1)
 redis.call('HSET', agr, 'holder', job_id, 'state', 'in_flight', 'lease_until', ARGV[3])
-local info = redis.call('HMGET', job, 'open_attempt', 'reached', 'attempts', 'first_failure_at')
+local info = redis.call('HMGET', job, 'open_attempt', 'reached', 'attempts', 'first_failure_at',
+                        'retries')
 local reached = info[2] or '0'
 if info[1] == '1' then reached = '1' end
 redis.call('HSET', job, 'state', 'in_flight', 'open_attempt', 1, 'reached', reached,
            'updated_at', ARGV[2])
 redis.call('ZADD', leases, ARGV[3], job_id)
-return {'claimed', tostring(token), reached, info[3] or '0', info[4] or '', probe}
+return {'claimed', tostring(token), reached, info[3] or '0', info[4] or '', probe,
+        info[5] or '0'}
 """
 
 SETTLE_LUA = r"""
 -- KEYS: job, agreement, leases, audit, events, counts, campaign_counts, rate, hook, hooks,
 --       dlq, dlq_entry, breaker, breaker_probe, parked
 -- ARGV[1]: JSON {job_id, token, now, state, code, reason, attempts, reached, lease_until,
---          first_failure_at, terminal, success, audit, event, hook, dlq, close_breaker,
+--          first_failure_at, retries, terminal, success, audit, event, hook, dlq, close_breaker,
 --          retention, audit_maxlen, events_maxlen, hook_identity, hook_due}
 local a = cjson.decode(ARGV[1])
 local job, agr = KEYS[1], KEYS[2]
@@ -155,7 +158,8 @@ if tok ~= a.token then
   return 'stale'
 end
 redis.call('HSET', job, 'state', a.state, 'code', a.code, 'reason', a.reason,
-           'attempts', a.attempts, 'reached', a.reached, 'updated_at', a.now, 'open_attempt', 0)
+           'attempts', a.attempts, 'reached', a.reached, 'updated_at', a.now, 'open_attempt', 0,
+           'retries', a.retries)
 if a.first_failure_at ~= '' then
   redis.call('HSETNX', job, 'first_failure_at', a.first_failure_at)
 end
@@ -266,6 +270,8 @@ class Claim:
     attempts: int = 0
     first_failure_at: float | None = None
     probe: bool = False
+    #: times the job was handed back to the broker so far (its retry count, from its record)
+    retries: int = 0
     #: duplicate: the original job; terminal: its state; parked: the breaker's code;
     #: throttled: milliseconds until the rate window reopens
     detail: str = ""
@@ -337,4 +343,5 @@ def parse_claim(reply: Any) -> Claim:
         return Claim(status=status, detail=res[1] if len(res) > 1 else "")
     return Claim(status="claimed", token=res[1], reached=res[2] == "1",
                  attempts=int(res[3] or 0),
-                 first_failure_at=float(res[4]) if res[4] else None, probe=res[5] == "1")
+                 first_failure_at=float(res[4]) if res[4] else None, probe=res[5] == "1",
+                 retries=int(res[6] or 0) if len(res) > 6 else 0)

@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from unsign_worker.attempt import CODE_NETWORK, AttemptRecord, record_of, send
+from unsign_worker.backoff import RetryState, Step, Verdict
 from unsign_worker.context import WorkerContext
 from unsign_worker.dedup import Claim
 from unsign_worker.errors import Category, ErrorCode, lookup
@@ -36,8 +37,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Decision", "process_batch", "process_job"]
 
-#: Shortest broker countdown (RabbitMQ's delayed delivery refuses less than a second).
-MIN_COUNTDOWN_SECONDS = 1.0
 #: Answers that mean "this agreement is not (or no longer) signed".
 GONE_CODES = frozenset({"NOT_EXIST_CUST_SIGN", "STATUS_CUSTOMER_SIGN"})
 #: Jobs of a batch claimed together (one pipeline with the previous chunk's writes).
@@ -69,15 +68,17 @@ class _Ready:
     identity: Identity
 
 
-def process_job(ctx: WorkerContext, message: Mapping[str, Any], *, broker_retries: int = 0
-                ) -> Decision:
+def process_job(ctx: WorkerContext, message: Mapping[str, Any]) -> Decision:
     """Process one delivery of a job message. Never raises for a job-level problem."""
-    return process_batch(ctx, [message], broker_retries=broker_retries)[0]
+    return process_batch(ctx, [message])[0]
 
 
 def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
-                  broker_retries: int = 0, chunk: int = CLAIM_CHUNK) -> list[Decision]:
-    """Process the jobs of one message, one after the other, pipelining their Redis writes."""
+                  chunk: int = CLAIM_CHUNK) -> list[Decision]:
+    """Process the jobs of one message, one after the other, pipelining their Redis writes.
+
+    A job's retry count lives in its record (see :mod:`unsign_worker.backoff`), so how the
+    message came (single, batch, re-published by the sweeper) does not change its backoff."""
     decisions: list[Decision | None] = [None] * len(messages)
     pending: list[tuple[int, Pending]] = []
     ready: list[_Ready] = []
@@ -100,7 +101,7 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
                     time.time() - claimed_at > ctx.settings.lease_seconds / 2):
                 # slow jobs ahead of it in the chunk: renew before sending, never after expiry
                 claim = _renew(ctx, item, claim)
-            out = _after_claim(ctx, item, claim, broker_retries)
+            out = _after_claim(ctx, item, claim)
             if isinstance(out, Decision):
                 decisions[item.index] = out
             else:
@@ -146,7 +147,7 @@ def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
     assert renewed is not None
     return renewed if renewed.status != "claimed" else Claim(
         "claimed", token=claim.token, reached=claim.reached, attempts=claim.attempts,
-        first_failure_at=claim.first_failure_at, probe=claim.probe)
+        first_failure_at=claim.first_failure_at, probe=claim.probe, retries=claim.retries)
 
 
 def _claim_request(item: _Ready) -> ClaimRequest:
@@ -156,8 +157,7 @@ def _claim_request(item: _Ready) -> ClaimRequest:
                         reference=item.job.reference)
 
 
-def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim, broker_retries: int
-                 ) -> Decision | Pending:
+def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | Pending:
     job, identity = item.job, item.identity
     if claim.status == "duplicate":
         return _finish_unclaimed(ctx, job, identity, JobState.DUPLICATE, "",
@@ -182,7 +182,7 @@ def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim, broker_retries:
     if not claim.probe and ctx.local_halt_until > time.time():
         # this process just saw the breaker open: don't spend a claimed job on the gateway
         return _settle(run, JobState.PARKED, "", "circuit breaker open")
-    return _submit(run, broker_retries)
+    return _submit(run)
 
 
 def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
@@ -199,45 +199,48 @@ def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
         time.sleep(max(1, int(claim.detail or 0)) / 1000 + random.random() * 0.05)
 
 
-def _submit(run: _Run, broker_retries: int) -> Pending:
+def _submit(run: _Run) -> Pending:
     ctx, s = run.ctx, run.ctx.settings
     params = request_params(run.request, partner=s.partner, charset=s.input_charset)
     signed = sign_params(params, ctx.signer, s.input_charset)
+    started = time.time()
 
     def one_attempt() -> Any:
         run.attempts += 1
-        started = time.time()
+        begun = time.time()
         try:
             resp, status = send(ctx.gateway, signed, charset=s.input_charset, signer=ctx.signer,
                                 max_bytes=s.max_response_bytes)
         except RetryableError as exc:
-            run.records.append(record_of(run.attempts, started, error=exc))
+            run.records.append(record_of(run.attempts, begun, error=exc))
             run.reached = run.reached or run.records[-1].may_have_reached
             raise
-        run.records.append(record_of(run.attempts, started, response=resp, http_status=status))
+        run.records.append(record_of(run.attempts, begun, response=resp, http_status=status))
         return resp
 
-    def audit_retry(_: RetryCallState | None = None) -> None:
+    verdicts: dict[int, Verdict] = {}
+
+    def verdict(state: RetryCallState) -> Verdict:
+        # tenacity asks both stop and wait after each failure (in an order that changed
+        # between versions): the policy decides once per attempt
+        n = state.attempt_number
+        if n not in verdicts:
+            error = state.outcome.exception() if state.outcome else None
+            verdicts[n] = _verdict(run, error or RetryableError("no answer"), n, started)
+        return verdicts[n]
+
+    def audit_retry(_: RetryCallState) -> None:
         _audit_now(run, run.records[-1], "retrying_in_task")
 
-    started = time.monotonic()
+    # every in-task attempt, the first included, in ONE Retrying: one count, one backoff
+    retrying = Retrying(retry=retry_if_exception_type(RetryableError),
+                        stop=lambda st: verdict(st).step is not Step.WAIT_IN_TASK,
+                        wait=lambda st: verdict(st).seconds, before_sleep=audit_retry,
+                        reraise=True)
     try:
-        response = one_attempt()  # most answers need no retry: no retry machinery for them
-    except RetryableError as first_error:
-        # tenacity for the rest of the in-task budget: the same parameters, backoff + jitter
-        remaining = s.intask_retry_budget_seconds - (time.monotonic() - started)
-        audit_retry()
-        if remaining <= 0:
-            return _retry_later(run, first_error, broker_retries)
-        time.sleep(min(remaining, ctx.policy.first_intask_wait()))
-        retrying = Retrying(stop=stop_after_delay(max(0.0, remaining)),
-                            wait=ctx.policy.intask_wait(),
-                            retry=retry_if_exception_type(RetryableError), reraise=True,
-                            before_sleep=audit_retry)
-        try:
-            response = retrying(one_attempt)
-        except RetryableError as exc:
-            return _retry_later(run, exc, broker_retries)
+        response = retrying(one_attempt)
+    except RetryableError as exc:
+        return _retry_later(run, exc, verdicts[max(verdicts)])
     if response.is_success:
         return _settle(run, JobState.UNSIGNED, "", "unsigned", customer=response.customer)
     entry = lookup(response.error)
@@ -261,8 +264,9 @@ def _settle_gone(run: _Run, code: str) -> Pending:
     try:
         resp, _ = send(ctx.gateway, query, charset=s.input_charset, signer=ctx.signer,
                        max_bytes=s.max_response_bytes)
-    except RetryableError as exc:
-        return _retry_later(run, exc, 0)
+    except RetryableError as exc:  # the query is not retried in the task: hand the job back
+        spent = time.time() - ctx.policy.intask_budget_seconds
+        return _retry_later(run, exc, _verdict(run, exc, 1, spent))
     verdict = judge_query(resp)
     reason = f"customer_unsign answered {code} after an earlier attempt; {verdict.reason}"
     if verdict.kind == "already_unsigned":
@@ -284,19 +288,25 @@ def _halt(run: _Run, code: str, meaning: str = "") -> Pending:
     return _settle(run, JobState.PARKED, code, "integration-wide error: line stopped")
 
 
-def _retry_later(run: _Run, exc: RetryableError, broker_retries: int) -> Pending:
+def _verdict(run: _Run, error: BaseException, failures: int, started: float) -> Verdict:
+    """The retry policy's answer for this job, from the retry state its record holds."""
+    state = RetryState(in_task_failures=failures, handbacks=run.claim.retries,
+                       first_failure_at=run.claim.first_failure_at or run.now,
+                       delivery_started_at=started)
+    return run.ctx.policy.decide(state, error, time.time())
+
+
+def _retry_later(run: _Run, exc: RetryableError, verdict: Verdict) -> Pending:
+    """Act on a verdict that ends this delivery: dead-letter, or hand back with a countdown."""
     ctx, now = run.ctx, time.time()
     code = exc.code or CODE_NETWORK
     first = run.claim.first_failure_at or run.now
-    if ctx.policy.exhausted(first, now):
+    if verdict.step is not Step.HAND_BACK:
         return _settle(run, JobState.DEAD_LETTERED, code, f"retry_exhausted: {exc}",
                        dlq_kind="retry_exhausted", first_failure_at=first)
-    countdown = ctx.policy.countdown_seconds(broker_retries + 1)
-    countdown = min(countdown, max(0.0, first + ctx.policy.deadline_seconds - now) + 0.5)
-    countdown = max(MIN_COUNTDOWN_SECONDS, countdown)
     return _settle(run, JobState.RETRYING, code, str(exc),
-                   lease_until=now + countdown + ctx.settings.lease_seconds,
-                   first_failure_at=first, countdown=countdown)
+                   lease_until=now + verdict.seconds + ctx.settings.lease_seconds,
+                   first_failure_at=first, countdown=verdict.seconds)
 
 
 def _audit_entry(run: _Run, record: AttemptRecord, outcome: str) -> dict[str, Any]:
@@ -325,6 +335,7 @@ def _settle(run: _Run, state: JobState, code: str, reason: str, *,
         "code": code, "reason": reason, "attempts": run.attempts,
         "reached": "1" if run.reached else "0", "lease_until": lease_until,
         "first_failure_at": repr(first_failure_at) if first_failure_at else "",
+        "retries": run.claim.retries + (1 if state is JobState.RETRYING else 0),
         "terminal": state.is_terminal, "success": state.is_success,
         "audit": _audit_entry(run, record, str(state)) if record else
         {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code},

@@ -45,8 +45,11 @@ class Sweeper:
                  probe_after_seconds: float, publish_job: Callable[[dict[str, Any]], None],
                  publish_hook: Callable[[str], None], hostname: str | None = None,
                  held_ids: Callable[[], list[str]] | None = None,
-                 broker: redis.Redis | None = None, broker_is_redis: bool = True) -> None:
+                 broker: redis.Redis | None = None, broker_is_redis: bool = True,
+                 interval_seconds: float = SWEEP_INTERVAL_SECONDS) -> None:
         self._r = client
+        #: seconds between sweeps; the sweep lock lives 90% of it, so one sweeper at a time
+        self.interval_seconds = interval_seconds
         #: the broker's Redis (its queue is scanned, its restarts noticed); None for RabbitMQ,
         #: which keeps its queues: a queued job is then never taken for lost before its grace
         self._broker = broker if broker is not None else (client if broker_is_redis else None)
@@ -67,7 +70,8 @@ class Sweeper:
         self._r.zadd(k.workers, {self.hostname: now})
         if self._held_ids is not None:
             self.held.renew(self._held_ids(), now)
-        if not self._r.set(k.sweeper, self.hostname, nx=True, px=int(SWEEP_INTERVAL_SECONDS * 900)):
+        if not self._r.set(k.sweeper, self.hostname, nx=True,
+                           px=max(1, int(self.interval_seconds * 900))):
             return {"jobs": 0, "hooks": 0}
         restarted = redis_restarted(self._r, k)
         if self._broker is not None and self._broker is not self._r:
@@ -189,6 +193,7 @@ class _Everything:
 class SweeperThread(LoopThread):
     """Runs :meth:`Sweeper.sweep_once` every ``interval`` seconds until stopped."""
 
-    def __init__(self, sweeper: Sweeper, interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+    def __init__(self, sweeper: Sweeper, interval: float | None = None) -> None:
+        interval = sweeper.interval_seconds if interval is None else interval
         super().__init__("unsign-sweeper", sweeper.sweep_once, pause=interval, retry=interval,
                          what="sweep")
