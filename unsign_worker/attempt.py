@@ -19,7 +19,6 @@ from unsign_worker.exceptions import (
     BadSignatureError,
     ResponseError,
     RetryableError,
-    TransportError,
 )
 from unsign_worker.gateway import GatewayClient
 from unsign_worker.params import QUERY_SERVICE, SERVICE
