@@ -1,6 +1,6 @@
 """Celery settings of unsign-worker.
 
-``config_for(settings)`` is the single source; ``unsign_worker.celery_app`` builds the app from it
+``config_for(settings)`` is the single source; ``unsign_worker.worker.app`` builds the app from it
 and the settings object, and this module also exposes the same values at module level (read from
 the environment) for ``celery -A ... --config celeryconfig`` users. Every value has a reason:
 
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from unsign_worker.broker import amqp_config, is_amqp, redis_tls_options
-from unsign_worker.keys import HOOK_QUEUE, QUEUE
-from unsign_worker.sentinel import is_sentinel, kombu_broker
 from unsign_worker.settings import Settings
+from unsign_worker.store.broker import amqp_config, is_amqp, redis_tls_options
+from unsign_worker.store.keys import HOOK_QUEUE, QUEUE
+from unsign_worker.store.sentinel import is_sentinel, kombu_broker
 
 #: Messages a worker prefetches per pool slot.
 PREFETCH_MULTIPLIER = 4

@@ -28,10 +28,10 @@ from celery import Celery
 from celery.signals import worker_ready
 from requests.adapters import HTTPAdapter
 
-from unsign_worker.exceptions import ResponseError
-from unsign_worker.params import UnsignRequest, build_params
-from unsign_worker.response import parse_response
-from unsign_worker.signing import make_signer, sign_params
+from unsign_worker.protocol.exceptions import ResponseError
+from unsign_worker.protocol.params import UnsignRequest, build_params
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import make_signer, sign_params
 
 TASK = "baseline.unsign"
 PREFIX = os.environ.get("BENCH_PREFIX", "bench:baseline:")

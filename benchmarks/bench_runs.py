@@ -26,7 +26,7 @@ from bench_profile import dump_stacks, start_py_spy, summarise
 from bench_support import Monitor, Processes, child_env, delete_prefix, pct, redis_cpu
 
 from unsign_worker.emulator.admin import EmulatorAdmin
-from unsign_worker.states import TERMINAL_STATES
+from unsign_worker.store.states import TERMINAL_STATES
 
 HERE = Path(__file__).resolve().parent
 #: Seconds allowed for a worker to come up.

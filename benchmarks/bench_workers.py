@@ -16,9 +16,9 @@ from bench_runs import READ_CHUNK, Plan, Setup, run_workers
 from bench_support import BIN, child_env
 from celery import Celery
 
-from unsign_worker.job import Job
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.store.job import Job
+from unsign_worker.store.keys import Keys
 
 
 def _chunks(setup: Setup, size: int) -> list[range]:

@@ -2,11 +2,12 @@
 
 Started by benchmarks/campaign.py as its own process, like a worker. ``--concurrency`` threads
 (or greenlets with ``--pool gevent``, monkey-patched before anything else is imported) share one
-:class:`unsign_worker.gateway.GatewayClient` (the worker's own ``requests`` client, so the
+:class:`unsign_worker.protocol.gateway.GatewayClient` (the worker's own ``requests`` client, so the
 ceiling and the product send requests the same way and the ratio between them measures
 everything else) whose connection pool is as large as the concurrency; each takes the next
-job, signs it with MD5 exactly as the worker does (:func:`unsign_worker.signing.sign_params`
-over :func:`unsign_worker.params.build_params`), posts it, and checks that the answer is a
+job, signs it with MD5 exactly as the worker does
+(:func:`unsign_worker.protocol.signing.sign_params`
+over :func:`unsign_worker.protocol.params.build_params`), posts it, and checks that the answer is a
 success. Writes ``{"start", "end", "ok", "failed", "cpu_s", "latencies_ms"}`` as JSON to
 ``--out`` (``cpu_s``: CPU seconds of the whole process, set-up included).
 
@@ -32,10 +33,10 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
-from unsign_worker.exceptions import UnsignError  # noqa: E402
-from unsign_worker.gateway import GatewayClient  # noqa: E402
-from unsign_worker.params import UnsignRequest, build_params  # noqa: E402
-from unsign_worker.signing import make_signer, sign_params  # noqa: E402
+from unsign_worker.protocol.exceptions import UnsignError  # noqa: E402
+from unsign_worker.protocol.gateway import GatewayClient  # noqa: E402
+from unsign_worker.protocol.params import UnsignRequest, build_params  # noqa: E402
+from unsign_worker.protocol.signing import make_signer, sign_params  # noqa: E402
 
 CHARSET = "utf-8"
 #: Connect and read timeouts of each request, seconds.

@@ -32,8 +32,8 @@ from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.emulator.admin import EmulatorAdmin
 from unsign_worker.emulator.runner import install_uvloop
 from unsign_worker.emulator.seed import generate
-from unsign_worker.params import UnsignRequest, build_params
-from unsign_worker.signing import make_signer, sign_params
+from unsign_worker.protocol.params import UnsignRequest, build_params
+from unsign_worker.protocol.signing import make_signer, sign_params
 
 PARTNER = "2088101568338364"
 #: Give up on a phase after this long, seconds.

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import redis
 
-from unsign_worker.campaign.enqueue import BATCH_SIZE, CHUNK_SIZE, CampaignEnqueuer
-from unsign_worker.campaign.plan import plan_file, start
-from unsign_worker.campaign.store import CampaignStore
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, PRESETS, generate
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producers.campaign.enqueue import BATCH_SIZE, CHUNK_SIZE, CampaignEnqueuer
+from unsign_worker.producers.campaign.plan import plan_file, start
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.store.campaigns import CampaignStore
+from unsign_worker.store.keys import Keys
 
 DEFAULT_URL = "redis://127.0.0.1:6379/13"
 

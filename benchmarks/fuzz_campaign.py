@@ -66,12 +66,12 @@ def _where(exc: BaseException) -> str:
 
 def _verdicts(rows: Any) -> list[tuple[int, str, tuple[str, ...]]]:
     """Check every verdict against the contract; return a summary to compare readers by."""
-    from unsign_worker.campaign.ids import job_id_for
-    from unsign_worker.campaign.report import REJECT_COLUMNS, reject_rows
-    from unsign_worker.campaign.validate import ValidRow, validate_rows
-    from unsign_worker.exceptions import ValidationError
-    from unsign_worker.params import UnsignRequest
-    from unsign_worker.reports import FORMULA_PREFIXES, neutralise_cell
+    from unsign_worker.producers.campaign.ids import job_id_for
+    from unsign_worker.producers.campaign.report import REJECT_COLUMNS, reject_rows
+    from unsign_worker.producers.campaign.validate import ValidRow, validate_rows
+    from unsign_worker.producers.reports import FORMULA_PREFIXES, neutralise_cell
+    from unsign_worker.protocol.exceptions import ValidationError
+    from unsign_worker.protocol.params import UnsignRequest
 
     out = []
     for verdict in validate_rows(rows, charset="utf-8"):
@@ -103,7 +103,7 @@ def _verdicts(rows: Any) -> list[tuple[int, str, tuple[str, ...]]]:
 
 def judge(data: bytes, fmt: str, encoding: str, scratch: Path) -> str:
     """The outcome label of one input; raises Violation when the contract is broken."""
-    from unsign_worker.campaign.rows import FileFormatError, decode, open_rows, read_rows
+    from unsign_worker.producers.campaign.rows import FileFormatError, decode, open_rows, read_rows
 
     results: list[Any] = []
     scratch.write_bytes(data)

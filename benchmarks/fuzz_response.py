@@ -56,7 +56,7 @@ class Hang(BaseException):
 
 
 def make_verifiers() -> list[tuple[Any, str]]:
-    from unsign_worker.signing import Md5Signer, RsaSigner
+    from unsign_worker.protocol.signing import Md5Signer, RsaSigner
 
     private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
@@ -67,8 +67,8 @@ def make_verifiers() -> list[tuple[Any, str]]:
 
 def judge(body: bytes, verifiers: list[tuple[Any, str]]) -> str:
     """The outcome label of one input; raises Violation when the contract is broken."""
-    from unsign_worker.exceptions import ResponseError
-    from unsign_worker.response import GatewayResponse, parse_response
+    from unsign_worker.protocol.exceptions import ResponseError
+    from unsign_worker.protocol.response import GatewayResponse, parse_response
 
     labels = []
     for verifier, charset in verifiers:
@@ -110,8 +110,8 @@ def save(body: bytes) -> Path:
 
 def seeds() -> list[bytes]:
     """Valid answers (signed, both charsets) and known hostile shapes to start from."""
-    from unsign_worker.response import render_response
-    from unsign_worker.signing import Md5Signer
+    from unsign_worker.protocol.response import render_response
+    from unsign_worker.protocol.signing import Md5Signer
 
     signer = Md5Signer(KEY)
     out = []
@@ -171,8 +171,8 @@ def signed() -> Any:
     by the caller), so the verification paths see correct signatures too."""
     from hypothesis import strategies as st
 
-    from unsign_worker.response import render_response
-    from unsign_worker.signing import Md5Signer
+    from unsign_worker.protocol.response import render_response
+    from unsign_worker.protocol.signing import Md5Signer
 
     signer = Md5Signer(KEY)
     names = st.sampled_from(["customer_code", "type_code", "biz_type", "user_email"])
@@ -249,7 +249,7 @@ import json, sys, time, atheris
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 with atheris.instrument_imports(include=["unsign_worker", "defusedxml"]):
     import fuzz_response as fr
-    import unsign_worker.response, unsign_worker.signing
+    import unsign_worker.protocol.response, unsign_worker.protocol.signing
 verifiers = fr.make_verifiers()
 counts, seen = {{}}, set()
 def one(data):

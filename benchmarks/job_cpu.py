@@ -1,6 +1,6 @@
 """CPU cost of our own per-job code: decode, validate, claim, sign, parse, settle.
 
-Runs :func:`unsign_worker.processor.process_job` in this process, one job after the other,
+Runs :func:`unsign_worker.worker.processor.process_job` in this process, one job after the other,
 against real Redis (its own key prefix, deleted afterwards) and a stub gateway that answers at
 once with a pre-rendered, correctly signed success, so neither HTTP nor Celery is counted.
 ``time.process_time()`` around the loop gives the CPU per job of this process, the median of
@@ -23,15 +23,15 @@ from typing import Any
 import redis
 from bench_support import delete_prefix, redis_cpu
 
-from unsign_worker.context import build_context
-from unsign_worker.gateway import RawAnswer
-from unsign_worker.job import Job
-from unsign_worker.keys import Keys
-from unsign_worker.processor import process_job
-from unsign_worker.producer import Producer, producer_app
-from unsign_worker.response import render_response
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.protocol.gateway import RawAnswer
+from unsign_worker.protocol.response import render_response
+from unsign_worker.protocol.signing import make_signer
 from unsign_worker.settings import Secret, Settings
-from unsign_worker.signing import make_signer
+from unsign_worker.store.job import Job
+from unsign_worker.store.keys import Keys
+from unsign_worker.worker.context import build_context
+from unsign_worker.worker.processor import process_job
 
 #: Steps of the per-job path: name -> (file, function) pairs whose cumulative CPU time is
 #: summed (none of them calls another of the list).

@@ -1,4 +1,4 @@
-"""What the crash-recovery bookkeeping costs per campaign (see unsign_worker/recovery.py).
+"""What the crash-recovery bookkeeping costs per campaign (see unsign_worker/store/recovery.py).
 
 In-process against the benchmark's Redis, for ``--jobs`` jobs in messages of ``--batch-size``:
 
@@ -24,9 +24,9 @@ from typing import Any
 
 import redis
 
-from unsign_worker.keys import Keys
-from unsign_worker.recovery import HeldMessages
-from unsign_worker.sweeper import Sweeper
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.recovery import HeldMessages
+from unsign_worker.worker.sweeper import Sweeper
 
 
 def measure(client: redis.Redis, prefix: str, *, jobs: int = 5000, batch_size: int = 25,

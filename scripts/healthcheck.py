@@ -24,8 +24,8 @@ HEARTBEAT_MAX_AGE_SECONDS = 60.0
 def worker(hostname: str) -> bool:
     import redis
 
-    from unsign_worker.keys import Keys
     from unsign_worker.settings import Settings
+    from unsign_worker.store.keys import Keys
 
     settings = Settings.from_env(load_dotenv=False)
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)

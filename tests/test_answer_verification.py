@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
 from tests.plugins.scripted_http import Request, ScriptedServer, answer
-from unsign_worker.client import UnsignClient
-from unsign_worker.context import build_context
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.processor import process_job
+from unsign_worker.producers.client import UnsignClient
+from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import Secret, Settings
+from unsign_worker.worker.context import build_context
+from unsign_worker.worker.processor import process_job
 
 BIN = Path(sys.executable).parent
 FORGED = (Path(__file__).parent / "data" / "conformance" / "customer_unsign-5.3-success.xml"
@@ -83,7 +83,7 @@ def test_a_celery_worker_of_the_app_started_by_hand_refuses_too(keys, redis_url,
                ALIPAY_PRIVATE_KEY_FILE=str(keys["RSA-private"]), UNSIGN_REDIS_URL=redis_url,
                UNSIGN_KEY_PREFIX=f"t:{uuid.uuid4().hex[:8]}:", C_FORCE_ROOT="1")
     # When it starts
-    done = subprocess.run([str(BIN / "celery"), "-A", "unsign_worker.celery_app", "worker",
+    done = subprocess.run([str(BIN / "celery"), "-A", "unsign_worker.worker.app", "worker",
                            "--pool", "solo", "--loglevel", "INFO"], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     # Then it exits at start-up, before consuming anything, naming the variable

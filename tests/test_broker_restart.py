@@ -13,8 +13,8 @@ import pytest
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
-from unsign_worker.job import Job
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.store.job import Job
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 LEASE = 15.0

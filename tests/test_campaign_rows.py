@@ -9,10 +9,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unsign_worker.campaign.ids import campaign_id_for, check_campaign_id, job_id_for
-from unsign_worker.campaign.plan import plan_file
-from unsign_worker.campaign.rows import FileFormatError, RawRow, decode, file_format, read_rows
-from unsign_worker.campaign.validate import RejectedRow, ValidRow, validate_row, validate_rows
+from unsign_worker.producers.campaign.ids import campaign_id_for, check_campaign_id, job_id_for
+from unsign_worker.producers.campaign.plan import plan_file
+from unsign_worker.producers.campaign.rows import (
+    FileFormatError,
+    RawRow,
+    decode,
+    file_format,
+    read_rows,
+)
+from unsign_worker.producers.campaign.validate import (
+    RejectedRow,
+    ValidRow,
+    validate_row,
+    validate_rows,
+)
 
 HEADER = "customer_code,type_code,trans_account_out,biz_type,user_email,reference\n"
 

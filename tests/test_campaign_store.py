@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from unsign_worker.campaign.control import CampaignControl
-from unsign_worker.campaign.enqueue import CampaignEnqueuer
-from unsign_worker.campaign.plan import Plan, plan_file, start
-from unsign_worker.campaign.report import REPORT_COLUMNS, report_rows, write_csv
-from unsign_worker.campaign.store import CampaignError, CampaignStore
-from unsign_worker.producer import Producer
+from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer
+from unsign_worker.producers.campaign.plan import Plan, plan_file, start
+from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv
+from unsign_worker.producers.producer import Producer
+from unsign_worker.store.campaign_control import CampaignControl
+from unsign_worker.store.campaigns import CampaignError, CampaignStore
 
 HEADER = "customer_code,type_code,trans_account_out,biz_type,user_email,reference\n"
 

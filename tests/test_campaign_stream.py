@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.test_campaign_store import broker_jobs, customer_rows, write_file
-from unsign_worker.campaign.control import CampaignControl
-from unsign_worker.campaign.enqueue import CampaignEnqueuer, EnqueueResult
-from unsign_worker.campaign.plan import plan_file, scan_file
-from unsign_worker.campaign.store import CampaignStore
-from unsign_worker.campaign.stream import FileChangedError, start_file
-from unsign_worker.producer import Producer
+from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer, EnqueueResult
+from unsign_worker.producers.campaign.plan import plan_file, scan_file
+from unsign_worker.producers.campaign.stream import FileChangedError, start_file
+from unsign_worker.producers.producer import Producer
+from unsign_worker.store.campaign_control import CampaignControl
+from unsign_worker.store.campaigns import CampaignStore
 
 
 def job_list(store: CampaignStore, campaign_id: str) -> list[str]:
@@ -141,7 +141,7 @@ def test_a_first_run_cut_short_keeps_its_partial_list_visible_to_the_next(
 
 
 def test_a_campaigns_batch_spreads_it_over_at_least_two_hundred_messages():
-    from unsign_worker.campaign.enqueue import BATCH_SIZE, batch_size_for
+    from unsign_worker.producers.campaign.enqueue import BATCH_SIZE, batch_size_for
 
     assert batch_size_for(0) == batch_size_for(150) == 1
     assert batch_size_for(5_000) == 25

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import celeryconfig
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import Settings
 
 

@@ -24,7 +24,7 @@ from unsign_worker.emulator.faults import FaultSettings
 from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, generate
 from unsign_worker.emulator.state import EmulatorState
-from unsign_worker.states import TERMINAL_STATES
+from unsign_worker.store.states import TERMINAL_STATES
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 ROOT = Path(__file__).resolve().parent.parent

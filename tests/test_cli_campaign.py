@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.plugins.worker_fixtures import wait_for
-from unsign_worker.campaign.ids import campaign_id_for
 from unsign_worker.emulator.faults import FaultSettings
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, PRESETS, DataSet, generate
+from unsign_worker.producers.campaign.ids import campaign_id_for
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv

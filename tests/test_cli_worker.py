@@ -11,9 +11,9 @@ import pytest
 
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from unsign_worker.cli.main import main
-from unsign_worker.context import build_context
-from unsign_worker.processor import process_job
 from unsign_worker.settings import Secret, Settings
+from unsign_worker.worker.context import build_context
+from unsign_worker.worker.processor import process_job
 
 
 @pytest.fixture

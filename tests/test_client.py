@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
-from unsign_worker.client import JobStatus, ReferenceConflictError, UnsignClient
 from unsign_worker.emulator.agreements import Agreement
-from unsign_worker.exceptions import ValidationError
-from unsign_worker.job import Job
+from unsign_worker.producers.client import JobStatus, ReferenceConflictError, UnsignClient
+from unsign_worker.protocol.exceptions import ValidationError
+from unsign_worker.store.job import Job
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv
@@ -130,8 +130,8 @@ def test_job_status_json_shape_is_stable() -> None:
 
 CLIENT_PROCESS = r"""
 import json, os, sys
-from unsign_worker.client import UnsignClient
-from unsign_worker.exceptions import ValidationError
+from unsign_worker.producers.client import UnsignClient
+from unsign_worker.protocol.exceptions import ValidationError
 
 url, prefix = os.environ["UNSIGN_REDIS_URL"], os.environ["UNSIGN_KEY_PREFIX"]
 with UnsignClient(broker_url=url, redis_url=url, key_prefix=prefix) as client:

@@ -10,18 +10,18 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
-from unsign_worker.errors import Category, lookup, lookup_query
-from unsign_worker.exceptions import BadSignatureError, ResponseError
-from unsign_worker.params import (
+from unsign_worker.protocol.catalogue import Category, lookup, lookup_query
+from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
+from unsign_worker.protocol.params import (
     QUERY_SERVICE,
     SERVICE,
     UnsignRequest,
     build_query_params,
     validate_partner,
 )
-from unsign_worker.query_verdict import judge_query
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.query_verdict import judge_query
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 DATA = Path(__file__).parent / "data" / "conformance"
 #: Any key: the samples' MD5 key is not published.

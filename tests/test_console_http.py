@@ -23,10 +23,10 @@ from click.testing import CliRunner
 
 from tests.plugins.console_fixtures import CREDS, ConsoleProcess, text_of
 from tests.plugins.worker_fixtures import BIN, WorkerEnv
-from unsign_worker.actions import ActionLog
-from unsign_worker.breaker import Breaker
 from unsign_worker.cli.main import cli
 from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.ops.actions import ActionLog
+from unsign_worker.store.breaker import Breaker
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv

@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
-from unsign_worker.deadletter import DeadLetterError, DeadLetters
-from unsign_worker.errors import lookup
-from unsign_worker.keys import Keys
+from unsign_worker.protocol.catalogue import lookup
+from unsign_worker.store.deadletter import DeadLetterError, DeadLetters
+from unsign_worker.store.keys import Keys
 
 
 def dead_letter(r: redis.Redis, keys: Keys, job_id: str, *, code: str = "TOO_MUCH_TYPE_CODE",

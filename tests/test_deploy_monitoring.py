@@ -21,9 +21,9 @@ import yaml
 
 from tests.plugins.worker_fixtures import WorkerEnv
 from tests.test_flower import CREDS, Flower
-from unsign_worker.exporter import UnsignCollector
-from unsign_worker.job import Job
-from unsign_worker.keys import Keys
+from unsign_worker.ops.exporter import UnsignCollector
+from unsign_worker.store.job import Job
+from unsign_worker.store.keys import Keys
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 
@@ -103,7 +103,7 @@ def _samples(collector: UnsignCollector) -> dict[str, float]:
 
 def test_the_exporter_serves_queue_age_heartbeats_hooks_and_campaign_progress(
         redis_client: redis.Redis, redis_url: str, key_prefix: str) -> None:
-    from unsign_worker.producer import Producer, producer_app
+    from unsign_worker.producers.producer import Producer, producer_app
 
     keys = Keys(key_prefix)
     now = time.time()

@@ -11,8 +11,8 @@ from aiohttp.test_utils import make_mocked_request
 from tests.plugins.emulator_fixtures import EmulatorHandle
 from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
 from unsign_worker.emulator.server import make_handler
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 CAE_1 = {"customer_code": "C00000000001"}
 

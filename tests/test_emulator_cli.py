@@ -21,8 +21,8 @@ from unsign_worker.cli.main import main
 from unsign_worker.emulator.admin import EmulatorAdmin
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.server import check_bind
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 KEY = "0123456789abcdefghijklmnopqrstuv"
 

@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
-from unsign_worker.exceptions import BadSignatureError, ResponseError
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 CAE_1 = {"customer_code": "C00000000001"}
 

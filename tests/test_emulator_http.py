@@ -12,8 +12,8 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer, make_signer, string_to_sign
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer, make_signer, string_to_sign
 
 CAE_1 = {"customer_code": "C00000000001"}
 CAE_1_PAIR = {"type_code": "BUSI003100021000301", "trans_account_out": "20880020070189160156"}

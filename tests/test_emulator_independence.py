@@ -38,10 +38,10 @@ def test_the_contract_breaks_when_the_emulator_imports_worker_code(tmp_path: Pat
     stats = tmp_path / "unsign_worker" / "emulator" / "stats.py"
     stats.write_text(stats.read_text(encoding="utf-8") + (
         "\n\ndef _borrowed() -> object:\n"
-        "    from unsign_worker.signing import string_to_sign\n"
+        "    from unsign_worker.protocol.signing import string_to_sign\n"
         "    return string_to_sign\n"), encoding="utf-8")
     # When the contract is checked
     result = lint_imports(tmp_path)
     # Then it is broken, naming the import
     assert result.returncode != 0
-    assert "unsign_worker.emulator.stats -> unsign_worker.signing" in result.stdout
+    assert "unsign_worker.emulator.stats -> unsign_worker.protocol.signing" in result.stdout

@@ -10,8 +10,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 ZH_LOGIN = "李雷@例子.公司"
 

@@ -11,8 +11,8 @@ from unsign_worker.emulator.agreements import agreement_from_entry
 from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.process import process
 from unsign_worker.emulator.state import EmulatorState
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer, sign_params
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer, sign_params
 
 PARTNER = "2088101568338364"
 KEY = "0123456789abcdefghijklmnopqrstuv"

@@ -24,9 +24,9 @@ from unsign_worker.emulator.seed import (
     generate,
     parse_mix,
 )
-from unsign_worker.params import UnsignRequest, validate_partner
-from unsign_worker.response import parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.params import UnsignRequest, validate_partner
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 
 def seed(tmp_path: Path, *args: str) -> tuple[dict[str, object], list[dict[str, str]],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unsign_worker.errors import CATALOGUE, Category, codes_in, lookup
+from unsign_worker.protocol.catalogue import CATALOGUE, Category, codes_in, lookup
 
 DOC = Path(__file__).parent / "data" / "customer_unsign-technical-doc.txt"
 

@@ -25,8 +25,8 @@ import pytest
 from tests.plugins.inprocess_emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
 from unsign_worker.emulator.agreements import UNSIGNED, Agreement
-from unsign_worker.params import UnsignRequest, build_params
-from unsign_worker.signing import make_signer, sign_params
+from unsign_worker.protocol.params import UnsignRequest, build_params
+from unsign_worker.protocol.signing import make_signer, sign_params
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 

@@ -19,8 +19,8 @@ from tests.plugins.inprocess_emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
 from tests.test_flower import CREDS, KEY, PARTNER, Flower
 from unsign_worker.emulator.agreements import Agreement
-from unsign_worker.flower_guard import host_name, refusal
-from unsign_worker.job import Job
+from unsign_worker.ops.flower_guard import host_name, refusal
+from unsign_worker.store.job import Job
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 
@@ -143,7 +143,7 @@ def test_flower_masks_personal_data_of_active_and_scheduled_tasks(
 
 
 def test_free_text_masks_unicode_emails_and_phone_numbers_idempotently() -> None:
-    from unsign_worker.monitoring import mask_text, sanitize_inspect
+    from unsign_worker.worker.monitoring import mask_text, sanitize_inspect
 
     text = f"login {PHONE}, mail {CN_EMAIL}, job 4f1c13800138000aa, at 1764140000"
     masked = mask_text(text)

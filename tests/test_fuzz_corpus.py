@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from unsign_worker.exceptions import ResponseError
-from unsign_worker.response import GatewayResponse, parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.exceptions import ResponseError
+from unsign_worker.protocol.response import GatewayResponse, parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 CORPUS = Path(__file__).parent / "data" / "fuzz_corpus"
 KEY = "0123456789abcdefghijklmnopqrstuv"

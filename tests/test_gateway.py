@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.scripted_http import Request, ScriptedServer, answer, free_port, reset
-from unsign_worker.exceptions import ConfigError, TransportError, ValidationError
-from unsign_worker.gateway import GatewayClient, encode_form
+from unsign_worker.protocol.exceptions import ConfigError, TransportError, ValidationError
+from unsign_worker.protocol.gateway import GatewayClient, encode_form
 
 OK_BODY = b'<?xml version="1.0" encoding="utf-8"?><alipay><is_success>T</is_success></alipay>'
 PARAMS = {
@@ -331,8 +331,8 @@ from gevent import monkey
 monkey.patch_all()
 import json, sys
 import gevent
-from unsign_worker.exceptions import TransportError
-from unsign_worker.gateway import GatewayClient
+from unsign_worker.protocol.exceptions import TransportError
+from unsign_worker.protocol.gateway import GatewayClient
 
 echo_url, drip_url = sys.argv[1], sys.argv[2]
 client = GatewayClient(gateway_url=echo_url, connect_timeout_seconds=5, read_timeout_seconds=5,

@@ -12,7 +12,7 @@ import pytest
 
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
-from unsign_worker.hooks import HOOK_LEASE_SECONDS
+from unsign_worker.worker.hooks import HOOK_LEASE_SECONDS
 
 pytestmark = pytest.mark.slow
 ROOT_DIR = str(Path(__file__).resolve().parent.parent)

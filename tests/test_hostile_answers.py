@@ -16,10 +16,10 @@ from contextlib import contextmanager
 import pytest
 
 from tests.plugins.scripted_http import Request, ScriptedServer, answer
-from unsign_worker.exceptions import ResponseError, TransportError
-from unsign_worker.gateway import GatewayClient
-from unsign_worker.response import MAX_RESPONSE_BYTES, parse_response
-from unsign_worker.signing import Md5Signer
+from unsign_worker.protocol.exceptions import ResponseError, TransportError
+from unsign_worker.protocol.gateway import GatewayClient
+from unsign_worker.protocol.response import MAX_RESPONSE_BYTES, parse_response
+from unsign_worker.protocol.signing import Md5Signer
 
 #: Generous bound for "the refusal happened at all"; the hostile inputs would run far longer.
 FINISHED_AT_ALL_SECONDS = 45.0

@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from tests.plugins.gateway_fixtures import free_port
 from tests.test_campaign_rows import errors_of, rows_of
 from unsign_worker.cli.main import cli
-from unsign_worker.client import UnsignClient
-from unsign_worker.exceptions import ConfigError, ValidationError
-from unsign_worker.job import Job
-from unsign_worker.reports import OutputFileError, open_output
+from unsign_worker.producers.client import UnsignClient
+from unsign_worker.producers.reports import OutputFileError, open_output
+from unsign_worker.protocol.exceptions import ConfigError, ValidationError
+from unsign_worker.store.job import Job
 
 ROOT = Path(__file__).resolve().parents[1]
 

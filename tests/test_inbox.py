@@ -15,10 +15,10 @@ import redis
 
 from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.emulator.agreements import Agreement
-from unsign_worker.exceptions import ValidationError
-from unsign_worker.inbox import INVALID_CODE, Inbox, job_id_for_entry, parse_entry
-from unsign_worker.keys import INBOX_GROUP, Keys
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.protocol.exceptions import ValidationError
+from unsign_worker.store.keys import INBOX_GROUP, Keys
+from unsign_worker.worker.inbox import INVALID_CODE, Inbox, job_id_for_entry, parse_entry
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv

@@ -12,17 +12,17 @@ from hypothesis import strategies as st
 
 from tests.test_inbox import inbox_for, producer
 from tests.test_inbox import job as record
-from unsign_worker import inbox as inbox_module
-from unsign_worker.client import ReferenceConflictError, UnsignClient
-from unsign_worker.inbox import (
+from unsign_worker.producers.client import ReferenceConflictError, UnsignClient
+from unsign_worker.producers.producer import CONFLICT_CODE, Producer
+from unsign_worker.store.keys import INBOX_GROUP
+from unsign_worker.worker import inbox as inbox_module
+from unsign_worker.worker.inbox import (
     INVALID_CODE,
     MAX_ENTRY_BYTES,
     POISON_CODE,
     Inbox,
     job_id_for_entry,
 )
-from unsign_worker.keys import INBOX_GROUP
-from unsign_worker.producer import CONFLICT_CODE, Producer
 
 __all__ = ["producer"]  # the fixture
 

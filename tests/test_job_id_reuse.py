@@ -14,9 +14,9 @@ from tests.plugins.gateway_fixtures import cae
 from tests.plugins.worker_fixtures import wait_for
 from tests.test_processor import job, record
 from unsign_worker.emulator.agreements import Agreement
-from unsign_worker.job import Job
-from unsign_worker.processor import process_batch, process_job
-from unsign_worker.producer import Producer
+from unsign_worker.producers.producer import Producer
+from unsign_worker.store.job import Job
+from unsign_worker.worker.processor import process_batch, process_job
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv

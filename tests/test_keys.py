@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import unsign_worker.keys as keys_module
-from unsign_worker.keys import Keys
-from unsign_worker.params import UnsignRequest
+import unsign_worker.store.keys as keys_module
+from unsign_worker.protocol.params import UnsignRequest
+from unsign_worker.store.keys import Keys
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "redis-keys.md"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unsign_worker.masking import mask_account, mask_email, mask_params
+from unsign_worker.protocol.masking import mask_account, mask_email, mask_params
 
 
 def test_an_email_keeps_its_first_character_and_its_domain() -> None:

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from unsign_worker.cli.flower_cmds import check_exposure, parse_basic_auth
-from unsign_worker.exporter import UnsignCollector
-from unsign_worker.job import masked_repr
-from unsign_worker.keys import Keys
-from unsign_worker.monitoring import (
+from unsign_worker.ops.exporter import UnsignCollector
+from unsign_worker.store.job import masked_repr
+from unsign_worker.store.keys import Keys
+from unsign_worker.worker.monitoring import (
     MaskingFilter,
     format_task,
     mask_text,

@@ -9,9 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tests.plugins.worker_fixtures import WorkerEnv
-from unsign_worker.actions import ActionLog
-from unsign_worker.breaker import Breaker
 from unsign_worker.cli.main import cli
+from unsign_worker.ops.actions import ActionLog
+from unsign_worker.store.breaker import Breaker
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 

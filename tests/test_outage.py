@@ -9,8 +9,8 @@ import time
 import pytest
 import redis
 
-from unsign_worker.background import LoopThread
-from unsign_worker.outage import Outage, ride_out
+from unsign_worker.store.outage import Outage, ride_out
+from unsign_worker.worker.background import LoopThread
 
 
 class FlakyStep:

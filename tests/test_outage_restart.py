@@ -17,15 +17,15 @@ import pytest
 
 from tests.plugins.worker_fixtures import BIN, wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
-from unsign_worker.client import UnsignClient
 from unsign_worker.emulator.agreements import agreement_from_entry
 from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, generate
 from unsign_worker.emulator.state import EmulatorState
-from unsign_worker.hooks import HookRunner
-from unsign_worker.keys import Keys
-from unsign_worker.outage import Outage
+from unsign_worker.producers.client import UnsignClient
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.outage import Outage
+from unsign_worker.worker.hooks import HookRunner
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 KEY = "0123456789abcdef0123456789abcdef"
@@ -193,11 +193,11 @@ def test_flower_sees_events_again_after_a_redis_outage_and_says_so_once(
 def test_a_campaign_enqueue_rides_out_a_redis_outage_between_chunks(private_redis):
     import uuid
 
-    from unsign_worker.campaign.enqueue import CampaignEnqueuer
-    from unsign_worker.campaign.store import CampaignStore
-    from unsign_worker.job import Job
-    from unsign_worker.producer import Producer, producer_app
-    from unsign_worker.recovery import queued_in_broker
+    from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer
+    from unsign_worker.producers.producer import Producer, producer_app
+    from unsign_worker.store.campaigns import CampaignStore
+    from unsign_worker.store.job import Job
+    from unsign_worker.store.recovery import queued_in_broker
 
     keys = Keys("t:")
     client = private_redis.client()

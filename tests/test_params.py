@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from unsign_worker.exceptions import ValidationError
-from unsign_worker.params import (
+from unsign_worker.protocol.exceptions import ValidationError
+from unsign_worker.protocol.params import (
     SERVICE,
     Identity,
     UnsignRequest,

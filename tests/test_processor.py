@@ -11,9 +11,9 @@ import pytest
 import redis
 
 from tests.plugins.gateway_fixtures import PARTNER, cae, partner_protocol
-from unsign_worker.context import WorkerContext
 from unsign_worker.emulator.options import AnswerOptions
-from unsign_worker.processor import process_job
+from unsign_worker.worker.context import WorkerContext
+from unsign_worker.worker.processor import process_job
 
 
 def job(params: dict[str, str], **extra: Any) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def test_a_copy_of_a_job_in_flight_is_dropped(gateway_factory, make_ctx):
 
 def _claim_args(message: dict[str, Any], *, lease_seconds: float) -> dict[str, Any]:
     """Keyword arguments of DedupStore.claim for ``message`` (all but ``now``)."""
-    from unsign_worker.params import UnsignRequest
+    from unsign_worker.protocol.params import UnsignRequest
 
     identity = UnsignRequest.from_mapping(message["params"]).identity(PARTNER)
     return dict(job_id=message["job_id"], identity=identity.key,
@@ -301,7 +301,7 @@ def test_the_success_hook_runs_once_with_a_stable_idempotency_key(gateway_factor
 def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(gateway_factory,
                                                                      make_ctx):
     # Given a batch mixing every kind of job, more than one claim chunk long
-    from unsign_worker.processor import process_batch
+    from unsign_worker.worker.processor import process_batch
 
     gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 15)] +
                          [cae("esc", 90, script=("TOO_MUCH_TYPE_CODE",))])
@@ -341,7 +341,7 @@ def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(gateway_factory, m
 
 def test_after_a_halt_the_process_stops_sending_the_jobs_it_already_claimed(gateway_factory,
                                                                            make_ctx):
-    from unsign_worker.processor import process_batch
+    from unsign_worker.worker.processor import process_batch
 
     gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 11)])
     gw.faults(global_code="ILLEGAL_PARTNER")

@@ -19,13 +19,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.plugins.scripted_http import Request, ScriptedServer, answer
-from unsign_worker.context import WorkerContext
-from unsign_worker.errors import QUERY_CATALOGUE, Category, lookup_query
-from unsign_worker.gateway import GatewayClient
-from unsign_worker.params import QUERY_SERVICE, SERVICE
-from unsign_worker.processor import process_job
-from unsign_worker.query_verdict import judge_query
-from unsign_worker.response import GatewayResponse
+from unsign_worker.protocol.catalogue import QUERY_CATALOGUE, Category, lookup_query
+from unsign_worker.protocol.gateway import GatewayClient
+from unsign_worker.protocol.params import QUERY_SERVICE, SERVICE
+from unsign_worker.protocol.query_verdict import judge_query
+from unsign_worker.protocol.response import GatewayResponse
+from unsign_worker.worker.context import WorkerContext
+from unsign_worker.worker.processor import process_job
 
 DATA = Path(__file__).parent / "data"
 QUERY_SUCCESS = (DATA / "conformance" / "query_customer_protocol-4.3-success.xml").read_bytes()

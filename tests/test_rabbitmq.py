@@ -21,9 +21,9 @@ import celeryconfig
 from tests.plugins.inprocess_emulator import Emulator
 from tests.plugins.worker_fixtures import WorkerEnv
 from unsign_worker.emulator.agreements import Agreement
-from unsign_worker.job import Job
-from unsign_worker.keys import HOOK_QUEUE, QUEUE
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.store.job import Job
+from unsign_worker.store.keys import HOOK_QUEUE, QUEUE
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 

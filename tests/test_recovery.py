@@ -9,10 +9,10 @@ import uuid
 import pytest
 import redis
 
-from unsign_worker.job import Job
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
-from unsign_worker.sweeper import Sweeper
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.store.job import Job
+from unsign_worker.store.keys import Keys
+from unsign_worker.worker.sweeper import Sweeper
 
 LEASE = 10.0
 
@@ -112,8 +112,8 @@ def test_a_queued_job_whose_grace_ran_out_but_whose_message_waits_is_left_alone(
 
 
 def test_campaign_jobs_are_in_the_leases_index(redis_client, keys, producer):
-    from unsign_worker.campaign.enqueue import CampaignEnqueuer
-    from unsign_worker.campaign.store import CampaignStore
+    from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer
+    from unsign_worker.store.campaigns import CampaignStore
 
     store = CampaignStore(redis_client, keys)
     campaign = "c-leases"

@@ -14,7 +14,7 @@ import pytest
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
-from unsign_worker.producer import Producer
+from unsign_worker.producers.producer import Producer
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 ROOT_DIR = str(Path(__file__).resolve().parent.parent)

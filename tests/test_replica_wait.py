@@ -13,10 +13,10 @@ import pytest
 
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.private_redis import PrivateRedis, needs_redis_server, wait_until
-from unsign_worker.context import build_context
-from unsign_worker.params import UnsignRequest
-from unsign_worker.processor import process_job
+from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.settings import Secret, Settings
+from unsign_worker.worker.context import build_context
+from unsign_worker.worker.processor import process_job
 
 pytestmark = needs_redis_server
 

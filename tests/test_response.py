@@ -10,16 +10,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unsign_worker.exceptions import BadSignatureError, ResponseError
-from unsign_worker.params import QUERY_SERVICE
-from unsign_worker.response import (
+from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
+from unsign_worker.protocol.params import QUERY_SERVICE
+from unsign_worker.protocol.response import (
     MAX_DEPTH,
     MAX_ELEMENTS,
     parse_response,
     parse_xml,
     render_response,
 )
-from unsign_worker.signing import DsaSigner, Md5Signer, RsaSigner, Signer
+from unsign_worker.protocol.signing import DsaSigner, Md5Signer, RsaSigner, Signer
 
 KEY = "0123456789abcdefghijklmnopqrstuv"
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from tests.plugins.gateway_fixtures import cae
-from unsign_worker.backoff import RetryPolicy, RetryState, Step, Verdict
-from unsign_worker.exceptions import RetryableError
-from unsign_worker.processor import process_batch, process_job
-from unsign_worker.sweeper import Sweeper
+from unsign_worker.protocol.exceptions import RetryableError
+from unsign_worker.worker.processor import process_batch, process_job
+from unsign_worker.worker.retry_policy import RetryPolicy, RetryState, Step, Verdict
+from unsign_worker.worker.sweeper import Sweeper
 
 POLICY = RetryPolicy(intask_budget_seconds=3, intask_base_seconds=0.1, intask_cap_seconds=1,
                      countdown_base_seconds=4, countdown_cap_seconds=64, deadline_seconds=600)
@@ -124,7 +124,7 @@ def test_a_job_republished_by_the_sweeper_continues_its_retry_count(gateway_fact
 
 
 def test_the_sweep_lock_lives_as_long_as_the_configured_interval(redis_client, key_prefix):
-    from unsign_worker.keys import Keys
+    from unsign_worker.store.keys import Keys
 
     keys = Keys(key_prefix)
     sweeper = Sweeper(redis_client, keys, lease_seconds=20, probe_after_seconds=60,

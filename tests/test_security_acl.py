@@ -22,10 +22,10 @@ from click.testing import CliRunner
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, free_port
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from tests.test_security_redis import ADMIN_PASSWORD, RedisServer, run_cli
-from unsign_worker.acl import ROLES, acl_file, rules
 from unsign_worker.cli.main import cli
-from unsign_worker.keys import Keys
-from unsign_worker.producer import producer_app
+from unsign_worker.producers.producer import producer_app
+from unsign_worker.store.acl import ROLES, acl_file, rules
+from unsign_worker.store.keys import Keys
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
                                 reason="needs redis-server on PATH")

@@ -29,13 +29,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.plugins.worker_fixtures import BIN, wait_for
-from unsign_worker.campaign.lines import MAX_LINE_BYTES
-from unsign_worker.campaign.plan import scan_file
-from unsign_worker.campaign.rows import FileFormatError, decode, open_rows, read_rows
-from unsign_worker.campaign.validate import RejectedRow, ValidRow, validate_rows
 from unsign_worker.emulator.agreements import Agreement
-from unsign_worker.keys import Keys
-from unsign_worker.reports import FORMULA_PREFIXES, neutralise_cell
+from unsign_worker.producers.campaign.lines import MAX_LINE_BYTES
+from unsign_worker.producers.campaign.plan import scan_file
+from unsign_worker.producers.campaign.rows import FileFormatError, decode, open_rows, read_rows
+from unsign_worker.producers.campaign.validate import RejectedRow, ValidRow, validate_rows
+from unsign_worker.producers.reports import FORMULA_PREFIXES, neutralise_cell
+from unsign_worker.store.keys import Keys
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv
@@ -534,8 +534,8 @@ def test_check_config_and_the_worker_judge_a_ca_bundle_alike(tmp_path: Path,
     from click.testing import CliRunner
 
     from unsign_worker.cli.main import cli
-    from unsign_worker.exceptions import ConfigError
-    from unsign_worker.gateway import GatewayClient
+    from unsign_worker.protocol.exceptions import ConfigError
+    from unsign_worker.protocol.gateway import GatewayClient
 
     trustme = pytest.importorskip("trustme")
     (tmp_path / "not-a-pem").write_text("hello")

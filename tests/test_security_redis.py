@@ -30,8 +30,8 @@ import celeryconfig
 from tests.plugins.gateway_fixtures import KEY, PARTNER, Gateway, cae, free_port
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from unsign_worker.cli.main import cli
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.producer import producer_app
+from unsign_worker.producers.producer import producer_app
+from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import Settings, redact_url
 
 ADMIN_PASSWORD = "admin-pw-NEVER-LOGGED-1"

@@ -47,13 +47,13 @@ from unsign_worker.emulator.agreements import UNSIGNED, Agreement
 from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.state import EmulatorState
-from unsign_worker.exceptions import BadSignatureError, ConfigError, ValidationError
-from unsign_worker.job import Job
-from unsign_worker.masking import mask_account, mask_email
-from unsign_worker.params import UnsignRequest, build_params
-from unsign_worker.response import parse_response
+from unsign_worker.protocol.exceptions import BadSignatureError, ConfigError, ValidationError
+from unsign_worker.protocol.masking import mask_account, mask_email
+from unsign_worker.protocol.params import UnsignRequest, build_params
+from unsign_worker.protocol.response import parse_response
+from unsign_worker.protocol.signing import make_signer, sign_params
 from unsign_worker.settings import Secret, Settings
-from unsign_worker.signing import make_signer, sign_params
+from unsign_worker.store.job import Job
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTNER = "2088101568338364"

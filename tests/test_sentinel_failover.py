@@ -14,7 +14,7 @@ import redis
 
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, free_port
 from tests.private_redis import PrivateRedis, needs_redis_server, pings, wait_until
-from unsign_worker.states import TERMINAL_STATES
+from unsign_worker.store.states import TERMINAL_STATES
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 MASTER = "unsignmaster"

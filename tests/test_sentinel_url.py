@@ -7,10 +7,10 @@ import ssl
 import pytest
 
 import celeryconfig
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.producer import producer_app
-from unsign_worker.sentinel import kombu_broker, parse_sentinel_url
+from unsign_worker.producers.producer import producer_app
+from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import Settings
+from unsign_worker.store.sentinel import kombu_broker, parse_sentinel_url
 
 URL = "redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2:26380,sentinel-3/mymaster/2"
 BASE_ENV = {"ALIPAY_PARTNER": "2088101122136241", "ALIPAY_KEY": "a" * 32}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import (
     DEFAULT_GATEWAY_URL,
     DEFAULT_KEY_PREFIX,

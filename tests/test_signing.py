@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.signing import (
+from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.protocol.signing import (
     DsaSigner,
     Md5Signer,
     RsaSigner,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from unsign_worker.keys import HOOK_QUEUE, INBOX_GROUP, QUEUE, Keys
-from unsign_worker.status import PRIORITY_SEP, collect
+from unsign_worker.ops.status import PRIORITY_SEP, collect
+from unsign_worker.store.keys import HOOK_QUEUE, INBOX_GROUP, QUEUE, Keys
 
 NOW = 1_764_139_980.0 + 30  # 30 s into a minute
 

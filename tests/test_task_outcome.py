@@ -1,11 +1,11 @@
-"""What a finished task tells Flower: pure checks of :mod:`unsign_worker.task_outcome`."""
+"""What a finished task tells Flower: pure checks of :mod:`unsign_worker.worker.task_outcome`."""
 
 from __future__ import annotations
 
 import pytest
 
-from unsign_worker.settlement import Decision
-from unsign_worker.task_outcome import (
+from unsign_worker.worker.settlement import Decision
+from unsign_worker.worker.task_outcome import (
     MAX_NAMED,
     BatchNotDone,
     JobNotDone,

@@ -14,8 +14,8 @@ import pytest
 import trustme
 
 from tests.plugins.scripted_http import Request, ScriptedServer, answer
-from unsign_worker.exceptions import ConfigError, TransportError
-from unsign_worker.gateway import GatewayClient
+from unsign_worker.protocol.exceptions import ConfigError, TransportError
+from unsign_worker.protocol.gateway import GatewayClient
 from unsign_worker.settings import Settings, check_gateway_url
 
 OK_BODY = b"<alipay><is_success>T</is_success></alipay>"

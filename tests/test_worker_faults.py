@@ -17,7 +17,7 @@ import redis
 from tests.hook_target import calls
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, free_port, partner_protocol
 from tests.plugins.worker_fixtures import wait_for
-from unsign_worker.states import TERMINAL_STATES
+from unsign_worker.store.states import TERMINAL_STATES
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,7 +170,7 @@ def test_a_failing_success_hook_is_retried_on_its_own(gateway_factory, worker_en
 
 
 def _identity(customer_code: str) -> str:
-    from unsign_worker.params import UnsignRequest
+    from unsign_worker.protocol.params import UnsignRequest
 
     return UnsignRequest(customer_code=customer_code).identity(PARTNER).key
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
-from unsign_worker.producer import Producer
+from unsign_worker.producers.producer import Producer
 
 pytestmark = pytest.mark.slow
 LEASE = 15.0

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from unsign_worker.broker import check_store_url
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.store.broker import check_store_url
 
 #: The production gateway of the MAPI interface.
 DEFAULT_GATEWAY_URL = "https://mapi.alipay.com/gateway.do"
 #: Default broker and store.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-#: Sentinel URLs (unsign_worker.sentinel): replicas are expected, so UNSIGN_REPLICA_ACKS is 1.
+#: Sentinel URLs (unsign_worker.store.sentinel): replicas are expected, so UNSIGN_REPLICA_ACKS is 1.
 SENTINEL_PREFIXES = ("redis+sentinel://", "rediss+sentinel://")
 #: How long a write waits for its replicas (WAIT), milliseconds.
 REPLICA_WAIT_MS = 1000

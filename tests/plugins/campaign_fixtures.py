@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from unsign_worker.campaign.store import CampaignStore
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
+from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.store.campaigns import CampaignStore
+from unsign_worker.store.keys import Keys
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 import pytest
 
 from tests.plugins.gateway_fixtures import KEY, PARTNER
-from unsign_worker.context import WorkerContext, build_context
 from unsign_worker.settings import Secret, Settings
+from unsign_worker.worker.context import WorkerContext, build_context
 
 
 class HasUrl(Protocol):

@@ -33,7 +33,7 @@ from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.scenario import parse_scenario
 from unsign_worker.emulator.state import EmulatorState
-from unsign_worker.signing import Signer, make_signer, sign_params
+from unsign_worker.protocol.signing import Signer, make_signer, sign_params
 
 TEST_PARTNER = "2088101568338364"
 #: A few agreements of every kind; ids are what the admin API and stats use.

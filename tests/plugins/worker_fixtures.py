@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from unsign_worker.job import Job
-from unsign_worker.keys import Keys
-from unsign_worker.producer import Producer, producer_app
-from unsign_worker.sentinel import connect
+from unsign_worker.producers.producer import Producer, producer_app
 from unsign_worker.settings import Settings
-from unsign_worker.states import TERMINAL_STATES
+from unsign_worker.store.job import Job
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.sentinel import connect
+from unsign_worker.store.states import TERMINAL_STATES
 
 BIN = Path(sys.executable).parent
 #: Short timeouts so fault tests finish quickly; the ratios between them follow the rules

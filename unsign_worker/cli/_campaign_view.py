@@ -19,9 +19,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from unsign_worker.campaign.store import OUTCOMES, CampaignStatus
 from unsign_worker.cli._ops import console, when
-from unsign_worker.outage import Outage, ride_out
+from unsign_worker.store.campaigns import OUTCOMES, CampaignStatus
+from unsign_worker.store.outage import Outage, ride_out
 
 #: Seconds between two looks at a campaign's progress.
 POLL_SECONDS = 0.5

@@ -14,23 +14,23 @@ import redis
 from rich.console import Console
 
 from unsign_worker.cli.common import redis_for
-from unsign_worker.producer import Producer
+from unsign_worker.producers.producer import Producer
 from unsign_worker.settings import Settings
 
 if TYPE_CHECKING:
-    from unsign_worker.operations import Operations
+    from unsign_worker.ops.operations import Operations
 
 
 def producer_for(settings: Settings, client: redis.Redis | None = None) -> Producer:
     """A producer on the settings' broker and Redis (the caller closes ``producer.app``)."""
-    from unsign_worker.operations import producer_for as make
+    from unsign_worker.ops.operations import producer_for as make
 
     return make(settings, client or redis_for(settings))
 
 
 def operations(settings: Settings) -> Operations:
     """The operator's actions on the settings' deployment (Redis checked first)."""
-    from unsign_worker.operations import Operations
+    from unsign_worker.ops.operations import Operations
 
     return Operations(settings, redis_for(settings))
 

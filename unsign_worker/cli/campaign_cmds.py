@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from unsign_worker.campaign.enqueue import BATCH_SIZE, MESSAGES_AT_LEAST, batch_size_for
 from unsign_worker.cli._ops import console, echo_json
 from unsign_worker.cli.common import fail, load_settings, redis_for
-from unsign_worker.keys import Keys
-from unsign_worker.outage import Outage, ride_out
+from unsign_worker.producers.campaign.enqueue import BATCH_SIZE, MESSAGES_AT_LEAST, batch_size_for
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.outage import Outage, ride_out
 
 #: Bad rows printed on the terminal; the rejects file has them all.
 SHOWN_REJECTS = 20
@@ -33,7 +33,7 @@ def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> in
 
 
 def _store() -> Any:
-    from unsign_worker.campaign.store import CampaignStore
+    from unsign_worker.store.campaigns import CampaignStore
 
     settings = load_settings()
     return settings, CampaignStore(redis_for(settings), Keys(settings.key_prefix))
@@ -87,14 +87,14 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     Exit codes: 0 all well, 1 error or interrupted, 3 finished with refused rows, rejected or
     dead-lettered jobs.
     """
-    from unsign_worker.campaign.enqueue import CampaignEnqueuer
-    from unsign_worker.campaign.plan import scan_file
-    from unsign_worker.campaign.rows import FileFormatError
-    from unsign_worker.campaign.store import CampaignError, CampaignStore
-    from unsign_worker.campaign.stream import start_file
     from unsign_worker.cli._campaign_view import enqueue_with_progress, follow, summary_table
     from unsign_worker.cli._ops import producer_for
     from unsign_worker.cli.main import EXIT_FINISHED_WITH_FAILURES
+    from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer
+    from unsign_worker.producers.campaign.plan import scan_file
+    from unsign_worker.producers.campaign.rows import FileFormatError
+    from unsign_worker.producers.campaign.stream import start_file
+    from unsign_worker.store.campaigns import CampaignError, CampaignStore
 
     settings = load_settings()
     rejects = _RejectsFile(rejects_path or f"{file}.rejects.csv", show_personal_data)
@@ -182,8 +182,8 @@ class _RejectsFile:
     def add(self, reject: Any) -> None:
         import csv
 
-        from unsign_worker.campaign.report import REJECT_COLUMNS, reject_rows
-        from unsign_worker.reports import OutputFileError, neutralise_cell, open_output
+        from unsign_worker.producers.campaign.report import REJECT_COLUMNS, reject_rows
+        from unsign_worker.producers.reports import OutputFileError, neutralise_cell, open_output
 
         if self._handle is None:
             try:
@@ -269,12 +269,12 @@ def campaign_list(as_json: bool) -> None:
 def campaign_report(campaign_id: str, out: str, show_personal_data: bool) -> None:
     """Write one CSV row per input row: line, reference, identity, outcome, code, attempts,
     finished at. Identities are masked unless --show-personal-data."""
-    from unsign_worker.campaign.report import REPORT_COLUMNS, report_rows, write_csv
+    from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv
 
     _, store = _store()
     if store.status(campaign_id) is None:
         fail(f"no campaign {campaign_id}")
-    from unsign_worker.reports import OutputFileError
+    from unsign_worker.producers.reports import OutputFileError
 
     try:
         count = write_csv(Path(out), REPORT_COLUMNS, report_rows(
@@ -285,8 +285,8 @@ def campaign_report(campaign_id: str, out: str, show_personal_data: bool) -> Non
 
 
 def _control(action: str, campaign_id: str) -> None:
-    from unsign_worker.campaign.store import CampaignError
     from unsign_worker.cli._ops import operations, operator
+    from unsign_worker.store.campaigns import CampaignError
 
     try:
         said = operations(load_settings()).steer_campaign(action, campaign_id, by=operator())

@@ -7,9 +7,9 @@ from typing import NoReturn, TextIO
 import click
 import redis
 
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.sentinel import connect
+from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import Settings, redact_url
+from unsign_worker.store.sentinel import connect
 
 
 def load_settings() -> Settings:
@@ -32,7 +32,7 @@ def redis_for(settings: Settings) -> redis.Redis:
 def output_file(path: str) -> TextIO:
     """``--out PATH`` opened private (0600) and never through a symlink, or the command ends
     with the reason."""
-    from unsign_worker.reports import OutputFileError, open_output
+    from unsign_worker.producers.reports import OutputFileError, open_output
 
     try:
         return open_output(path)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.masking import mask_account
-from unsign_worker.params import validate_partner
+from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.protocol.masking import mask_account
+from unsign_worker.protocol.params import validate_partner
+from unsign_worker.protocol.signing import make_signer
 from unsign_worker.settings import (
     DEFAULT_GATEWAY_URL,
     SUPPORTED_CHARSETS,
@@ -23,7 +24,6 @@ from unsign_worker.settings import (
     check_gateway_url,
     redact_url,
 )
-from unsign_worker.signing import make_signer
 
 #: Connect and read timeout of the Redis checks.
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -168,7 +168,7 @@ def _gateway(s: Settings) -> list[Check]:
         else:
             checks.append(ok(name, f"{s.gateway_url} (https, certificate verified)"))
     if s.ca_bundle:
-        from unsign_worker.gateway import check_ca_bundle  # the worker's own rule
+        from unsign_worker.protocol.gateway import check_ca_bundle  # the worker's own rule
 
         try:
             check_ca_bundle(s.ca_bundle)
@@ -191,7 +191,7 @@ def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_S
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    from unsign_worker.sentinel import SENTINEL_SCHEMES, connect
+    from unsign_worker.store.sentinel import SENTINEL_SCHEMES, connect
 
     shown = redact_url(url)
     if urlsplit(url).scheme not in ("redis", "rediss", "unix", *SENTINEL_SCHEMES):

@@ -10,7 +10,7 @@ key: the merchant's own aid for "why ILLEGAL_SIGN?". It is the one command that 
 signature, on purpose; it never prints the key.
 
 ``acl`` prints the Redis ACL users of the three roles (producer, worker, operator) for the key
-prefix, as lines of a Redis ``aclfile`` (:mod:`unsign_worker.acl`).
+prefix, as lines of a Redis ``aclfile`` (:mod:`unsign_worker.store.acl`).
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ import click
 
 from unsign_worker.cli.config_checks import Check, check_redis, check_settings, fail
 from unsign_worker.cli.gateway_probe import probe_gateway
-from unsign_worker.exceptions import ConfigError
-from unsign_worker.params import QUERY_SERVICE, SERVICE, validate_partner
+from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.protocol.params import QUERY_SERVICE, SERVICE, validate_partner
+from unsign_worker.protocol.signing import UNSIGNED_PARAMS, make_signer, string_to_sign
 from unsign_worker.settings import (
     DEFAULT_KEY_PREFIX,
     SUPPORTED_CHARSETS,
     SUPPORTED_SIGN_TYPES,
     Settings,
 )
-from unsign_worker.signing import UNSIGNED_PARAMS, make_signer, string_to_sign
 
 _MARKS = {"ok": "✓", "warning": "!", "error": "✗"}
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -55,7 +55,7 @@ def acl(prefix: str | None, user_prefix: str) -> None:
 
     Passwords are not printed: add each user's own. See docs/security.md for who may do what.
     """
-    from unsign_worker.acl import acl_file
+    from unsign_worker.store.acl import acl_file
 
     chosen = prefix if prefix is not None else (os.environ.get("UNSIGN_KEY_PREFIX")
                                                  or DEFAULT_KEY_PREFIX)

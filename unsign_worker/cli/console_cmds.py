@@ -8,7 +8,7 @@ import os
 import click
 
 from unsign_worker.cli.common import fail, load_settings, redis_for
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.protocol.exceptions import ConfigError
 
 #: The variable holding the console's credentials.
 AUTH_ENV = "UNSIGN_CONSOLE_AUTH"

@@ -5,7 +5,7 @@ the demo's own keys (prefix ``unsign-demo:``), seed a data set, start the emulat
 realistic mix of faults, start workers and Flower, run the campaign with its live progress bar,
 then show the summary, the dead-letter queue by code with the advice for each, and the report
 file. Ctrl-C at any point stops everything the demo started, and only that
-(see :mod:`unsign_worker.demo`).
+(see :mod:`unsign_worker.demo.processes`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 
 import click
 
-from unsign_worker.demo import (
+from unsign_worker.demo.data import describe_mix, dlq_by_code, seed_files
+from unsign_worker.demo.processes import (
     Child,
     DemoError,
     Supervisor,
@@ -32,8 +33,7 @@ from unsign_worker.demo import (
     wait_for_line,
     wait_until,
 )
-from unsign_worker.demo_data import describe_mix, dlq_by_code, seed_files
-from unsign_worker.keys import Keys
+from unsign_worker.store.keys import Keys
 
 DEMO_PREFIX = "unsign-demo:"
 DEMO_CAMPAIGN = "demo"

@@ -16,11 +16,11 @@ from rich.table import Table
 
 from unsign_worker.cli._ops import console, echo_json, operator, when
 from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
-from unsign_worker.keys import Keys
+from unsign_worker.store.keys import Keys
 
 
 def _dlq() -> Any:
-    from unsign_worker.deadletter import DeadLetters
+    from unsign_worker.store.deadletter import DeadLetters
 
     settings = load_settings()
     return settings, DeadLetters(redis_for(settings), Keys(settings.key_prefix),
@@ -145,7 +145,7 @@ def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool, 
 def dlq_resolve(job_id: str, note: str, by: str | None) -> None:
     """Close an entry by hand; who, when and why are kept with it (30 days)."""
     from unsign_worker.cli._ops import operations
-    from unsign_worker.deadletter import DeadLetterError
+    from unsign_worker.store.deadletter import DeadLetterError
 
     try:
         operations(load_settings()).resolve(job_id, note=note, by=by or operator())
@@ -168,7 +168,7 @@ def dlq_resolve(job_id: str, note: str, by: str | None) -> None:
 @click.option("--campaign", default="", help="Only entries of this campaign.")
 def dlq_export(fmt: str, out: str, code: str, campaign: str) -> None:
     """Write the open entries as JSON lines (the `dlq show --json` shape) or CSV, masked."""
-    from unsign_worker import dlq_export
+    from unsign_worker.ops import dlq_export
 
     _, dlq = _dlq()
     handle = sys.stdout if out == "-" else output_file(out)

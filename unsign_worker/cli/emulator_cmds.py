@@ -20,7 +20,7 @@ import click
 
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, DataSet
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.protocol.exceptions import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8010
@@ -199,7 +199,7 @@ def seed_cmd(count: int, mix: str, agreements_out: str, campaign_out: str,
              expected_out: str | None, partner: str | None, seed: int | None) -> None:
     """Write an agreements file and a campaign CSV with a chosen mix of outcomes."""
     from unsign_worker.emulator.seed import generate, resolve_mix
-    from unsign_worker.params import validate_partner
+    from unsign_worker.protocol.params import validate_partner
 
     partner = (partner or _env().get("ALIPAY_PARTNER") or DEFAULT_PARTNER).strip()
     try:

@@ -1,9 +1,9 @@
 """``unsign-worker flower``: Flower on the project's app, with auth, bounded memory and masking.
 
 Flower runs in this process (not through ``celery -A``) so that everything it stores or serves
-passes through :mod:`unsign_worker.monitoring` first: task events and the workers' inspect
+passes through :mod:`unsign_worker.worker.monitoring` first: task events and the workers' inspect
 replies are masked before Flower keeps them, its HTML pages use the ``format_task`` hook, and its
-``/metrics`` also carries the project's own series (:mod:`unsign_worker.exporter`).
+``/metrics`` also carries the project's own series (:mod:`unsign_worker.ops.exporter`).
 
 Credentials come from ``FLOWER_BASIC_AUTH`` (``user:password``, several separated by commas) or
 from the file named by ``FLOWER_BASIC_AUTH_FILE``; never from the command line, where ``ps``
@@ -108,13 +108,13 @@ def build_flower(settings: Settings, opts: FlowerOptions) -> Any:
     from flower.urls import settings as web_settings
     from prometheus_client import REGISTRY
 
-    from unsign_worker.celery_app import create_app
-    from unsign_worker.exporter import UnsignCollector
-    from unsign_worker.flower_events import ride_out_outages
-    from unsign_worker.flower_guard import guard
-    from unsign_worker.keys import Keys
-    from unsign_worker.monitoring import format_task, sanitize_inspect, sanitize_task_event
-    from unsign_worker.sentinel import connect
+    from unsign_worker.ops.exporter import UnsignCollector
+    from unsign_worker.ops.flower_events import ride_out_outages
+    from unsign_worker.ops.flower_guard import guard
+    from unsign_worker.store.keys import Keys
+    from unsign_worker.store.sentinel import connect
+    from unsign_worker.worker.app import create_app
+    from unsign_worker.worker.monitoring import format_task, sanitize_inspect, sanitize_task_event
 
     options.port = opts.port
     options.address = opts.address
@@ -210,7 +210,7 @@ def flower_cmd(port: int, address: str, no_auth: bool, max_tasks: int, control: 
                          control=control, url_prefix=url_prefix)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
-    from unsign_worker.monitoring import MaskingFilter
+    from unsign_worker.worker.monitoring import MaskingFilter
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(MaskingFilter())

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from unsign_worker.cli._ops import console, echo_json, when
 from unsign_worker.cli.common import fail, load_settings, redis_for
-from unsign_worker.exceptions import ValidationError
+from unsign_worker.protocol.exceptions import ValidationError
 
 
 @click.command("enqueue", epilog="""Examples:
@@ -42,7 +42,7 @@ def enqueue_cmd(customer_code: str, type_code: str, trans_account_out: str, biz_
     --wait) the job was rejected or dead-lettered.
     """
     from unsign_worker.cli.main import EXIT_ERROR, EXIT_FINISHED_WITH_FAILURES
-    from unsign_worker.client import ReferenceConflictError, UnsignClient
+    from unsign_worker.producers.client import ReferenceConflictError, UnsignClient
 
     settings = load_settings()
     redis_for(settings)  # fail early and clearly if Redis is down
@@ -97,8 +97,8 @@ def job_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def job_show(job_id: str | None, reference: str, as_json: bool) -> None:
     """Show one job: state, code, reason, attempts, times, parameters (masked)."""
-    from unsign_worker.client import JobStatus
-    from unsign_worker.keys import Keys
+    from unsign_worker.producers.client import JobStatus
+    from unsign_worker.store.keys import Keys
 
     if bool(job_id) == bool(reference):
         fail("give a JOB_ID or --reference (one of them)", 2)

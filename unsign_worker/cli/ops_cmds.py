@@ -11,7 +11,7 @@ from rich.table import Table
 
 from unsign_worker.cli._ops import console, echo_json, when
 from unsign_worker.cli.common import load_settings, redis_for
-from unsign_worker.keys import Keys
+from unsign_worker.store.keys import Keys
 
 
 @click.command("status", epilog="""Examples:
@@ -24,7 +24,7 @@ from unsign_worker.keys import Keys
 def status_cmd(as_json: bool) -> None:
     """Queue depths, jobs in flight, recent rate, outcome counts, dead letters by code, the
     circuit breaker, and the workers seen."""
-    from unsign_worker.status import collect
+    from unsign_worker.ops.status import collect
 
     settings = load_settings()
     data = collect(redis_for(settings), Keys(settings.key_prefix))

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
-from unsign_worker.keys import HOOK_QUEUE, QUEUE, Keys
+from unsign_worker.store.keys import HOOK_QUEUE, QUEUE, Keys
 
 #: Default pool and concurrency of ``unsign-worker worker``: threads suit I/O-bound HTTP calls.
 DEFAULT_POOL = "threads"
@@ -30,9 +30,9 @@ def worker_cmd(ctx: click.Context) -> None:
     --loglevel). Defaults: --pool threads --concurrency 32, queues unsign and unsign.hooks,
     task events on.
     """
-    from unsign_worker.celery_app import create_app
     from unsign_worker.cli.config_checks import redis_health
-    from unsign_worker.context import build_context
+    from unsign_worker.worker.app import create_app
+    from unsign_worker.worker.context import build_context
 
     settings = load_settings()
     try:
@@ -68,7 +68,7 @@ def breaker_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def breaker_status(as_json: bool) -> None:
     """Show whether the breaker is open, and why."""
-    from unsign_worker.breaker import Breaker
+    from unsign_worker.store.breaker import Breaker
 
     settings = load_settings()
     state = Breaker(redis_for(settings), Keys(settings.key_prefix), threshold=1,
@@ -111,7 +111,7 @@ def audit_export(fmt: str, out: str, campaign: str) -> None:
 
     Example: unsign-worker audit export --format csv --out audit.csv
     """
-    from unsign_worker.reports import neutralise_cell
+    from unsign_worker.producers.reports import neutralise_cell
 
     settings = load_settings()
     client = redis_for(settings)

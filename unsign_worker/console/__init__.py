@@ -2,7 +2,7 @@
 escalations and run campaigns (``unsign-worker console``).
 
 Pages: Escalations (the dead-letter queue), Campaigns, Health, Lookup. Every action calls the
-same library functions as the CLI (:mod:`unsign_worker.operations`) and is journaled with the
+same library functions as the CLI (:mod:`unsign_worker.ops.operations`) and is journaled with the
 operator's name and note. See docs/console.md.
 """
 

@@ -3,7 +3,8 @@
 Secure by default: credentials are required on any address but loopback; every response says
 not to frame it (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), not to sniff it, and
 carries a Content-Security-Policy that allows no script at all. Every string a template prints
-goes through :func:`unsign_worker.monitoring.mask_text` (Jinja's ``finalize``), so an email or
+goes through :func:`unsign_worker.worker.monitoring.mask_text` (Jinja's ``finalize``), so an email
+or
 account number that slipped into a reason or a note is still masked. The access log names the
 method, the path and the status, never a query string (a lookup may hold a reference).
 """
@@ -27,9 +28,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from unsign_worker.console import auth, csrf
-from unsign_worker.monitoring import mask_text
-from unsign_worker.operations import Operations
+from unsign_worker.ops.operations import Operations
 from unsign_worker.settings import Settings
+from unsign_worker.worker.monitoring import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def serve(settings: Settings, client: redis.Redis, *, host: str, port: int,
           users: dict[str, str], on_ready: Callable[[str], None]) -> None:
     """Serve until SIGINT/SIGTERM; ``on_ready(url)`` once listening (``port`` 0: any free
     port). Refuses a non-loopback address without credentials (raises ConfigError)."""
-    from unsign_worker.exceptions import ConfigError
+    from unsign_worker.protocol.exceptions import ConfigError
 
     if not users and not auth.is_loopback(host):
         raise ConfigError(f"console: refusing to listen on {host} without credentials; set "

@@ -9,7 +9,7 @@ import binascii
 import hmac
 import ipaddress
 
-from unsign_worker.exceptions import ConfigError
+from unsign_worker.protocol.exceptions import ConfigError
 
 #: Shortest password accepted.
 MIN_PASSWORD = 8

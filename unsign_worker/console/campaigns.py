@@ -10,11 +10,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from unsign_worker.campaign.report import REPORT_COLUMNS, report_rows, write_csv_to
-from unsign_worker.campaign.store import OUTCOMES, CampaignError, CampaignStatus
 from unsign_worker.console.app import OPS, operator, render
-from unsign_worker.monitoring import mask_text
-from unsign_worker.operations import CAMPAIGN_ACTIONS
+from unsign_worker.ops.operations import CAMPAIGN_ACTIONS
+from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv_to
+from unsign_worker.store.campaigns import OUTCOMES, CampaignError, CampaignStatus
+from unsign_worker.worker.monitoring import mask_text
 
 #: The actions each state allows.
 ALLOWED = {"running": ("pause", "cancel"), "paused": ("resume", "cancel")}

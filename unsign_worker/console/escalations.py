@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from unsign_worker import dlq_export
 from unsign_worker.console.app import OPS, operator, render
-from unsign_worker.deadletter import DeadLetterError, Entry
-from unsign_worker.errors import lookup as error_info
-from unsign_worker.lookup import attempts
-from unsign_worker.operations import Operations
+from unsign_worker.ops import dlq_export
+from unsign_worker.ops.lookup import attempts
+from unsign_worker.ops.operations import Operations
+from unsign_worker.protocol.catalogue import lookup as error_info
+from unsign_worker.store.deadletter import DeadLetterError, Entry
 
 #: Age filters offered: label -> seconds (entries at least this old).
 AGES = {"": 0, "1h": 3600, "24h": 86400, "7d": 7 * 86400}

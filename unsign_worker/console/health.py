@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from unsign_worker.console.app import OPS, operator, render
-from unsign_worker.errors import lookup as error_info
-from unsign_worker.status import collect, outcomes_last_hour
+from unsign_worker.ops.status import collect, outcomes_last_hour
+from unsign_worker.protocol.catalogue import lookup as error_info
 
 
 async def page(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from unsign_worker.console.app import OPS, render
-from unsign_worker.lookup import find_job_id, job_view
+from unsign_worker.ops.lookup import find_job_id, job_view
 
 
 async def page(request: web.Request) -> web.Response:

@@ -1,0 +1,1 @@
+"""The one-command demo: its processes and its data."""

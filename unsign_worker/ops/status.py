@@ -1,0 +1,113 @@
+"""Status at a glance: queues, jobs in flight, recent rate, outcomes, dead letters, breaker,
+workers. One pipelined read; :func:`collect` returns the stable JSON shape of
+``unsign-worker status --json`` (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from unsign_worker.store.breaker import Breaker
+from unsign_worker.store.deadletter import DeadLetters
+from unsign_worker.store.keys import HOOK_QUEUE, INBOX_GROUP, QUEUE, Keys
+from unsign_worker.store.states import TERMINAL_STATES, JobState
+
+#: kombu's priority steps and separator: a queue with priorities is several lists.
+PRIORITY_STEPS = (0, 3, 6, 9)
+PRIORITY_SEP = "\x06\x16"
+#: Minutes of ``P rate:<minute>`` counts summed for the recent rate.
+RATE_MINUTES = 5
+#: A worker whose last heartbeat is older than this is shown as not alive, seconds.
+WORKER_STALE_SECONDS = 60.0
+OUTCOMES = tuple(str(s) for s in JobState if s in TERMINAL_STATES)
+
+
+def _queue_names(keys: Keys, name: str) -> list[str]:
+    base = keys.queue(name)
+    return [base if p == 0 else f"{base}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS]
+
+
+def _int_map(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dict[str, Any]:
+    """Everything ``unsign-worker status`` shows, as one JSON-able dict."""
+    now = time.time() if now is None else now
+    minute = int(now // 60)
+    pipe = client.pipeline(transaction=False)
+    queues = {QUEUE: _queue_names(keys, QUEUE), HOOK_QUEUE: _queue_names(keys, HOOK_QUEUE)}
+    for names in queues.values():
+        for name in names:
+            pipe.llen(name)
+    pipe.hlen(keys.unacked)
+    pipe.zcard(keys.leases)
+    pipe.zcard(keys.parked)
+    pipe.xlen(keys.inbox)
+    pipe.hgetall(keys.counts)
+    for m in range(minute - RATE_MINUTES + 1, minute + 1):
+        pipe.hgetall(keys.rate(m))
+    pipe.zrange(keys.workers, 0, -1, withscores=True)
+    pipe.zrange(keys.campaigns, 0, -1)
+    out = pipe.execute()
+    depth = {}
+    for name, names in queues.items():
+        depth[name] = sum(out[:len(names)])
+        out = out[len(names):]
+    unacked, leased, parked, inbox_len, counts = out[:5]
+    per_minute = out[5:5 + RATE_MINUTES]
+    workers_raw, campaign_ids = out[5 + RATE_MINUTES:]
+    campaign_parked = 0
+    if campaign_ids:
+        pipe = client.pipeline(transaction=False)
+        for cid in campaign_ids:
+            pipe.zcard(keys.campaign_parked(cid.decode()))
+        campaign_parked = sum(pipe.execute())
+    recent = [sum(_int_map(m).values()) for m in per_minute]
+    window = (RATE_MINUTES - 1) * 60 + (now % 60)
+    dlq = DeadLetters(client, keys)
+    return {
+        "time": now,
+        "queues": depth,
+        "unacked": int(unacked),
+        "in_flight": int(leased),
+        "parked": {"breaker": int(parked), "campaigns": int(campaign_parked)},
+        "inbox": {"length": int(inbox_len), "pending": _inbox_pending(client, keys)},
+        "rate": {"this_minute": recent[-1], "last_5_minutes": sum(recent),
+                 "per_second": round(sum(recent) / window, 3) if window > 0 else 0.0},
+        "outcomes": {o: _int_map(counts).get(o, 0) for o in OUTCOMES},
+        "dlq": {"size": dlq.size(), "by_code": dlq.by_code()},
+        "breaker": Breaker(client, keys, threshold=1, window_seconds=1).state().as_dict(),
+        "workers": [{"hostname": host.decode(), "last_seen": seen,
+                     "age_seconds": round(now - seen, 1),
+                     "alive": now - seen <= WORKER_STALE_SECONDS}
+                    for host, seen in sorted(workers_raw, key=lambda w: -w[1])],
+    }
+
+
+def _inbox_pending(client: redis.Redis, keys: Keys) -> int:
+    """Inbox entries read by a worker and not yet acknowledged."""
+    try:
+        info = client.xpending(keys.inbox, INBOX_GROUP)
+    except redis.ResponseError:  # no stream or no group yet
+        return 0
+    return int(info.get("pending", 0)) if isinstance(info, dict) else 0
+
+
+def outcomes_last_hour(client: redis.Redis, keys: Keys, *, now: float | None = None
+                       ) -> dict[str, int]:
+    """Jobs that reached each state in the last 60 minutes (the per-minute counts live an
+    hour)."""
+    now = time.time() if now is None else now
+    minute = int(now // 60)
+    pipe = client.pipeline(transaction=False)
+    for m in range(minute - 59, minute + 1):
+        pipe.hgetall(keys.rate(m))
+    total: dict[str, int] = {}
+    for counts in pipe.execute():
+        for state, n in _int_map(counts).items():
+            total[state] = total.get(state, 0) + n
+    return {o: total.get(o, 0) for o in OUTCOMES}

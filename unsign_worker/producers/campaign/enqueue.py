@@ -1,0 +1,226 @@
+"""Enqueueing a campaign's jobs: pipelined, batched, resumable, idempotent.
+
+Jobs go in chunks. For each chunk, one script call reads every job's record, which sorts the
+jobs:
+
+- no record: new; its record is written (one script call for the chunk), then it is sent;
+- record ``queued`` without ``sent_at``: an earlier run wrote it and stopped before sending
+  (crash, Ctrl-C): it is sent now (a copy already in the broker is dropped by the worker);
+- anything else: done or in flight: skipped.
+
+After a chunk's messages are sent, one script call stamps ``sent_at`` on each job. (Scripts
+rather than pipelines: a client packs one command per chunk instead of one per job.) Several jobs
+share a message (``unsign_worker.unsign_batch``) so the broker sees few, large messages. Between
+chunks the campaign's state is read: a cancelled campaign stops sending.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from unsign_worker.producers.producer import Producer
+from unsign_worker.store.campaigns import CampaignStore
+from unsign_worker.store.job import Job
+from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
+
+#: Jobs looked up and recorded per pipeline.
+CHUNK_SIZE = 2000
+#: Most jobs per broker message. A message's jobs run one after another in one pool slot, so
+#: the batch adapts to the campaign (:func:`batch_size_for`): big enough that the broker costs
+#: little per job, small enough that a campaign spreads over at least ``MESSAGES_AT_LEAST``
+#: messages, i.e. over as many worker slots.
+BATCH_SIZE = 200
+#: A campaign of more jobs than this is cut into at least this many messages.
+MESSAGES_AT_LEAST = 200
+
+
+def batch_size_for(jobs: int, *, most: int = BATCH_SIZE) -> int:
+    """Jobs per message for a campaign of ``jobs`` jobs: at most ``most``, and at least
+    ``MESSAGES_AT_LEAST`` messages when there are that many jobs."""
+    return max(1, min(most, jobs // MESSAGES_AT_LEAST))
+
+READ_LUA = r"""
+-- KEYS: campaign meta, job records... ; returns the campaign state, then state and sent_at of
+-- each job ('' for none)
+local out = {redis.call('HGET', KEYS[1], 'state') or ''}
+for i = 2, #KEYS do
+  local v = redis.call('HMGET', KEYS[i], 'state', 'sent_at')
+  out[#out + 1] = v[1] or ''
+  out[#out + 1] = v[2] or ''
+end
+return out
+"""
+
+WRITE_LUA = r"""
+-- KEYS: campaign meta, leases, job records... ; ARGV[1]: JSON list of flat field lists, one per
+-- job; ARGV[2]: JSON list of their job ids; ARGV[3]: when a queued job is checked (leases)
+-- Writes the records that do not exist yet; returns the positions (1-based) of those that did.
+local records = cjson.decode(ARGV[1])
+local ids = cjson.decode(ARGV[2])
+local existing = {}
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    existing[#existing + 1] = i - 2
+  else
+    redis.call('HSET', KEYS[i], unpack(records[i - 2]))
+    redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ids[i - 2])
+  end
+end
+redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 2 - #existing)
+return existing
+"""
+
+MARK_LUA = r"""
+-- KEYS: job records ; ARGV[1]: the time they were sent
+for i = 1, #KEYS do
+  redis.call('HSET', KEYS[i], 'sent_at', ARGV[1])
+end
+return #KEYS
+"""
+
+
+@dataclass
+class EnqueueResult:
+    """What one run did; ``skipped`` counts jobs by the state they were found in."""
+
+    new: int = 0
+    resent: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    stopped: str = ""
+
+    @property
+    def sent(self) -> int:
+        return self.new + self.resent
+
+    def as_dict(self) -> dict[str, object]:
+        return {"new": self.new, "resent": self.resent,
+                "skipped": sum(self.skipped.values()),
+                "skipped_by_state": dict(sorted(self.skipped.items())),
+                "stopped": self.stopped}
+
+
+class CampaignEnqueuer:
+    def __init__(self, producer: Producer, store: CampaignStore, *,
+                 chunk_size: int = CHUNK_SIZE, batch_size: int = BATCH_SIZE) -> None:
+        if chunk_size < 1 or batch_size < 1:
+            raise ValueError("chunk_size and batch_size must be at least 1")
+        self.producer = producer
+        self.store = store
+        self.chunk_size = chunk_size
+        self.batch_size = batch_size
+        self._lines: Mapping[str, int] = {}
+        self._fresh = False
+        #: says "Redis unavailable since …, retrying" once per outage (a log warning)
+        self.outage = Outage("Redis")
+        client = producer.redis
+        self._read = client.register_script(READ_LUA)
+        self._write = client.register_script(WRITE_LUA)
+        self._mark = client.register_script(MARK_LUA)
+
+    def run(self, campaign_id: str, jobs: Sequence[Job], *,
+            lines: Mapping[str, int] | None = None, fresh: bool = False,
+            on_chunk: Callable[[EnqueueResult, int], None] | None = None) -> EnqueueResult:
+        """Enqueue ``jobs`` (all of campaign ``campaign_id``), ``chunk_size`` at a time; as
+        :meth:`run_chunks` with ``lines`` (job id -> line in the file) for every chunk."""
+        every = lines or {}
+        return self.run_chunks(
+            campaign_id, ((jobs[s:s + self.chunk_size], every)
+                          for s in range(0, len(jobs), self.chunk_size)),
+            fresh=fresh, on_chunk=on_chunk)
+
+    def run_chunks(self, campaign_id: str,
+                   chunks: Iterable[tuple[Sequence[Job], Mapping[str, int]]], *,
+                   fresh: bool = False,
+                   on_chunk: Callable[[EnqueueResult, int], None] | None = None
+                   ) -> EnqueueResult:
+        """Enqueue the jobs of ``chunks``, taken one at a time (so a caller can stream them):
+        each is a chunk of jobs of campaign ``campaign_id`` and a mapping of their ids to their
+        line in the file (kept in the record for the report). ``fresh`` says the campaign was
+        just created, so no job can have a record yet; ``on_chunk(result, handled)`` is called
+        after each chunk. A cancelled campaign stops the run between chunks (no further chunk
+        is taken); otherwise, once ``chunks`` is exhausted, the campaign's enqueue is marked
+        complete."""
+        self._fresh = fresh
+        result = EnqueueResult()
+        handled = 0
+        for chunk, lines in chunks:
+            self._lines = lines
+            state = ride_out(lambda c=chunk: self._attempt(campaign_id, c, result), self.outage)
+            handled += len(chunk)
+            if on_chunk is not None:
+                on_chunk(result, handled)
+            if state == "cancelled":
+                result.stopped = "cancelled"
+                return result
+        self.store.finish_enqueue(campaign_id)
+        return result
+
+    def _attempt(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
+        """One try at a chunk. A Redis or broker outage midway is waited out and the chunk
+        tried again: part of it may be recorded (and sent) already, so it is looked up first;
+        a job sent twice is dropped by the worker."""
+        try:
+            return self._chunk(campaign_id, chunk, result)
+        except OUTAGE_ERRORS:
+            self._fresh = False
+            raise
+
+    def _chunk(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
+        """Handle one chunk; returns the campaign's state as read before sending."""
+        k = self.producer.keys
+        meta = k.campaign(campaign_id)
+        if self._fresh:  # a campaign created by this run has no job records to look up
+            raw = self.producer.redis.hget(meta, "state")
+            found = [raw.decode() if raw else "", *[""] * (2 * len(chunk))]
+        else:
+            found = [x.decode() for x in self._read(keys=[meta, *(k.job(j.job_id)
+                                                                  for j in chunk)])]
+        state = found[0]
+        if state == "cancelled":
+            return state
+        new: list[Job] = []
+        resend: list[Job] = []
+        for i, job in enumerate(chunk):
+            job_state, sent_at = found[1 + 2 * i], found[2 + 2 * i]
+            if not job_state:
+                new.append(job)
+            elif job_state == "queued" and not sent_at:
+                resend.append(job)
+            else:
+                result.skipped[job_state] += 1
+        if new:
+            records = []
+            for job in new:
+                fields = {**self.producer.record_fields(job)}
+                if job.job_id in self._lines:
+                    fields["line"] = self._lines[job.job_id]
+                records.append([str(x) for pair in fields.items() for x in pair])
+            # every queued job sits in P leases too, so the sweeper can tell a lost message
+            # from a backlog (see unsign_worker.store.recovery)
+            check_at = time.time() + self.producer.queued_grace_seconds
+            existing = self._write(keys=[meta, k.leases, *(k.job(j.job_id) for j in new)],
+                                   args=[json.dumps(records, ensure_ascii=False),
+                                         json.dumps([j.job_id for j in new]), repr(check_at)])
+            if existing:  # recorded meanwhile (a concurrent run): theirs to send
+                taken = {int(i) - 1 for i in existing}
+                result.skipped["recorded_meanwhile"] += len(taken)
+                new = [job for i, job in enumerate(new) if i not in taken]
+        outgoing = new + resend
+        self._send(outgoing)
+        if outgoing:
+            self._mark(keys=[k.job(j.job_id) for j in outgoing], args=[repr(time.time())])
+        result.new += len(new)
+        result.resent += len(resend)
+        return state
+
+    def _send(self, jobs: Sequence[Job]) -> None:
+        for start in range(0, len(jobs), self.batch_size):
+            batch = jobs[start:start + self.batch_size]
+            if len(batch) == 1:
+                self.producer.send(batch[0])
+            else:
+                self.producer.send_batch(batch)

@@ -1,0 +1,103 @@
+"""The circuit breaker that stops the line on integration-wide (``halt``) answers.
+
+A ``halt`` code (bad signature, partner, key profile, IP, privilege, interface closed...) means
+every job would fail the same way. After ``threshold`` of them within ``window`` seconds the
+breaker opens: workers stop calling the gateway and park jobs (they stay queued; nothing is
+marked failed). After ``probe_after`` seconds one job is let through as a half-open probe; an
+answer that is not ``halt`` closes the breaker, a ``halt`` re-opens it. ``unsign-worker breaker
+reset`` closes it by hand.
+
+Keys: ``P breaker`` (hash: state, opened_at, code, reason, halts), ``P breaker:halts`` (zset of
+recent halt answers), ``P breaker:probe`` (the probe lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from unsign_worker.store.keys import Keys
+
+log = logging.getLogger(__name__)
+
+RECORD_HALT_LUA = r"""
+-- KEYS: breaker, halts, probe ; ARGV: now, window, threshold, code, reason, member, probe
+local now, window, threshold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', KEYS[2], now, ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+redis.call('EXPIRE', KEYS[2], math.ceil(window) + 60)
+local count = redis.call('ZCARD', KEYS[2])
+redis.call('HINCRBY', KEYS[1], 'halts', 1)
+if ARGV[7] == '1' then redis.call('DEL', KEYS[3]) end
+local state = redis.call('HGET', KEYS[1], 'state')
+if count >= threshold or ARGV[7] == '1' then
+  if state ~= 'open' or ARGV[7] == '1' then
+    redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', ARGV[1], 'code', ARGV[4],
+               'reason', ARGV[5])
+    return 'opened'
+  end
+  return 'open'
+end
+return state or 'closed'
+"""
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    state: str  # closed | open
+    code: str = ""
+    reason: str = ""
+    opened_at: float | None = None
+    halts: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"state": self.state, "code": self.code, "reason": self.reason,
+                "opened_at": self.opened_at, "halts": self.halts}
+
+
+class Breaker:
+    """Reads and changes the breaker in Redis."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, threshold: int, window_seconds: float
+                 ) -> None:
+        self._r = client
+        self._keys = keys
+        self._threshold = max(1, threshold)
+        self._window = window_seconds
+        self._record = client.register_script(RECORD_HALT_LUA)
+
+    def record_halt(self, code: str, reason: str, *, probe: bool = False,
+                    now: float | None = None) -> str:
+        """Count one halt answer; returns ``opened`` when this one opened the breaker."""
+        now = time.time() if now is None else now
+        k = self._keys
+        out = self._record(keys=[k.breaker, k.breaker_halts, k.breaker_probe],
+                           args=[repr(now), repr(self._window), self._threshold, code, reason,
+                                 f"{now!r}:{uuid.uuid4().hex[:8]}", "1" if probe else "0"])
+        result = out.decode() if isinstance(out, bytes) else str(out)
+        if result == "opened":
+            log.critical("CIRCUIT BREAKER OPEN: the gateway answered %s (%s). Workers stop "
+                         "calling the gateway and park jobs until `unsign-worker breaker reset` "
+                         "or a successful half-open probe.", code, reason)
+        return result
+
+    def state(self) -> BreakerState:
+        raw = {k.decode(): v.decode() for k, v in self._r.hgetall(self._keys.breaker).items()}
+        return BreakerState(state=raw.get("state", "closed"), code=raw.get("code", ""),
+                            reason=raw.get("reason", ""),
+                            opened_at=float(raw["opened_at"]) if raw.get("opened_at") else None,
+                            halts=int(raw.get("halts", 0)))
+
+    def reset(self) -> None:
+        """Close the breaker by hand and forget recent halts."""
+        k = self._keys
+        pipe = self._r.pipeline()
+        pipe.hset(k.breaker, mapping={"state": "closed", "closed_at": repr(time.time()),
+                                      "code": "", "reason": ""})
+        pipe.delete(k.breaker_halts, k.breaker_probe)
+        pipe.execute()
+        log.warning("circuit breaker reset by hand")

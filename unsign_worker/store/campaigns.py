@@ -1,0 +1,270 @@
+"""A campaign's record in Redis: its meta hash, its job list, its rejected rows, its progress.
+
+Meta (``P campaign:<id>``): ``id``, ``name``, ``source`` (file name), ``state`` (running |
+paused | cancelled | done), ``rate`` (jobs/s, 0 = unlimited; enforced by the workers' claim),
+``total`` (valid rows), ``rejected`` (rows refused by the validator), ``enqueued`` (jobs
+recorded), ``enqueue_complete`` (0/1), ``created_at``, ``updated_at``, ``finished_at`` and
+``<state>_at`` for each operator action (epoch seconds). Outcome counts are kept by the workers
+in ``P campaign:<id>:counts``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from unsign_worker.producers.campaign.validate import RejectedRow
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
+
+#: Outcomes in the order tables and JSON list them.
+OUTCOMES = tuple(str(s) for s in JobState if s in TERMINAL_STATES)
+#: Ids written per pipeline when the job list is rebuilt.
+LIST_CHUNK = 5000
+
+BEGIN_LUA = r"""
+-- KEYS: meta, campaigns ; ARGV: id, name, source, total, rejected, rate ('' = keep), now
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'cancelled' then return 'cancelled' end
+if not st then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'running', 'created_at', ARGV[7],
+             'enqueued', 0, 'rate', 0, 'name', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
+  st = 'new'
+elseif st == 'done' then
+  redis.call('HSET', KEYS[1], 'state', 'running')
+end
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[2]) end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'rate', ARGV[6]) end
+redis.call('HSET', KEYS[1], 'source', ARGV[3], 'total', ARGV[4], 'rejected', ARGV[5],
+           'updated_at', ARGV[7], 'enqueue_complete', 0)
+redis.call('HDEL', KEYS[1], 'finished_at')
+return st
+"""
+
+TRANSITION_LUA = r"""
+-- KEYS: meta ; ARGV: to, now, from states...
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'absent' end
+for i = 3, #ARGV do
+  if st == ARGV[i] then
+    redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2], ARGV[1] .. '_at', ARGV[2])
+    return 'ok'
+  end
+end
+return st
+"""
+
+
+class CampaignError(Exception):
+    """An operation a campaign's state does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    """A campaign at a glance; :meth:`as_dict` is the stable JSON shape (docs/cli.md)."""
+
+    campaign: str
+    name: str = ""
+    source: str = ""
+    state: str = ""
+    rate: int = 0
+    total: int = 0
+    rejected_rows: int = 0
+    enqueued: int = 0
+    enqueue_complete: bool = False
+    outcomes: dict[str, int] = field(default_factory=dict)
+    parked: int = 0
+    created_at: float | None = None
+    updated_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def done(self) -> int:
+        return sum(self.outcomes.get(o, 0) for o in OUTCOMES)
+
+    @property
+    def failures(self) -> int:
+        return sum(self.outcomes.get(str(s), 0) for s in FAILURE_STATES)
+
+    @property
+    def finished(self) -> bool:
+        """Every job that will ever run has ended."""
+        if self.state == "done":
+            return True
+        if self.state == "cancelled":
+            return self.done >= self.enqueued
+        return self.enqueue_complete and self.done >= self.total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"campaign": self.campaign, "name": self.name, "source": self.source,
+                "state": self.state, "rate": self.rate, "total": self.total,
+                "rejected_rows": self.rejected_rows, "enqueued": self.enqueued,
+                "enqueue_complete": self.enqueue_complete, "done": self.done,
+                "remaining": max(0, self.total - self.done), "finished": self.finished,
+                "failures": self.failures, "parked": self.parked,
+                "outcomes": {o: self.outcomes.get(o, 0) for o in OUTCOMES},
+                "created_at": self.created_at, "updated_at": self.updated_at,
+                "finished_at": self.finished_at}
+
+
+def _num(raw: dict[str, str], name: str) -> float | None:
+    try:
+        return float(raw[name]) if raw.get(name) else None
+    except ValueError:
+        return None
+
+
+class CampaignStore:
+    """Reads and writes campaign records."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._begin = client.register_script(BEGIN_LUA)
+        self._transition = client.register_script(TRANSITION_LUA)
+
+    def begin(self, campaign_id: str, *, name: str, source: str, total: int, rejected: int,
+              rate: int | None, now: float | None = None) -> str:
+        """Create the campaign or take it up again; returns ``new`` or its former state.
+
+        Raises:
+            CampaignError: the campaign was cancelled.
+        """
+        k = self.keys
+        out = self._begin(keys=[k.campaign(campaign_id), k.campaigns],
+                          args=[campaign_id, name, source, total, rejected,
+                                "" if rate is None else rate, repr(now or time.time())])
+        state = out.decode() if isinstance(out, bytes) else str(out)
+        if state == "cancelled":
+            raise CampaignError(f"campaign {campaign_id} was cancelled; run the file under a "
+                                "new --id to start again")
+        return state
+
+    def set_jobs(self, campaign_id: str, job_ids: Sequence[str]) -> None:
+        """Replace the campaign's job list (input order), atomically for readers."""
+        self.open_job_list(campaign_id)
+        for start in range(0, len(job_ids), LIST_CHUNK):
+            self.append_jobs(campaign_id, job_ids[start:start + LIST_CHUNK])
+        self.close_job_list(campaign_id)
+
+    def open_job_list(self, campaign_id: str) -> None:
+        """Start building the campaign's job list anew (``:jobs:new``, appended to by
+        :meth:`append_jobs`, renamed over ``:jobs`` by :meth:`close_job_list`). The list of a
+        run that stopped before closing it, if no complete list exists, is kept as ``:jobs``
+        first: it names every job that run recorded, which cancel and the report need."""
+        k = self.keys
+        building, done = k.campaign_jobs_new(campaign_id), k.campaign_jobs(campaign_id)
+        if not self.redis.exists(done) and self.redis.exists(building):
+            self.redis.rename(building, done)
+        self.redis.delete(building)
+
+    def append_jobs(self, campaign_id: str, job_ids: Sequence[str]) -> None:
+        """Append ids to the list being built (call before recording those jobs, so the list
+        always names every recorded job)."""
+        building = self.keys.campaign_jobs_new(campaign_id)
+        for start in range(0, len(job_ids), LIST_CHUNK):
+            self.redis.rpush(building, *job_ids[start:start + LIST_CHUNK])
+
+    def close_job_list(self, campaign_id: str) -> None:
+        """The list being built is complete: it replaces the campaign's job list."""
+        k = self.keys
+        building, done = k.campaign_jobs_new(campaign_id), k.campaign_jobs(campaign_id)
+        if self.redis.exists(building):
+            self.redis.rename(building, done)
+        else:
+            self.redis.delete(done)
+
+    def set_rejects(self, campaign_id: str, rejects: Sequence[RejectedRow]) -> None:
+        """Replace the campaign's rejected rows."""
+        self.clear_rejects(campaign_id)
+        self.append_rejects(campaign_id, rejects)
+
+    def clear_rejects(self, campaign_id: str) -> None:
+        """Forget the rejected rows (a run lists them again as it reads its file)."""
+        self.redis.delete(self.keys.campaign_rejects(campaign_id))
+
+    def append_rejects(self, campaign_id: str, rejects: Sequence[RejectedRow]) -> None:
+        key = self.keys.campaign_rejects(campaign_id)
+        for start in range(0, len(rejects), LIST_CHUNK):
+            self.redis.rpush(key, *[json.dumps(r.as_dict(), ensure_ascii=False)
+                                    for r in rejects[start:start + LIST_CHUNK]])
+
+    def rejects(self, campaign_id: str) -> list[dict[str, Any]]:
+        raw = self.redis.lrange(self.keys.campaign_rejects(campaign_id), 0, -1)
+        return [json.loads(item) for item in raw]
+
+    def job_ids(self, campaign_id: str, *, chunk: int = LIST_CHUNK) -> Iterator[list[str]]:
+        """The campaign's job ids in input order, ``chunk`` at a time (while a first run has not
+        completed its list: the ids listed so far)."""
+        done = self.keys.campaign_jobs(campaign_id)
+        # a first run still enqueueing (or stopped) has only the list it is building
+        key = done if self.redis.exists(done) else self.keys.campaign_jobs_new(campaign_id)
+        start = 0
+        while True:
+            part = self.redis.lrange(key, start, start + chunk - 1)
+            if not part and key != done and self.redis.exists(done):
+                key = done  # completed meanwhile: read on from the complete list
+                continue
+            if not part:
+                return
+            yield [j.decode() for j in part]
+            start += chunk
+
+    def finish_enqueue(self, campaign_id: str) -> None:
+        self.redis.hset(self.keys.campaign(campaign_id),
+                        mapping={"enqueue_complete": 1, "updated_at": repr(time.time())})
+
+    def status(self, campaign_id: str) -> CampaignStatus | None:
+        """The campaign's status, or None; a running campaign found finished becomes
+        ``done``."""
+        k = self.keys
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(k.campaign(campaign_id))
+        pipe.hgetall(k.campaign_counts(campaign_id))
+        pipe.zcard(k.campaign_parked(campaign_id))
+        meta_raw, counts_raw, parked = pipe.execute()
+        if not meta_raw:
+            return None
+        meta = {a.decode(): b.decode("utf-8", "replace") for a, b in meta_raw.items()}
+        counts = {a.decode(): int(b) for a, b in counts_raw.items()}
+        status = CampaignStatus(
+            campaign=campaign_id, name=meta.get("name", ""), source=meta.get("source", ""),
+            state=meta.get("state", ""), rate=int(float(meta.get("rate") or 0)),
+            total=int(meta.get("total") or 0), rejected_rows=int(meta.get("rejected") or 0),
+            enqueued=int(meta.get("enqueued") or 0),
+            enqueue_complete=meta.get("enqueue_complete") == "1", outcomes=counts,
+            parked=int(parked), created_at=_num(meta, "created_at"),
+            updated_at=_num(meta, "updated_at"), finished_at=_num(meta, "finished_at"))
+        if status.state == "running" and status.finished:
+            now = time.time()
+            if self._transition(keys=[k.campaign(campaign_id)],
+                                args=["done", repr(now), "running"]) in (b"ok", "ok"):
+                self.redis.hset(k.campaign(campaign_id), "finished_at", repr(now))
+                return self.status(campaign_id)
+        return status
+
+    def list(self) -> list[CampaignStatus]:
+        """Every campaign, newest first."""
+        ids = [i.decode() for i in self.redis.zrevrange(self.keys.campaigns, 0, -1)]
+        return [s for s in (self.status(i) for i in ids) if s is not None]
+
+    def transition(self, campaign_id: str, to: str, *allowed: str) -> None:
+        """Move the campaign to state ``to`` if it is in one of ``allowed``.
+
+        Raises:
+            CampaignError: no such campaign, or its state does not allow it.
+        """
+        out = self._transition(keys=[self.keys.campaign(campaign_id)],
+                               args=[to, repr(time.time()), *allowed])
+        result = out.decode() if isinstance(out, bytes) else str(out)
+        if result == "absent":
+            raise CampaignError(f"no campaign {campaign_id}")
+        if result != "ok":
+            raise CampaignError(f"campaign {campaign_id} is {result}; it must be "
+                                f"{' or '.join(allowed)} to become {to}")

@@ -1,0 +1,219 @@
+"""The dead-letter queue: jobs a human must look at, and the only two ways out of it.
+
+The worker writes an entry (hash ``P dlq:<job_id>``: ``job_id``, ``kind`` (escalate |
+retry_exhausted), ``code``, ``zh``, ``en``, ``category``, ``advice``, ``reason``, ``attempts``,
+``identity``, ``identity_masked``, ``job`` (the job, masked, JSON), ``campaign``, ``reference``,
+``dead_lettered_at``) and adds the job id to the zset ``P dlq``. It keeps the job's record
+without expiry. Nothing leaves the queue except by
+
+- :meth:`DeadLetters.requeue`: the job goes back to ``queued`` under the same id (so dedup
+  still holds), its outcome counts are taken back, its entry removed, and it is sent again from
+  its record. It is also put in ``P leases`` so that, should this process die before the
+  message is sent, the sweeper sends it;
+- :meth:`DeadLetters.resolve`: closed by hand; the entry keeps who, when and why
+  (``resolved_by``, ``resolved_at``, ``resolution_note``), moves to ``P dlq:resolved`` and is
+  kept 30 days; the job stays ``dead_lettered`` and gets its normal retention.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from unsign_worker.store.claims import NO_CAMPAIGN
+from unsign_worker.store.keys import Keys
+
+#: Retention of a resolved entry, seconds.
+RESOLVED_RETENTION_SECONDS = 30 * 86400
+#: Retention of a resolved job's record, seconds (as for any finished job).
+JOB_RETENTION_SECONDS = 30 * 86400
+#: Approximate length kept in the audit stream.
+AUDIT_MAXLEN = 1_000_000
+
+REQUEUE_LUA = r"""
+-- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign
+-- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 'absent' end
+local st = redis.call('HGET', KEYS[3], 'state')
+if not st then return 'no_record' end
+if st ~= 'dead_lettered' then return 'state:' .. st end
+local code = redis.call('HGET', KEYS[2], 'code') or ''
+redis.call('HSET', KEYS[3], 'state', 'queued', 'updated_at', ARGV[2], 'requeued_at', ARGV[2],
+           'requeued_by', ARGV[4], 'last_dead_letter_code', code, 'code', '',
+           'reason', 'requeued from the dead-letter queue', 'open_attempt', 0)
+redis.call('HINCRBY', KEYS[3], 'requeues', 1)
+redis.call('HDEL', KEYS[3], 'first_failure_at', 'retries', 'finished_at', 'sent_at')
+redis.call('PERSIST', KEYS[3])
+redis.call('HINCRBY', KEYS[4], 'dead_lettered', -1)
+if ARGV[6] ~= '' then
+  redis.call('HINCRBY', KEYS[7], 'dead_lettered', -1)
+  if redis.call('HGET', KEYS[8], 'state') == 'done' then
+    redis.call('HSET', KEYS[8], 'state', 'running')
+    redis.call('HDEL', KEYS[8], 'finished_at')
+  end
+end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[5], '*', 'data', cjson.encode({
+  time = tonumber(ARGV[2]), job_id = ARGV[1], outcome = 'requeued', code = code,
+  by = ARGV[4]}))
+return 'ok'
+"""
+
+RESOLVE_LUA = r"""
+-- KEYS: dlq, dlq_entry, resolved, job, audit
+-- ARGV: job_id, now, by, note, entry_ttl, job_ttl, audit_maxlen
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 'absent' end
+redis.call('HSET', KEYS[2], 'resolved_at', ARGV[2], 'resolved_by', ARGV[3],
+           'resolution_note', ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('HSET', KEYS[4], 'resolved_at', ARGV[2], 'resolved_by', ARGV[3],
+             'resolution_note', ARGV[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[7], '*', 'data', cjson.encode({
+  time = tonumber(ARGV[2]), job_id = ARGV[1], outcome = 'resolved', by = ARGV[3],
+  reason = ARGV[4]}))
+return 'ok'
+"""
+
+
+class DeadLetterError(Exception):
+    """A dead-letter operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One dead-letter entry; :meth:`as_dict` is the stable JSON shape (docs/cli.md)."""
+
+    job_id: str
+    fields: dict[str, str]
+
+    @property
+    def code(self) -> str:
+        return self.fields.get("code", "")
+
+    @property
+    def campaign(self) -> str:
+        return self.fields.get("campaign", "")
+
+    def as_dict(self) -> dict[str, Any]:
+        f = self.fields
+        try:
+            job = json.loads(f.get("job") or "{}")
+        except json.JSONDecodeError:
+            job = {}
+
+        def num(name: str) -> float | None:
+            return float(f[name]) if f.get(name) else None
+
+        return {"job_id": self.job_id, "kind": f.get("kind", ""), "code": self.code,
+                "category": f.get("category", ""), "zh": f.get("zh", ""), "en": f.get("en", ""),
+                "advice": f.get("advice", ""), "reason": f.get("reason", ""),
+                "attempts": int(f.get("attempts") or 0),
+                "identity": f.get("identity_masked", ""), "campaign": self.campaign,
+                "reference": f.get("reference", ""), "job": job,
+                "dead_lettered_at": num("dead_lettered_at"),
+                "resolved_at": num("resolved_at"), "resolved_by": f.get("resolved_by", ""),
+                "resolution_note": f.get("resolution_note", "")}
+
+
+class DeadLetters:
+    """Reads and closes dead-letter entries."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *,
+                 audit_maxlen: int = AUDIT_MAXLEN) -> None:
+        self._r = client
+        self._keys = keys
+        self._audit_maxlen = audit_maxlen
+        self._requeue = client.register_script(REQUEUE_LUA)
+        self._resolve = client.register_script(RESOLVE_LUA)
+
+    def size(self) -> int:
+        return int(self._r.zcard(self._keys.dlq))
+
+    def entries(self, *, code: str = "", campaign: str = "", chunk: int = 500
+                ) -> Iterator[Entry]:
+        """Open entries, oldest first, optionally only one code or campaign."""
+        start = 0
+        while True:
+            ids = self._r.zrange(self._keys.dlq, start, start + chunk - 1)
+            if not ids:
+                return
+            pipe = self._r.pipeline(transaction=False)
+            for raw in ids:
+                pipe.hgetall(self._keys.dlq_entry(raw.decode()))
+            for raw, fields in zip(ids, pipe.execute(), strict=True):
+                entry = Entry(raw.decode(), _decode(fields))
+                if (not code or entry.code == code) and (not campaign or
+                                                         entry.campaign == campaign):
+                    yield entry
+            start += chunk
+
+    def by_code(self) -> dict[str, int]:
+        """Open entries per code."""
+        return dict(Counter(e.code for e in self.entries()).most_common())
+
+    def get(self, job_id: str) -> Entry | None:
+        """An entry, open or resolved (resolved ones are kept 30 days)."""
+        fields = self._r.hgetall(self._keys.dlq_entry(job_id))
+        return Entry(job_id, _decode(fields)) if fields else None
+
+    def is_open(self, job_id: str) -> bool:
+        return self._r.zscore(self._keys.dlq, job_id) is not None
+
+    def requeue(self, job_id: str, *, republish: Callable[[str, float], bool], by: str,
+                lease_seconds: float) -> None:
+        """Put the job back to ``queued`` and send it again.
+
+        Raises:
+            DeadLetterError: not in the queue, or its record is gone or not dead-lettered.
+        """
+        k = self._keys
+        now = time.time()
+        entry = self.get(job_id)
+        campaign = entry.campaign if entry else ""
+        out = self._requeue(
+            keys=[k.dlq, k.dlq_entry(job_id), k.job(job_id), k.counts, k.leases, k.audit,
+                  k.campaign_counts(campaign or NO_CAMPAIGN), k.campaign(campaign or NO_CAMPAIGN)],
+            args=[job_id, repr(now), repr(now + lease_seconds), by, self._audit_maxlen, campaign])
+        result = out.decode() if isinstance(out, bytes) else str(out)
+        if result == "absent":
+            raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")
+        if result == "no_record":
+            raise DeadLetterError(f"job {job_id}: its record is gone; resolve it by hand")
+        if result != "ok":
+            raise DeadLetterError(f"job {job_id} is {result.split(':', 1)[-1]}, "
+                                  "not dead_lettered")
+        if republish(job_id, now):
+            self._r.hset(k.job(job_id), "sent_at", repr(time.time()))
+
+    def resolve(self, job_id: str, *, note: str, by: str) -> None:
+        """Close the entry by hand, keeping who, when and why.
+
+        Raises:
+            DeadLetterError: not in the queue, or no note.
+        """
+        if not note.strip():
+            raise DeadLetterError("--note: say why the entry is closed")
+        k = self._keys
+        out = self._resolve(
+            keys=[k.dlq, k.dlq_entry(job_id), k.dlq_resolved, k.job(job_id), k.audit],
+            args=[job_id, repr(time.time()), by, note, RESOLVED_RETENTION_SECONDS,
+                  JOB_RETENTION_SECONDS, self._audit_maxlen])
+        if (out.decode() if isinstance(out, bytes) else str(out)) == "absent":
+            raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")
+
+
+def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode("utf-8", "replace") for k, v in fields.items()}

@@ -1,0 +1,208 @@
+"""Every Redis key this project writes, built in one place. Pure: strings in, strings out.
+
+All keys start with ``UNSIGN_KEY_PREFIX`` (default ``unsign:``); written ``P`` below. No key name
+contains personal data: agreements are named by :attr:`unsign_worker.protocol.params.Identity.key`,
+a
+digest.
+
+=====================================  ======  ====================================================
+key                                    type    content and retention
+=====================================  ======  ====================================================
+``P job:<job_id>``                     hash    one job: state, params (JSON), identity, campaign,
+                                               reference, attempts, code, reason, timestamps;
+                                               expires ``JOB_RETENTION_SECONDS`` after it ends
+``P ref:<reference>``                  string  producer reference -> job id (same retention)
+``P conflicts:<reference>``            set     ids of jobs rejected ``REFERENCE_CONFLICT``: they
+                                               named a reference already bound to another job
+``P agreement:<identity>``             hash    dedup: holder job, state (in_flight | held |
+                                               unsigned), fencing token, lease expiry; kept
+                                               without expiry once ``unsigned``
+``P leases``                           zset    job id -> lease expiry (epoch s) of every job that
+                                               is not terminal (a queued job: enqueue time +
+                                               grace); the sweeper re-publishes those past
+                                               expiry
+``P parked``                           zset    job id -> time parked while the breaker is open
+``P hook:<identity>``                  hash    success hook state: pending | running | done |
+                                               failed, attempts, idempotency key, last error
+``P hooks``                            zset    identity -> time the hook is due (sweeper)
+``P breaker``                          hash    circuit breaker: state, opened_at, code, reason
+``P breaker:halts``                    zset    recent halt answers (window)
+``P breaker:probe``                    string  half-open probe lock (expires)
+``P dlq``                              zset    dead-lettered job id -> time
+``P dlq:<job_id>``                     hash    the dead-letter entry (code, meaning, advice,
+                                               attempts, masked job); kept until requeue/resolve
+``P dlq:resolved``                     zset    resolved job id -> time (entries kept 30 days)
+``P audit``                            stream  every attempt (bounded with MAXLEN ~)
+``P events``                           stream  every success (unsigned / already_unsigned)
+``P counts``                           hash    outcome -> count, all time
+``P rate:<minute>``                    hash    outcome -> count for one minute (expires 1 h)
+``P campaign:<id>``                    hash    campaign meta: name, total, state (running |
+                                               paused | cancelled | done), rate (jobs/s, 0 =
+                                               unlimited), timestamps
+``P campaign:<id>:counts``             hash    outcome -> count within the campaign
+``P campaign:<id>:jobs``               list    job ids in input order (report)
+``P campaign:<id>:parked``             zset    job id -> time parked while the campaign is paused
+``P campaign:<id>:rate:<second>``      string  jobs started in that second (expires in 2 s)
+``P campaign:<id>:rejects``            list    rows the validator refused: JSON {line, reference,
+                                               errors: [{field, rule, message}]}, no values
+``P campaign:<id>:jobs:new``           list    the jobs list being rebuilt (renamed over
+                                               ``:jobs`` once complete)
+``P campaigns``                        zset    campaign id -> creation time
+``P inbox``                            stream  jobs added by any language (consumer group
+                                               ``unsign-workers``)
+``P workers``                          zset    worker hostname -> last heartbeat
+``P sweeper``                          string  lock: one sweeper at a time (expires)
+``P held``                             zset    task message id -> lease expiry of every message a
+                                               worker has received (prefetched or running); the
+                                               worker renews it, the sweeper recovers the jobs
+                                               of a message whose lease expired
+``P held:<message_id>``                string  JSON list of the job ids that message carries
+``P redis_run``                        string  the Redis run id the sweeper last saw (a change
+                                               means a restart: queued jobs are checked against
+                                               the broker)
+=====================================  ======  ====================================================
+
+The Celery broker's own keys (queues, unacked) live under ``P`` too, through kombu's
+``global_keyprefix`` (``P unsign`` is the queue, ``P unacked`` the messages delivered and not yet
+acknowledged).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Celery queue of single jobs.
+QUEUE = "unsign"
+#: Celery queue of the success hook's own retries.
+HOOK_QUEUE = "unsign.hooks"
+#: Consumer group of the workers on ``P inbox``.
+INBOX_GROUP = "unsign-workers"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key builder for one prefix."""
+
+    prefix: str
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}job:{job_id}"
+
+    def ref(self, reference: str) -> str:
+        return f"{self.prefix}ref:{reference}"
+
+    def conflicts(self, reference: str) -> str:
+        return f"{self.prefix}conflicts:{reference}"
+
+    def agreement(self, identity_key: str) -> str:
+        return f"{self.prefix}agreement:{identity_key}"
+
+    def hook(self, identity_key: str) -> str:
+        return f"{self.prefix}hook:{identity_key}"
+
+    def dlq_entry(self, job_id: str) -> str:
+        return f"{self.prefix}dlq:{job_id}"
+
+    def campaign(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}"
+
+    def campaign_counts(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:counts"
+
+    def campaign_jobs(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:jobs"
+
+    def campaign_rejects(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:rejects"
+
+    def campaign_jobs_new(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:jobs:new"
+
+    def rate(self, minute: int) -> str:
+        return f"{self.prefix}rate:{minute}"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}leases"
+
+    def campaign_parked(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:parked"
+
+    def campaign_rate(self, campaign_id: str, second: int) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:rate:{second}"
+
+    @property
+    def parked(self) -> str:
+        return f"{self.prefix}parked"
+
+    @property
+    def hooks(self) -> str:
+        return f"{self.prefix}hooks"
+
+    @property
+    def breaker(self) -> str:
+        return f"{self.prefix}breaker"
+
+    @property
+    def breaker_halts(self) -> str:
+        return f"{self.prefix}breaker:halts"
+
+    @property
+    def breaker_probe(self) -> str:
+        return f"{self.prefix}breaker:probe"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}dlq"
+
+    @property
+    def dlq_resolved(self) -> str:
+        return f"{self.prefix}dlq:resolved"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}audit"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def counts(self) -> str:
+        return f"{self.prefix}counts"
+
+    @property
+    def campaigns(self) -> str:
+        return f"{self.prefix}campaigns"
+
+    @property
+    def inbox(self) -> str:
+        return f"{self.prefix}inbox"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}workers"
+
+    @property
+    def sweeper(self) -> str:
+        return f"{self.prefix}sweeper"
+
+    @property
+    def unacked(self) -> str:
+        """kombu's hash of delivered, unacknowledged messages (global_keyprefix applied)."""
+        return f"{self.prefix}unacked"
+
+    @property
+    def held(self) -> str:
+        return f"{self.prefix}held"
+
+    def held_message(self, message_id: str) -> str:
+        return f"{self.prefix}held:{message_id}"
+
+    @property
+    def redis_run(self) -> str:
+        return f"{self.prefix}redis_run"
+
+    def queue(self, name: str = QUEUE) -> str:
+        """The broker list of a Celery queue (kombu's global_keyprefix applied)."""
+        return f"{self.prefix}{name}"

@@ -1,0 +1,145 @@
+"""What the sweeper needs to find jobs the broker has hidden or lost.
+
+Two gaps the job leases (``P leases``) do not close by themselves:
+
+- **Messages a dead worker had received.** A worker prefetches messages (a campaign batch
+  carries up to 200 jobs); if it is SIGKILLed, those messages sit in the broker's ``unacked``
+  hash until the visibility timeout (one hour by default), their jobs ``queued``, with no claim.
+  So a worker records every message it receives (``P held``: message id -> lease expiry, and
+  ``P held:<id>``: the message's job ids; one pipelined round trip per message, not per job)
+  and renews the leases of the messages it still holds from its loop thread. A message whose
+  lease expired belongs to a worker that stopped renewing: the sweeper re-publishes its jobs
+  that are still ``queued`` (from their records) and drops the record. The claim drops the
+  original message, should it come back later (the job is then in flight or finished).
+- **Messages that vanished.** A Redis restart can lose the last writes (the broker's queue
+  included). The sweeper remembers the run id (``P redis_run``) of the state store and of the
+  broker's Redis (when it is a separate one); when either changes, every
+  ``queued`` job in ``P leases`` is checked at once against the broker's queue and the held
+  messages, and those found in neither are re-published. The same check runs for queued jobs
+  whose grace in ``P leases`` ran out, so a long backlog is never re-published blindly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from unsign_worker.store.keys import QUEUE, Keys
+
+log = logging.getLogger(__name__)
+
+#: kombu's Redis transport keeps a queue's messages of priority p > 0 in ``<queue>\x06\x16<p>``.
+PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+#: Messages read per LRANGE when scanning the broker's queue.
+SCAN_CHUNK = 500
+
+
+def job_ids_of(task_name: str, kwargs: Mapping[str, Any]) -> list[str]:
+    """The job ids a task message carries (none for a hook message)."""
+    if isinstance(kwargs.get("job"), Mapping):
+        return [str(kwargs["job"].get("job_id", ""))]
+    jobs = kwargs.get("jobs")
+    if isinstance(jobs, list):
+        return [str(j.get("job_id", "")) for j in jobs if isinstance(j, Mapping)]
+    return []
+
+
+class HeldMessages:
+    """The message leases of one key prefix."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, lease_seconds: float) -> None:
+        self._r = client
+        self._keys = keys
+        self.lease_seconds = lease_seconds
+
+    def record(self, message_id: str, job_ids: list[str], now: float) -> None:
+        """A worker received ``message_id``: lease it (one round trip)."""
+        if not job_ids:
+            return
+        pipe = self._r.pipeline(transaction=False)
+        pipe.set(self._keys.held_message(message_id), json.dumps(job_ids))
+        pipe.zadd(self._keys.held, {message_id: now + self.lease_seconds})
+        pipe.execute()
+
+    def renew(self, message_ids: Iterable[str], now: float) -> int:
+        """Extend the leases of messages this worker still holds (only those recorded)."""
+        ids = list(message_ids)
+        if not ids:
+            return 0
+        until = now + self.lease_seconds
+        return int(self._r.zadd(self._keys.held, dict.fromkeys(ids, until), xx=True, ch=True)
+                   or 0)
+
+    def release(self, message_id: str) -> None:
+        """The message was handled: its jobs have their own state now."""
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zrem(self._keys.held, message_id)
+        pipe.delete(self._keys.held_message(message_id))
+        pipe.execute()
+
+    def expired(self, now: float, limit: int) -> list[tuple[str, list[str]]]:
+        """Messages whose lease ran out, with their job ids."""
+        ids = [x.decode() for x in self._r.zrangebyscore(self._keys.held, "-inf", now,
+                                                          start=0, num=limit)]
+        if not ids:
+            return []
+        raw = self._r.mget([self._keys.held_message(i) for i in ids])
+        return [(i, json.loads(r) if r else []) for i, r in zip(ids, raw, strict=True)]
+
+    def live_job_ids(self, now: float) -> set[str]:
+        """Job ids of the messages held under a live lease."""
+        ids = [x.decode() for x in self._r.zrangebyscore(self._keys.held, now, "+inf")]
+        out: set[str] = set()
+        for start in range(0, len(ids), SCAN_CHUNK):
+            part = ids[start:start + SCAN_CHUNK]
+            for raw in self._r.mget([self._keys.held_message(i) for i in part]):
+                if raw:
+                    out.update(json.loads(raw))
+        return out
+
+
+def queued_in_broker(client: redis.Redis, keys: Keys, queue: str = QUEUE) -> set[str]:
+    """The job ids of every message waiting in the broker's ``queue`` (all priorities)."""
+    out: set[str] = set()
+    for suffix in PRIORITY_SUFFIXES:
+        name = keys.queue(queue) + suffix
+        start = 0
+        while True:
+            chunk = client.lrange(name, start, start + SCAN_CHUNK - 1)
+            for raw in chunk:
+                out.update(_message_job_ids(raw))
+            if len(chunk) < SCAN_CHUNK:
+                break
+            start += SCAN_CHUNK
+    return out
+
+
+def _message_job_ids(raw: bytes) -> list[str]:
+    """Job ids of one kombu message as the Redis transport stores it; [] if unreadable."""
+    try:
+        message = json.loads(raw)
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        decoded = json.loads(body)
+        kwargs = decoded[1] if isinstance(decoded, list) else decoded.get("kwargs", {})
+        name = message.get("headers", {}).get("task", "")
+        return job_ids_of(name, kwargs if isinstance(kwargs, Mapping) else {})
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return []
+
+
+def redis_restarted(client: redis.Redis, keys: Keys) -> bool:
+    """True once per Redis restart (or the first time ever): the run id differs from the one
+    recorded, which is then recorded."""
+    try:
+        run_id = str(client.info("server").get("run_id", ""))
+    except redis.ResponseError:  # INFO refused (an ACL user limited to its keys): only a
+        run_id = "unknown"  # restart that lost the key itself is seen
+    previous = client.getset(keys.redis_run, run_id)
+    return previous is None or previous.decode() != run_id

@@ -1,0 +1,134 @@
+"""The merchant's business step after an unsign, run once per agreement.
+
+``UNSIGN_SUCCESS_HOOK=package.module:function`` names a callable taking one ``dict`` (the event:
+``idempotency_key``, ``job_id``, ``outcome``, ``params``, ``reference``, ``campaign``,
+``customer``, ``unsigned_at``). The settle script records ``P hook:<identity>`` as ``pending`` in
+the same atomic step that marks the agreement unsigned, so a crash right after cannot skip it.
+Running it claims the record (``running`` with a lease); success marks it ``done``, and a done
+hook never runs again, whatever is redelivered. If it raises, it is retried on its own (the
+``unsign_worker.run_hook`` task, with backoff), never by unsigning again. The idempotency key is
+stable per agreement, so a merchant whose step was interrupted after its own commit can tell.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
+
+log = logging.getLogger(__name__)
+
+HookFn = Callable[[dict[str, Any]], object]
+
+CLAIM_HOOK_LUA = r"""
+-- KEYS: hook, hooks ; ARGV: now, lease_until, identity
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'missing', ''} end
+if st == 'done' then return {'done', ''} end
+local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+if st == 'running' and lease > tonumber(ARGV[1]) then return {'busy', ''} end
+local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'lease_until', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return {'claimed', tostring(n), redis.call('HGET', KEYS[1], 'event')}
+"""
+
+#: Retry delays of a failing hook: base and cap, seconds.
+HOOK_RETRY_BASE_SECONDS = 5.0
+HOOK_RETRY_CAP_SECONDS = 600.0
+#: A running hook's lease.
+HOOK_LEASE_SECONDS = 120.0
+
+
+def load_hook(spec: str) -> HookFn | None:
+    """Import ``package.module:function``; empty spec -> None.
+
+    Raises:
+        ConfigError: malformed spec, module or attribute missing, not callable.
+    """
+    if not spec:
+        return None
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"UNSIGN_SUCCESS_HOOK: {spec!r} is not package.module:function")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"UNSIGN_SUCCESS_HOOK: cannot import {module_name!r}: {exc}") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ConfigError(f"UNSIGN_SUCCESS_HOOK: {module_name}.{attr} is not a callable")
+    return fn  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class HookRun:
+    #: done | failed | skipped (done already / busy / missing) | unrecorded (ran, but Redis
+    #: stayed away for its whole lease)
+    status: str
+    attempts: int = 0
+    retry_in: float = 0.0
+    error: str = ""
+
+
+class HookRunner:
+    """Runs the success hook for one agreement, at most once successfully."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, fn: HookFn | None) -> None:
+        self._r = client
+        self._keys = keys
+        self.fn = fn
+        self._claim = client.register_script(CLAIM_HOOK_LUA)
+
+    def run(self, identity: str, *, now: float | None = None) -> HookRun:
+        if self.fn is None:
+            return HookRun("skipped")
+        now = time.time() if now is None else now
+        k = self._keys
+        res = self._claim(keys=[k.hook(identity), k.hooks],
+                          args=[repr(now), repr(now + HOOK_LEASE_SECONDS), identity])
+        status = res[0].decode() if isinstance(res[0], bytes) else res[0]
+        if status != "claimed":
+            return HookRun("skipped")
+        attempts = int(res[1])
+        event = json.loads(res[2])
+        try:
+            self.fn(event)
+        except Exception as exc:  # the merchant's code: any failure is retried on its own
+            delay = min(HOOK_RETRY_CAP_SECONDS, HOOK_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+            error = f"{type(exc).__name__}: {str(exc)[:200]}"
+            pipe = self._r.pipeline()
+            pipe.hset(k.hook(identity), mapping={"state": "failed", "last_error": error,
+                                                 "lease_until": repr(now + delay)})
+            pipe.zadd(k.hooks, {identity: now + delay})
+            pipe.execute()
+            log.warning("success hook failed (attempt %d, key %s): %s; retrying in %.0fs",
+                        attempts, event.get("idempotency_key"), type(exc).__name__, delay)
+            return HookRun("failed", attempts=attempts, retry_in=delay, error=error)
+        # The merchant's step is done: a Redis blip must not make it run again, so the "done"
+        # mark is retried for as long as this run's lease keeps another run away.
+        def mark_done() -> None:
+            pipe = self._r.pipeline()
+            pipe.hset(k.hook(identity), mapping={"state": "done", "done_at": repr(time.time())})
+            pipe.zrem(k.hooks, identity)
+            pipe.execute()
+
+        try:
+            ride_out(mark_done, Outage("Redis (recording a success hook as done)"),
+                     deadline=time.monotonic() + HOOK_LEASE_SECONDS - (time.time() - now))
+        except OUTAGE_ERRORS as exc:
+            log.error("success hook ran (key %s) but Redis stayed unavailable for its whole "
+                      "lease (%s): it may run again; the idempotency key lets the merchant "
+                      "tell", event.get("idempotency_key"), type(exc).__name__)
+            return HookRun("unrecorded", attempts=attempts, error=type(exc).__name__)
+        return HookRun("done", attempts=attempts)

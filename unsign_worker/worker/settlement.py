@@ -1,0 +1,157 @@
+"""Outcomes waiting to be written, and the pipeline that writes them.
+
+The processor decides an outcome and describes its write as a :class:`Pending`; :func:`flush`
+sends every pending write of a batch (and the claims of the next jobs) to Redis in ONE pipeline,
+then turns each reply into the task's :class:`Decision`: a settle refused by the fencing token
+becomes ``ignored``, a success runs the merchant's hook, a dead letter is logged. A job whose
+answer is known but whose write is still pending is protected like any in-flight job: its claim
+is live and its ``open_attempt`` mark is set, so a crash before the flush settles it from the
+gateway's state on redelivery (``already_unsigned``), never by unsigning twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from unsign_worker.store.claims import Claim, parse_claim, text
+from unsign_worker.worker.context import WorkerContext
+
+log = logging.getLogger(__name__)
+
+#: After a WAIT that came back short, seconds during which writes do not wait for replicas.
+REPLICA_DEGRADED_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the task must do next."""
+
+    kind: str  # done | retry | ignored
+    job_id: str
+    state: str
+    code: str = ""
+    countdown: float = 0.0
+    detail: str = ""
+
+    def result(self) -> dict[str, Any]:
+        """The task's result, as Flower shows it: outcome and code, nothing personal."""
+        out: dict[str, Any] = {"job_id": self.job_id, "outcome": self.state, "code": self.code}
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One write for the next flush and the decision it yields once written."""
+
+    #: settle (holds a claim, fenced) or finish (no claim: rejected before claiming, duplicate)
+    kind: str
+    job_id: str
+    identity: str
+    campaign: str
+    payload: dict[str, Any]
+    decision: Decision
+    #: identity whose success hook runs after the write ("" for none)
+    hook_identity: str = ""
+    #: masked identity, for the log line of a stale write
+    shown: str = ""
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """The arguments of one claim to send with a flush."""
+
+    job_id: str
+    identity: str
+    identity_masked: str
+    params_json: str
+    campaign: str
+    reference: str
+
+
+def flush(ctx: WorkerContext, pending: Sequence[Pending],
+          claims: Sequence[ClaimRequest] = ()) -> tuple[list[Decision], list[Claim]]:
+    """Write ``pending`` and make ``claims`` in one round trip.
+
+    Returns the decisions of the pending writes (same order) and the claims' answers.
+    """
+    if not pending and not claims:
+        return [], []
+    now = time.time()
+    minute = int(now // 60)
+    s = ctx.settings
+    single = len(pending) + len(claims) == 1
+    pipe = None if single else ctx.redis.pipeline(transaction=False)
+    replies: list[Any] = []
+    for item in pending:
+        if item.kind == "settle":
+            replies.append(ctx.dedup.settle(job_id=item.job_id, identity=item.identity,
+                                            campaign=item.campaign, payload=item.payload,
+                                            minute=minute, pipe=pipe))
+        else:
+            replies.append(ctx.dedup.finish_unclaimed(job_id=item.job_id,
+                                                      campaign=item.campaign,
+                                                      payload=item.payload, minute=minute,
+                                                      pipe=pipe))
+    for c in claims:
+        replies.append(ctx.dedup.claim(job_id=c.job_id, identity=c.identity,
+                                       identity_masked=c.identity_masked,
+                                       params_json=c.params_json, campaign=c.campaign,
+                                       reference=c.reference, now=now,
+                                       lease_seconds=s.lease_seconds,
+                                       probe_after_seconds=s.breaker_probe_after_seconds,
+                                       pipe=pipe))
+    if pipe is not None:
+        replies = pipe.execute()
+    _replicate(ctx)
+    decisions = [_decide(ctx, item, replies[i]) for i, item in enumerate(pending)]
+    offset = len(pending)
+    answers = [r if isinstance(r, Claim) else parse_claim(r) for r in replies[offset:]]
+    return decisions, answers
+
+
+def _replicate(ctx: WorkerContext) -> None:
+    """With ``UNSIGN_REPLICA_ACKS`` > 0, wait until that many replicas hold what was just
+    written: the claims before the gateway is called (so a failover cannot forget that a request
+    may have reached it), the outcomes before the hook runs and the message is acknowledged (so
+    it cannot forget an unsign). Fewer replicas in time is logged and the job goes on:
+    replication narrows the window, it cannot close it (docs/reliability.md). Then, for
+    ``REPLICA_DEGRADED_SECONDS``, no WAIT is made (the replicas are gone, e.g. after a failover
+    that left none: waiting the full timeout on every write would only slow every job down)."""
+    s = ctx.settings
+    now = time.time()
+    if s.replica_acks <= 0 or now - ctx.replica_warned_at < REPLICA_DEGRADED_SECONDS:
+        return
+    acked = int(ctx.redis.wait(s.replica_acks, s.replica_wait_ms))
+    if acked < s.replica_acks:
+        ctx.replica_warned_at = now
+        log.warning("only %d of %d replica(s) confirmed the last writes within %d ms; a "
+                    "failover now could lose them; writes go on without waiting for %ds",
+                    acked, s.replica_acks, s.replica_wait_ms, REPLICA_DEGRADED_SECONDS)
+
+
+def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:
+    out = text(reply)
+    decision = item.decision
+    if item.kind == "settle" and out == "stale":
+        log.warning("job %s lost its claim on %s before settling as %s; a newer delivery "
+                    "owns it", item.job_id, item.shown, decision.state)
+        return Decision("ignored", item.job_id, decision.state, code=decision.code,
+                        detail="stale claim")
+    if item.kind == "finish" and out == "mismatch":
+        log.error("refused a message for job %s: its parameters differ from the job's record "
+                  "(a second message reusing the job id)", item.job_id)
+        return Decision("ignored", item.job_id, "mismatch",
+                        detail="the message's parameters differ from the job's record")
+    if item.kind == "finish" and out == "terminal":
+        return Decision("ignored", item.job_id, decision.state, detail="already finished")
+    if decision.state == "dead_lettered":
+        log.warning("job %s dead-lettered: %s", item.job_id, decision.code)
+    if item.hook_identity and ctx.hooks.fn is not None:
+        ctx.hooks.run(item.hook_identity)
+    return decision

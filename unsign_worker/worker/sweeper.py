@@ -1,0 +1,199 @@
+"""The lease sweeper: nothing is lost even when the broker forgets.
+
+Redelivery alone is not trusted: ``task_reject_on_worker_lost`` requeues a message once, a
+second crash acks it, an ETA message can vanish with a Redis restart. Every job that is not
+terminal and not plainly queued sits in ``P leases`` with the time its claim expires. Each
+worker runs a sweeper thread; one at a time (lock ``P sweeper``) it re-publishes the jobs whose
+lease expired, from their record in Redis, and the tasks' claim logic drops any copy that turns
+out to be redundant. Due success hooks (``P hooks``) are re-run the same way. It also records a
+heartbeat per worker (``P workers``).
+
+Jobs that are merely ``queued`` are checked before they are re-published: those of a message a
+dead worker had received (``P held``, see :mod:`unsign_worker.store.recovery`) come back within one
+lease; those whose message is still waiting in the broker, or held by a live worker, are left
+alone; after a Redis restart, every queued job is checked against the broker at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.recovery import HeldMessages, queued_in_broker, redis_restarted
+from unsign_worker.store.states import TERMINAL_STATES
+from unsign_worker.worker.background import LoopThread
+
+log = logging.getLogger(__name__)
+
+#: Seconds between sweeps.
+SWEEP_INTERVAL_SECONDS = 5.0
+#: Most jobs re-published per sweep.
+SWEEP_BATCH = 500
+#: How long a queued job found waiting in the broker is left alone before it is checked again.
+QUEUED_RECHECK_SECONDS = 3600.0
+
+
+class Sweeper:
+    def __init__(self, client: redis.Redis, keys: Keys, *, lease_seconds: float,
+                 probe_after_seconds: float, publish_job: Callable[[dict[str, Any]], None],
+                 publish_hook: Callable[[str], None], hostname: str | None = None,
+                 held_ids: Callable[[], list[str]] | None = None,
+                 broker: redis.Redis | None = None, broker_is_redis: bool = True,
+                 interval_seconds: float = SWEEP_INTERVAL_SECONDS) -> None:
+        self._r = client
+        #: seconds between sweeps; the sweep lock lives 90% of it, so one sweeper at a time
+        self.interval_seconds = interval_seconds
+        #: the broker's Redis (its queue is scanned, its restarts noticed); None for RabbitMQ,
+        #: which keeps its queues: a queued job is then never taken for lost before its grace
+        self._broker = broker if broker is not None else (client if broker_is_redis else None)
+        self.held = HeldMessages(client, keys, lease_seconds=lease_seconds)
+        #: ids of the messages this worker holds now (received, not finished)
+        self._held_ids = held_ids
+        self._keys = keys
+        self._lease = lease_seconds
+        self._probe_after = probe_after_seconds
+        self._publish_job = publish_job
+        self._publish_hook = publish_hook
+        self.hostname = hostname or socket.gethostname()
+
+    def sweep_once(self, now: float | None = None) -> dict[str, int]:
+        """One pass; returns how many jobs and hooks were re-published."""
+        now = time.time() if now is None else now
+        k = self._keys
+        self._r.zadd(k.workers, {self.hostname: now})
+        if self._held_ids is not None:
+            self.held.renew(self._held_ids(), now)
+        if not self._r.set(k.sweeper, self.hostname, nx=True,
+                           px=max(1, int(self.interval_seconds * 900))):
+            return {"jobs": 0, "hooks": 0}
+        restarted = redis_restarted(self._r, k)
+        if self._broker is not None and self._broker is not self._r:
+            restarted = redis_restarted(self._broker, k) or restarted
+        if restarted:
+            self._after_restart(now)
+        jobs = self._recover_held(now) + self._expired_leases(now) + self._unpark(now)
+        hooks = 0
+        for raw in self._r.zrangebyscore(k.hooks, "-inf", now, start=0, num=SWEEP_BATCH):
+            identity = raw.decode()
+            self._r.zadd(k.hooks, {identity: now + self._lease})
+            self._publish_hook(identity)
+            hooks += 1
+        return {"jobs": jobs, "hooks": hooks}
+
+    def _states(self, job_ids: list[str]) -> list[str]:
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hget(self._keys.job(job_id), "state")
+        return [(x or b"").decode() for x in pipe.execute()]
+
+    def _waiting(self, now: float) -> set[str] | _Everything:
+        """Jobs whose message waits in the broker or is held by a live worker."""
+        if self._broker is None:
+            return _Everything()
+        return queued_in_broker(self._broker, self._keys) | self.held.live_job_ids(now)
+
+    def _expired_leases(self, now: float) -> int:
+        k = self._keys
+        ids = [x.decode() for x in self._r.zrangebyscore(k.leases, "-inf", now, start=0,
+                                                          num=SWEEP_BATCH)]
+        waiting: set[str] | _Everything | None = None
+        count = 0
+        for job_id, state in zip(ids, self._states(ids), strict=True):
+            if state == "queued":
+                waiting = self._waiting(now) if waiting is None else waiting
+                if job_id in waiting:  # a backlog, not a loss: look again later
+                    self._r.zadd(k.leases, {job_id: now + QUEUED_RECHECK_SECONDS})
+                    continue
+            self._r.zadd(k.leases, {job_id: now + self._lease})
+            if self.republish(job_id, now):
+                count += 1
+                log.warning("job %s had an expired lease: re-published", job_id)
+            else:
+                self._r.zrem(k.leases, job_id)
+        return count
+
+    def _recover_held(self, now: float) -> int:
+        """Re-publish the queued jobs of messages whose holder stopped renewing them."""
+        count = 0
+        for message_id, job_ids in self.held.expired(now, SWEEP_BATCH):
+            for job_id, state in zip(job_ids, self._states(job_ids), strict=True):
+                if state == "queued" and self.republish(job_id, now):
+                    count += 1
+            self.held.release(message_id)
+            log.warning("message %s was held by a worker that stopped (%d job(s)): its queued "
+                        "jobs were re-published", message_id, len(job_ids))
+        return count
+
+    def _after_restart(self, now: float) -> None:
+        """Redis restarted: queued jobs found neither in the broker nor in a live worker's
+        messages lost theirs; make them due now."""
+        k = self._keys
+        waiting: set[str] | _Everything | None = None
+        lost = 0
+        pending = [x.decode() for x in self._r.zrangebyscore(k.leases, now, "+inf")]
+        for start in range(0, len(pending), SWEEP_BATCH):  # read all first: scores change below
+            page = pending[start:start + SWEEP_BATCH]
+            for job_id, state in zip(page, self._states(page), strict=True):
+                if state != "queued":
+                    continue
+                waiting = self._waiting(now) if waiting is None else waiting
+                if job_id not in waiting:
+                    self._r.zadd(k.leases, {job_id: now})
+                    lost += 1
+        if lost:
+            log.warning("Redis restarted: %d queued job(s) had lost their message and will be "
+                        "re-published", lost)
+
+    def republish(self, job_id: str, now: float) -> bool:
+        """Send the job's message again from its record, unless it has ended."""
+        fields = self._r.hmget(self._keys.job(job_id), "state", "params", "campaign", "reference")
+        state = (fields[0] or b"").decode()
+        if not state or state in TERMINAL_STATES:
+            return False
+        self._publish_job({"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
+                           "campaign": (fields[2] or b"").decode(),
+                           "reference": (fields[3] or b"").decode(), "enqueued_at": now})
+        return True
+
+    def _unpark(self, now: float) -> int:
+        """Breaker closed: re-publish every parked job. Open past the probe delay: one, which
+        the claim turns into the half-open probe."""
+        k = self._keys
+        state, opened_at = self._r.hmget(k.breaker, "state", "opened_at")
+        if state == b"open":
+            if now - float(opened_at or 0) < self._probe_after or self._r.exists(k.breaker_probe):
+                return 0
+            popped = self._r.zpopmin(k.parked, 1)
+        else:
+            popped = self._r.zpopmin(k.parked, SWEEP_BATCH)
+        count = 0
+        for raw_id, _ in popped:
+            if self.republish(raw_id.decode(), now):
+                count += 1
+        if count:
+            log.warning("re-published %d parked job(s) (breaker %s)", count,
+                        (state or b"closed").decode())
+        return count
+
+
+class _Everything:
+    """Stands for "every job" when the broker's queue cannot be read (RabbitMQ)."""
+
+    def __contains__(self, _: object) -> bool:
+        return True
+
+
+class SweeperThread(LoopThread):
+    """Runs :meth:`Sweeper.sweep_once` every ``interval`` seconds until stopped."""
+
+    def __init__(self, sweeper: Sweeper, interval: float | None = None) -> None:
+        interval = sweeper.interval_seconds if interval is None else interval
+        super().__init__("unsign-sweeper", sweeper.sweep_once, pause=interval, retry=interval,
+                         what="sweep")
