@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.protocol.gateway import is_loopback_host
 from unsign_worker.store.broker import check_store_url
 
 #: The production gateway of the MAPI interface.
@@ -66,8 +67,6 @@ BREAKER_THRESHOLD = 3
 BREAKER_WINDOW_SECONDS = 60.0
 #: After this long an open breaker lets one probe through (half-open).
 BREAKER_PROBE_AFTER_SECONDS = 300.0
-#: Countdown of a parked job (breaker open) before it looks again.
-PARK_COUNTDOWN_SECONDS = 15.0
 
 #: Seconds between two passes of the lease sweeper.
 SWEEP_INTERVAL_SECONDS = 5.0
@@ -132,16 +131,6 @@ def redact_url(url: str) -> str:
     user = parts.username or ""
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def is_ip_literal(host: str) -> bool:
@@ -222,7 +211,6 @@ class Settings:
     breaker_threshold: int = BREAKER_THRESHOLD
     breaker_window_seconds: float = BREAKER_WINDOW_SECONDS
     breaker_probe_after_seconds: float = BREAKER_PROBE_AFTER_SECONDS
-    park_countdown_seconds: float = PARK_COUNTDOWN_SECONDS
     audit_maxlen: int = AUDIT_MAXLEN
     sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS
     #: remote-control commands the workers obey: inspect (Flower's reads) | full
@@ -340,7 +328,6 @@ class Settings:
             breaker_probe_after_seconds=num(
                 "UNSIGN_BREAKER_PROBE_AFTER", BREAKER_PROBE_AFTER_SECONDS
             ),
-            park_countdown_seconds=num("UNSIGN_PARK_COUNTDOWN", PARK_COUNTDOWN_SECONDS),
             audit_maxlen=int(num("UNSIGN_AUDIT_MAXLEN", AUDIT_MAXLEN)),
             sweep_interval_seconds=num("UNSIGN_SWEEP_INTERVAL", SWEEP_INTERVAL_SECONDS),
             remote_control=(get("UNSIGN_REMOTE_CONTROL") or "inspect").strip().lower(),

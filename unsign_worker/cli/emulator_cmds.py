@@ -7,8 +7,6 @@ FILE`` are the same. The MD5 key comes from ``ALIPAY_KEY`` (or ``--key-file`` /
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import sys
 from collections import Counter
@@ -19,7 +17,8 @@ from typing import Any
 import click
 
 from unsign_worker.emulator.errors import EmulatorConfigError
-from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, DataSet
+from unsign_worker.emulator.files import write_agreements, write_campaign, write_expected
+from unsign_worker.emulator.seed import DEFAULT_PARTNER
 from unsign_worker.protocol.exceptions import ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -156,28 +155,6 @@ def emulator(ctx: click.Context, /, **options: Any) -> None:
 def serve(**options: Any) -> None:
     """Serve /gateway.do and the admin API under /_emulator/."""
     _serve(**options)
-
-
-def write_agreements(path: str, data: DataSet) -> None:
-    """The agreements file: one agreement per line, so it diffs and greps well."""
-    lines = ",\n".join("    " + json.dumps(entry, ensure_ascii=False)
-                       for entry in data.agreements)
-    Path(path).write_text(f'{{\n  "partner": {json.dumps(data.partner)},\n  "agreements": [\n'
-                          f"{lines}\n  ]\n}}\n", encoding="utf-8")
-
-
-def write_campaign(path: str, data: DataSet) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=CAMPAIGN_COLUMNS)
-        writer.writeheader()
-        writer.writerows(data.rows)
-
-
-def write_expected(path: str, data: DataSet) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(("reference", "outcome"))
-        writer.writerows(data.outcomes.items())
 
 
 @emulator.command("seed")

@@ -3,7 +3,7 @@
 Secure by default: credentials are required on any address but loopback; every response says
 not to frame it (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), not to sniff it, and
 carries a Content-Security-Policy that allows no script at all. Every string a template prints
-goes through :func:`unsign_worker.worker.monitoring.mask_text` (Jinja's ``finalize``), so an email
+goes through :func:`unsign_worker.protocol.masking.mask_text` (Jinja's ``finalize``), so an email
 or
 account number that slipped into a reason or a note is still masked. The access log names the
 method, the path and the status, never a query string (a lookup may hold a reference).
@@ -29,8 +29,8 @@ from aiohttp.abc import AbstractAccessLogger
 
 from unsign_worker.console import auth, csrf
 from unsign_worker.ops.operations import Operations
+from unsign_worker.protocol.masking import mask_text
 from unsign_worker.settings import Settings
-from unsign_worker.worker.monitoring import mask_text
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from aiohttp import web
 from unsign_worker.console.app import OPS, operator, render
 from unsign_worker.ops.operations import CAMPAIGN_ACTIONS
 from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv_to
+from unsign_worker.protocol.masking import mask_text
 from unsign_worker.store.campaigns import OUTCOMES, CampaignError, CampaignStatus
-from unsign_worker.worker.monitoring import mask_text
 
 #: The actions each state allows.
 ALLOWED = {"running": ("pause", "cancel"), "paused": ("resume", "cancel")}

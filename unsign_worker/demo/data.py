@@ -31,7 +31,7 @@ class SeededFiles:
 
 def seed_files(workdir: Path, *, count: int, seed: int) -> SeededFiles:
     """Write the agreements file, the campaign CSV (the ``demo`` mix) and the faults scenario."""
-    from unsign_worker.cli.emulator_cmds import write_agreements, write_campaign
+    from unsign_worker.emulator.files import write_agreements, write_campaign
     from unsign_worker.emulator.seed import generate, resolve_mix
 
     data = generate(count, resolve_mix("demo"), seed=seed)

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from typing import IO, Any
 
 from unsign_worker.producers.reports import neutralise_cell
+from unsign_worker.protocol.masking import mask_text
 from unsign_worker.store.deadletter import Entry
-from unsign_worker.worker.monitoring import mask_text
 
 EXPORT_COLUMNS = ("job_id", "kind", "code", "category", "en", "zh", "advice", "reason",
                   "attempts", "identity", "campaign", "reference", "dead_lettered_at", "job")

@@ -19,6 +19,7 @@ from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.deadletter import DeadLetterError, DeadLetters
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.recovery import message_from_record
 
 #: Campaign actions and what each one says once done (``{sent}``: jobs sent again).
 CAMPAIGN_ACTIONS = {
@@ -38,13 +39,14 @@ def producer_for(settings: Settings, client: redis.Redis) -> Producer:
 
 def republisher(settings: Settings, producer: Producer) -> Callable[[str, float], bool]:
     """``republish(job_id, now) -> bool``: send a job again from its record, unless ended."""
-    from unsign_worker.worker.sweeper import Sweeper
+    def republish(job_id: str, now: float) -> bool:
+        message = message_from_record(producer.redis, producer.keys, job_id, now)
+        if message is None:
+            return False
+        producer.send(Job.from_message(message))
+        return True
 
-    sweeper = Sweeper(producer.redis, producer.keys, lease_seconds=settings.lease_seconds,
-                      probe_after_seconds=settings.breaker_probe_after_seconds,
-                      publish_job=lambda message: producer.send(Job.from_message(message)),
-                      publish_hook=lambda _identity: None)
-    return sweeper.republish
+    return republish
 
 
 @dataclass

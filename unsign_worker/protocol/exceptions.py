@@ -1,14 +1,14 @@
-"""The exception tree: one base, one child per outcome category, each mapping to one route.
+"""The exception tree: one base, one child per way a job can fail before it has an answer.
+
+A non-retryable gateway answer is not an exception: the processor routes it by its category in
+the error catalogue (:mod:`unsign_worker.protocol.catalogue`).
 
 ``UnsignError``
 ├── ``ConfigError``            bad settings (startup; never raised per job)
 ├── ``ValidationError``        a job's parameters break the rules -> terminal ``rejected``
 ├── ``GatewayError``           an answer or a fault from the gateway
-│   ├── ``RetryableError``     retry with the original parameters (``retry`` codes, network, 5xx)
-│   │   └── ``TransportError`` a network-level fault; ``may_have_reached`` tells if it was sent
-│   ├── ``EscalateError``      merchant-agreement codes and unknown codes -> dead-letter queue
-│   ├── ``RejectError``        argument and per-customer failures -> terminal ``rejected``
-│   └── ``HaltError``          integration-wide failures -> open the circuit breaker
+│   └── ``RetryableError``     retry with the original parameters (``retry`` codes, network, 5xx)
+│       └── ``TransportError`` a network-level fault; ``may_have_reached`` tells if it was sent
 └── ``ResponseError``          an answer that cannot be trusted (malformed, oversized, bad sign)
     └── ``BadSignatureError``  the answer's signature does not verify
 
@@ -93,18 +93,6 @@ class TransportError(RetryableError):
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
         self.may_have_reached = may_have_reached
-
-
-class EscalateError(GatewayError):
-    """A merchant-agreement (or unknown) code: a human must ask Alipay support."""
-
-
-class RejectError(GatewayError):
-    """An argument or per-customer failure: retrying unchanged is pointless."""
-
-
-class HaltError(GatewayError):
-    """The integration itself is broken (signature, partner, IP...): stop the line."""
 
 
 class ResponseError(UnsignError):

@@ -55,3 +55,32 @@ def mask_params(params: Mapping[str, object]) -> dict[str, object]:
     """A copy of ``params`` with personal data masked and secrets removed."""
     return {name: mask_field(name, value) if isinstance(value, str) else value
             for name, value in params.items() if name not in SECRET_FIELDS}
+
+
+# Unicode-aware: 张伟@公司.cn is an email as much as li@example.com.
+_EMAIL = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
+# A mainland mobile number standing alone (a phone-number login).
+_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
+# A run of 12+ digits standing alone (not inside a hex id): an account or a 2088 user id.
+_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{12,}(?![0-9A-Za-z])")
+# sign='…', "sign": "…", sign=… (query string) and the same for key/password.
+_SECRET_VALUE = re.compile(
+    r"""(?P<name>(?<![\w])['"]?(?:sign|key|password|private_key)['"]?\s*[:=]\s*)"""
+    r"""(?P<value>'[^']*'|"[^"]*"|[^\s&,'"}\]]+)""", re.IGNORECASE)
+# user:password@ in URLs.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@",
+                           re.IGNORECASE)
+
+
+def mask_text(text: str) -> str:
+    """``text`` with emails, account-like digit runs, secret values and URL passwords masked.
+
+    Idempotent: ``mask_text(mask_text(t)) == mask_text(t)``.
+    """
+    if not text:
+        return text
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:********@", text)
+    text = _SECRET_VALUE.sub(lambda m: f"{m['name']}'********'", text)
+    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
+    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
+    return _DIGITS.sub(lambda m: mask_account(m.group(0)), text)

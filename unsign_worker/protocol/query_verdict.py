@@ -21,6 +21,7 @@ raises for them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from unsign_worker.protocol.catalogue import Category, ErrorCode, lookup_query
 from unsign_worker.protocol.response import GatewayResponse
@@ -29,11 +30,20 @@ from unsign_worker.protocol.response import GatewayResponse
 CODE_NO_CHARGE_AGENT = "QUERY_NO_CHARGE_AGENT"
 
 
+class VerdictKind(StrEnum):
+    """What a query answer says about the agreement."""
+
+    ALREADY_UNSIGNED = "already_unsigned"
+    REJECTED = "rejected"
+    HALT = "halt"
+    DEAD_LETTER = "dead_letter"
+
+
 @dataclass(frozen=True)
 class QueryVerdict:
-    """``kind`` is ``already_unsigned``, ``rejected``, ``halt`` or ``dead_letter``."""
+    """The kind of verdict, its reason, and the catalogue entry behind it."""
 
-    kind: str
+    kind: VerdictKind
     reason: str
     #: the catalogue entry behind the verdict (the query's code, or the undecided answer's)
     entry: ErrorCode | None = None
@@ -41,24 +51,25 @@ class QueryVerdict:
 
 def judge_query(response: GatewayResponse) -> QueryVerdict:
     """The verdict of one trusted ``query_customer_protocol`` answer (see the module doc)."""
+    kind = VerdictKind
     if response.is_success:
         agent = response.fields.get("charge_agent", "")
         if agent == "F":
-            return QueryVerdict("already_unsigned", "query_customer_protocol confirms the "
+            return QueryVerdict(kind.ALREADY_UNSIGNED, "query_customer_protocol confirms the "
                                 "agreement is no longer signed (charge_agent=F)")
         if agent == "T":
-            return QueryVerdict("rejected", "query_customer_protocol says the agreement is "
+            return QueryVerdict(kind.REJECTED, "query_customer_protocol says the agreement is "
                                 "still signed (charge_agent=T): the unsign did not happen")
         shown = agent[:10] if agent else "none"
-        return QueryVerdict("dead_letter", f"query_customer_protocol answered is_success=T "
+        return QueryVerdict(kind.DEAD_LETTER, f"query_customer_protocol answered is_success=T "
                             f"without charge_agent T or F ({shown!r})", _undecided(shown))
     entry = lookup_query(response.error)
     if entry.category is Category.GONE:
-        return QueryVerdict("already_unsigned", f"query_customer_protocol answered "
+        return QueryVerdict(kind.ALREADY_UNSIGNED, f"query_customer_protocol answered "
                             f"{entry.code}: the customer holds no agreement any more", entry)
     if entry.category is Category.HALT:
-        return QueryVerdict("halt", f"query_customer_protocol answered {entry.code}", entry)
-    return QueryVerdict("dead_letter", f"query_customer_protocol answered {entry.code}: "
+        return QueryVerdict(kind.HALT, f"query_customer_protocol answered {entry.code}", entry)
+    return QueryVerdict(kind.DEAD_LETTER, f"query_customer_protocol answered {entry.code}: "
                         "it cannot say whether the agreement is still signed", entry)
 
 

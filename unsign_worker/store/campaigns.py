@@ -14,11 +14,10 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
-from unsign_worker.producers.campaign.validate import RejectedRow
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
@@ -60,6 +59,12 @@ end
 return st
 """
 
+
+
+class Reject(Protocol):
+    """A rejected row as the store keeps it (the validator's ``RejectedRow``)."""
+
+    def as_dict(self) -> dict[str, object]: ...
 
 class CampaignError(Exception):
     """An operation a campaign's state does not allow; the message says why."""
@@ -180,7 +185,7 @@ class CampaignStore:
         else:
             self.redis.delete(done)
 
-    def set_rejects(self, campaign_id: str, rejects: Sequence[RejectedRow]) -> None:
+    def set_rejects(self, campaign_id: str, rejects: Sequence[Reject]) -> None:
         """Replace the campaign's rejected rows."""
         self.clear_rejects(campaign_id)
         self.append_rejects(campaign_id, rejects)
@@ -189,7 +194,7 @@ class CampaignStore:
         """Forget the rejected rows (a run lists them again as it reads its file)."""
         self.redis.delete(self.keys.campaign_rejects(campaign_id))
 
-    def append_rejects(self, campaign_id: str, rejects: Sequence[RejectedRow]) -> None:
+    def append_rejects(self, campaign_id: str, rejects: Sequence[Reject]) -> None:
         key = self.keys.campaign_rejects(campaign_id)
         for start in range(0, len(rejects), LIST_CHUNK):
             self.redis.rpush(key, *[json.dumps(r.as_dict(), ensure_ascii=False)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import redis
@@ -259,12 +260,25 @@ return 'ok'
 NO_CAMPAIGN = "-"
 
 
+class ClaimStatus(StrEnum):
+    """The answers of the claim script."""
+
+    CLAIMED = "claimed"
+    DUPLICATE = "duplicate"
+    BUSY = "busy"
+    TERMINAL = "terminal"
+    PARKED = "parked"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    THROTTLED = "throttled"
+    MISMATCH = "mismatch"
+
+
 @dataclass(frozen=True)
 class Claim:
     """The answer of :meth:`DedupStore.claim`."""
 
-    #: claimed | duplicate | busy | terminal | parked | paused | cancelled | throttled | mismatch
-    status: str
+    status: ClaimStatus
     token: str = ""
     reached: bool = False
     attempts: int = 0
@@ -340,8 +354,8 @@ def parse_claim(reply: Any) -> Claim:
     res = [text(x) for x in reply]
     status = res[0]
     if status != "claimed":
-        return Claim(status=status, detail=res[1] if len(res) > 1 else "")
-    return Claim(status="claimed", token=res[1], reached=res[2] == "1",
+        return Claim(status=ClaimStatus(status), detail=res[1] if len(res) > 1 else "")
+    return Claim(status=ClaimStatus.CLAIMED, token=res[1], reached=res[2] == "1",
                  attempts=int(res[3] or 0),
                  first_failure_at=float(res[4]) if res[4] else None, probe=res[5] == "1",
                  retries=int(res[6] or 0) if len(res) > 6 else 0)

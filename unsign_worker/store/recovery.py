@@ -30,6 +30,7 @@ from typing import Any
 import redis
 
 from unsign_worker.store.keys import QUEUE, Keys
+from unsign_worker.store.states import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
 
@@ -143,3 +144,16 @@ def redis_restarted(client: redis.Redis, keys: Keys) -> bool:
         run_id = "unknown"  # restart that lost the key itself is seen
     previous = client.getset(keys.redis_run, run_id)
     return previous is None or previous.decode() != run_id
+
+
+def message_from_record(client: redis.Redis, keys: Keys, job_id: str, now: float
+                        ) -> dict[str, Any] | None:
+    """The job's task message rebuilt from its record, or None if the job has ended (or has no
+    record): what the sweeper and an operator's requeue publish again."""
+    fields = client.hmget(keys.job(job_id), "state", "params", "campaign", "reference")
+    state = (fields[0] or b"").decode()
+    if not state or state in TERMINAL_STATES:
+        return None
+    return {"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
+            "campaign": (fields[2] or b"").decode(),
+            "reference": (fields[3] or b"").decode(), "enqueued_at": now}

@@ -42,6 +42,7 @@ from unsign_worker.worker import kombu_fixes, monitoring, remote_control
 from unsign_worker.worker.context import WorkerContext, build_context, build_signer
 from unsign_worker.worker.inbox import Inbox, InboxThread
 from unsign_worker.worker.processor import process_batch, process_job
+from unsign_worker.worker.settlement import DecisionKind
 from unsign_worker.worker.sweeper import Sweeper, SweeperThread
 from unsign_worker.worker.task_outcome import BatchNotDone, JobNotDone, check_batch, check_job
 
@@ -123,7 +124,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             decision = process_job(runtime.context(), job)
         finally:
             runtime.release(self.request.id)
-        if decision.kind == "retry":
+        if decision.kind is DecisionKind.RETRY:
             raise self.retry(kwargs={"job": job}, countdown=decision.countdown,
                              max_retries=None)
         return check_job(decision, job)
@@ -139,7 +140,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         finally:
             runtime.release(self.request.id)
         for job, decision in zip(jobs, decisions, strict=True):
-            if decision.kind == "retry":
+            if decision.kind is DecisionKind.RETRY:
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
         return check_batch(decisions, jobs)
 

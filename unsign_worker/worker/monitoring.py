@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from unsign_worker.protocol.masking import mask_account, mask_email, mask_field, mask_phone
+from unsign_worker.protocol.masking import mask_field, mask_text
 
 log = logging.getLogger(__name__)
 
@@ -36,35 +36,6 @@ TASK_TEXT_FIELDS = ("args", "kwargs", "result", "exception", "traceback")
 REQUEST_LISTS = ("active", "reserved", "scheduled")
 #: Configuration keys whose values are never shown, whatever their content.
 _SECRET_CONF = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|DATABASE|AUTH", re.IGNORECASE)
-
-# Unicode-aware: 张伟@公司.cn is an email as much as li@example.com.
-_EMAIL = re.compile(r"[\w.%+\-]+@[\w\-]+(?:\.[\w\-]+)+")
-# A mainland mobile number standing alone (a phone-number login).
-_PHONE = re.compile(r"(?<![0-9A-Za-z])1[3-9]\d{9}(?![0-9A-Za-z])")
-# A run of 12+ digits standing alone (not inside a hex id): an account or a 2088 user id.
-_DIGITS = re.compile(r"(?<![0-9A-Za-z])\d{12,}(?![0-9A-Za-z])")
-# sign='…', "sign": "…", sign=… (query string) and the same for key/password.
-_SECRET_VALUE = re.compile(
-    r"""(?P<name>(?<![\w])['"]?(?:sign|key|password|private_key)['"]?\s*[:=]\s*)"""
-    r"""(?P<value>'[^']*'|"[^"]*"|[^\s&,'"}\]]+)""", re.IGNORECASE)
-# user:password@ in URLs.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@",
-                           re.IGNORECASE)
-
-
-def mask_text(text: str) -> str:
-    """``text`` with emails, account-like digit runs, secret values and URL passwords masked.
-
-    Idempotent: ``mask_text(mask_text(t)) == mask_text(t)``.
-    """
-    if not text:
-        return text
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:********@", text)
-    text = _SECRET_VALUE.sub(lambda m: f"{m['name']}'********'", text)
-    text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
-    text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
-    return _DIGITS.sub(lambda m: mask_account(m.group(0)), text)
-
 
 def _mask_value(value: Any) -> Any:
     """Mask every string inside ``value`` (str, list, tuple, dict); other values unchanged.

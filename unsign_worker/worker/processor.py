@@ -10,18 +10,17 @@ single job one claim and one settle.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from unsign_worker.protocol.attempt import CODE_NETWORK, AttemptRecord, record_of, send
-from unsign_worker.protocol.catalogue import Category, ErrorCode, lookup
+from unsign_worker.protocol.attempt import CODE_NETWORK, record_of, send
+from unsign_worker.protocol.catalogue import Category, lookup
 from unsign_worker.protocol.exceptions import RetryableError, ValidationError
 from unsign_worker.protocol.params import (
     Identity,
@@ -29,14 +28,15 @@ from unsign_worker.protocol.params import (
     build_query_params,
     request_params,
 )
-from unsign_worker.protocol.query_verdict import judge_query
+from unsign_worker.protocol.query_verdict import VerdictKind, judge_query
 from unsign_worker.protocol.signing import sign_params
-from unsign_worker.store.claims import Claim
+from unsign_worker.store.claims import Claim, ClaimStatus
 from unsign_worker.store.job import Job
 from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
+from unsign_worker.worker.outcomes import Run, audit_now, finish_unclaimed, settle
 from unsign_worker.worker.retry_policy import RetryState, Step, Verdict
-from unsign_worker.worker.settlement import ClaimRequest, Decision, Pending, flush
+from unsign_worker.worker.settlement import ClaimRequest, Decision, DecisionKind, Pending, flush
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +48,6 @@ GONE_CODES = frozenset({"NOT_EXIST_CUST_SIGN", "STATUS_CUSTOMER_SIGN"})
 CLAIM_CHUNK = 10
 #: After this process saw the breaker open, claimed jobs wait this long without sending.
 LOCAL_HALT_SECONDS = 2.0
-
-
-@dataclass
-class _Run:
-    """Mutable state of one delivery."""
-
-    ctx: WorkerContext
-    job: Job
-    request: UnsignRequest
-    identity: Identity
-    claim: Claim
-    now: float
-    attempts: int = 0
-    reached: bool = False
-    records: list[AttemptRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -101,9 +86,9 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
         claimed_at = time.time()
         claims = _flush(ctx, pending, decisions, [_claim_request(r) for r in part])
         for item, claim in zip(part, claims, strict=True):
-            if claim.status == "throttled":
+            if claim.status is ClaimStatus.THROTTLED:
                 claim = _claim(ctx, item.job, item.identity)
-            elif claim.status == "claimed" and (
+            elif claim.status is ClaimStatus.CLAIMED and (
                     time.time() - claimed_at > ctx.settings.lease_seconds / 2):
                 # slow jobs ahead of it in the chunk: renew before sending, never after expiry
                 claim = _renew(ctx, item, claim)
@@ -113,7 +98,8 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
             else:
                 pending.append((item.index, out))
     _flush(ctx, pending, decisions, [])
-    return [d if d is not None else Decision("ignored", "", "unknown") for d in decisions]
+    return [d if d is not None else Decision(DecisionKind.IGNORED, "", "unknown")
+            for d in decisions]
 
 
 def _flush(ctx: WorkerContext, pending: list[tuple[int, Pending]],
@@ -132,12 +118,12 @@ def _prepare(ctx: WorkerContext, message: Mapping[str, Any]
     except ValidationError as exc:
         log.error("dropping a malformed job message: %s", exc)
         job_id = message.get("job_id", "") if isinstance(message, Mapping) else ""
-        return Decision("ignored", str(job_id), "malformed", detail=str(exc))
+        return Decision(DecisionKind.IGNORED, str(job_id), "malformed", detail=str(exc))
     try:
         request = UnsignRequest.from_mapping(job.params).validate(
             charset=ctx.settings.input_charset)
     except ValidationError as exc:
-        return _finish_unclaimed(ctx, job, None, JobState.REJECTED, "INVALID_JOB", str(exc))
+        return finish_unclaimed(ctx, job, None, JobState.REJECTED, "INVALID_JOB", str(exc))
     return job, request, request.identity(ctx.settings.partner)
 
 
@@ -151,8 +137,8 @@ def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
                               probe_after_seconds=s.breaker_probe_after_seconds,
                               renew_token=claim.token)
     assert renewed is not None
-    return renewed if renewed.status != "claimed" else Claim(
-        "claimed", token=claim.token, reached=claim.reached, attempts=claim.attempts,
+    return renewed if renewed.status is not ClaimStatus.CLAIMED else Claim(
+        ClaimStatus.CLAIMED, token=claim.token, reached=claim.reached, attempts=claim.attempts,
         first_failure_at=claim.first_failure_at, probe=claim.probe, retries=claim.retries)
 
 
@@ -165,29 +151,30 @@ def _claim_request(item: _Ready) -> ClaimRequest:
 
 def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | Pending:
     job, identity = item.job, item.identity
-    if claim.status == "duplicate":
-        return _finish_unclaimed(ctx, job, identity, JobState.DUPLICATE, "",
+    if claim.status is ClaimStatus.DUPLICATE:
+        return finish_unclaimed(ctx, job, identity, JobState.DUPLICATE, "",
                                  f"agreement already handled by job {claim.detail}",
                                  original=claim.detail)
-    if claim.status == "cancelled":
-        return _finish_unclaimed(ctx, job, identity, JobState.CANCELLED, "",
+    if claim.status is ClaimStatus.CANCELLED:
+        return finish_unclaimed(ctx, job, identity, JobState.CANCELLED, "",
                                  "campaign cancelled before this job was sent")
-    if claim.status == "mismatch":
+    if claim.status is ClaimStatus.MISMATCH:
         log.error("refused a message for job %s: its parameters differ from the job's record "
                   "(a second message reusing the job id)", job.job_id)
-        return Decision("ignored", job.job_id, "mismatch",
+        return Decision(DecisionKind.IGNORED, job.job_id, "mismatch",
                         detail="the message's parameters differ from the job's record")
-    if claim.status in ("busy", "terminal"):
-        return Decision("ignored", job.job_id, claim.detail or "in_flight",
+    if claim.status in (ClaimStatus.BUSY, ClaimStatus.TERMINAL):
+        return Decision(DecisionKind.IGNORED, job.job_id, claim.detail or "in_flight",
                         detail=f"redelivered copy ({claim.status})")
-    if claim.status in ("parked", "paused"):
-        reason = "circuit breaker open" if claim.status == "parked" else "campaign paused"
-        return Decision("done", job.job_id, JobState.PARKED, code=claim.detail, detail=reason)
-    run = _Run(ctx, job, item.request, identity, claim, time.time(), attempts=claim.attempts,
+    if claim.status in (ClaimStatus.PARKED, ClaimStatus.PAUSED):
+        reason = "circuit breaker open" if claim.status is ClaimStatus.PARKED else "campaign paused"
+        return Decision(DecisionKind.DONE, job.job_id, JobState.PARKED, code=claim.detail,
+                        detail=reason)
+    run = Run(ctx, job, item.request, identity, claim, time.time(), attempts=claim.attempts,
                reached=claim.reached)
     if not claim.probe and ctx.local_halt_until > time.time():
         # this process just saw the breaker open: don't spend a claimed job on the gateway
-        return _settle(run, JobState.PARKED, "", "circuit breaker open")
+        return settle(run, JobState.PARKED, "", "circuit breaker open")
     return _submit(run)
 
 
@@ -200,12 +187,12 @@ def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
                                 campaign=job.campaign, reference=job.reference, now=time.time(),
                                 lease_seconds=s.lease_seconds,
                                 probe_after_seconds=s.breaker_probe_after_seconds)
-        if claim.status != "throttled":
+        if claim.status is not ClaimStatus.THROTTLED:
             return claim
         time.sleep(max(1, int(claim.detail or 0)) / 1000 + random.random() * 0.05)
 
 
-def _submit(run: _Run) -> Pending:
+def _submit(run: Run) -> Pending:
     ctx, s = run.ctx, run.ctx.settings
     params = request_params(run.request, partner=s.partner, charset=s.input_charset)
     signed = sign_params(params, ctx.signer, s.input_charset)
@@ -236,7 +223,7 @@ def _submit(run: _Run) -> Pending:
         return verdicts[n]
 
     def audit_retry(_: RetryCallState) -> None:
-        _audit_now(run, run.records[-1], "retrying_in_task")
+        audit_now(run, run.records[-1], "retrying_in_task")
 
     # every in-task attempt, the first included, in ONE Retrying: one count, one backoff
     retrying = Retrying(retry=retry_if_exception_type(RetryableError),
@@ -248,21 +235,21 @@ def _submit(run: _Run) -> Pending:
     except RetryableError as exc:
         return _retry_later(run, exc, verdicts[max(verdicts)])
     if response.is_success:
-        return _settle(run, JobState.UNSIGNED, "", "unsigned", customer=response.customer)
+        return settle(run, JobState.UNSIGNED, "", "unsigned", customer=response.customer)
     entry = lookup(response.error)
     if entry.category is Category.HALT:
         return _halt(run, entry.code)
     if entry.category is Category.ESCALATE:
-        return _settle(run, JobState.DEAD_LETTERED, entry.code, entry.en, dlq_kind="escalate")
+        return settle(run, JobState.DEAD_LETTERED, entry.code, entry.en, dlq_kind="escalate")
     if entry.code in GONE_CODES and run.reached:
         return _settle_gone(run, entry.code)
-    return _settle(run, JobState.REJECTED, entry.code, entry.en)
+    return settle(run, JobState.REJECTED, entry.code, entry.en)
 
 
-def _settle_gone(run: _Run, code: str) -> Pending:
+def _settle_gone(run: Run, code: str) -> Pending:
     """An earlier attempt of ours may have unsigned it; confirm where the gateway allows."""
     if not run.request.is_partner_protocol:
-        return _settle(run, JobState.ALREADY_UNSIGNED, code,
+        return settle(run, JobState.ALREADY_UNSIGNED, code,
                        "an earlier attempt of this job may have reached the gateway")
     ctx, s = run.ctx, run.ctx.settings
     query = sign_params(build_query_params(run.request, partner=s.partner,
@@ -275,26 +262,26 @@ def _settle_gone(run: _Run, code: str) -> Pending:
         return _retry_later(run, exc, _verdict(run, exc, 1, spent))
     verdict = judge_query(resp)
     reason = f"customer_unsign answered {code} after an earlier attempt; {verdict.reason}"
-    if verdict.kind == "already_unsigned":
-        return _settle(run, JobState.ALREADY_UNSIGNED, code, reason)
-    if verdict.kind == "rejected":
-        return _settle(run, JobState.REJECTED, code, reason)
+    if verdict.kind is VerdictKind.ALREADY_UNSIGNED:
+        return settle(run, JobState.ALREADY_UNSIGNED, code, reason)
+    if verdict.kind is VerdictKind.REJECTED:
+        return settle(run, JobState.REJECTED, code, reason)
     assert verdict.entry is not None
-    if verdict.kind == "halt":
+    if verdict.kind is VerdictKind.HALT:
         return _halt(run, verdict.entry.code, verdict.entry.en)
-    return _settle(run, JobState.DEAD_LETTERED, verdict.entry.code, reason, dlq_kind="escalate",
+    return settle(run, JobState.DEAD_LETTERED, verdict.entry.code, reason, dlq_kind="escalate",
                    dlq_entry=verdict.entry)
 
 
-def _halt(run: _Run, code: str, meaning: str = "") -> Pending:
+def _halt(run: Run, code: str, meaning: str = "") -> Pending:
     """Count the halt answer towards the breaker and park the job (never a failure)."""
     state = run.ctx.breaker.record_halt(code, meaning or lookup(code).en, probe=run.claim.probe)
     if state in ("opened", "open"):
         run.ctx.local_halt_until = time.time() + LOCAL_HALT_SECONDS
-    return _settle(run, JobState.PARKED, code, "integration-wide error: line stopped")
+    return settle(run, JobState.PARKED, code, "integration-wide error: line stopped")
 
 
-def _verdict(run: _Run, error: BaseException, failures: int, started: float) -> Verdict:
+def _verdict(run: Run, error: BaseException, failures: int, started: float) -> Verdict:
     """The retry policy's answer for this job, from the retry state its record holds."""
     state = RetryState(in_task_failures=failures, handbacks=run.claim.retries,
                        first_failure_at=run.claim.first_failure_at or run.now,
@@ -302,100 +289,14 @@ def _verdict(run: _Run, error: BaseException, failures: int, started: float) -> 
     return run.ctx.policy.decide(state, error, time.time())
 
 
-def _retry_later(run: _Run, exc: RetryableError, verdict: Verdict) -> Pending:
+def _retry_later(run: Run, exc: RetryableError, verdict: Verdict) -> Pending:
     """Act on a verdict that ends this delivery: dead-letter, or hand back with a countdown."""
     ctx, now = run.ctx, time.time()
     code = exc.code or CODE_NETWORK
     first = run.claim.first_failure_at or run.now
     if verdict.step is not Step.HAND_BACK:
-        return _settle(run, JobState.DEAD_LETTERED, code, f"retry_exhausted: {exc}",
+        return settle(run, JobState.DEAD_LETTERED, code, f"retry_exhausted: {exc}",
                        dlq_kind="retry_exhausted", first_failure_at=first)
-    return _settle(run, JobState.RETRYING, code, str(exc),
+    return settle(run, JobState.RETRYING, code, str(exc),
                    lease_until=now + verdict.seconds + ctx.settings.lease_seconds,
                    first_failure_at=first, countdown=verdict.seconds)
-
-
-def _audit_entry(run: _Run, record: AttemptRecord, outcome: str) -> dict[str, Any]:
-    return {"time": record.started_at, "job_id": run.job.job_id,
-            "identity": run.identity.shown, "attempt": record.attempt,
-            "params": run.request.masked(), "http_status": record.http_status,
-            "code": record.code, "duration_ms": record.duration_ms, "outcome": outcome,
-            "campaign": run.job.campaign, "reference": run.job.reference}
-
-
-def _audit_now(run: _Run, record: AttemptRecord, outcome: str) -> None:
-    ctx = run.ctx
-    ctx.redis.xadd(ctx.keys.audit, {"data": json.dumps(_audit_entry(run, record, outcome))},
-                   maxlen=ctx.settings.audit_maxlen, approximate=True)
-
-
-def _settle(run: _Run, state: JobState, code: str, reason: str, *,
-            customer: Mapping[str, str] | None = None, dlq_kind: str = "",
-            dlq_entry: ErrorCode | None = None, lease_until: float = 0.0,
-            first_failure_at: float | None = None, countdown: float = 0.0) -> Pending:
-    """The write that records ``state`` for a claimed job (fenced by its token)."""
-    ctx, job, now = run.ctx, run.job, time.time()
-    record = run.records[-1] if run.records else None
-    payload: dict[str, Any] = {
-        "job_id": job.job_id, "token": run.claim.token, "now": now, "state": str(state),
-        "code": code, "reason": reason, "attempts": run.attempts,
-        "reached": "1" if run.reached else "0", "lease_until": lease_until,
-        "first_failure_at": repr(first_failure_at) if first_failure_at else "",
-        "retries": run.claim.retries + (1 if state is JobState.RETRYING else 0),
-        "terminal": state.is_terminal, "success": state.is_success,
-        "audit": _audit_entry(run, record, str(state)) if record else
-        {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code},
-        "retention": ctx.job_retention_seconds, "audit_maxlen": ctx.settings.audit_maxlen,
-        "events_maxlen": ctx.events_maxlen, "hook_identity": run.identity.key,
-        "hook_due": now + ctx.settings.lease_seconds,
-        "close_breaker": bool(run.claim.probe and state is not JobState.PARKED),
-    }
-    hook = ""
-    if state.is_success:
-        payload["event"] = {"job_id": job.job_id, "outcome": str(state),
-                            "identity": run.identity.shown, "campaign": job.campaign,
-                            "reference": job.reference, "at": now}
-        if ctx.hooks.fn is not None:
-            hook = run.identity.key
-            payload["hook"] = {"idempotency_key": f"unsign:{run.identity.key}",
-                               "job_id": job.job_id, "outcome": str(state),
-                               "params": job.params, "reference": job.reference,
-                               "campaign": job.campaign, "customer": dict(customer or {}),
-                               "unsigned_at": now}
-    if dlq_kind:
-        payload["dlq"] = _dead_letter(run, code, reason, dlq_kind, now, dlq_entry)
-    kind = "retry" if state is JobState.RETRYING else "done"
-    return Pending("settle", job.job_id, run.identity.key, job.campaign, payload,
-                   Decision(kind, job.job_id, str(state), code=code, countdown=countdown),
-                   hook_identity=hook, shown=run.identity.shown)
-
-
-def _dead_letter(run: _Run, code: str, reason: str, kind: str, now: float,
-                 entry: ErrorCode | None = None) -> dict[str, Any]:
-    entry = entry or lookup(code)
-    advice = entry.advice if kind != "retry_exhausted" else (
-        "Retries ran out before the gateway answered; check the gateway's health, then requeue.")
-    return {"job_id": run.job.job_id, "kind": kind, "code": code, "zh": entry.zh,
-            "en": entry.en, "category": str(entry.category), "advice": advice,
-            "reason": reason, "attempts": run.attempts, "identity": run.identity.key,
-            "identity_masked": run.identity.shown, "job": run.job.masked(),
-            "campaign": run.job.campaign, "reference": run.job.reference,
-            "dead_lettered_at": now}
-
-
-def _finish_unclaimed(ctx: WorkerContext, job: Job, identity: Identity | None, state: JobState,
-                      code: str, reason: str, original: str = "") -> Pending:
-    """The write that ends a job holding no claim (invalid, duplicate, cancelled)."""
-    now = time.time()
-    payload = {"job_id": job.job_id, "now": now, "state": str(state), "code": code,
-               "reason": reason, "original": original,
-               "identity": identity.key if identity else "",
-               "identity_masked": identity.shown if identity else "",
-               "params": job.params_json(), "campaign": job.campaign,
-               "reference": job.reference, "retention": ctx.job_retention_seconds,
-               "audit": {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,
-                         "reason": reason, "original": original, "campaign": job.campaign,
-                         "reference": job.reference},
-               "audit_maxlen": ctx.settings.audit_maxlen}
-    return Pending("finish", job.job_id, identity.key if identity else "", job.campaign,
-                   payload, Decision("done", job.job_id, str(state), code=code, detail=reason))

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from unsign_worker.store.claims import Claim, parse_claim, text
@@ -26,11 +27,19 @@ log = logging.getLogger(__name__)
 REPLICA_DEGRADED_SECONDS = 30
 
 
+class DecisionKind(StrEnum):
+    """What the task must do next with a job."""
+
+    DONE = "done"
+    RETRY = "retry"
+    IGNORED = "ignored"
+
+
 @dataclass(frozen=True)
 class Decision:
     """What the task must do next."""
 
-    kind: str  # done | retry | ignored
+    kind: DecisionKind
     job_id: str
     state: str
     code: str = ""
@@ -141,15 +150,16 @@ def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:
     if item.kind == "settle" and out == "stale":
         log.warning("job %s lost its claim on %s before settling as %s; a newer delivery "
                     "owns it", item.job_id, item.shown, decision.state)
-        return Decision("ignored", item.job_id, decision.state, code=decision.code,
+        return Decision(DecisionKind.IGNORED, item.job_id, decision.state, code=decision.code,
                         detail="stale claim")
     if item.kind == "finish" and out == "mismatch":
         log.error("refused a message for job %s: its parameters differ from the job's record "
                   "(a second message reusing the job id)", item.job_id)
-        return Decision("ignored", item.job_id, "mismatch",
+        return Decision(DecisionKind.IGNORED, item.job_id, "mismatch",
                         detail="the message's parameters differ from the job's record")
     if item.kind == "finish" and out == "terminal":
-        return Decision("ignored", item.job_id, decision.state, detail="already finished")
+        return Decision(DecisionKind.IGNORED, item.job_id, decision.state,
+                        detail="already finished")
     if decision.state == "dead_lettered":
         log.warning("job %s dead-lettered: %s", item.job_id, decision.code)
     if item.hook_identity and ctx.hooks.fn is not None:

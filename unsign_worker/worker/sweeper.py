@@ -16,7 +16,6 @@ alone; after a Redis restart, every queued job is checked against the broker at 
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import time
@@ -26,8 +25,12 @@ from typing import Any
 import redis
 
 from unsign_worker.store.keys import Keys
-from unsign_worker.store.recovery import HeldMessages, queued_in_broker, redis_restarted
-from unsign_worker.store.states import TERMINAL_STATES
+from unsign_worker.store.recovery import (
+    HeldMessages,
+    message_from_record,
+    queued_in_broker,
+    redis_restarted,
+)
 from unsign_worker.worker.background import LoopThread
 
 log = logging.getLogger(__name__)
@@ -153,13 +156,10 @@ class Sweeper:
 
     def republish(self, job_id: str, now: float) -> bool:
         """Send the job's message again from its record, unless it has ended."""
-        fields = self._r.hmget(self._keys.job(job_id), "state", "params", "campaign", "reference")
-        state = (fields[0] or b"").decode()
-        if not state or state in TERMINAL_STATES:
+        message = message_from_record(self._r, self._keys, job_id, now)
+        if message is None:
             return False
-        self._publish_job({"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
-                           "campaign": (fields[2] or b"").decode(),
-                           "reference": (fields[3] or b"").decode(), "enqueued_at": now})
+        self._publish_job(message)
         return True
 
     def _unpark(self, now: float) -> int:
