@@ -22,6 +22,8 @@ from typing import Any
 import click
 
 from unsign_worker.cli.common import fail, load_settings
+from unsign_worker.console.auth import parse_users
+from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import Settings, is_loopback_host
 
 DEFAULT_PORT = 5555
@@ -56,13 +58,10 @@ def parse_basic_auth(raw: str) -> tuple[str, ...]:
     creds = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not creds:
         raise ValueError("FLOWER_BASIC_AUTH: is empty; give user:password")
-    for n, cred in enumerate(creds, 1):
-        user, sep, password = cred.partition(":")
-        if not sep or not user:
-            raise ValueError(f"FLOWER_BASIC_AUTH: entry {n} must be user:password")
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise ValueError(f"FLOWER_BASIC_AUTH: the password of {user!r} must have at least "
-                             f"{MIN_PASSWORD_LENGTH} characters")
+    try:
+        parse_users(raw, variable="FLOWER_BASIC_AUTH", min_password=MIN_PASSWORD_LENGTH)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
     return creds
 
 

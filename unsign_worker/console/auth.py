@@ -16,21 +16,22 @@ MIN_PASSWORD = 8
 REALM = "unsign-worker console"
 
 
-def parse_users(spec: str) -> dict[str, str]:
-    """``"ops:pw1,lead:pw2"`` -> ``{"ops": "pw1", "lead": "pw2"}``.
+def parse_users(spec: str, *, variable: str = "UNSIGN_CONSOLE_AUTH",
+                min_password: int = MIN_PASSWORD) -> dict[str, str]:
+    """``"ops:pw1,lead:pw2"`` -> ``{"ops": "pw1", "lead": "pw2"}`` (the console's users, and
+    Flower's ``FLOWER_BASIC_AUTH``).
 
-    Raises ConfigError naming the entry's position (never its password).
+    Raises ConfigError naming ``variable`` and the entry's position (never its password).
     """
     users: dict[str, str] = {}
-    for number, item in enumerate((p.strip() for p in spec.split(",")), start=1):
-        if not item:
-            continue
+    items = [p.strip() for p in spec.split(",") if p.strip()]
+    for number, item in enumerate(items, start=1):
         user, sep, password = item.partition(":")
         if not sep or not user:
-            raise ConfigError(f"UNSIGN_CONSOLE_AUTH: entry {number} must be user:password")
-        if len(password) < MIN_PASSWORD:
-            raise ConfigError(f"UNSIGN_CONSOLE_AUTH: the password of {user!r} must have at "
-                              f"least {MIN_PASSWORD} characters")
+            raise ConfigError(f"{variable}: entry {number} must be user:password")
+        if len(password) < min_password:
+            raise ConfigError(f"{variable}: the password of {user!r} must have at "
+                              f"least {min_password} characters")
         users[user] = password
     return users
 

@@ -106,16 +106,21 @@ def parse_agreements(data: object, *, source: str = "agreements") -> AgreementsF
     return AgreementsFile(partner=partner, agreements=agreements)
 
 
-def load_agreements_file(path: str | Path) -> AgreementsFile:
-    """Read and check an agreements file. Raises: EmulatorConfigError naming the file."""
+def read_json_file(path: str | Path, option: str) -> object:
+    """The JSON value of the file ``option`` names. Raises: EmulatorConfigError naming it."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise EmulatorConfigError(f"--agreements: cannot read {str(path)!r}: "
+        raise EmulatorConfigError(f"{option}: cannot read {str(path)!r}: "
                                   f"{exc.strerror}") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise EmulatorConfigError(f"{path}: not valid JSON: {exc.msg} at line "
                                   f"{exc.lineno}") from None
+
+
+def load_agreements_file(path: str | Path) -> AgreementsFile:
+    """Read and check an agreements file. Raises: EmulatorConfigError naming the file."""
+    data = read_json_file(path, "--agreements")
     return parse_agreements(data, source=str(path))

@@ -18,11 +18,11 @@ are those of :class:`~unsign_worker.emulator.options.AnswerOptions`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unsign_worker.emulator.config import read_json_file
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.faults import FaultSettings, check_step
 from unsign_worker.emulator.options import AnswerOptions
@@ -81,14 +81,5 @@ def parse_scenario(data: object, *, source: str = "scenario") -> Scenario:
 
 def load_scenario_file(path: str | Path) -> Scenario:
     """Read and check a scenario file. Raises: EmulatorConfigError naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EmulatorConfigError(f"--scenario: cannot read {str(path)!r}: "
-                                  f"{exc.strerror}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EmulatorConfigError(f"{path}: not valid JSON: {exc.msg} at line "
-                                  f"{exc.lineno}") from None
+    data = read_json_file(path, "--scenario")
     return parse_scenario(data, source=str(path))

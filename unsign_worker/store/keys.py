@@ -9,7 +9,8 @@ digest.
 key                                    type    content and retention
 =====================================  ======  ====================================================
 ``P job:<job_id>``                     hash    one job: state, params (JSON), identity, campaign,
-                                               reference, attempts, code, reason, timestamps;
+                                               reference, attempts, retry state (retries,
+                                               first_failure_at), code, reason, timestamps;
                                                expires ``JOB_RETENTION_SECONDS`` after it ends
 ``P ref:<reference>``                  string  producer reference -> job id (same retention)
 ``P conflicts:<reference>``            set     ids of jobs rejected ``REFERENCE_CONFLICT``: they
