@@ -22,6 +22,7 @@ import trustme
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 
+from tests.plugins.ports import free_port
 from unsign_worker.cli.config_checks import redis_health
 from unsign_worker.cli.main import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 
@@ -53,12 +54,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def lines_marked(out: str, mark: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith(mark + " ")]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pem_files(tmp_path: Path, private: Any, public: Any) -> tuple[Path, Path]:

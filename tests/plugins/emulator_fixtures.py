@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from tests.plugins.ports import free_port
 from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
 from unsign_worker.emulator.agreements import agreement_from_entry
 from unsign_worker.emulator.config import build_config
@@ -54,13 +54,6 @@ SAMPLE_AGREEMENTS: tuple[dict[str, Any], ...] = (
 #: How long a subprocess emulator may take to answer its health check, seconds.
 PROCESS_READY_SECONDS = 30.0
 VENV_CLI = Path(sys.executable).with_name("unsign-worker")
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_agreements_file(path: Path, agreements: Sequence[Mapping[str, Any]], *,

@@ -4,13 +4,13 @@ mid-test (a gateway outage), with its state reachable for faults and stats."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.plugins.ports import free_port
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.faults import FaultSettings
@@ -19,12 +19,6 @@ from unsign_worker.emulator.state import EmulatorState
 
 PARTNER = "2088101568338364"
 KEY = "k3y0f32charsforthetestsuite00001"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cae(agreement_id: str, n: int, **extra: Any) -> Agreement:

@@ -157,10 +157,3 @@ def _read_request(reader: BinaryIO, number: int) -> Request | None:
         headers[name.strip().lower()] = value.strip()
     body = reader.read(int(headers.get("content-length", "0")))
     return Request(method, target, headers, body, number)
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
