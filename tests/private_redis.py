@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.plugins.gateway_fixtures import free_port
+from tests.plugins.ports import free_port
 
 needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None,
                                         reason="needs redis-server on PATH")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.scripted_http import Request, ScriptedServer, answer, free_port, reset
+from tests.plugins.ports import free_port
+from tests.plugins.scripted_http import Request, ScriptedServer, answer, reset
 from unsign_worker.protocol.exceptions import ConfigError, TransportError, ValidationError
 from unsign_worker.protocol.gateway import GatewayClient, encode_form
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.plugins.gateway_fixtures import free_port
+from tests.plugins.ports import free_port
 from tests.test_campaign_rows import errors_of, rows_of
 from unsign_worker.cli.main import cli
 from unsign_worker.producers.client import UnsignClient

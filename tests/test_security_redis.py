@@ -27,7 +27,8 @@ import redis
 from click.testing import CliRunner
 
 import celeryconfig
-from tests.plugins.gateway_fixtures import KEY, PARTNER, Gateway, cae, free_port
+from tests.plugins.gateway_fixtures import KEY, PARTNER, Gateway, cae
+from tests.plugins.ports import free_port
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from unsign_worker.cli.main import cli
 from unsign_worker.producers.producer import producer_app

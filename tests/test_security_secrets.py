@@ -527,7 +527,7 @@ def _pings(client: redis.Redis) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH")
 def test_a_crash_traceback_holds_no_secret_and_the_jobs_still_finish(tmp_path: Path) -> None:
-    from tests.plugins.gateway_fixtures import free_port
+    from tests.plugins.ports import free_port
     from unsign_worker.emulator.faults import FaultSettings
 
     port = free_port()

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, free_port
+from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.ports import free_port
 from tests.private_redis import PrivateRedis, needs_redis_server, pings, wait_until
 from unsign_worker.store.states import TERMINAL_STATES
 

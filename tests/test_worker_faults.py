@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from tests.hook_target import calls
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, free_port, partner_protocol
+from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, partner_protocol
+from tests.plugins.ports import free_port
 from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.store.states import TERMINAL_STATES
 
