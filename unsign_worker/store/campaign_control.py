@@ -18,21 +18,12 @@ import time
 from collections.abc import Callable
 
 from unsign_worker.store.campaigns import CampaignStore
+from unsign_worker.store.scripts import lua
 
 #: Parked jobs re-sent per round trip.
 DRAIN_BATCH = 500
 
-REMOVE_IF_UNCHANGED_LUA = r"""
--- KEYS: zset ; ARGV: member, score, member, score... : remove members still at that score
-local removed = 0
-for i = 1, #ARGV, 2 do
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
-    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
-  end
-end
-return removed
-"""
+REMOVE_IF_UNCHANGED_LUA = lua("campaign_remove_if_unchanged")
 
 #: ``republish(job_id, now) -> bool``: send a job again from its record (e.g.
 #: :meth:`unsign_worker.worker.sweeper.Sweeper.republish`); False if it has ended.

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import redis
 
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.scripts import lua
 from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 #: Outcomes in the order tables and JSON list them.
@@ -26,38 +27,9 @@ OUTCOMES = tuple(str(s) for s in JobState if s in TERMINAL_STATES)
 #: Ids written per pipeline when the job list is rebuilt.
 LIST_CHUNK = 5000
 
-BEGIN_LUA = r"""
--- KEYS: meta, campaigns ; ARGV: id, name, source, total, rejected, rate ('' = keep), now
-local st = redis.call('HGET', KEYS[1], 'state')
-if st == 'cancelled' then return 'cancelled' end
-if not st then
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'running', 'created_at', ARGV[7],
-             'enqueued', 0, 'rate', 0, 'name', ARGV[2])
-  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
-  st = 'new'
-elseif st == 'done' then
-  redis.call('HSET', KEYS[1], 'state', 'running')
-end
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[2]) end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'rate', ARGV[6]) end
-redis.call('HSET', KEYS[1], 'source', ARGV[3], 'total', ARGV[4], 'rejected', ARGV[5],
-           'updated_at', ARGV[7], 'enqueue_complete', 0)
-redis.call('HDEL', KEYS[1], 'finished_at')
-return st
-"""
+BEGIN_LUA = lua("campaign_begin")
 
-TRANSITION_LUA = r"""
--- KEYS: meta ; ARGV: to, now, from states...
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return 'absent' end
-for i = 3, #ARGV do
-  if st == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2], ARGV[1] .. '_at', ARGV[2])
-    return 'ok'
-  end
-end
-return st
-"""
+TRANSITION_LUA = lua("campaign_transition")
 
 
 

@@ -1,0 +1,28 @@
+-- A job that ends without holding the agreement (rejected before claiming, or duplicate).
+-- KEYS: job, audit, counts, campaign_counts, rate, leases
+-- ARGV[1]: JSON {job_id, now, state, code, reason, original, identity, identity_masked, params,
+--          campaign, reference, retention, audit, audit_maxlen}
+local a = cjson.decode(ARGV[1])
+local job = KEYS[1]
+local st = redis.call('HGET', job, 'state')
+if TERMINAL[st] then
+  return 'terminal'
+end
+if st and not same_params(redis.call('HGET', job, 'params'), a.params) then
+  return 'mismatch'
+end
+if not st then
+  redis.call('HSET', job, 'job_id', a.job_id, 'identity', a.identity,
+             'identity_masked', a.identity_masked, 'params', a.params, 'campaign', a.campaign,
+             'reference', a.reference, 'created_at', a.now, 'attempts', 0)
+end
+redis.call('HSET', job, 'state', a.state, 'code', a.code, 'reason', a.reason,
+           'original', a.original, 'finished_at', a.now, 'updated_at', a.now)
+redis.call('ZREM', KEYS[6], a.job_id)
+redis.call('HINCRBY', KEYS[3], a.state, 1)
+redis.call('HINCRBY', KEYS[5], a.state, 1)
+redis.call('EXPIRE', KEYS[5], 3600)
+if a.campaign ~= '' then redis.call('HINCRBY', KEYS[4], a.state, 1) end
+if a.retention > 0 then redis.call('EXPIRE', job, a.retention) end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', a.audit_maxlen, '*', 'data', cjson.encode(a.audit))
+return 'ok'
