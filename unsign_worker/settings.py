@@ -18,7 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.protocol.gateway import is_loopback_host
+from unsign_worker.protocol.params import CHARSETS
 from unsign_worker.store.broker import check_store_url
+from unsign_worker.store.keys import AUDIT_MAXLEN, DEFAULT_KEY_PREFIX
 
 #: The production gateway of the MAPI interface.
 DEFAULT_GATEWAY_URL = "https://mapi.alipay.com/gateway.do"
@@ -28,10 +30,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 SENTINEL_PREFIXES = ("redis+sentinel://", "rediss+sentinel://")
 #: How long a write waits for its replicas (WAIT), milliseconds.
 REPLICA_WAIT_MS = 1000
-#: Every Redis key this project writes starts with this.
-DEFAULT_KEY_PREFIX = "unsign:"
 #: Charsets the gateway accepts for ``_input_charset``.
-SUPPORTED_CHARSETS = ("utf-8", "gbk", "gb2312")
+SUPPORTED_CHARSETS = CHARSETS
 #: Sign types the gateway accepts.
 SUPPORTED_SIGN_TYPES = ("MD5", "RSA", "DSA")
 
@@ -70,12 +70,8 @@ BREAKER_PROBE_AFTER_SECONDS = 300.0
 
 #: Seconds between two passes of the lease sweeper.
 SWEEP_INTERVAL_SECONDS = 5.0
-#: Approximate length kept in the audit stream.
-AUDIT_MAXLEN = 1_000_000
 #: Approximate length kept in the events stream.
 EVENTS_MAXLEN = 100_000
-#: Job records are kept this long after reaching a terminal state.
-JOB_RETENTION_SECONDS = 30 * 86400
 
 
 class Secret:

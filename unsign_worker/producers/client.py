@@ -35,13 +35,12 @@ from unsign_worker.protocol.params import CHARSETS, UnsignRequest
 from unsign_worker.protocol.verification import require_public_key_in_env
 from unsign_worker.store.broker import check_store_url
 from unsign_worker.store.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job
-from unsign_worker.store.keys import Keys
+from unsign_worker.store.keys import DEFAULT_KEY_PREFIX, Keys
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.store.sentinel import connect
 from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_KEY_PREFIX = "unsign:"
 #: Seconds between two looks at a job's state in :meth:`UnsignClient.wait`.
 POLL_INTERVAL_SECONDS = 0.2
 

@@ -22,7 +22,7 @@ from celery import Celery
 
 from unsign_worker.store.broker import amqp_config, is_amqp, redis_tls_options
 from unsign_worker.store.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, batch_repr, masked_repr
-from unsign_worker.store.keys import QUEUE, Keys
+from unsign_worker.store.keys import AUDIT_MAXLEN, QUEUE, Keys
 from unsign_worker.store.sentinel import is_sentinel, kombu_broker
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,6 @@ REF_RETENTION_SECONDS = 30 * 86400
 REJECTED_RETENTION_SECONDS = 30 * 86400
 #: A job that named a reference already bound to another job.
 CONFLICT_CODE = "REFERENCE_CONFLICT"
-#: Approximate length kept in the audit stream when the worker does not say.
-AUDIT_MAXLEN = 1_000_000
 #: A job still ``queued`` this long after it was enqueued is re-published by the sweeper: its
 #: message may have been lost (the Redis broker can drop a message popped just as the
 #: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.

@@ -117,19 +117,16 @@ class Identity:
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
     @cached_property
-    def shown(self) -> str:
-        """:meth:`masked`, computed once."""
-        return self.masked()
-
     def masked(self) -> str:
-        """A human-readable form with personal data masked."""
+        """A human-readable form with personal data masked (computed once): the one name of
+        a masked identity, kept in records as ``identity_masked``."""
         if len(self.values) == 1:
             return f"{self.kind}:{self.values[0]}"
         agreement, account = self.values
         return f"{self.kind}:{agreement}/{mask_email(account)}"
 
     def __str__(self) -> str:
-        return self.masked()
+        return self.masked
 
 
 @dataclass(frozen=True)

@@ -27,15 +27,11 @@ from typing import Any
 import redis
 
 from unsign_worker.store.claims import NO_CAMPAIGN
-from unsign_worker.store.keys import Keys
+from unsign_worker.store.keys import AUDIT_MAXLEN, JOB_RETENTION_SECONDS, Keys
 from unsign_worker.store.scripts import lua
 
 #: Retention of a resolved entry, seconds.
 RESOLVED_RETENTION_SECONDS = 30 * 86400
-#: Retention of a resolved job's record, seconds (as for any finished job).
-JOB_RETENTION_SECONDS = 30 * 86400
-#: Approximate length kept in the audit stream.
-AUDIT_MAXLEN = 1_000_000
 
 REQUEUE_LUA = lua("dlq_requeue")
 

@@ -72,6 +72,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: Every Redis key this project writes starts with this (``UNSIGN_KEY_PREFIX``).
+DEFAULT_KEY_PREFIX = "unsign:"
+#: Approximate length kept in the audit stream (``UNSIGN_AUDIT_MAXLEN``).
+AUDIT_MAXLEN = 1_000_000
+#: Job records are kept this long after reaching a terminal state, seconds.
+JOB_RETENTION_SECONDS = 30 * 86400
 #: Celery queue of single jobs.
 QUEUE = "unsign"
 #: Celery queue of the success hook's own retries.

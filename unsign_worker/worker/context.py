@@ -15,13 +15,12 @@ from unsign_worker.settings import (
     EVENTS_MAXLEN,
     INTASK_BACKOFF_BASE_SECONDS,
     INTASK_BACKOFF_CAP_SECONDS,
-    JOB_RETENTION_SECONDS,
     Settings,
     check_gateway_url,
 )
 from unsign_worker.store.breaker import Breaker
 from unsign_worker.store.claims import DedupStore
-from unsign_worker.store.keys import Keys
+from unsign_worker.store.keys import JOB_RETENTION_SECONDS, Keys
 from unsign_worker.store.sentinel import connect
 from unsign_worker.worker import kombu_fixes
 from unsign_worker.worker.hooks import HookRunner, load_hook

@@ -42,7 +42,7 @@ class Run:
 
 def audit_entry(run: Run, record: AttemptRecord, outcome: str) -> dict[str, Any]:
     return {"time": record.started_at, "job_id": run.job.job_id,
-            "identity": run.identity.shown, "attempt": record.attempt,
+            "identity": run.identity.masked, "attempt": record.attempt,
             "params": run.request.masked(), "http_status": record.http_status,
             "code": record.code, "duration_ms": record.duration_ms, "outcome": outcome,
             "campaign": run.job.campaign, "reference": run.job.reference}
@@ -78,7 +78,7 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
     hook = ""
     if state.is_success:
         payload["event"] = {"job_id": job.job_id, "outcome": str(state),
-                            "identity": run.identity.shown, "campaign": job.campaign,
+                            "identity": run.identity.masked, "campaign": job.campaign,
                             "reference": job.reference, "at": now}
         if ctx.hooks.fn is not None:
             hook = run.identity.key
@@ -92,7 +92,7 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
     kind = DecisionKind.RETRY if state is JobState.RETRYING else DecisionKind.DONE
     return Pending("settle", job.job_id, run.identity.key, job.campaign, payload,
                    Decision(kind, job.job_id, str(state), code=code, countdown=countdown),
-                   hook_identity=hook, shown=run.identity.shown)
+                   hook_identity=hook, identity_masked=run.identity.masked)
 
 
 def dead_letter(run: Run, code: str, reason: str, kind: str, now: float,
@@ -103,7 +103,7 @@ def dead_letter(run: Run, code: str, reason: str, kind: str, now: float,
     return {"job_id": run.job.job_id, "kind": kind, "code": code, "zh": entry.zh,
             "en": entry.en, "category": str(entry.category), "advice": advice,
             "reason": reason, "attempts": run.attempts, "identity": run.identity.key,
-            "identity_masked": run.identity.shown, "job": run.job.masked(),
+            "identity_masked": run.identity.masked, "job": run.job.masked(),
             "campaign": run.job.campaign, "reference": run.job.reference,
             "dead_lettered_at": now}
 
@@ -115,7 +115,7 @@ def finish_unclaimed(ctx: WorkerContext, job: Job, identity: Identity | None, st
     payload = {"job_id": job.job_id, "now": now, "state": str(state), "code": code,
                "reason": reason, "original": original,
                "identity": identity.key if identity else "",
-               "identity_masked": identity.shown if identity else "",
+               "identity_masked": identity.masked if identity else "",
                "params": job.params_json(), "campaign": job.campaign,
                "reference": job.reference, "retention": ctx.job_retention_seconds,
                "audit": {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,

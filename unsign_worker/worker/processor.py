@@ -130,7 +130,7 @@ def _prepare(ctx: WorkerContext, message: Mapping[str, Any]
 def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
     s = ctx.settings
     renewed = ctx.dedup.claim(job_id=item.job.job_id, identity=item.identity.key,
-                              identity_masked=item.identity.shown,
+                              identity_masked=item.identity.masked,
                               params_json=item.job.params_json(), campaign=item.job.campaign,
                               reference=item.job.reference, now=time.time(),
                               lease_seconds=s.lease_seconds,
@@ -144,7 +144,7 @@ def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
 
 def _claim_request(item: _Ready) -> ClaimRequest:
     return ClaimRequest(job_id=item.job.job_id, identity=item.identity.key,
-                        identity_masked=item.identity.shown,
+                        identity_masked=item.identity.masked,
                         params_json=item.job.params_json(), campaign=item.job.campaign,
                         reference=item.job.reference)
 
@@ -183,7 +183,7 @@ def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
     s = ctx.settings
     while True:
         claim = ctx.dedup.claim(job_id=job.job_id, identity=identity.key,
-                                identity_masked=identity.masked(), params_json=job.params_json(),
+                                identity_masked=identity.masked, params_json=job.params_json(),
                                 campaign=job.campaign, reference=job.reference, now=time.time(),
                                 lease_seconds=s.lease_seconds,
                                 probe_after_seconds=s.breaker_probe_after_seconds)

@@ -68,7 +68,7 @@ class Pending:
     #: identity whose success hook runs after the write ("" for none)
     hook_identity: str = ""
     #: masked identity, for the log line of a stale write
-    shown: str = ""
+    identity_masked: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:
     decision = item.decision
     if item.kind == "settle" and out == "stale":
         log.warning("job %s lost its claim on %s before settling as %s; a newer delivery "
-                    "owns it", item.job_id, item.shown, decision.state)
+                    "owns it", item.job_id, item.identity_masked, decision.state)
         return Decision(DecisionKind.IGNORED, item.job_id, decision.state, code=decision.code,
                         detail="stale claim")
     if item.kind == "finish" and out == "mismatch":
