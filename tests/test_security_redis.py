@@ -33,7 +33,8 @@ from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from unsign_worker.cli.main import cli
 from unsign_worker.producers.producer import producer_app
 from unsign_worker.protocol.exceptions import ConfigError
-from unsign_worker.settings import Settings, redact_url
+from unsign_worker.protocol.hosts import redact_url
+from unsign_worker.settings import Settings
 
 ADMIN_PASSWORD = "admin-pw-NEVER-LOGGED-1"
 USER = "unsign"

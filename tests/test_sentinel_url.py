@@ -81,7 +81,7 @@ def test_replica_acknowledgements_default_to_one_with_sentinel_and_none_without(
 
 
 def test_a_sentinel_urls_password_is_never_shown():
-    from unsign_worker.settings import redact_url
+    from unsign_worker.protocol.hosts import redact_url
 
     assert "s3cret" not in redact_url(URL) and "********" in redact_url(URL)
     settings = Settings.from_env({**BASE_ENV, "UNSIGN_REDIS_URL": URL}, load_dotenv=False)

@@ -8,16 +8,14 @@ constant with its unit in the name. Secrets are held in :class:`Secret`, whose `
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from unsign_worker.protocol.exceptions import ConfigError
-from unsign_worker.protocol.gateway import is_loopback_host
+from unsign_worker.protocol.hosts import is_ip_literal, is_loopback_host, redact_url
 from unsign_worker.protocol.params import CHARSETS
 from unsign_worker.store.broker import check_store_url
 from unsign_worker.store.keys import AUDIT_MAXLEN, DEFAULT_KEY_PREFIX
@@ -113,37 +111,6 @@ def _read_file(path: str, name: str) -> str:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``********`` (Redis URLs may carry one)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "<unparsable URL>"
-    if not password:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:********@{host}"))
-
-
-def is_ip_literal(host: str) -> bool:
-    """True for any host the resolver reads as an address without asking DNS: IPv4 and IPv6
-    literals, and the numeric forms ``inet_aton`` accepts (``2130706433``, ``0x7f000001``,
-    ``127.1``), with or without a trailing dot. Pure: nothing is looked up."""
-    bare = host.strip("[]").rstrip(".")
-    try:
-        ipaddress.ip_address(bare)
-        return True
-    except ValueError:
-        pass
-    try:
-        socket.inet_aton(bare)
-    except OSError:
-        return False
-    return True
 
 
 def check_gateway_url(url: str, *, sandbox: bool) -> None:

@@ -8,7 +8,8 @@ import click
 import redis
 
 from unsign_worker.protocol.exceptions import ConfigError
-from unsign_worker.settings import Settings, redact_url
+from unsign_worker.protocol.hosts import redact_url
+from unsign_worker.settings import Settings
 from unsign_worker.store.sentinel import connect
 
 

@@ -236,7 +236,7 @@ def run_demo(opts: DemoOptions) -> int:
 
 
 def _safe(url: str) -> str:
-    from unsign_worker.settings import redact_url
+    from unsign_worker.protocol.hosts import redact_url
 
     return redact_url(url)
 

@@ -24,7 +24,8 @@ import click
 from unsign_worker.cli.common import fail, load_settings
 from unsign_worker.console.auth import parse_users
 from unsign_worker.protocol.exceptions import ConfigError
-from unsign_worker.settings import Settings, is_loopback_host
+from unsign_worker.protocol.hosts import is_loopback_host
+from unsign_worker.settings import Settings
 
 DEFAULT_PORT = 5555
 DEFAULT_ADDRESS = "127.0.0.1"

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import ssl
 import time
 from collections.abc import Mapping
@@ -39,20 +38,11 @@ from unsign_worker.protocol.exceptions import (
     TransportError,
     ValidationError,
 )
+from unsign_worker.protocol.hosts import is_loopback_host
 
 USER_AGENT = "unsign-worker/0.1"
 #: Bytes asked of the socket per read of the answer's body.
 READ_CHUNK_BYTES = 16 * 1024
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

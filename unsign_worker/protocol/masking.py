@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+#: What stands in for a secret (a password, a key, a signature) wherever it is shown.
+MASK = "********"
+
 #: Parameters whose values are secrets or signatures: never shown, not even masked.
 SECRET_FIELDS = frozenset({"sign", "key", "private_key", "password"})
 #: Parameters holding a login (email or phone number) or an account: always masked by name.
@@ -79,8 +82,8 @@ def mask_text(text: str) -> str:
     """
     if not text:
         return text
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:********@", text)
-    text = _SECRET_VALUE.sub(lambda m: f"{m['name']}'********'", text)
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    text = _SECRET_VALUE.sub(lambda m: f"{m['name']}'{MASK}'", text)
     text = _EMAIL.sub(lambda m: mask_email(m.group(0)), text)
     text = _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
     return _DIGITS.sub(lambda m: mask_account(m.group(0)), text)

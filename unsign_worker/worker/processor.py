@@ -105,8 +105,10 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
 def _flush(ctx: WorkerContext, pending: list[tuple[int, Pending]],
            decisions: list[Decision | None], claims: list[ClaimRequest]) -> list[Claim]:
     written, answers = flush(ctx, [p for _, p in pending], claims)
-    for (index, _), decision in zip(pending, written, strict=True):
+    for (index, item), decision in zip(pending, written, strict=True):
         decisions[index] = decision
+        if item.hook_identity and decision.kind is not DecisionKind.IGNORED:
+            ctx.hooks.run(item.hook_identity)  # written: the merchant's step, once
     pending.clear()
     return answers
 

@@ -3,7 +3,8 @@
 The processor decides an outcome and describes its write as a :class:`Pending`; :func:`flush`
 sends every pending write of a batch (and the claims of the next jobs) to Redis in ONE pipeline,
 then turns each reply into the task's :class:`Decision`: a settle refused by the fencing token
-becomes ``ignored``, a success runs the merchant's hook, a dead letter is logged. A job whose
+becomes ``ignored``, a dead letter is logged. The merchant's hook is not run here: the task
+runs it once the write is done (:mod:`unsign_worker.worker.processor`). A job whose
 answer is known but whose write is still pending is protected like any in-flight job: its claim
 is live and its ``open_attempt`` mark is set, so a crash before the flush settles it from the
 gateway's state on redelivery (``already_unsigned``), never by unsigning twice.
@@ -162,6 +163,4 @@ def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:
                         detail="already finished")
     if decision.state == "dead_lettered":
         log.warning("job %s dead-lettered: %s", item.job_id, decision.code)
-    if item.hook_identity and ctx.hooks.fn is not None:
-        ctx.hooks.run(item.hook_identity)
     return decision
