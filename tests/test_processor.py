@@ -12,6 +12,8 @@ import redis
 
 from tests.plugins.gateway_fixtures import PARTNER, cae, partner_protocol
 from unsign_worker.emulator.options import AnswerOptions
+from unsign_worker.store.requests import SettleRequest
+from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.processor import process_job
 
@@ -213,10 +215,11 @@ def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(gateway_factory
     new = ctx.dedup.claim(now=time.time(), **kwargs)
     assert int(new.token) == int(old.token) + 1
     # When the old one settles
-    out = ctx.dedup.settle(job_id=message["job_id"], identity=kwargs["identity"], campaign="",
-                           payload={"job_id": message["job_id"], "token": old.token,
-                                    "audit": {"note": "stale"}, "audit_maxlen": 100},
-                           minute=0)
+    out = ctx.dedup.settle(SettleRequest(
+        job_id=message["job_id"], identity=kwargs["identity"], campaign="", token=old.token,
+        now=time.time(), state=JobState.UNSIGNED, code="", reason="unsigned", attempts=1,
+        reached=True, audit={"note": "stale"}, retention_seconds=60, audit_maxlen=100,
+        events_maxlen=100, hook_due=0), minute=0)
     # Then its outcome is refused
     assert out == "stale"
     assert record(ctx, message["job_id"])["state"] == "in_flight"

@@ -34,7 +34,6 @@ its lease (paused, partitioned) cannot overwrite what the new holder recorded.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -42,6 +41,7 @@ from typing import Any
 import redis
 
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.requests import FinishRequest, SettleRequest
 from unsign_worker.store.scripts import lua, terminal_prelude
 
 #: Lua: whether two job parameter JSON objects name the same parameters (empty values count as
@@ -122,27 +122,24 @@ class DedupStore:
         )
         return None if pipe is not None else parse_claim(reply)
 
-    def settle(self, *, job_id: str, identity: str, campaign: str, payload: dict[str, Any],
-               minute: int, pipe: Any = None) -> str | None:
+    def settle(self, request: SettleRequest, *, minute: int, pipe: Any = None) -> str | None:
         """Record an outcome if the fencing token is current: ``ok`` or ``stale``."""
-        k = self._keys
-        keys = [k.job(job_id), k.agreement(identity), k.leases, k.audit, k.events, k.counts,
-                k.campaign_counts(campaign or NO_CAMPAIGN), k.rate(minute),
-                k.hook(identity), k.hooks, k.dlq, k.dlq_entry(job_id), k.breaker,
+        k, r = self._keys, request
+        keys = [k.job(r.job_id), k.agreement(r.identity), k.leases, k.audit, k.events, k.counts,
+                k.campaign_counts(r.campaign or NO_CAMPAIGN), k.rate(minute),
+                k.hook(r.identity), k.hooks, k.dlq, k.dlq_entry(r.job_id), k.breaker,
                 k.breaker_probe, k.parked]
-        reply = self._settle(keys=keys, args=[json.dumps({**payload, "campaign": campaign})],
-                             client=pipe)
+        reply = self._settle(keys=keys, args=[r.script_arg()], client=pipe)
         return None if pipe is not None else text(reply)
 
-    def finish_unclaimed(self, *, job_id: str, campaign: str, payload: dict[str, Any],
-                         minute: int, pipe: Any = None) -> str | None:
+    def finish_unclaimed(self, request: FinishRequest, *, minute: int, pipe: Any = None
+                         ) -> str | None:
         """End a job that holds no claim: ``ok``, ``terminal`` if it had already ended, or
-        ``mismatch`` if its record names other parameters than ``payload``."""
-        k = self._keys
-        keys = [k.job(job_id), k.audit, k.counts,
-                k.campaign_counts(campaign or NO_CAMPAIGN), k.rate(minute), k.leases]
-        reply = self._finish(keys=keys, args=[json.dumps({**payload, "campaign": campaign})],
-                             client=pipe)
+        ``mismatch`` if its record names other parameters than the request."""
+        k, r = self._keys, request
+        keys = [k.job(r.job_id), k.audit, k.counts,
+                k.campaign_counts(r.campaign or NO_CAMPAIGN), k.rate(minute), k.leases]
+        reply = self._finish(keys=keys, args=[r.script_arg()], client=pipe)
         return None if pipe is not None else text(reply)
 
 

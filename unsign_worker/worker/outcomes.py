@@ -20,6 +20,7 @@ from unsign_worker.protocol.catalogue import ErrorCode, lookup
 from unsign_worker.protocol.params import Identity, UnsignRequest
 from unsign_worker.store.claims import Claim
 from unsign_worker.store.job import Job
+from unsign_worker.store.requests import FinishRequest, SettleRequest
 from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.settlement import Decision, DecisionKind, Pending
@@ -55,44 +56,40 @@ def audit_now(run: Run, record: AttemptRecord, outcome: str) -> None:
 
 
 def settle(run: Run, state: JobState, code: str, reason: str, *,
-            customer: Mapping[str, str] | None = None, dlq_kind: str = "",
-            dlq_entry: ErrorCode | None = None, lease_until: float = 0.0,
-            first_failure_at: float | None = None, countdown: float = 0.0) -> Pending:
+           customer: Mapping[str, str] | None = None, dlq_kind: str = "",
+           dlq_entry: ErrorCode | None = None, lease_until: float = 0.0,
+           first_failure_at: float | None = None, countdown: float = 0.0) -> Pending:
     """The write that records ``state`` for a claimed job (fenced by its token)."""
     ctx, job, now = run.ctx, run.job, time.time()
     record = run.records[-1] if run.records else None
-    payload: dict[str, Any] = {
-        "job_id": job.job_id, "token": run.claim.token, "now": now, "state": str(state),
-        "code": code, "reason": reason, "attempts": run.attempts,
-        "reached": "1" if run.reached else "0", "lease_until": lease_until,
-        "first_failure_at": repr(first_failure_at) if first_failure_at else "",
-        "retries": run.claim.retries + (1 if state is JobState.RETRYING else 0),
-        "terminal": state.is_terminal, "success": state.is_success,
-        "audit": audit_entry(run, record, str(state)) if record else
-        {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code},
-        "retention": ctx.job_retention_seconds, "audit_maxlen": ctx.settings.audit_maxlen,
-        "events_maxlen": ctx.events_maxlen, "hook_identity": run.identity.key,
-        "hook_due": now + ctx.settings.lease_seconds,
-        "close_breaker": bool(run.claim.probe and state is not JobState.PARKED),
-    }
-    hook = ""
+    event = hook = None
+    hook_identity = ""
     if state.is_success:
-        payload["event"] = {"job_id": job.job_id, "outcome": str(state),
-                            "identity": run.identity.masked, "campaign": job.campaign,
-                            "reference": job.reference, "at": now}
+        event = {"job_id": job.job_id, "outcome": str(state), "identity": run.identity.masked,
+                 "campaign": job.campaign, "reference": job.reference, "at": now}
         if ctx.hooks.fn is not None:
-            hook = run.identity.key
-            payload["hook"] = {"idempotency_key": f"unsign:{run.identity.key}",
-                               "job_id": job.job_id, "outcome": str(state),
-                               "params": job.params, "reference": job.reference,
-                               "campaign": job.campaign, "customer": dict(customer or {}),
-                               "unsigned_at": now}
-    if dlq_kind:
-        payload["dlq"] = dead_letter(run, code, reason, dlq_kind, now, dlq_entry)
+            hook_identity = run.identity.key
+            hook = {"idempotency_key": f"unsign:{run.identity.key}", "job_id": job.job_id,
+                    "outcome": str(state), "params": job.params, "reference": job.reference,
+                    "campaign": job.campaign, "customer": dict(customer or {}),
+                    "unsigned_at": now}
+    request = SettleRequest(
+        job_id=job.job_id, identity=run.identity.key, campaign=job.campaign,
+        token=run.claim.token, now=now, state=state, code=code, reason=reason,
+        attempts=run.attempts, reached=run.reached, lease_until=lease_until,
+        first_failure_at=first_failure_at,
+        retries=run.claim.retries + (1 if state is JobState.RETRYING else 0),
+        audit=audit_entry(run, record, str(state)) if record else
+        {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code},
+        retention_seconds=ctx.job_retention_seconds, audit_maxlen=ctx.settings.audit_maxlen,
+        events_maxlen=ctx.events_maxlen, hook_due=now + ctx.settings.lease_seconds,
+        close_breaker=bool(run.claim.probe and state is not JobState.PARKED),
+        event=event, hook=hook,
+        dlq=dead_letter(run, code, reason, dlq_kind, now, dlq_entry) if dlq_kind else None)
     kind = DecisionKind.RETRY if state is JobState.RETRYING else DecisionKind.DONE
-    return Pending("settle", job.job_id, run.identity.key, job.campaign, payload,
-                   Decision(kind, job.job_id, str(state), code=code, countdown=countdown),
-                   hook_identity=hook, identity_masked=run.identity.masked)
+    return Pending(request, Decision(kind, job.job_id, str(state), code=code,
+                                     countdown=countdown),
+                   hook_identity=hook_identity, identity_masked=run.identity.masked)
 
 
 def dead_letter(run: Run, code: str, reason: str, kind: str, now: float,
@@ -109,19 +106,17 @@ def dead_letter(run: Run, code: str, reason: str, kind: str, now: float,
 
 
 def finish_unclaimed(ctx: WorkerContext, job: Job, identity: Identity | None, state: JobState,
-                      code: str, reason: str, original: str = "") -> Pending:
+                     code: str, reason: str, original: str = "") -> Pending:
     """The write that ends a job holding no claim (invalid, duplicate, cancelled)."""
     now = time.time()
-    payload = {"job_id": job.job_id, "now": now, "state": str(state), "code": code,
-               "reason": reason, "original": original,
-               "identity": identity.key if identity else "",
-               "identity_masked": identity.masked if identity else "",
-               "params": job.params_json(), "campaign": job.campaign,
-               "reference": job.reference, "retention": ctx.job_retention_seconds,
-               "audit": {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,
-                         "reason": reason, "original": original, "campaign": job.campaign,
-                         "reference": job.reference},
-               "audit_maxlen": ctx.settings.audit_maxlen}
-    return Pending("finish", job.job_id, identity.key if identity else "", job.campaign,
-                   payload, Decision(DecisionKind.DONE, job.job_id, str(state), code=code,
+    request = FinishRequest(
+        job_id=job.job_id, identity=identity.key if identity else "",
+        identity_masked=identity.masked if identity else "", campaign=job.campaign,
+        reference=job.reference, params_json=job.params_json(), now=now, state=state,
+        code=code, reason=reason, original=original,
+        audit={"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,
+               "reason": reason, "original": original, "campaign": job.campaign,
+               "reference": job.reference},
+        retention_seconds=ctx.job_retention_seconds, audit_maxlen=ctx.settings.audit_maxlen)
+    return Pending(request, Decision(DecisionKind.DONE, job.job_id, str(state), code=code,
                                      detail=reason))

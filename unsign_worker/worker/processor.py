@@ -32,11 +32,12 @@ from unsign_worker.protocol.query_verdict import VerdictKind, judge_query
 from unsign_worker.protocol.signing import sign_params
 from unsign_worker.store.claims import Claim, ClaimStatus
 from unsign_worker.store.job import Job
+from unsign_worker.store.requests import ClaimRequest
 from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.outcomes import Run, audit_now, finish_unclaimed, settle
 from unsign_worker.worker.retry_policy import RetryState, Step, Verdict
-from unsign_worker.worker.settlement import ClaimRequest, Decision, DecisionKind, Pending, flush
+from unsign_worker.worker.settlement import Decision, DecisionKind, Pending, flush
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from unsign_worker.store.claims import Claim, parse_claim, text
+from unsign_worker.store.requests import ClaimRequest, FinishRequest, SettleRequest
 from unsign_worker.worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -59,29 +60,21 @@ class Decision:
 class Pending:
     """One write for the next flush and the decision it yields once written."""
 
-    #: settle (holds a claim, fenced) or finish (no claim: rejected before claiming, duplicate)
-    kind: str
-    job_id: str
-    identity: str
-    campaign: str
-    payload: dict[str, Any]
+    #: a settle (holds a claim, fenced) or a finish (no claim: invalid, duplicate, cancelled)
+    request: SettleRequest | FinishRequest
     decision: Decision
     #: identity whose success hook runs after the write ("" for none)
     hook_identity: str = ""
     #: masked identity, for the log line of a stale write
     identity_masked: str = ""
 
+    @property
+    def job_id(self) -> str:
+        return self.request.job_id
 
-@dataclass(frozen=True)
-class ClaimRequest:
-    """The arguments of one claim to send with a flush."""
-
-    job_id: str
-    identity: str
-    identity_masked: str
-    params_json: str
-    campaign: str
-    reference: str
+    @property
+    def is_settle(self) -> bool:
+        return isinstance(self.request, SettleRequest)
 
 
 def flush(ctx: WorkerContext, pending: Sequence[Pending],
@@ -99,15 +92,10 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
     pipe = None if single else ctx.redis.pipeline(transaction=False)
     replies: list[Any] = []
     for item in pending:
-        if item.kind == "settle":
-            replies.append(ctx.dedup.settle(job_id=item.job_id, identity=item.identity,
-                                            campaign=item.campaign, payload=item.payload,
-                                            minute=minute, pipe=pipe))
+        if isinstance(item.request, SettleRequest):
+            replies.append(ctx.dedup.settle(item.request, minute=minute, pipe=pipe))
         else:
-            replies.append(ctx.dedup.finish_unclaimed(job_id=item.job_id,
-                                                      campaign=item.campaign,
-                                                      payload=item.payload, minute=minute,
-                                                      pipe=pipe))
+            replies.append(ctx.dedup.finish_unclaimed(item.request, minute=minute, pipe=pipe))
     for c in claims:
         replies.append(ctx.dedup.claim(job_id=c.job_id, identity=c.identity,
                                        identity_masked=c.identity_masked,
@@ -148,17 +136,17 @@ def _replicate(ctx: WorkerContext) -> None:
 def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:
     out = text(reply)
     decision = item.decision
-    if item.kind == "settle" and out == "stale":
+    if item.is_settle and out == "stale":
         log.warning("job %s lost its claim on %s before settling as %s; a newer delivery "
                     "owns it", item.job_id, item.identity_masked, decision.state)
         return Decision(DecisionKind.IGNORED, item.job_id, decision.state, code=decision.code,
                         detail="stale claim")
-    if item.kind == "finish" and out == "mismatch":
+    if not item.is_settle and out == "mismatch":
         log.error("refused a message for job %s: its parameters differ from the job's record "
                   "(a second message reusing the job id)", item.job_id)
         return Decision(DecisionKind.IGNORED, item.job_id, "mismatch",
                         detail="the message's parameters differ from the job's record")
-    if item.kind == "finish" and out == "terminal":
+    if not item.is_settle and out == "terminal":
         return Decision(DecisionKind.IGNORED, item.job_id, decision.state,
                         detail="already finished")
     if decision.state == "dead_lettered":

@@ -1,0 +1,118 @@
+"""The typed requests the store's scripts take: each field is one a script reads, by name.
+
+A caller builds a :class:`SettleRequest` (the outcome of a claimed job) or a
+:class:`FinishRequest` (the end of a job that holds no claim) and hands it to
+:class:`~unsign_worker.store.claims.DedupStore`; only the store turns it into the script's
+keys and its JSON argument (``store/lua/settle.lua``, ``store/lua/finish_unclaimed.lua``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from unsign_worker.store.states import JobState
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimRequest:
+    """One job's claim of its agreement (``store/lua/claim.lua``)."""
+
+    job_id: str
+    #: the agreement's key (a digest: no personal data)
+    identity: str
+    identity_masked: str
+    params_json: str
+    campaign: str
+    reference: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SettleRequest:
+    """The outcome of a claimed job, written only if ``token`` is still the agreement's."""
+
+    job_id: str
+    #: the agreement's key
+    identity: str
+    campaign: str
+    token: str
+    #: epoch seconds of the write
+    now: float
+    state: JobState
+    code: str
+    reason: str
+    attempts: int
+    reached: bool
+    #: retrying: when the job's lease ends (epoch seconds)
+    lease_until: float = 0.0
+    first_failure_at: float | None = None
+    #: hand-backs to the broker so far, this one included (the retry count)
+    retries: int = 0
+    audit: dict[str, Any]
+    retention_seconds: int
+    audit_maxlen: int
+    events_maxlen: int
+    #: when the success hook is due if nobody runs it first (epoch seconds)
+    hook_due: float
+    close_breaker: bool = False
+    #: success: the entry of the events stream
+    event: dict[str, Any] | None = None
+    #: success with a hook configured: the hook record's event
+    hook: dict[str, Any] | None = None
+    #: dead-lettered: the dead-letter entry
+    dlq: dict[str, Any] | None = None
+
+    def script_arg(self) -> str:
+        """The JSON argument of the settle script."""
+        out: dict[str, Any] = {
+            "job_id": self.job_id, "token": self.token, "now": self.now,
+            "state": str(self.state), "code": self.code, "reason": self.reason,
+            "attempts": self.attempts, "reached": "1" if self.reached else "0",
+            "lease_until": self.lease_until,
+            "first_failure_at": repr(self.first_failure_at) if self.first_failure_at else "",
+            "retries": self.retries, "terminal": self.state.is_terminal,
+            "success": self.state.is_success, "audit": self.audit,
+            "retention": self.retention_seconds, "audit_maxlen": self.audit_maxlen,
+            "events_maxlen": self.events_maxlen, "hook_identity": self.identity,
+            "hook_due": self.hook_due, "close_breaker": self.close_breaker,
+            "campaign": self.campaign,
+        }
+        for name in ("event", "hook", "dlq"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return json.dumps(out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinishRequest:
+    """The end of a job that holds no claim (invalid, duplicate, cancelled)."""
+
+    job_id: str
+    #: the agreement's key ("" when the parameters did not name one)
+    identity: str
+    identity_masked: str
+    campaign: str
+    reference: str
+    params_json: str
+    now: float
+    state: JobState
+    code: str
+    reason: str
+    #: duplicate: the job that holds or unsigned the agreement
+    original: str = ""
+    audit: dict[str, Any]
+    retention_seconds: int
+    audit_maxlen: int
+
+    def script_arg(self) -> str:
+        """The JSON argument of the finish script."""
+        return json.dumps({
+            "job_id": self.job_id, "now": self.now, "state": str(self.state),
+            "code": self.code, "reason": self.reason, "original": self.original,
+            "identity": self.identity, "identity_masked": self.identity_masked,
+            "params": self.params_json, "campaign": self.campaign,
+            "reference": self.reference, "retention": self.retention_seconds,
+            "audit": self.audit, "audit_maxlen": self.audit_maxlen,
+        })
