@@ -15,6 +15,7 @@ import click
 from unsign_worker.cli._ops import console, echo_json
 from unsign_worker.cli.common import fail, load_settings, redis_for
 from unsign_worker.producers.campaign.enqueue import BATCH_SIZE, MESSAGES_AT_LEAST, batch_size_for
+from unsign_worker.producers.campaign.report import RejectsFile
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.outage import Outage, ride_out
 
@@ -94,20 +95,29 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     from unsign_worker.producers.campaign.plan import scan_file
     from unsign_worker.producers.campaign.rows import FileFormatError
     from unsign_worker.producers.campaign.stream import start_file
+    from unsign_worker.producers.reports import OutputFileError
     from unsign_worker.store.campaigns import CampaignError, CampaignStore
 
     settings = load_settings()
-    rejects = _RejectsFile(rejects_path or f"{file}.rejects.csv", show_personal_data)
+    rejects = RejectsFile(rejects_path or f"{file}.rejects.csv", show_personal_data,
+                          keep=SHOWN_REJECTS)
+
+    def on_reject(reject: Any) -> None:
+        try:
+            rejects.add(reject)
+        except OutputFileError as exc:
+            fail(f"--rejects: {exc}")
+
     try:  # streamed: counts and refused rows only, whatever the file's size
         scan = scan_file(file, encoding=encoding, charset=settings.input_charset,
-                         campaign_id=campaign_id, on_reject=rejects.add)
+                         campaign_id=campaign_id, on_reject=on_reject)
     except FileFormatError as exc:
         rejects.discard()
         fail(f"{file}: {exc}")
     finally:
         rejects.close()
     if rejects.rows and not as_json:
-        rejects.print_summary()
+        _print_rejects(rejects)
     failed = EXIT_FINISHED_WITH_FAILURES if rejects.rows else 0
     if dry_run:
         summary = {"campaign": scan.campaign_id, "rows": scan.rows, "valid": scan.valid,
@@ -166,60 +176,15 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     raise click.exceptions.Exit(failed)
 
 
-class _RejectsFile:
-    """The rejects file, written row by row as refused rows are found (opened at the first),
-    and the first problems kept for the terminal."""
+def _print_rejects(rejects: RejectsFile) -> None:
+    from rich.markup import escape
 
-    def __init__(self, path: str, show_personal_data: bool) -> None:
-        self.path = path
-        self.show_personal_data = show_personal_data
-        self.rows = 0
-        self.problems = 0
-        self.shown: list[Any] = []
-        self._handle: Any = None
-        self._writer: Any = None
-
-    def add(self, reject: Any) -> None:
-        import csv
-
-        from unsign_worker.producers.campaign.report import REJECT_COLUMNS, reject_rows
-        from unsign_worker.producers.reports import OutputFileError, neutralise_cell, open_output
-
-        if self._handle is None:
-            try:
-                self._handle = open_output(self.path)
-            except OutputFileError as exc:
-                fail(f"--rejects: {exc}")
-            self._writer = csv.writer(self._handle)
-            self._writer.writerow(REJECT_COLUMNS)
-        self.rows += 1
-        self.problems += len(reject.errors)
-        self.shown.extend(reject.errors[:SHOWN_REJECTS - len(self.shown)])
-        for row in reject_rows([reject], show_personal_data=self.show_personal_data):
-            self._writer.writerow([neutralise_cell("" if row.get(c) is None else str(row[c]))
-                                   for c in REJECT_COLUMNS])
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-    def discard(self) -> None:
-        """The file as a whole was refused: leave no partial rejects file behind."""
-        if self._handle is not None:
-            self.close()
-            Path(self.path).unlink(missing_ok=True)
-        self.rows = 0
-
-    def print_summary(self) -> None:
-        from rich.markup import escape
-
-        err = console(err=True)
-        for error in self.shown:
-            err.print(f"[red]refused[/] {escape(str(error))}")
-        more = self.problems - len(self.shown)
-        tail = f" ({more} more problems not shown)" if more > 0 else ""
-        err.print(f"{self.rows} row(s) refused{tail}; all written to {escape(self.path)}")
+    err = console(err=True)
+    for error in rejects.shown:
+        err.print(f"[red]refused[/] {escape(str(error))}")
+    more = rejects.problems - len(rejects.shown)
+    tail = f" ({more} more problems not shown)" if more > 0 else ""
+    err.print(f"{rejects.rows} row(s) refused{tail}; all written to {escape(rejects.path)}")
 
 
 @campaign_group.command("status", epilog="Example: unsign-worker campaign status c-3f9a1b2c4d5e")

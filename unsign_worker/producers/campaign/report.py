@@ -119,3 +119,44 @@ def _invalid_row(reject: dict[str, Any]) -> dict[str, Any]:
     codes = "; ".join(f"{e['field']}:{e['rule']}" for e in reject.get("errors", []))
     return {"line": reject["line"], "reference": reject.get("reference", ""), "identity": "",
             "outcome": INVALID, "code": codes, "attempts": 0, "finished_at": ""}
+
+
+class RejectsFile:
+    """The rejects file, written row by row as refused rows are found (opened at the first),
+    and the first problems kept for the terminal."""
+
+    def __init__(self, path: str, show_personal_data: bool, *, keep: int = 20) -> None:
+        self.path = path
+        #: how many problems are kept for the terminal
+        self.keep = keep
+        self.show_personal_data = show_personal_data
+        self.rows = 0
+        self.problems = 0
+        self.shown: list[Any] = []
+        self._handle: Any = None
+        self._writer: Any = None
+
+    def add(self, reject: RejectedRow) -> None:
+        """Write one refused row. Raises: OutputFileError if the file cannot be opened."""
+        if self._handle is None:
+            self._handle = open_output(self.path)
+            self._writer = csv.writer(self._handle)
+            self._writer.writerow(REJECT_COLUMNS)
+        self.rows += 1
+        self.problems += len(reject.errors)
+        self.shown.extend(reject.errors[:self.keep - len(self.shown)])
+        for row in reject_rows([reject], show_personal_data=self.show_personal_data):
+            self._writer.writerow([neutralise_cell("" if row.get(c) is None else str(row[c]))
+                                   for c in REJECT_COLUMNS])
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def discard(self) -> None:
+        """The file as a whole was refused: leave no partial rejects file behind."""
+        if self._handle is not None:
+            self.close()
+            Path(self.path).unlink(missing_ok=True)
+        self.rows = 0
