@@ -25,23 +25,13 @@ import redis
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
+from unsign_worker.store.scripts import lua
 
 log = logging.getLogger(__name__)
 
 HookFn = Callable[[dict[str, Any]], object]
 
-CLAIM_HOOK_LUA = r"""
--- KEYS: hook, hooks ; ARGV: now, lease_until, identity
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'missing', ''} end
-if st == 'done' then return {'done', ''} end
-local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-if st == 'running' and lease > tonumber(ARGV[1]) then return {'busy', ''} end
-local n = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease_until', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-return {'claimed', tostring(n), redis.call('HGET', KEYS[1], 'event')}
-"""
+CLAIM_HOOK_LUA = lua("hook_claim")
 
 #: Retry delays of a failing hook: base and cap, seconds.
 HOOK_RETRY_BASE_SECONDS = 5.0

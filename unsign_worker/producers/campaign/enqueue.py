@@ -26,6 +26,7 @@ from unsign_worker.producers.producer import Producer
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.job import Job
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
+from unsign_worker.store.scripts import lua
 
 #: Jobs looked up and recorded per pipeline.
 CHUNK_SIZE = 2000
@@ -43,44 +44,11 @@ def batch_size_for(jobs: int, *, most: int = BATCH_SIZE) -> int:
     ``MESSAGES_AT_LEAST`` messages when there are that many jobs."""
     return max(1, min(most, jobs // MESSAGES_AT_LEAST))
 
-READ_LUA = r"""
--- KEYS: campaign meta, job records... ; returns the campaign state, then state and sent_at of
--- each job ('' for none)
-local out = {redis.call('HGET', KEYS[1], 'state') or ''}
-for i = 2, #KEYS do
-  local v = redis.call('HMGET', KEYS[i], 'state', 'sent_at')
-  out[#out + 1] = v[1] or ''
-  out[#out + 1] = v[2] or ''
-end
-return out
-"""
+READ_LUA = lua("enqueue_read")
 
-WRITE_LUA = r"""
--- KEYS: campaign meta, leases, job records... ; ARGV[1]: JSON list of flat field lists, one per
--- job; ARGV[2]: JSON list of their job ids; ARGV[3]: when a queued job is checked (leases)
--- Writes the records that do not exist yet; returns the positions (1-based) of those that did.
-local records = cjson.decode(ARGV[1])
-local ids = cjson.decode(ARGV[2])
-local existing = {}
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    existing[#existing + 1] = i - 2
-  else
-    redis.call('HSET', KEYS[i], unpack(records[i - 2]))
-    redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ids[i - 2])
-  end
-end
-redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 2 - #existing)
-return existing
-"""
+WRITE_LUA = lua("enqueue_write")
 
-MARK_LUA = r"""
--- KEYS: job records ; ARGV[1]: the time they were sent
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 'sent_at', ARGV[1])
-end
-return #KEYS
-"""
+MARK_LUA = lua("enqueue_mark")
 
 
 @dataclass
