@@ -28,7 +28,7 @@ test: $(STAMP)
 	@test -x /usr/bin/chromium || echo "browser tests skipped: install Chromium with 'sudo apt-get install -y chromium' to run them"
 	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The fast tier: needs Redis, starts no worker process (under a minute).
+# The fast tier: needs Redis, starts no worker process (about a minute).
 test-fast: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 
 from tests.plugins.ports import free_port
-from unsign_worker.cli.config_checks import redis_health
 from unsign_worker.cli.main import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from unsign_worker.ops.config_checks import redis_health
 
 KEY = "0123456789abcdefghijklmnopqrstuv"
 PARTNER = "2088101568338364"

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import click
 
-from unsign_worker.cli.config_checks import Check, check_redis, check_settings, fail
-from unsign_worker.cli.gateway_probe import probe_gateway
+from unsign_worker.ops.config_checks import Check, check_redis, check_settings, fail
+from unsign_worker.ops.gateway_probe import probe_gateway
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.protocol.params import QUERY_SERVICE, SERVICE, validate_partner
 from unsign_worker.protocol.signing import UNSIGNED_PARAMS, make_signer, string_to_sign

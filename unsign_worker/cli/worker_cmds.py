@@ -30,7 +30,7 @@ def worker_cmd(ctx: click.Context) -> None:
     --loglevel). Defaults: --pool threads --concurrency 32, queues unsign and unsign.hooks,
     task events on.
     """
-    from unsign_worker.cli.config_checks import redis_health
+    from unsign_worker.ops.config_checks import redis_health
     from unsign_worker.worker.app import create_app
     from unsign_worker.worker.context import build_context
 

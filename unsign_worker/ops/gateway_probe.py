@@ -11,7 +11,7 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
-from unsign_worker.cli.config_checks import Check, fail, ok
+from unsign_worker.ops.config_checks import Check, fail, ok
 from unsign_worker.settings import Settings
 
 
