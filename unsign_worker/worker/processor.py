@@ -99,8 +99,9 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
             else:
                 pending.append((item.index, out))
     _flush(ctx, pending, decisions, [])
-    return [d if d is not None else Decision(DecisionKind.IGNORED, "", "unknown")
-            for d in decisions]
+    done = [d for d in decisions if d is not None]
+    assert len(done) == len(messages), "every job of the message gets a decision"
+    return done
 
 
 def _flush(ctx: WorkerContext, pending: list[tuple[int, Pending]],
