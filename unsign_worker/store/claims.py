@@ -50,9 +50,10 @@ SAME_PARAMS_LUA = lua("same_params")
 
 CLAIM_LUA = terminal_prelude() + lua("same_params") + lua("claim")
 
-SETTLE_LUA = lua("settle")
+SETTLE_LUA = lua("job_ended") + lua("settle")
 
-FINISH_UNCLAIMED_LUA = terminal_prelude() + lua("same_params") + lua("finish_unclaimed")
+FINISH_UNCLAIMED_LUA = (terminal_prelude() + lua("same_params") + lua("job_ended")
+                        + lua("finish_unclaimed"))
 
 
 #: Stands for "no campaign" in key names, so every key a script declares is a real key under

@@ -18,11 +18,6 @@ if not st then
 end
 redis.call('HSET', job, 'state', a.state, 'code', a.code, 'reason', a.reason,
            'original', a.original, 'finished_at', a.now, 'updated_at', a.now)
-redis.call('ZREM', KEYS[6], a.job_id)
-redis.call('HINCRBY', KEYS[3], a.state, 1)
-redis.call('HINCRBY', KEYS[5], a.state, 1)
-redis.call('EXPIRE', KEYS[5], 3600)
-if a.campaign ~= '' then redis.call('HINCRBY', KEYS[4], a.state, 1) end
-if a.retention > 0 then redis.call('EXPIRE', job, a.retention) end
+job_ended(a, job, KEYS[6], KEYS[3], KEYS[4], KEYS[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', a.audit_maxlen, '*', 'data', cjson.encode(a.audit))
 return 'ok'

@@ -18,12 +18,7 @@ if a.first_failure_at ~= '' then
 end
 if a.terminal then
   redis.call('HSET', job, 'finished_at', a.now)
-  redis.call('ZREM', KEYS[3], a.job_id)
-  redis.call('HINCRBY', KEYS[6], a.state, 1)
-  redis.call('HINCRBY', KEYS[8], a.state, 1)
-  redis.call('EXPIRE', KEYS[8], 3600)
-  if a.campaign ~= '' then redis.call('HINCRBY', KEYS[7], a.state, 1) end
-  if a.retention > 0 then redis.call('EXPIRE', job, a.retention) end
+  job_ended(a, job, KEYS[3], KEYS[6], KEYS[7], KEYS[8])
   if a.success then
     redis.call('HSET', agr, 'state', 'unsigned', 'holder', a.job_id, 'lease_until', 0,
                'unsigned_at', a.now)
