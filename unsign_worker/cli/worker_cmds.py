@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from typing import Any
 
@@ -12,9 +13,11 @@ import click
 from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
 from unsign_worker.keys import HOOK_QUEUE, QUEUE, Keys
 
-#: Default pool and concurrency of ``unsign-worker worker``: threads suit I/O-bound HTTP calls.
-DEFAULT_POOL = "threads"
-DEFAULT_CONCURRENCY = 32
+#: Default pool and concurrency of ``unsign-worker worker``: a job is one HTTP call waiting on
+#: the gateway, so greenlets (no lock contention between OS threads, about a third less CPU per
+#: job than threads in docs/performance.md) and enough slots to keep 100 requests in flight.
+DEFAULT_POOL = "gevent"
+DEFAULT_CONCURRENCY = 100
 
 
 @click.command(
@@ -27,9 +30,12 @@ def worker_cmd(ctx: click.Context) -> None:
     """Start a worker with the project's app, queues and pool.
 
     Any other option is passed to ``celery worker`` unchanged (e.g. --concurrency, --hostname,
-    --loglevel). Defaults: --pool threads --concurrency 32, queues unsign and unsign.hooks,
+    --loglevel). Defaults: --pool gevent --concurrency 100, queues unsign and unsign.hooks,
     task events on.
     """
+    extra = list(ctx.args)
+    if _pool_given(extra) is None and DEFAULT_POOL == "gevent":
+        _exec_with_pool(extra)
     from unsign_worker.celery_app import create_app
     from unsign_worker.cli.config_checks import redis_health
     from unsign_worker.context import build_context
@@ -46,9 +52,8 @@ def worker_cmd(ctx: click.Context) -> None:
         fail(f"cannot start the worker: {exc}")
     app = create_app(settings)
     argv = ["worker", "-E"]
-    extra = list(ctx.args)
     given = " ".join(extra)
-    if "-P" not in extra and "--pool" not in given:
+    if _pool_given(extra) is None:
         argv += ["--pool", DEFAULT_POOL]
     if "-c" not in extra and "--concurrency" not in given:
         argv += ["--concurrency", str(DEFAULT_CONCURRENCY)]
@@ -57,6 +62,45 @@ def worker_cmd(ctx: click.Context) -> None:
     if "-l" not in extra and "--loglevel" not in given:
         argv += ["--loglevel", "INFO"]
     app.worker_main(argv + extra)
+
+
+def _pool_given(args: list[str]) -> str | None:
+    """The pool named on the command line (``-P X``, ``--pool X``, ``--pool=X``), or None."""
+    for i, arg in enumerate(args):
+        if arg in ("-P", "--pool"):
+            return args[i + 1] if i + 1 < len(args) else ""
+        if arg.startswith("--pool="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _exec_with_pool(args: list[str]) -> None:
+    """Start this command again with ``--pool gevent`` on its command line.
+
+    gevent must patch sockets, threads and SSL before anything imports them, which only the
+    package's first import does when it sees the pool on the command line
+    (``unsign_worker.cli``); by the time a default is chosen here, those modules are loaded.
+    ``exec`` keeps the process id, so supervisors and signals see one process.
+    """
+    env = dict(os.environ)
+    # one kept-alive gateway connection per slot, whatever the concurrency given
+    env.setdefault("UNSIGN_HTTP_POOL_SIZE", str(_concurrency(args) or DEFAULT_CONCURRENCY))
+    argv = [sys.executable, "-m", "unsign_worker", "worker", "--pool", DEFAULT_POOL, *args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
+
+
+def _concurrency(args: list[str]) -> int | None:
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("-c", "--concurrency") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--concurrency="):
+            value = arg.split("=", 1)[1]
+        if value is not None:
+            return int(value) if value.isdigit() else None
+    return None
 
 
 @click.group("breaker")
