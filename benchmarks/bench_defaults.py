@@ -22,29 +22,55 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench_runs import READ_CHUNK, Plan, Setup, run_workers
 from bench_support import BIN, child_env, delete_prefix, pct
 
+from unsign_worker.cli.worker_cmds import default_processes
 from unsign_worker.client import UnsignClient
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS
 from unsign_worker.keys import Keys
 from unsign_worker.states import TERMINAL_STATES
 
+#: A worker flag of this benchmark only (never passed on): run the worker as if hiredis were
+#: not installed, to measure redis-py's own parser side by side with hiredis's.
+NO_HIREDIS = "no-hiredis"
 
-def product_env(setup: Setup, prefix: str) -> dict[str, str]:
+
+def product_env(setup: Setup, prefix: str, flags: tuple[str, ...] = ()) -> dict[str, str]:
     """The worker's environment: the gateway and the store, nothing about pools or slots."""
-    return child_env(UNSIGN_SANDBOX="1", ALIPAY_GATEWAY_URL=setup.gateway_url,
-                     ALIPAY_PARTNER=setup.partner, ALIPAY_KEY=setup.key,
-                     UNSIGN_REDIS_URL=setup.redis_url, UNSIGN_KEY_PREFIX=prefix)
+    env = child_env(UNSIGN_SANDBOX="1", ALIPAY_GATEWAY_URL=setup.gateway_url,
+                    ALIPAY_PARTNER=setup.partner, ALIPAY_KEY=setup.key,
+                    UNSIGN_REDIS_URL=setup.redis_url, UNSIGN_KEY_PREFIX=prefix)
+    if NO_HIREDIS in flags:  # a module named hiredis that fails to import, first on the path
+        blocker = setup.tmp / "no-hiredis"
+        blocker.mkdir(exist_ok=True)
+        (blocker / "hiredis.py").write_text('raise ImportError("hidden by the benchmark")\n')
+        env["PYTHONPATH"] = f"{blocker}{os.pathsep}{env['PYTHONPATH']}"
+    return env
 
 
 def default_worker(host: str, flags: tuple[str, ...] = ()) -> list[str]:
-    """``unsign-worker worker`` with the defaults (a hostname only, to find it in Redis), or
+    """``unsign-worker worker`` with no option (its processes are found in Redis by count), or
     with ``flags`` (to compare other choices side by side)."""
-    return [str(BIN / "unsign-worker"), "worker", "--hostname", host, *flags]
+    return [str(BIN / "unsign-worker"), "worker", *(f for f in flags if f != NO_HIREDIS)]
+
+
+def expected_nodes(setup: Setup, flags: tuple[str, ...] = ()) -> int:
+    """Celery nodes the run's ``unsign-worker worker`` commands start."""
+    per_command = default_processes()
+    if "--processes" in flags:
+        per_command = int(flags[flags.index("--processes") + 1])
+    elif "--hostname" in flags or "-n" in flags:
+        per_command = 1
+    return per_command * setup.workers
+
+
+def nodes_ready(setup: Setup, keys: Keys, flags: tuple[str, ...] = ()) -> Callable[[str], bool]:
+    return lambda _host: setup.client.zcard(keys.workers) >= expected_nodes(setup, flags)
 
 
 def write_campaign(path: Path, rows: list[dict[str, str]]) -> None:
@@ -110,8 +136,8 @@ def run_campaign_cli(setup: Setup, rows: list[dict[str, str]], label: str,
     figures = run_workers(setup, Plan(
         kind="product", label=label, prefix=prefix,
         argv=lambda host: default_worker(host, flags),
-        env=product_env(setup, prefix),
-        ready=lambda host: setup.client.zscore(records.keys.workers, host) is not None,
+        env=product_env(setup, prefix, flags),
+        ready=nodes_ready(setup, records.keys, flags),
         enqueue=enqueue, progress=records.progress, collect=records.collect,
         first_enqueue=lambda: records.first, extra=lambda: {"command": command}))
     return _with_product_cpu(figures, command.get("cpu_s", 0.0))
@@ -137,9 +163,9 @@ def run_single(setup: Setup, via: str, label: str, flags: tuple[str, ...] = ()
     try:
         figures = run_workers(setup, Plan(
             kind="product", label=label, prefix=prefix,
-        argv=lambda host: default_worker(host, flags),
-            env=product_env(setup, prefix),
-            ready=lambda host: setup.client.zscore(records.keys.workers, host) is not None,
+            argv=lambda host: default_worker(host, flags),
+            env=product_env(setup, prefix, flags),
+            ready=nodes_ready(setup, records.keys, flags),
             enqueue=enqueue, progress=records.progress, collect=records.collect,
             first_enqueue=lambda: records.first))
     finally:
@@ -171,7 +197,7 @@ def run_idle_latency(setup: Setup, jobs: int, gap_s: float = 0.1) -> dict[str, A
     recorded, seen, states = [], [], Counter[str]()
     try:
         deadline = time.monotonic() + 90
-        while setup.client.zscore(keys.workers, host) is None:
+        while setup.client.zcard(keys.workers) < expected_nodes(setup):
             if time.monotonic() > deadline or setup.procs.procs[proc_name].poll() is not None:
                 raise RuntimeError(f"worker not ready:\n{setup.procs.log_tail(proc_name)}")
             time.sleep(0.2)
@@ -219,7 +245,7 @@ def run_detach(setup: Setup, rows: list[dict[str, str]]) -> dict[str, Any]:
                       cwd=setup.tmp)
     try:
         deadline = time.monotonic() + 90
-        while setup.client.zscore(keys.workers, host) is None:
+        while setup.client.zcard(keys.workers) < expected_nodes(setup):
             if time.monotonic() > deadline or setup.procs.procs[proc_name].poll() is not None:
                 raise RuntimeError(f"worker not ready:\n{setup.procs.log_tail(proc_name)}")
             time.sleep(0.2)

@@ -10,7 +10,8 @@ over :func:`unsign_worker.params.build_params`), posts it, and checks that the a
 success. ``--client session`` posts with a plain ``requests.Session.post`` instead (a session
 whose connection pool is as large as the concurrency): what an application written in an
 afternoon would do, the ceiling of issue 15's target 1. Writes ``{"start", "end", "ok",
-"failed", "cpu_s", "latencies_ms"}`` as JSON to ``--out`` (``cpu_s``: CPU seconds of the whole process, set-up included).
+"failed", "cpu_s", "latencies_ms"}`` as JSON to ``--out`` (``cpu_s``: CPU seconds of the whole
+process, set-up included).
 
 The key comes from ``ALIPAY_KEY`` (never from the command line).
 

@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from job_cpu import REPEATS, WARMUP_JOBS, measure
 from targets_table import print_targets
 
 from unsign_worker.cli.emulator_cmds import write_agreements
-from unsign_worker.cli.worker_cmds import DEFAULT_CONCURRENCY, DEFAULT_POOL
+from unsign_worker.cli.worker_cmds import DEFAULT_CONCURRENCY, DEFAULT_POOL, default_processes
 from unsign_worker.emulator.seed import generate
 
 PARTNER = "2088101568338364"
@@ -73,10 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip", default="", help="comma list of 1,2,3,4,5 to leave out")
     parser.add_argument("--compare", action="append", default=[], metavar="FLAGS",
                         help="also run targets 1 and 2 with these worker flags, in the same "
-                        "rounds (e.g. --compare='--pool threads --concurrency 32')")
-    parser.add_argument("--compare-processes", type=int, default=0, metavar="N",
-                        help="also run target 1 with N default worker processes (each with "
-                        "the default pool and concurrency), in the same rounds")
+                        "rounds (e.g. --compare='--pool threads --concurrency 32'; the word "
+                        "no-hiredis runs the worker as if hiredis were not installed)")
     parser.add_argument("--stall-s", type=float, default=60.0)
     parser.add_argument("--timeout-s", type=float, default=900.0)
     args = parser.parse_args(argv)
@@ -102,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               "machine": machine(), "load_avg_start": os.getloadavg(),
                               "options": vars(args), "defaults": {
-                                  "pool": DEFAULT_POOL, "concurrency": DEFAULT_CONCURRENCY},
+                                  "pool": DEFAULT_POOL, "concurrency": DEFAULT_CONCURRENCY,
+                                  "processes": default_processes()},
                               "runs": []}
     size = max(args.campaign_jobs, args.single_jobs, args.long_jobs, args.latency_jobs)
     with tempfile.TemporaryDirectory(prefix="unsign-targets-") as tmp_dir:
@@ -154,11 +152,6 @@ def main(argv: list[str] | None = None) -> int:
                 if "2" not in skip:
                     steps.append((f"client {flags}", partial(
                         run_single, single, "client", f"single client {flags}", extra)))
-            if args.compare_processes > 1 and "1" not in skip:
-                many = replace(camp, workers=args.compare_processes)
-                steps.append((f"campaign x{args.compare_processes} processes", partial(
-                    run_campaign_cli, many, data.rows[:args.campaign_jobs],
-                    f"campaign run x{args.compare_processes}")))
             for number in range(1, args.rounds + 1):
                 for name, step in steps:
                     print(f"running {name} (round {number}) ...", file=sys.stderr)

@@ -125,7 +125,8 @@ def print_targets(report: dict[str, Any], *, latency_ms: float) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
     print()
     print(f"defaults: --pool {report['defaults']['pool']} --concurrency "
-          f"{report['defaults']['concurrency']}, one process; load average "
+          f"{report['defaults']['concurrency']}, {report['defaults'].get('processes')} "
+          "process(es); load average "
           f"{_load(report.get('load_avg_start'))} at the start, "
           f"{_load(report.get('load_avg_end'))} at the end; "
           f"{len({r['round'] for r in runs})} interleaved rounds, median (each round)")
