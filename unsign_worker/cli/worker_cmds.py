@@ -61,6 +61,24 @@ def worker_cmd(ctx: click.Context) -> None:
     if _pool_given(extra) is None and DEFAULT_POOL == "gevent":
         _exec_with_pool(extra)
     from unsign_worker.celery_app import create_app
+
+    settings = _checked_settings()
+    app = create_app(settings)
+    argv = ["worker", "-E"]
+    given = " ".join(extra)
+    if _pool_given(extra) is None:
+        argv += ["--pool", DEFAULT_POOL]
+    if "-c" not in extra and "--concurrency" not in given:
+        argv += ["--concurrency", str(DEFAULT_CONCURRENCY)]
+    if "-Q" not in extra and "--queues" not in given:
+        argv += ["--queues", f"{QUEUE},{HOOK_QUEUE}"]
+    if "-l" not in extra and "--loglevel" not in given:
+        argv += ["--loglevel", "INFO"]
+    app.worker_main(argv + extra)
+
+
+def _checked_settings() -> Any:
+    """The settings, once the key, URLs, hooks and store are known good (else exit 1)."""
     from unsign_worker.cli.config_checks import redis_health
     from unsign_worker.context import build_context
 
@@ -74,18 +92,7 @@ def worker_cmd(ctx: click.Context) -> None:
         worker_context.close()
     except Exception as exc:
         fail(f"cannot start the worker: {exc}")
-    app = create_app(settings)
-    argv = ["worker", "-E"]
-    given = " ".join(extra)
-    if _pool_given(extra) is None:
-        argv += ["--pool", DEFAULT_POOL]
-    if "-c" not in extra and "--concurrency" not in given:
-        argv += ["--concurrency", str(DEFAULT_CONCURRENCY)]
-    if "-Q" not in extra and "--queues" not in given:
-        argv += ["--queues", f"{QUEUE},{HOOK_QUEUE}"]
-    if "-l" not in extra and "--loglevel" not in given:
-        argv += ["--loglevel", "INFO"]
-    app.worker_main(argv + extra)
+    return settings
 
 
 def _option(args: list[str], short: str, long: str) -> str | None:
@@ -146,7 +153,7 @@ def _supervise(count: int, args: list[str]) -> int:
     dies (Linux). The first to stop for any reason but a signal from here stops the others: the
     service manager sees one worker that stopped, and restarts it whole.
     """
-    load_settings()  # a bad environment is said once, before anything starts
+    _checked_settings()  # a bad environment is said once, before anything starts
     hosts, rest = _hostnames(count, args)
     env = dict(os.environ)
     if _pool_given(rest) is None:
@@ -168,6 +175,7 @@ def _supervise(count: int, args: list[str]) -> int:
     for signum in FORWARDED:
         signal.signal(signum, forward)
     codes: dict[int, int] = {}
+    first: int | None = None
     while len(codes) < len(children):
         try:
             pid, status = os.wait()
@@ -177,8 +185,11 @@ def _supervise(count: int, args: list[str]) -> int:
             continue
         codes[pid] = os.waitstatus_to_exitcode(status)
         if not stopping:  # one stopped on its own: the others follow
+            first = codes[pid] if codes[pid] >= 0 else 128 - codes[pid]
             forward(signal.SIGTERM, None)
-    return max((abs(code) for code in codes.values()), default=0)
+    if first is not None:
+        return first
+    return max((code for code in codes.values() if code > 0), default=0)
 
 
 def _die_with_parent() -> None:
