@@ -60,6 +60,8 @@ class Setup:
     results_dir: Path
     stamp: str
     profile: bool = False
+    #: the ceiling's HTTP client: "worker" (GatewayClient) or "session" (requests.Session.post)
+    ceiling_client: str = "worker"
 
     @property
     def total(self) -> int:
@@ -152,7 +154,7 @@ def run_ceiling(setup: Setup) -> dict[str, Any]:
             sys.executable, str(HERE / "ceiling_client.py"), "--url", setup.gateway_url,
             "--partner", setup.partner, "--jobs-file", str(jobs_file), "--out", str(out),
             "--concurrency", str(setup.concurrency), "--pool", setup.pool,
-            "--timeout-s", str(setup.timeout_seconds)],
+            "--client", setup.ceiling_client, "--timeout-s", str(setup.timeout_seconds)],
             env=child_env(ALIPAY_KEY=setup.key), cwd=setup.tmp)
     pids = {n: setup.procs.procs[n].pid for n in names} | {"emulator": setup.emulator_pid}
     monitor = Monitor(pids, lambda: 0).start()
@@ -192,6 +194,9 @@ class Plan:
     collect: Callable[[], tuple[float, list[float], Counter[str]]]  # end, latencies, states
     is_terminal: Callable[[str], bool] = TERMINAL_STATES.__contains__
     extra: Callable[[], dict[str, Any]] = dict  # more figures, read before the keys go
+    #: the first enqueue as recorded by the producer (a separate process), else None: the
+    #: moment the enqueue thread started is used
+    first_enqueue: Callable[[], float | None] = lambda: None
 
 
 def run_workers(setup: Setup, plan: Plan) -> dict[str, Any]:
@@ -245,6 +250,7 @@ def run_workers(setup: Setup, plan: Plan) -> dict[str, Any]:
         if errors:
             raise RuntimeError(f"enqueue failed: {errors[0]!r}")
         end, latencies, states = plan.collect()
+        t0 = plan.first_enqueue() or t0
         terminal = sum(n for s, n in states.items() if plan.is_terminal(s))
         figures = _figures(setup, plan.kind, plan.label, status=status, t0=t0, end=end,
                            completed=terminal, latencies_ms=latencies, monitor=monitor,

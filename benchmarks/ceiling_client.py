@@ -6,15 +6,17 @@ Started by benchmarks/campaign.py as its own process, like a worker. ``--concurr
 ceiling and the product send requests the same way and the ratio between them measures
 everything else) whose connection pool is as large as the concurrency; each takes the next
 job, signs it with MD5 exactly as the worker does
-(:func:`unsign_worker.protocol.signing.sign_params`
-over :func:`unsign_worker.protocol.params.build_params`), posts it, and checks that the answer is a
-success. Writes ``{"start", "end", "ok", "failed", "cpu_s", "latencies_ms"}`` as JSON to
-``--out`` (``cpu_s``: CPU seconds of the whole process, set-up included).
+(:func:`unsign_worker.protocol.signing.sign_params` over :func:`unsign_worker.protocol.params.build_params`), posts it, and checks that the answer is a
+success. ``--client session`` posts with a plain ``requests.Session.post`` instead (a session
+whose connection pool is as large as the concurrency): what an application written in an
+afternoon would do, the ceiling of issue 15's target 1. Writes ``{"start", "end", "ok",
+"failed", "cpu_s", "latencies_ms"}`` as JSON to ``--out`` (``cpu_s``: CPU seconds of the whole
+process, set-up included).
 
 The key comes from ``ALIPAY_KEY`` (never from the command line).
 
     python benchmarks/ceiling_client.py --url URL --partner P --jobs-file F --out O \
-        [--concurrency 100] [--pool threads|gevent] [--timeout-s 600]
+        [--concurrency 100] [--pool threads|gevent] [--client worker|session] [--timeout-s 600]
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ import json  # noqa: E402
 import os  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from typing import Any  # noqa: E402
+
+import requests  # noqa: E402
+import requests.adapters  # noqa: E402
 
 from unsign_worker.protocol.exceptions import UnsignError  # noqa: E402
 from unsign_worker.protocol.gateway import GatewayClient  # noqa: E402
@@ -43,12 +49,27 @@ CHARSET = "utf-8"
 TIMEOUT_SECONDS = (5.0, 15.0)
 
 
+def session_post(url: str, concurrency: int) -> Callable[[dict[str, str]], bytes]:
+    """A plain ``requests.Session.post`` of the signed form, pool as large as the concurrency."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=concurrency)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return lambda signed: session.post(url, data=signed, timeout=TIMEOUT_SECONDS).content
+
+
 def run(url: str, partner: str, key: str, jobs: list[dict[str, str]], concurrency: int,
-        deadline: float) -> dict[str, Any]:
+        deadline: float, kind: str = "worker") -> dict[str, Any]:
     signer = make_signer("MD5", key=key)
-    client = GatewayClient(gateway_url=url, connect_timeout_seconds=TIMEOUT_SECONDS[0],
-                           read_timeout_seconds=TIMEOUT_SECONDS[1], pool_size=concurrency,
-                           max_response_bytes=64 * 1024)
+    if kind == "session":
+        post = session_post(url, concurrency)
+    else:
+        client = GatewayClient(gateway_url=url, connect_timeout_seconds=TIMEOUT_SECONDS[0],
+                               read_timeout_seconds=TIMEOUT_SECONDS[1], pool_size=concurrency,
+                               max_response_bytes=64 * 1024)
+
+        def post(signed: dict[str, str]) -> bytes:
+            return client.post(signed, charset=CHARSET).body
     pending = iter(jobs)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -65,8 +86,8 @@ def run(url: str, partner: str, key: str, jobs: list[dict[str, str]], concurrenc
                                               partner=partner, charset=CHARSET),
                                  signer, CHARSET)
             try:
-                good = b"<is_success>T</is_success>" in client.post(signed, charset=CHARSET).body
-            except UnsignError:
+                good = b"<is_success>T</is_success>" in post(signed)
+            except (UnsignError, requests.RequestException):
                 good = False
             elapsed = (time.perf_counter() - started) * 1000
             with lock:
@@ -92,12 +113,14 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--pool", choices=("threads", "gevent"), default="threads")
+    parser.add_argument("--client", choices=("worker", "session"), default="worker",
+                        help="the worker's GatewayClient, or a plain requests.Session.post")
     parser.add_argument("--timeout-s", type=float, default=600.0)
     args = parser.parse_args()
     with open(args.jobs_file, encoding="utf-8") as handle:
         jobs = json.load(handle)
     result = run(args.url, args.partner, os.environ.get("ALIPAY_KEY", ""), jobs,
-                 args.concurrency, time.monotonic() + args.timeout_s)
+                 args.concurrency, time.monotonic() + args.timeout_s, args.client)
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
     return 0

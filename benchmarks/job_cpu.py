@@ -52,6 +52,9 @@ REPEATS = 3
 class StubGateway:
     """Answers every post at once with the same signed success."""
 
+    #: as for the emulator the other runs use (plain HTTP to a loopback host)
+    trusted_channel = True
+
     def __init__(self, body: bytes) -> None:
         self.body = body
 
