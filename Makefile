@@ -47,7 +47,7 @@ test-lowest:
 demo: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep)
 
-# issue 15's targets with the product's defaults, one table (BENCH_ARGS: e.g. --long-jobs 100000)
+# the performance targets with the product's defaults, one table (BENCH_ARGS: e.g. --long-jobs 100000)
 bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/with_redis.py --db 14 -- $(BIN)/python benchmarks/targets.py $(BENCH_ARGS)
 

@@ -1,5 +1,5 @@
 """The product as a user gets it: ``unsign-worker worker`` with no pool or concurrency option,
-fed the ways applications feed it (issue 15's targets; driven by benchmarks/targets.py).
+fed the ways applications feed it (the performance targets; driven by benchmarks/targets.py).
 
 - :func:`run_campaign_cli`: ``unsign-worker campaign run FILE`` (the whole command, following
   the campaign to its end) while default workers drain it;

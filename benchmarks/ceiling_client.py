@@ -6,10 +6,11 @@ Started by benchmarks/campaign.py as its own process, like a worker. ``--concurr
 ceiling and the product send requests the same way and the ratio between them measures
 everything else) whose connection pool is as large as the concurrency; each takes the next
 job, signs it with MD5 exactly as the worker does
-(:func:`unsign_worker.protocol.signing.sign_params` over :func:`unsign_worker.protocol.params.build_params`), posts it, and checks that the answer is a
+(:func:`unsign_worker.protocol.signing.sign_params` over
+:func:`unsign_worker.protocol.params.build_params`), posts it, and checks that the answer is a
 success. ``--client session`` posts with a plain ``requests.Session.post`` instead (a session
 whose connection pool is as large as the concurrency): what an application written in an
-afternoon would do, the ceiling of issue 15's target 1. Writes ``{"start", "end", "ok",
+afternoon would do, the ceiling of the defaults target. Writes ``{"start", "end", "ok",
 "failed", "cpu_s", "latencies_ms"}`` as JSON to ``--out`` (``cpu_s``: CPU seconds of the whole
 process, set-up included).
 

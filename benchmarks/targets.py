@@ -1,4 +1,4 @@
-"""``make bench``: issue 15's targets 1-5, measured with the product's DEFAULTS, in one table.
+"""``make bench``: the performance targets 1-5, measured with the product's DEFAULTS, in one table.
 
 Every ratio is taken side by side in one invocation against its baseline, in interleaved
 rounds (``--rounds``, median reported, each round's value listed): the machine is shared.

@@ -1,4 +1,4 @@
-"""The one table of ``make bench`` (benchmarks/targets.py): each target of issue 15, the
+"""The one table of ``make bench`` (benchmarks/targets.py): each performance target, the
 product's figure, its baseline's, the ratio (median over the rounds, each round in brackets)
 and whether the goal is met."""
 
