@@ -31,6 +31,7 @@ from unsign_worker.console import auth, csrf
 from unsign_worker.ops.operations import Operations
 from unsign_worker.protocol.masking import mask_text
 from unsign_worker.settings import Settings
+from unsign_worker.store.outage import OUTAGE_ERRORS, Outage
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ USER = web.AppKey("user_map", dict)
 OPS = web.AppKey("ops", Operations)
 SECRET = web.AppKey("secret", bytes)
 JINJA = web.AppKey("jinja", jinja2.Environment)
+OUTAGE = web.AppKey("outage", Outage)
+#: Seconds after which the page shown during a Redis outage reloads itself.
+OUTAGE_RETRY_SECONDS = 5
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -89,6 +93,28 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
         exc.headers.update(HEADERS)
         raise
     response.headers.update(HEADERS)
+    return response
+
+
+@web.middleware
+async def outage_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A Redis outage answers 503 "Redis unavailable since ..., retrying" (logged once per
+    outage, never a traceback) and the console carries on; the first page served after it
+    says in the log that Redis is back."""
+    outage = request.app[OUTAGE]
+    try:
+        response = await handler(request)
+    except OUTAGE_ERRORS as exc:
+        outage.failed(exc)
+        since = _when(outage.since)
+        return web.Response(
+            status=503, content_type="text/html", charset="utf-8",
+            headers={"Retry-After": str(OUTAGE_RETRY_SECONDS)},
+            text=(f"<!doctype html><title>Redis unavailable</title><h1>Redis unavailable "
+                  f"since {since}, retrying</h1><p>The console carries on as soon as Redis "
+                  f"answers again: reload this page in a few seconds.</p>"))
+    if outage.active and response.status < 500:
+        outage.recovered()
     return response
 
 
@@ -170,12 +196,14 @@ def create_app(settings: Settings, client: redis.Redis, users: dict[str, str]
                ) -> web.Application:
     from unsign_worker.console import campaigns, escalations, health, lookup
 
-    app = web.Application(middlewares=[headers_middleware, auth_middleware, csrf_middleware],
+    app = web.Application(middlewares=[headers_middleware, auth_middleware, outage_middleware,
+                                       csrf_middleware],
                           client_max_size=64 * 1024)
     app[USER] = users
     app[OPS] = Operations(settings, client)
     app[SECRET] = secrets.token_bytes(32)
     app[JINJA] = _environment()
+    app[OUTAGE] = Outage("Redis", log.warning)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/console.css", stylesheet)
