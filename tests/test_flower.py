@@ -93,6 +93,12 @@ class Flower:
         assert status == 200, (path, status, body[:300])
         return json.loads(body)
 
+    def wait_capturing(self, timeout: float = 90) -> None:
+        """Until Flower has received an event (a worker's heartbeat): its URL is printed before
+        its event capture subscribes, and events sent before that are kept nowhere."""
+        wait_for(lambda: self.json("/workers?json=1")["data"], timeout=timeout, interval=0.5,
+                 what="flower to receive a worker's events")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -141,6 +147,7 @@ def test_flower_shows_every_outcome_masked_and_never_a_secret(
     try:
         wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
                  timeout=90, interval=1, what="flower to see the worker")
+        flower.wait_capturing()
 
         # When jobs with every outcome run (the duplicate after its original has finished)
         ids = {name: env.enqueue(params) for name, (params, _, _, _) in CASES.items()}
@@ -236,6 +243,7 @@ def test_flower_failed_view_shows_a_mixed_campaigns_failures(
     try:
         wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
                  timeout=90, interval=1, what="flower to see the worker")
+        flower.wait_capturing()
         params = ([{"customer_code": a.customer_code} for a in MIXED_OK[:10]]
                   + [{"customer_code": a.customer_code} for a in MIXED_ESC]
                   + [{"customer_code": "FM-NO-1"}, {"customer_code": "FM-NO-2"}])

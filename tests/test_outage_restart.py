@@ -164,6 +164,7 @@ def test_flower_sees_events_again_after_a_redis_outage_and_says_so_once(
         env.start_worker("w1", concurrency=2)
         flower = Flower({**env.env, "FLOWER_BASIC_AUTH": CREDS}, tmp_path / "flower.log")
         params = [{k: v for k, v in row.items() if v and k != "reference"} for row in data.rows]
+        flower.wait_capturing()
         first = env.enqueue(params[0])
         wait_for(lambda: first in flower.json("/api/tasks?limit=100").__repr__(), timeout=90,
                  interval=1, what="flower to see the first task")
