@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import signal
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis
@@ -281,3 +283,21 @@ def machine() -> dict[str, object]:
     return {"nproc": os.cpu_count(), "cpu_model": model, "commit": commit,
             "memory_gb": round(psutil.virtual_memory().total / 1024 ** 3, 1),
             "python": platform.python_version(), "platform": platform.platform()}
+
+
+def raise_interrupt(signum: int, frame: Any) -> None:
+    """Signal handler: SIGTERM/SIGHUP stop a benchmark the way Ctrl-C does (clean-up runs)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def save_report(out: Path, report: dict[str, Any]) -> None:
+    """Write the benchmark's figures as JSON (after each run, so an interruption keeps them)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def exit_status(report: dict[str, Any]) -> int:
+    """1 if the benchmark was interrupted, failed, or any run did not finish every job; else 0."""
+    failed = (report.get("interrupted") or report.get("error")
+              or any(not run["ok"] for run in report["runs"]))
+    return 1 if failed else 0

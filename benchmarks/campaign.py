@@ -41,7 +41,15 @@ from typing import Any
 
 import redis
 from bench_runs import Setup, run_ceiling
-from bench_support import Processes, delete_prefix, machine, start_emulator
+from bench_support import (
+    Processes,
+    delete_prefix,
+    exit_status,
+    machine,
+    raise_interrupt,
+    save_report,
+    start_emulator,
+)
 from bench_workers import run_baseline, run_product
 from job_cpu import REPEATS, WARMUP_JOBS, measure
 from recovery_cost import describe as describe_recovery
@@ -99,15 +107,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGHUP, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    signal.signal(signal.SIGHUP, raise_interrupt)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"campaign-{stamp}.json"
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"running {name} ({pool}, round {number}) ...",
                                   file=sys.stderr)
                             report["runs"].append({**step(), "round": number})
-                            _save(out, report)
+                            save_report(out, report)
             if "cpu" in args.runs:
                 print("measuring the per-job CPU cost in-process ...", file=sys.stderr)
                 rows = generate((REPEATS + 2) * args.cpu_jobs + WARMUP_JOBS, {"success": 1.0},
@@ -182,19 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, signal.default_int_handler)
     report["ratios"] = ratios(report["runs"])
     report["medians"] = medians(report["runs"])
-    _save(out, report)
+    save_report(out, report)
     print_table(report)
     if "recovery_cost" in report:
         print(describe_recovery(report["recovery_cost"]))
     print(f"\nfigures written to {out}")
-    failed = (report.get("interrupted") or report.get("error")
-              or any(not run["ok"] for run in report["runs"]))
-    return 1 if failed else 0
+    return exit_status(report)
 
-
-def _save(out: Path, report: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,15 @@ from typing import Any
 import redis
 from bench_defaults import run_campaign_cli, run_detach, run_idle_latency, run_single
 from bench_runs import Setup, run_ceiling
-from bench_support import Processes, delete_prefix, machine, start_emulator
+from bench_support import (
+    Processes,
+    delete_prefix,
+    exit_status,
+    machine,
+    raise_interrupt,
+    save_report,
+    start_emulator,
+)
 from bench_workers import run_baseline
 from job_cpu import REPEATS, WARMUP_JOBS, measure
 from targets_table import print_targets
@@ -82,14 +90,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     skip = set(args.skip.split(","))
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"targets-{stamp}.json"
     redis_url = os.environ.get("UNSIGN_REDIS_URL") or "redis://127.0.0.1:6379/14"
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, step in steps:
                     print(f"running {name} (round {number}) ...", file=sys.stderr)
                     report["runs"].append({**step(), "step": name, "round": number})
-                    _save(out, report)
+                    save_report(out, report)
             if "3" not in skip:
                 print("running idle latency ...", file=sys.stderr)
                 report["idle_latency"] = run_idle_latency(single, args.latency_jobs)
@@ -192,17 +197,11 @@ def main(argv: list[str] | None = None) -> int:
             delete_prefix(client, f"bench:{run_id}:")
             signal.signal(signal.SIGINT, signal.default_int_handler)
     report["load_avg_end"] = os.getloadavg()
-    _save(out, report)
+    save_report(out, report)
     print_targets(report, latency_ms=args.latency_ms)
     print(f"\nfigures written to {out}")
-    failed = (report.get("interrupted") or report.get("error")
-              or any(not run["ok"] for run in report["runs"]))
-    return 1 if failed else 0
+    return exit_status(report)
 
-
-def _save(out: Path, report: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import pytest
 import redis
 import yaml
 
+from tests.metric_samples import samples_of
 from tests.plugins.worker_fixtures import WorkerEnv
 from tests.test_flower import CREDS, Flower
 from unsign_worker.ops.exporter import UnsignCollector
@@ -92,14 +93,6 @@ def test_promtool_accepts_the_rules() -> None:
     assert "SUCCESS: 7 rules found" in run.stdout
 
 
-def _samples(collector: UnsignCollector) -> dict[str, float]:
-    out = {}
-    for family in collector.collect():
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
-
 
 def test_the_exporter_serves_queue_age_heartbeats_hooks_and_campaign_progress(
         redis_client: redis.Redis, redis_url: str, key_prefix: str) -> None:
@@ -122,7 +115,7 @@ def test_the_exporter_serves_queue_age_heartbeats_hooks_and_campaign_progress(
     redis_client.hset(keys.campaign_counts("c-run"), mapping={"unsigned": 3, "rejected": 1,
                                                                "retrying": 2})
     redis_client.hset(keys.campaign("c-done"), mapping={"state": "done", "total": 5})
-    samples = _samples(UnsignCollector(redis_client, keys))
+    samples = samples_of(UnsignCollector(redis_client, keys))
     assert 595 <= samples["unsign_queue_oldest_age_seconds"] <= 660
     assert samples["unsign_workers_alive"] == 1
     assert samples['unsign_worker_heartbeat_age_seconds{worker="w-gone@test"}'] >= 299
@@ -133,6 +126,6 @@ def test_the_exporter_serves_queue_age_heartbeats_hooks_and_campaign_progress(
 
 
 def test_an_empty_queue_has_no_age(redis_client: redis.Redis, key_prefix: str) -> None:
-    samples = _samples(UnsignCollector(redis_client, Keys(key_prefix)))
+    samples = samples_of(UnsignCollector(redis_client, Keys(key_prefix)))
     assert samples["unsign_queue_oldest_age_seconds"] == 0
     assert samples["unsign_workers_alive"] == 0

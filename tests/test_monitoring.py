@@ -9,6 +9,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.metric_samples import samples_of
 from unsign_worker.cli.flower_cmds import check_exposure, parse_basic_auth
 from unsign_worker.ops.exporter import UnsignCollector
 from unsign_worker.store.job import masked_repr
@@ -126,14 +127,6 @@ def test_exposure_rules_allow_no_auth_only_on_loopback() -> None:
         raise AssertionError(f"{address} {creds} {no_auth} accepted")
 
 
-def _samples(collector: UnsignCollector) -> dict[str, float]:
-    out = {}
-    for family in collector.collect():
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return out
-
 
 def test_the_exporter_reports_the_breaker_the_dead_letters_and_the_queues(
         redis_client: redis.Redis, key_prefix: str) -> None:
@@ -146,7 +139,7 @@ def test_the_exporter_reports_the_breaker_the_dead_letters_and_the_queues(
     redis_client.rpush(keys.queue(), "message")
     redis_client.hset(keys.counts, mapping={"unsigned": 5, "dead_lettered": 2})
     # When Prometheus scrapes
-    samples = _samples(UnsignCollector(redis_client, keys))
+    samples = samples_of(UnsignCollector(redis_client, keys))
     # Then every series says so
     assert samples["unsign_up"] == 1
     assert samples['unsign_breaker_open{code="ILLEGAL_SIGN"}'] == 1
@@ -158,5 +151,5 @@ def test_the_exporter_reports_the_breaker_the_dead_letters_and_the_queues(
 
 def test_the_exporter_says_down_when_redis_cannot_be_read() -> None:
     client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
-    samples = _samples(UnsignCollector(client, Keys("unsign-test:none:")))
+    samples = samples_of(UnsignCollector(client, Keys("unsign-test:none:")))
     assert samples == {"unsign_up": 0}
