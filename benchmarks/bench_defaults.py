@@ -29,7 +29,7 @@ from typing import Any
 from bench_runs import READ_CHUNK, Plan, Setup, run_workers
 from bench_support import BIN, child_env, delete_prefix, pct
 
-from unsign_worker.cli.worker_cmds import default_processes
+from unsign_worker.worker.processes import default_processes
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS
 from unsign_worker.producers.client import UnsignClient
 from unsign_worker.store.keys import Keys

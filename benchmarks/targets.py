@@ -57,7 +57,8 @@ from job_cpu import REPEATS, WARMUP_JOBS, measure
 from targets_table import print_targets
 
 from unsign_worker.cli.emulator_cmds import write_agreements
-from unsign_worker.cli.worker_cmds import DEFAULT_CONCURRENCY, DEFAULT_POOL, default_processes
+from unsign_worker.cli.worker_cmds import DEFAULT_CONCURRENCY, DEFAULT_POOL
+from unsign_worker.worker.processes import default_processes
 from unsign_worker.emulator.seed import generate
 
 PARTNER = "2088101568338364"

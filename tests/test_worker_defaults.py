@@ -19,7 +19,7 @@ import pytest
 
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import BIN, wait_for
-from unsign_worker.cli.worker_cmds import default_processes
+from unsign_worker.worker.processes import default_processes
 
 pytestmark = pytest.mark.slow
 

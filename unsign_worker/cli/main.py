@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "config_cmds",
     "emulator_cmds",
     "worker_cmds",
+    "breaker_cmds",
     "jobs_cmds",
     "campaign_cmds",
     "dlq_cmds",

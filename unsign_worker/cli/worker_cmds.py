@@ -1,41 +1,22 @@
-"""``unsign-worker worker``, ``breaker``, ``audit export`` and ``job show``."""
+"""``unsign-worker worker``: the project's Celery worker with its defaults, one process per core."""
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import signal
-import subprocess
 import sys
 from typing import Any
 
 import click
 
-from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
-from unsign_worker.store.keys import HOOK_QUEUE, QUEUE, Keys
+from unsign_worker.cli.common import fail, load_settings
+from unsign_worker.store.keys import HOOK_QUEUE, QUEUE
+from unsign_worker.worker.processes import default_processes, hostnames, supervise
 
 #: Default pool and concurrency of ``unsign-worker worker``: a job is one HTTP call waiting on
 #: the gateway, so greenlets (no lock contention between OS threads, about a third less CPU per
 #: job than threads in docs/performance.md) and enough slots to keep 100 requests in flight.
 DEFAULT_POOL = "gevent"
 DEFAULT_CONCURRENCY = 100
-#: Signals passed on to every worker process of ``--processes N`` (SIGINT as SIGTERM: a Ctrl-C
-#: reaches them from the terminal already, and a second SIGINT would be a cold shutdown).
-FORWARDED = {signal.SIGTERM: signal.SIGTERM, signal.SIGINT: signal.SIGTERM,
-             signal.SIGQUIT: signal.SIGQUIT, signal.SIGHUP: signal.SIGTERM}
-
-
-def default_processes() -> int:
-    """One worker process per core this process may run on: one Python process runs on one
-    core at a time, and a job's CPU (the Celery consumer, the Redis round trips) is what bounds
-    a worker once its slots wait on the gateway (docs/performance.md)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 @click.command(
     "worker",
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
@@ -129,9 +110,9 @@ def _take_processes(args: list[str]) -> tuple[int | None, list[str]]:
     return int(found), rest
 
 
-def _hostnames(count: int, args: list[str]) -> tuple[list[str], list[str]]:
-    """One hostname per process (``--hostname NAME@DOMAIN`` -> ``NAME-1@DOMAIN``, ...), and
-    the arguments without the hostname."""
+def _supervise(count: int, args: list[str]) -> int:
+    """Run ``count`` worker processes, each with its own hostname (worker/processes.py)."""
+    _checked_settings()  # a bad environment is said once, before anything starts
     given = _option(args, "-n", "--hostname")
     rest, items = [], iter(args)
     for arg in items:
@@ -139,67 +120,11 @@ def _hostnames(count: int, args: list[str]) -> tuple[list[str], list[str]]:
             next(items, None)
         elif not arg.startswith("--hostname="):
             rest.append(arg)
-    if given is None:
-        return [f"worker{i}@%h" for i in range(1, count + 1)], rest
-    node, at, domain = given.partition("@")
-    return [f"{node}-{i}{at}{domain}" for i in range(1, count + 1)], rest
-
-
-def _supervise(count: int, args: list[str]) -> int:
-    """Run ``count`` worker processes and wait for them; the worst exit status.
-
-    Each is this command with ``--processes 1`` and its own hostname. They stay in this
-    process group (a signal to the group reaches them all) and get SIGTERM if this process
-    dies (Linux). The first to stop for any reason but a signal from here stops the others: the
-    service manager sees one worker that stopped, and restarts it whole.
-    """
-    _checked_settings()  # a bad environment is said once, before anything starts
-    hosts, rest = _hostnames(count, args)
     env = dict(os.environ)
     if _pool_given(rest) is None:
         rest = ["--pool", DEFAULT_POOL, *rest]
         env.setdefault("UNSIGN_HTTP_POOL_SIZE", str(_concurrency(rest) or DEFAULT_CONCURRENCY))
-    children = [subprocess.Popen([sys.executable, "-m", "unsign_worker", "worker",
-                                  "--processes", "1", "--hostname", host, *rest],
-                                 env=env, preexec_fn=_die_with_parent)
-                for host in hosts]
-    stopping = False
-
-    def forward(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(FORWARDED.get(signal.Signals(signum), signal.SIGTERM))
-
-    for signum in FORWARDED:
-        signal.signal(signum, forward)
-    codes: dict[int, int] = {}
-    first: int | None = None
-    while len(codes) < len(children):
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:
-            continue
-        codes[pid] = os.waitstatus_to_exitcode(status)
-        if not stopping:  # one stopped on its own: the others follow
-            first = codes[pid] if codes[pid] >= 0 else 128 - codes[pid]
-            forward(signal.SIGTERM, None)
-    if first is not None:
-        return first
-    return max((code for code in codes.values() if code > 0), default=0)
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the supervising process dies (even by SIGKILL)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    return supervise(hostnames(count, given), rest, env)
 
 
 def _exec_with_pool(args: list[str]) -> None:
@@ -231,99 +156,5 @@ def _concurrency(args: list[str]) -> int | None:
     return None
 
 
-@click.group("breaker")
-def breaker_group() -> None:
-    """The circuit breaker that stops the line on integration-wide errors."""
-
-
-@breaker_group.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def breaker_status(as_json: bool) -> None:
-    """Show whether the breaker is open, and why."""
-    from unsign_worker.store.breaker import Breaker
-
-    settings = load_settings()
-    state = Breaker(redis_for(settings), Keys(settings.key_prefix), threshold=1,
-                    window_seconds=1).state()
-    if as_json:
-        click.echo(json.dumps(state.as_dict()))
-        return
-    if state.state == "open":
-        click.echo(f"breaker OPEN since {state.opened_at}: {state.code} ({state.reason})")
-    else:
-        click.echo("breaker closed")
-
-
-@breaker_group.command("reset")
-def breaker_reset() -> None:
-    """Close the breaker by hand once the integration is fixed; parked jobs resume."""
-    from unsign_worker.cli._ops import operations, operator
-
-    operations(load_settings()).reset_breaker(by=operator())
-    click.echo("breaker closed; parked jobs resume at their next look")
-
-
-@click.group("audit")
-def audit_group() -> None:
-    """The audit log of every attempt."""
-
-
-AUDIT_COLUMNS = ("id", "time", "job_id", "identity", "attempt", "params", "http_status", "code",
-                 "duration_ms", "outcome", "campaign", "reference", "reason", "original")
-
-
-@audit_group.command("export")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
-              show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True), default="-",
-              help="Output file (default: standard output).")
-@click.option("--campaign", default="", help="Only this campaign's attempts.")
-def audit_export(fmt: str, out: str, campaign: str) -> None:
-    """Write the audit log as JSON lines or CSV (personal data masked).
-
-    Example: unsign-worker audit export --format csv --out audit.csv
-    """
-    from unsign_worker.producers.reports import neutralise_cell
-
-    settings = load_settings()
-    client = redis_for(settings)
-    stream = Keys(settings.key_prefix).audit
-    handle = sys.stdout if out == "-" else output_file(out)
-    try:
-        writer = csv.writer(handle) if fmt == "csv" else None
-        if writer:
-            writer.writerow(AUDIT_COLUMNS)
-        last = "-"
-        while True:
-            batch = client.xrange(stream, min=last, max="+", count=1000)
-            if last != "-":
-                batch = batch[1:]
-            if not batch:
-                break
-            for entry_id, fields in batch:
-                row: dict[str, Any] = json.loads(fields[b"data"])
-                row["id"] = entry_id.decode()
-                if campaign and row.get("campaign") != campaign:
-                    continue
-                if writer:
-                    writer.writerow([neutralise_cell(_cell(row.get(c))) for c in AUDIT_COLUMNS])
-                else:
-                    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            last = batch[-1][0].decode()
-    finally:
-        if handle is not sys.stdout:
-            handle.close()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
 def register(group: click.Group) -> None:
     group.add_command(worker_cmd)
-    group.add_command(breaker_group)
-    group.add_command(audit_group)
