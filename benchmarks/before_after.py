@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[name].append(figures)
                 print(f"  {json.dumps(figures)}", file=sys.stderr)
     print(f"campaign.py {' '.join(options)}; {args.rounds} interleaved rounds")
-    print(f"{'checkout':<8}{'product/ceiling (each round)':>40}{'jobs/s':>10}{'worker ms/job':>15}")
+    print(f"{'checkout':<10}{'product/ceiling (each round)':<36}{'jobs/s':>8}  "
+          "worker CPU ms/job (each round)")
     failed = False
     for name in ("before", "after"):
         good = [r for r in results[name] if r["ok"]]
@@ -86,10 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         if not good:
             print(f"{name:<8}  no run finished: {results[name]}")
             continue
-        each = ", ".join(f"{r['vs_ceiling']:.2f}" for r in good)
-        print(f"{name:<8}{statistics.median(r['vs_ceiling'] for r in good):>10.2f} ({each}){'':>5}"
-              f"{statistics.median(r['jobs_per_s'] for r in good):>10,.0f}"
-              f"{statistics.median(r['cpu_ms_per_job'] for r in good):>15.2f}")
+        ratio = f"{statistics.median(r['vs_ceiling'] for r in good):.2f} (" + ", ".join(
+            f"{r['vs_ceiling']:.2f}" for r in good) + ")"
+        cpu = f"{statistics.median(r['cpu_ms_per_job'] for r in good):.2f} (" + ", ".join(
+            f"{r['cpu_ms_per_job']:.2f}" for r in good) + ")"
+        jobs = statistics.median(r["jobs_per_s"] for r in good)
+        print(f"{name:<10}{ratio:<36}{jobs:>8,.0f}  {cpu}")
     return 1 if failed else 0
 
 
