@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import redis
 
 from unsign_worker.store.keys import Keys
-from unsign_worker.store.scripts import lua
+from unsign_worker.store.scripts import load
 
 log = logging.getLogger(__name__)
 
-RECORD_HALT_LUA = lua("breaker_record_halt")
+RECORD_HALT = load("breaker_record_halt")
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,18 @@ class Breaker:
         self._keys = keys
         self._threshold = max(1, threshold)
         self._window = window_seconds
-        self._record = client.register_script(RECORD_HALT_LUA)
+        self._record = RECORD_HALT.register(client)
 
     def record_halt(self, code: str, reason: str, *, probe: bool = False,
                     now: float | None = None) -> str:
         """Count one halt answer; returns ``opened`` when this one opened the breaker."""
         now = time.time() if now is None else now
         k = self._keys
-        out = self._record(keys=[k.breaker, k.breaker_halts, k.breaker_probe],
-                           args=[repr(now), repr(self._window), self._threshold, code, reason,
-                                 f"{now!r}:{uuid.uuid4().hex[:8]}", "1" if probe else "0"])
+        out = self._record(
+            keys={"breaker": k.breaker, "halts": k.breaker_halts, "probe": k.breaker_probe},
+            args={"now": repr(now), "window": repr(self._window), "threshold": self._threshold,
+                  "code": code, "reason": reason, "member": f"{now!r}:{uuid.uuid4().hex[:8]}",
+                  "was_probe": "1" if probe else "0"})
         result = out.decode() if isinstance(out, bytes) else str(out)
         if result == "opened":
             log.critical("CIRCUIT BREAKER OPEN: the gateway answered %s (%s). Workers stop "

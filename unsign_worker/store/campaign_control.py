@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable
 
 from unsign_worker.store.campaigns import CampaignStore
-from unsign_worker.store.scripts import lua
+from unsign_worker.store.scripts import load
 
 #: Parked jobs re-sent per round trip.
 DRAIN_BATCH = 500
 
-REMOVE_IF_UNCHANGED_LUA = lua("campaign_remove_if_unchanged")
+REMOVE_IF_UNCHANGED = load("campaign_remove_if_unchanged")
 
 #: ``republish(job_id, now) -> bool``: send a job again from its record (e.g.
 #: :meth:`unsign_worker.worker.sweeper.Sweeper.republish`); False if it has ended.
@@ -34,7 +34,7 @@ class CampaignControl:
     def __init__(self, store: CampaignStore, republish: Republish) -> None:
         self.store = store
         self._republish = republish
-        self._remove = store.redis.register_script(REMOVE_IF_UNCHANGED_LUA)
+        self._remove = REMOVE_IF_UNCHANGED.register(store.redis)
 
     def pause(self, campaign_id: str) -> None:
         """Raises: CampaignError (no such campaign, or not running)."""
@@ -63,12 +63,12 @@ class CampaignControl:
             if not entries:
                 return sent
             now = time.time()
-            args: list[str] = []
+            scored: list[str] = []
             for raw_id, score in entries:
                 if self._republish(raw_id.decode(), now):
                     sent += 1
-                args += [raw_id.decode(), repr(float(score))]
-            self._remove(keys=[key], args=args)
+                scored += [raw_id.decode(), repr(float(score))]
+            self._remove(keys={"zset": key}, args={"scored": scored})
 
     def _send_unsent(self, campaign_id: str) -> int:
         r, k = self.store.redis, self.store.keys

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import redis
 
 from unsign_worker.store.keys import Keys
-from unsign_worker.store.scripts import lua
+from unsign_worker.store.scripts import load
 from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 #: Outcomes in the order tables and JSON list them.
@@ -27,9 +27,9 @@ OUTCOMES = tuple(str(s) for s in JobState if s in TERMINAL_STATES)
 #: Ids written per pipeline when the job list is rebuilt.
 LIST_CHUNK = 5000
 
-BEGIN_LUA = lua("campaign_begin")
+BEGIN = load("campaign_begin")
 
-TRANSITION_LUA = lua("campaign_transition")
+TRANSITION = load("campaign_transition")
 
 
 
@@ -103,8 +103,8 @@ class CampaignStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
-        self._begin = client.register_script(BEGIN_LUA)
-        self._transition = client.register_script(TRANSITION_LUA)
+        self._begin = BEGIN.register(client)
+        self._transition = TRANSITION.register(client)
 
     def begin(self, campaign_id: str, *, name: str, source: str, total: int, rejected: int,
               rate: int | None, now: float | None = None) -> str:
@@ -114,9 +114,11 @@ class CampaignStore:
             CampaignError: the campaign was cancelled.
         """
         k = self.keys
-        out = self._begin(keys=[k.campaign(campaign_id), k.campaigns],
-                          args=[campaign_id, name, source, total, rejected,
-                                "" if rate is None else rate, repr(now or time.time())])
+        out = self._begin(keys={"meta": k.campaign(campaign_id), "campaigns": k.campaigns},
+                          args={"id": campaign_id, "name": name, "source": source,
+                                "total": total, "rejected": rejected,
+                                "rate": "" if rate is None else rate,
+                                "now": repr(now or time.time())})
         state = out.decode() if isinstance(out, bytes) else str(out)
         if state == "cancelled":
             raise CampaignError(f"campaign {campaign_id} was cancelled; run the file under a "
@@ -220,8 +222,9 @@ class CampaignStore:
             updated_at=_num(meta, "updated_at"), finished_at=_num(meta, "finished_at"))
         if status.state == "running" and status.finished:
             now = time.time()
-            if self._transition(keys=[k.campaign(campaign_id)],
-                                args=["done", repr(now), "running"]) in (b"ok", "ok"):
+            if self._transition(keys={"meta": k.campaign(campaign_id)},
+                                args={"to": "done", "now": repr(now), "from": ["running"]}
+                                ) in (b"ok", "ok"):
                 self.redis.hset(k.campaign(campaign_id), "finished_at", repr(now))
                 return self.status(campaign_id)
         return status
@@ -237,8 +240,8 @@ class CampaignStore:
         Raises:
             CampaignError: no such campaign, or its state does not allow it.
         """
-        out = self._transition(keys=[self.keys.campaign(campaign_id)],
-                               args=[to, repr(time.time()), *allowed])
+        out = self._transition(keys={"meta": self.keys.campaign(campaign_id)},
+                               args={"to": to, "now": repr(time.time()), "from": allowed})
         result = out.decode() if isinstance(out, bytes) else str(out)
         if result == "absent":
             raise CampaignError(f"no campaign {campaign_id}")
