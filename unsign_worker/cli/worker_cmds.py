@@ -14,6 +14,7 @@ import click
 
 from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
 from unsign_worker.store.keys import HOOK_QUEUE, QUEUE, Keys
+from unsign_worker.store.states import BreakerStatus
 
 #: Default pool and concurrency of ``unsign-worker worker``: a job is one HTTP call waiting on
 #: the gateway, so greenlets (no lock contention between OS threads, about a third less CPU per
@@ -248,7 +249,7 @@ def breaker_status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(state.as_dict()))
         return
-    if state.state == "open":
+    if state.state == BreakerStatus.OPEN:
         click.echo(f"breaker OPEN since {state.opened_at}: {state.code} ({state.reason})")
     else:
         click.echo("breaker closed")

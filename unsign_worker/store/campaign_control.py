@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.scripts import load
+from unsign_worker.store.states import CampaignState
 
 #: Parked jobs re-sent per round trip.
 DRAIN_BATCH = 500
@@ -38,16 +39,17 @@ class CampaignControl:
 
     def pause(self, campaign_id: str) -> None:
         """Raises: CampaignError (no such campaign, or not running)."""
-        self.store.transition(campaign_id, "paused", "running")
+        self.store.transition(campaign_id, CampaignState.PAUSED, CampaignState.RUNNING)
 
     def resume(self, campaign_id: str) -> int:
         """Returns how many parked jobs were sent again. Raises: CampaignError."""
-        self.store.transition(campaign_id, "running", "paused")
+        self.store.transition(campaign_id, CampaignState.RUNNING, CampaignState.PAUSED)
         return self.drain_parked(campaign_id)
 
     def cancel(self, campaign_id: str) -> int:
         """Returns how many jobs were sent to be closed as cancelled. Raises: CampaignError."""
-        self.store.transition(campaign_id, "cancelled", "running", "paused")
+        self.store.transition(campaign_id, CampaignState.CANCELLED, CampaignState.RUNNING,
+                              CampaignState.PAUSED)
         return self.drain_parked(campaign_id) + self._send_unsent(campaign_id)
 
     def drain_parked(self, campaign_id: str) -> int:

@@ -20,7 +20,7 @@ import redis
 
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.scripts import load
-from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
+from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, CampaignState, JobState
 
 #: Outcomes in the order tables and JSON list them.
 OUTCOMES = tuple(str(s) for s in JobState if s in TERMINAL_STATES)
@@ -49,7 +49,7 @@ class CampaignStatus:
     campaign: str
     name: str = ""
     source: str = ""
-    state: str = ""
+    state: CampaignState = CampaignState.RUNNING
     rate: int = 0
     total: int = 0
     rejected_rows: int = 0
@@ -72,9 +72,9 @@ class CampaignStatus:
     @property
     def finished(self) -> bool:
         """Every job that will ever run has ended."""
-        if self.state == "done":
+        if self.state == CampaignState.DONE:
             return True
-        if self.state == "cancelled":
+        if self.state == CampaignState.CANCELLED:
             return self.done >= self.enqueued
         return self.enqueue_complete and self.done >= self.total
 
@@ -120,7 +120,7 @@ class CampaignStore:
                                 "rate": "" if rate is None else rate,
                                 "now": repr(now or time.time())})
         state = out.decode() if isinstance(out, bytes) else str(out)
-        if state == "cancelled":
+        if state == CampaignState.CANCELLED:
             raise CampaignError(f"campaign {campaign_id} was cancelled; run the file under a "
                                 "new --id to start again")
         return state
@@ -208,22 +208,23 @@ class CampaignStore:
         pipe.hgetall(k.campaign_counts(campaign_id))
         pipe.zcard(k.campaign_parked(campaign_id))
         meta_raw, counts_raw, parked = pipe.execute()
-        if not meta_raw:
-            return None
         meta = {a.decode(): b.decode("utf-8", "replace") for a, b in meta_raw.items()}
+        if meta.get("state") not in set(CampaignState):  # no campaign (as the scripts see it)
+            return None
         counts = {a.decode(): int(b) for a, b in counts_raw.items()}
         status = CampaignStatus(
             campaign=campaign_id, name=meta.get("name", ""), source=meta.get("source", ""),
-            state=meta.get("state", ""), rate=int(float(meta.get("rate") or 0)),
+            state=CampaignState(meta["state"]), rate=int(float(meta.get("rate") or 0)),
             total=int(meta.get("total") or 0), rejected_rows=int(meta.get("rejected") or 0),
             enqueued=int(meta.get("enqueued") or 0),
             enqueue_complete=meta.get("enqueue_complete") == "1", outcomes=counts,
             parked=int(parked), created_at=_num(meta, "created_at"),
             updated_at=_num(meta, "updated_at"), finished_at=_num(meta, "finished_at"))
-        if status.state == "running" and status.finished:
+        if status.state == CampaignState.RUNNING and status.finished:
             now = time.time()
             if self._transition(keys={"meta": k.campaign(campaign_id)},
-                                args={"to": "done", "now": repr(now), "from": ["running"]}
+                                args={"to": CampaignState.DONE, "now": repr(now),
+                                      "from": [CampaignState.RUNNING]}
                                 ) in (b"ok", "ok"):
                 self.redis.hset(k.campaign(campaign_id), "finished_at", repr(now))
                 return self.status(campaign_id)
@@ -234,7 +235,7 @@ class CampaignStore:
         ids = [i.decode() for i in self.redis.zrevrange(self.keys.campaigns, 0, -1)]
         return [s for s in (self.status(i) for i in ids) if s is not None]
 
-    def transition(self, campaign_id: str, to: str, *allowed: str) -> None:
+    def transition(self, campaign_id: str, to: CampaignState, *allowed: CampaignState) -> None:
         """Move the campaign to state ``to`` if it is in one of ``allowed``.
 
         Raises:

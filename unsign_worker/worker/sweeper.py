@@ -31,6 +31,7 @@ from unsign_worker.store.recovery import (
     queued_in_broker,
     redis_restarted,
 )
+from unsign_worker.store.states import BreakerStatus, JobState
 from unsign_worker.worker.background import LoopThread
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Sweeper:
         waiting: set[str] | _Everything | None = None
         count = 0
         for job_id, state in zip(ids, self._states(ids), strict=True):
-            if state == "queued":
+            if state == JobState.QUEUED:
                 waiting = self._waiting(now) if waiting is None else waiting
                 if job_id in waiting:  # a backlog, not a loss: look again later
                     self._r.zadd(k.leases, {job_id: now + QUEUED_RECHECK_SECONDS})
@@ -127,7 +128,7 @@ class Sweeper:
         count = 0
         for message_id, job_ids in self.held.expired(now, SWEEP_BATCH):
             for job_id, state in zip(job_ids, self._states(job_ids), strict=True):
-                if state == "queued" and self.republish(job_id, now):
+                if state == JobState.QUEUED and self.republish(job_id, now):
                     count += 1
             self.held.release(message_id)
             log.warning("message %s was held by a worker that stopped (%d job(s)): its queued "
@@ -167,7 +168,7 @@ class Sweeper:
         the claim turns into the half-open probe."""
         k = self._keys
         state, opened_at = self._r.hmget(k.breaker, "state", "opened_at")
-        if state == b"open":
+        if state == BreakerStatus.OPEN.value.encode():
             if now - float(opened_at or 0) < self._probe_after or self._r.exists(k.breaker_probe):
                 return 0
             popped = self._r.zpopmin(k.parked, 1)
@@ -179,7 +180,7 @@ class Sweeper:
                 count += 1
         if count:
             log.warning("re-published %d parked job(s) (breaker %s)", count,
-                        (state or b"closed").decode())
+                        (state or b"").decode() or BreakerStatus.CLOSED)
         return count
 
 

@@ -25,6 +25,7 @@ from unsign_worker.producers.producer import Producer
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.job import Job
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
+from unsign_worker.store.states import CampaignState, JobState
 
 #: Jobs looked up and recorded per pipeline.
 CHUNK_SIZE = 2000
@@ -110,8 +111,8 @@ class CampaignEnqueuer:
             handled += len(chunk)
             if on_chunk is not None:
                 on_chunk(result, handled)
-            if state == "cancelled":
-                result.stopped = "cancelled"
+            if state == CampaignState.CANCELLED:
+                result.stopped = str(CampaignState.CANCELLED)
                 return result
         self.store.finish_enqueue(campaign_id)
         return result
@@ -134,7 +135,7 @@ class CampaignEnqueuer:
         else:
             found = self._records.campaign_states(campaign_id, [j.job_id for j in chunk])
         state = found[0]
-        if state == "cancelled":
+        if state == CampaignState.CANCELLED:
             return state
         new: list[Job] = []
         resend: list[Job] = []
@@ -142,7 +143,7 @@ class CampaignEnqueuer:
             job_state, sent_at = found[1 + 2 * i], found[2 + 2 * i]
             if not job_state:
                 new.append(job)
-            elif job_state == "queued" and not sent_at:
+            elif job_state == JobState.QUEUED and not sent_at:
                 resend.append(job)
             else:
                 result.skipped[job_state] += 1
