@@ -6,17 +6,28 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import time
+from typing import Any
 
 import pytest
 import redis
 
 import unsign_worker.store
+from unsign_worker.store.breaker import Breaker
+from unsign_worker.store.campaign_control import CampaignControl
+from unsign_worker.store.campaigns import CampaignStore
+from unsign_worker.store.claims import ClaimStatus, DedupStore
+from unsign_worker.store.deadletter import DeadLetters
+from unsign_worker.store.hook_records import HookRecords
+from unsign_worker.store.job import Job
+from unsign_worker.store.job_records import JobRecords
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.requests import FinishRequest, SettleRequest
 from unsign_worker.store.scripts import (
     LIBRARIES,
     LUA_DIR,
     Names,
+    Script,
     ScriptError,
     ScriptNameError,
     ScriptSpec,
@@ -24,7 +35,7 @@ from unsign_worker.store.scripts import (
     lua,
     parse_header,
 )
-from unsign_worker.store.states import JobState
+from unsign_worker.store.states import BreakerStatus, CampaignState, JobState
 
 
 def script_names() -> list[str]:
@@ -128,20 +139,23 @@ def test_a_rest_name_takes_a_list() -> None:
         Names((), "jobs").order("enqueue_mark", "key", {"jobs": "unsign:job:1"})
 
 
-def test_a_registered_script_refuses_a_wrong_name_before_reaching_redis(redis_client) -> None:
+def test_a_registered_script_refuses_a_wrong_name_before_reaching_redis(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
     script = load("hook_claim").register(redis_client)
 
     with pytest.raises(ScriptNameError, match="script hook_claim: missing argument 'identity'"):
-        script(keys={"hook": "t:hook:x", "hooks": "t:hooks"},
+        script(keys={"hook": keys.hook("x"), "hooks": keys.hooks},
                args={"now": "1", "lease_until": "2"})
     with pytest.raises(ScriptNameError, match="script hook_claim: unknown key 'job'"):
-        script(keys={"hook": "t:hook:x", "hooks": "t:hooks", "job": "t:job:1"},
+        script(keys={"hook": keys.hook("x"), "hooks": keys.hooks, "job": keys.job("1")},
                args={"now": "1", "lease_until": "2", "identity": "x"})
+    assert redis_client.exists(keys.hook("x"), keys.hooks) == 0
 
 
 def test_a_script_reads_its_names_and_its_rest_list_in_redis_and_in_a_pipeline(
-        redis_client: redis.Redis) -> None:
-    keys = Keys("names-test:")
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
     mark = load("enqueue_mark").register(redis_client)
     jobs = [keys.job("a"), keys.job("b")]
 
@@ -169,3 +183,58 @@ def test_the_typed_requests_give_exactly_the_names_their_scripts_declare() -> No
         declared_keys, declared_args, _ = parse_header(name, lua(name))
         assert set(request.script_keys(keys, 0)) == set(declared_keys.all)
         assert set(request.script_args()) == set(declared_args.all)
+
+
+def test_every_script_is_called_by_its_store_owner_with_exactly_its_names(
+        redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # each call checks its names against the header (a wrong one raises): calling every owner
+    # once checks every call site
+    called: set[str] = set()
+    real_call = Script.__call__
+
+    def recording(self: Script, **kwargs: Any) -> Any:
+        called.add(self.spec.name)
+        return real_call(self, **kwargs)
+
+    monkeypatch.setattr(Script, "__call__", recording)
+    r, keys, now = redis_client, Keys(key_prefix), time.time()
+
+    dedup = DedupStore(r, keys)
+    claim = dedup.claim(job_id="a" * 32, identity="agr", identity_masked="customer_code:C1",
+                        params_json='{"customer_code": "C1"}', campaign="", reference="r1",
+                        now=now, lease_seconds=30, probe_after_seconds=60)
+    assert claim is not None and claim.status == ClaimStatus.CLAIMED
+    assert dedup.settle(SettleRequest(
+        job_id="a" * 32, identity="agr", campaign="", token=claim.token, now=now,
+        state=JobState.UNSIGNED, code="", reason="unsigned", attempts=1, reached=True,
+        audit={}, retention_seconds=60, audit_maxlen=10, events_maxlen=10, hook_due=now,
+        hook={"idempotency_key": "unsign:agr"}), minute=1) == "ok"
+    assert dedup.finish_unclaimed(FinishRequest(
+        job_id="b" * 32, identity="", identity_masked="", campaign="", reference="r2",
+        params_json="{}", now=now, state=JobState.REJECTED, code="INVALID_JOB", reason="bad",
+        audit={}, retention_seconds=60, audit_maxlen=10), minute=1) == "ok"
+    assert HookRecords(r, keys).claim("agr", now=now, lease_until=now + 60).attempts == 1
+    assert Breaker(r, keys, threshold=1, window_seconds=60).record_halt("X", "halt") == (
+        BreakerStatus.OPENED)
+
+    campaigns = CampaignStore(r, keys)
+    assert campaigns.begin("c1", name="n", source="f.csv", total=1, rejected=0, rate=None) == (
+        "new")
+    records = JobRecords(r, keys)
+    job = Job(job_id="c" * 32, params={"customer_code": "C2"}, campaign="c1")
+    assert records.write_campaign_jobs("c1", [job], {}) == set()
+    records.mark_sent([job.job_id], now=now)
+    assert records.campaign_states("c1", [job.job_id])[1:] == ["queued", repr(now)]
+    campaigns.transition("c1", CampaignState.PAUSED, CampaignState.RUNNING)
+    r.zadd(keys.campaign_parked("c1"), {job.job_id: now - 1})
+    assert CampaignControl(campaigns, lambda job_id, at: True).drain_parked("c1") == 1
+
+    dlq = DeadLetters(r, keys)
+    for job_id in ("d" * 32, "e" * 32):
+        r.hset(keys.job(job_id), mapping={"job_id": job_id, "state": "dead_lettered"})
+        r.hset(keys.dlq_entry(job_id), mapping={"job_id": job_id, "code": "X"})
+        r.zadd(keys.dlq, {job_id: now})
+    dlq.requeue("d" * 32, republish=lambda job_id, at: True, by="t", lease_seconds=30)
+    dlq.resolve("e" * 32, note="handled by hand", by="t")
+
+    assert called == set(script_names())
