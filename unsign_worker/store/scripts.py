@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +90,17 @@ class Names:
                     f"{table}.{self.rest}[#{table}.{self.rest} + 1] = {source}[i] end\n")
         return out
 
+    @cached_property
+    def _set(self) -> frozenset[str]:
+        return frozenset(self.all)
+
     def order(self, script: str, what: str, given: Mapping[str, Any]) -> list[Any]:
         """The values of ``given`` in declared order; the rest's list is spread at the end."""
-        unknown = sorted(set(given) - set(self.all))
-        if unknown:
-            raise ScriptNameError(f"script {script}: unknown {what} {unknown[0]!r}")
-        missing = [n for n in self.all if n not in given]
-        if missing:
+        if given.keys() != self._set:
+            unknown = sorted(set(given) - self._set)
+            if unknown:
+                raise ScriptNameError(f"script {script}: unknown {what} {unknown[0]!r}")
+            missing = [n for n in self.all if n not in given]
             raise ScriptNameError(f"script {script}: missing {what} {missing[0]!r}")
         out = [given[n] for n in self.fixed]
         if self.rest:
