@@ -38,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from unsign_worker.store.keys import HOOK_QUEUE, QUEUE, Keys
-from unsign_worker.store.states import TERMINAL_STATES, BreakerStatus
+from unsign_worker.store.states import TERMINAL_STATES, BreakerStatus, CampaignState
 
 TERMINAL_OUTCOMES = frozenset(str(s) for s in TERMINAL_STATES)
 
@@ -173,7 +173,7 @@ class UnsignCollector(Collector):
         replies = pipe.execute()
         for i, cid in enumerate(ids):
             state, total = replies[2 * i]
-            if _text(state) not in ("running", "paused"):
+            if _text(state) not in (CampaignState.RUNNING, CampaignState.PAUSED):
                 continue
             done = sum(int(v) for o, v in replies[2 * i + 1].items()
                        if _text(o) in TERMINAL_OUTCOMES)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.scripts import load
-from unsign_worker.store.states import CampaignState
+from unsign_worker.store.states import CampaignState, JobState
 
 #: Parked jobs re-sent per round trip.
 DRAIN_BATCH = 500
@@ -81,7 +81,8 @@ class CampaignControl:
                 pipe.hmget(k.job(job_id), "state", "sent_at")
             now = time.time()
             for job_id, (state, sent_at) in zip(ids, pipe.execute(), strict=True):
-                if state == b"queued" and sent_at is None and self._republish(job_id, now):
+                queued = state == JobState.QUEUED.value.encode() and sent_at is None
+                if queued and self._republish(job_id, now):
                     r.hset(k.job(job_id), "sent_at", repr(now))
                     sent += 1
         return sent

@@ -141,7 +141,7 @@ def parse_claim(reply: Any) -> Claim:
     """The :class:`Claim` for a reply of the claim script."""
     res = [text(x) for x in reply]
     status = res[0]
-    if status != "claimed":
+    if status != ClaimStatus.CLAIMED:
         return Claim(status=ClaimStatus(status), detail=res[1] if len(res) > 1 else "")
     return Claim(status=ClaimStatus.CLAIMED, token=res[1], reached=res[2] == "1",
                  attempts=int(res[3] or 0),

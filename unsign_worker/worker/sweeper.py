@@ -145,7 +145,7 @@ class Sweeper:
         for start in range(0, len(pending), SWEEP_BATCH):  # read all first: scores change below
             page = pending[start:start + SWEEP_BATCH]
             for job_id, state in zip(page, self._states(page), strict=True):
-                if state != "queued":
+                if state != JobState.QUEUED:
                     continue
                 waiting = self._waiting(now) if waiting is None else waiting
                 if job_id not in waiting:
