@@ -25,7 +25,6 @@ from unsign_worker.store.job_records import (
     QUEUED_GRACE_SECONDS,
     REJECTED_RETENTION_SECONDS,
     JobRecords,
-    record_fields,
 )
 from unsign_worker.store.keys import AUDIT_MAXLEN, QUEUE, Keys
 from unsign_worker.store.sentinel import is_sentinel, kombu_broker
@@ -75,9 +74,6 @@ class Producer:
         self.keys = keys
         self.queued_grace_seconds = queued_grace_seconds
         self.records = JobRecords(client, keys, queued_grace_seconds=queued_grace_seconds)
-
-    def record_fields(self, job: Job) -> dict[str, Any]:
-        return record_fields(job)
 
     def resolve_reference(self, reference: str, job_id: str) -> tuple[str, bool]:
         """Bind ``reference`` to ``job_id`` unless it is bound already.

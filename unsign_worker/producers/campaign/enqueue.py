@@ -8,10 +8,10 @@ jobs:
   (crash, Ctrl-C): it is sent now (a copy already in the broker is dropped by the worker);
 - anything else: done or in flight: skipped.
 
-After a chunk's messages are sent, one script call stamps ``sent_at`` on each job (the calls:
-``store/job_records.py: JobRecords``). Several jobs
-share a message (``unsign_worker.unsign_batch``) so the broker sees few, large messages. Between
-chunks the campaign's state is read: a cancelled campaign stops sending.
+After a chunk's messages are sent, one script call stamps ``sent_at`` on each job (the three
+calls are ``store/job_records.py: JobRecords``'s). Several jobs share a message
+(``unsign_worker.unsign_batch``) so the broker sees few, large messages. Between chunks the
+campaign's state is read: a cancelled campaign stops sending.
 """
 
 from __future__ import annotations
