@@ -59,6 +59,16 @@ class HookRecords:
             return HookClaim(status)
         return HookClaim(status, attempts=int(res[1]), event=json.loads(res[2]))
 
+    def due(self, now: float, *, limit: int) -> list[str]:
+        """The identities whose hook is due by ``now`` (pending past its due time, failed past
+        its retry time, or running past its lease), at most ``limit``."""
+        return [raw.decode() for raw in self._r.zrangebyscore(self._keys.hooks, "-inf", now,
+                                                              start=0, num=limit)]
+
+    def postpone(self, identity: str, until: float) -> None:
+        """The hook of ``identity`` is not due again before ``until`` (a run was sent)."""
+        self._r.zadd(self._keys.hooks, {identity: until})
+
     def mark_failed(self, identity: str, *, error: str, retry_at: float) -> None:
         """The run failed: keep its error; the hook is due again at ``retry_at``."""
         k = self._keys

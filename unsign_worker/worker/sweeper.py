@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from unsign_worker.store.hook_records import HookRecords
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.recovery import (
     HeldMessages,
@@ -58,6 +59,7 @@ class Sweeper:
         #: which keeps its queues: a queued job is then never taken for lost before its grace
         self._broker = broker if broker is not None else (client if broker_is_redis else None)
         self.held = HeldMessages(client, keys, lease_seconds=lease_seconds)
+        self.hooks = HookRecords(client, keys)
         #: ids of the messages this worker holds now (received, not finished)
         self._held_ids = held_ids
         self._keys = keys
@@ -84,9 +86,8 @@ class Sweeper:
             self._after_restart(now)
         jobs = self._recover_held(now) + self._expired_leases(now) + self._unpark(now)
         hooks = 0
-        for raw in self._r.zrangebyscore(k.hooks, "-inf", now, start=0, num=SWEEP_BATCH):
-            identity = raw.decode()
-            self._r.zadd(k.hooks, {identity: now + self._lease})
+        for identity in self.hooks.due(now, limit=SWEEP_BATCH):
+            self.hooks.postpone(identity, now + self._lease)
             self._publish_hook(identity)
             hooks += 1
         return {"jobs": jobs, "hooks": hooks}
