@@ -255,11 +255,11 @@ def test_different_agreements_or_partners_have_different_identity_keys() -> None
 
 def test_identity_key_and_masked_form_hide_personal_data() -> None:
     identity = UnsignRequest(biz_type="10004", user_email=EMAIL).identity(PARTNER)
-    assert "maoamo" not in identity.key and "maoamo" not in identity.masked
-    assert identity.masked == "biz_type:10004/m***@alipay.com"
-    assert str(identity) == identity.masked
+    assert "maoamo" not in identity.key and "maoamo" not in identity.identity_masked
+    assert identity.identity_masked == "biz_type:10004/m***@alipay.com"
+    assert str(identity) == identity.identity_masked
     account = UnsignRequest(type_code="B", trans_account_out=ACCOUNT).identity(PARTNER)
-    assert account.masked == "type_code:B/2088********0156"
+    assert account.identity_masked == "type_code:B/2088********0156"
 
 
 def test_a_cae_request_is_not_a_partner_protocol_one() -> None:
@@ -269,7 +269,8 @@ def test_a_cae_request_is_not_a_partner_protocol_one() -> None:
 
 
 def test_masked_parameters_hide_email_and_account() -> None:
-    masked = UnsignRequest(type_code="B", trans_account_out=ACCOUNT, user_email=EMAIL).masked()
+    masked = UnsignRequest(type_code="B", trans_account_out=ACCOUNT,
+                           user_email=EMAIL).params_masked()
     assert masked == {"type_code": "B", "trans_account_out": "2088********0156",
                       "user_email": "m***@alipay.com"}
 

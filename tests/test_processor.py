@@ -194,7 +194,7 @@ def _claim_args(message: dict[str, Any], *, lease_seconds: float) -> dict[str, A
 
     identity = UnsignRequest.from_mapping(message["params"]).identity(PARTNER)
     return dict(job_id=message["job_id"], identity=identity.key,
-                identity_masked=identity.masked,
+                identity_masked=identity.identity_masked,
                 params_json=json.dumps(message["params"], sort_keys=True), campaign="",
                 reference="", lease_seconds=lease_seconds, probe_after_seconds=60)
 

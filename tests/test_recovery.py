@@ -123,3 +123,17 @@ def test_campaign_jobs_are_in_the_leases_index(redis_client, keys, producer):
     CampaignEnqueuer(producer, store, batch_size=3).run(campaign, batch, fresh=True)
     scores = [redis_client.zscore(keys.leases, j.job_id) for j in batch]
     assert all(s is not None and s > time.time() + 3000 for s in scores), scores
+
+
+def test_a_due_hook_is_sent_again_and_not_due_before_a_lease_has_passed(redis_client, keys):
+    sent: list[str] = []
+    s = Sweeper(redis_client, keys, lease_seconds=LEASE, probe_after_seconds=60,
+                publish_job=lambda job: None, publish_hook=sent.append, hostname="w-test")
+    now = time.time()
+    redis_client.zadd(keys.hooks, {"due": now - 1, "later": now + 60})
+
+    assert sweep(s, redis_client, keys, now)["hooks"] == 1
+    assert sent == ["due"]
+    assert redis_client.zscore(keys.hooks, "due") == pytest.approx(now + LEASE)
+    assert sweep(s, redis_client, keys, now + 1)["hooks"] == 0
+    assert sent == ["due"]

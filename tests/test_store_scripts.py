@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from unsign_worker.store.claims import CLAIM_LUA, FINISH_UNCLAIMED_LUA
+from unsign_worker.store.claims import CLAIM, FINISH_UNCLAIMED
 from unsign_worker.store.requests import FinishRequest, SettleRequest
 from unsign_worker.store.scripts import LUA_DIR, terminal_prelude
 from unsign_worker.store.states import TERMINAL_STATES, JobState
@@ -20,9 +20,9 @@ def test_the_lua_terminal_set_is_generated_from_job_state() -> None:
 
 
 def test_the_scripts_that_refuse_ended_jobs_use_the_generated_set() -> None:
-    for script in (CLAIM_LUA, FINISH_UNCLAIMED_LUA):
-        assert script.startswith(terminal_prelude())
-        assert "TERMINAL[st]" in script
+    for script in (CLAIM, FINISH_UNCLAIMED):
+        assert script.source.startswith(terminal_prelude())
+        assert "TERMINAL[st]" in script.source
 
 
 def test_no_lua_file_spells_out_the_terminal_states() -> None:

@@ -22,6 +22,7 @@ from rich.table import Table
 from unsign_worker.cli._ops import console, when
 from unsign_worker.store.campaigns import OUTCOMES, CampaignStatus
 from unsign_worker.store.outage import Outage, ride_out
+from unsign_worker.store.states import JobState
 
 #: Seconds between two looks at a campaign's progress.
 POLL_SECONDS = 0.5
@@ -97,7 +98,7 @@ def summary_table(status: CampaignStatus) -> Table:
     table.add_column("jobs", justify="right")
     for outcome in OUTCOMES:
         count = status.outcomes.get(outcome, 0)
-        if count or outcome in ("unsigned", "dead_lettered", "rejected"):
+        if count or outcome in (JobState.UNSIGNED, JobState.DEAD_LETTERED, JobState.REJECTED):
             table.add_row(f"[{_STYLE.get(outcome, '')}]{outcome}[/]", str(count))
     table.add_row("rows refused by the validator", str(status.rejected_rows))
     if status.parked:

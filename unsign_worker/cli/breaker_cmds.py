@@ -9,6 +9,7 @@ import click
 
 from unsign_worker.cli.common import load_settings, output_file, redis_for
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.states import BreakerStatus
 
 
 @click.group("breaker")
@@ -28,7 +29,7 @@ def breaker_status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(state.as_dict()))
         return
-    if state.state == "open":
+    if state.state == BreakerStatus.OPEN:
         click.echo(f"breaker OPEN since {state.opened_at}: {state.code} ({state.reason})")
     else:
         click.echo("breaker closed")

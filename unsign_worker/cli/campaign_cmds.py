@@ -18,6 +18,7 @@ from unsign_worker.producers.campaign.enqueue import BATCH_SIZE, MESSAGES_AT_LEA
 from unsign_worker.producers.campaign.report import RejectsFile
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.outage import Outage, ride_out
+from unsign_worker.store.states import CampaignState
 
 #: Bad rows printed on the terminal; the rejects file has them all.
 SHOWN_REJECTS = 20
@@ -158,7 +159,7 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
     status = ride_out(lambda: store.status(scan.campaign_id),
                       Outage("Redis", lambda text: click.echo(text, err=True)))
     assert status is not None  # start() has just recorded it
-    if status.state == "paused" and not as_json:
+    if status.state == CampaignState.PAUSED and not as_json:
         click.echo(f"campaign {scan.campaign_id} is paused: its jobs wait for "
                    f"`unsign-worker campaign resume {scan.campaign_id}`", err=True)
     if not detach:

@@ -22,7 +22,13 @@ from collections.abc import Sequence
 
 import click
 
-from unsign_worker.ops.config_checks import Check, check_redis, check_settings, fail
+from unsign_worker.ops.config_checks import (
+    Check,
+    CheckStatus,
+    check_redis,
+    check_settings,
+    fail,
+)
 from unsign_worker.ops.gateway_probe import probe_gateway
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.protocol.params import QUERY_SERVICE, SERVICE, validate_partner
@@ -34,7 +40,7 @@ from unsign_worker.settings import (
     Settings,
 )
 
-_MARKS = {"ok": "✓", "warning": "!", "error": "✗"}
+_MARKS = {CheckStatus.OK: "✓", CheckStatus.WARNING: "!", CheckStatus.ERROR: "✗"}
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -74,7 +80,8 @@ def run_checks(settings: Settings, *, probe: bool) -> list[Check]:
     checks += check_redis(settings.redis_url, name="UNSIGN_REDIS_URL")
     if settings.broker_url != settings.redis_url:
         checks += check_redis(settings.broker_url, name="UNSIGN_BROKER_URL")
-    gateway_ok = not any(c.name == "ALIPAY_GATEWAY_URL" and c.status == "error" for c in checks)
+    gateway_ok = not any(c.name == "ALIPAY_GATEWAY_URL" and c.status == CheckStatus.ERROR
+                         for c in checks)
     if probe and gateway_ok:
         checks += probe_gateway(settings)
     elif probe:
@@ -98,8 +105,8 @@ def check_config(probe: bool, as_json: bool) -> None:
         checks = [fail("settings", str(exc))]
     else:
         checks = run_checks(settings, probe=probe)
-    errors = sum(c.status == "error" for c in checks)
-    warnings = sum(c.status == "warning" for c in checks)
+    errors = sum(c.status == CheckStatus.ERROR for c in checks)
+    warnings = sum(c.status == CheckStatus.WARNING for c in checks)
     if as_json:
         click.echo(json.dumps({"ok": errors == 0, "errors": errors, "warnings": warnings,
                                "checks": [c.as_dict() for c in checks]},

@@ -12,6 +12,7 @@ from rich.table import Table
 from unsign_worker.cli._ops import console, echo_json, when
 from unsign_worker.cli.common import load_settings, redis_for
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.states import BreakerStatus
 
 
 @click.command("status", epilog="""Examples:
@@ -46,7 +47,7 @@ def _kv(title: str, rows: list[tuple[str, Any]]) -> Table:
 def render(data: dict[str, Any]) -> Group:
     """The status as rich tables."""
     breaker = data["breaker"]
-    if breaker["state"] == "open":
+    if breaker["state"] == BreakerStatus.OPEN:
         breaker_line = (f"[bold red]OPEN[/] since {when(breaker['opened_at'])}: "
                         f"{escape(breaker['code'])} ({escape(breaker['reason'])})")
     else:

@@ -15,9 +15,10 @@ from unsign_worker.ops.operations import CAMPAIGN_ACTIONS
 from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv_to
 from unsign_worker.protocol.masking import mask_text
 from unsign_worker.store.campaigns import OUTCOMES, CampaignError, CampaignStatus
+from unsign_worker.store.states import CampaignState
 
 #: The actions each state allows.
-ALLOWED = {"running": ("pause", "cancel"), "paused": ("resume", "cancel")}
+ALLOWED = {CampaignState.RUNNING: ("pause", "cancel"), CampaignState.PAUSED: ("resume", "cancel")}
 
 
 def progress(status: CampaignStatus, now: float | None = None) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def progress(status: CampaignStatus, now: float | None = None) -> dict[str, Any]
     remaining = data["remaining"]
     if status.finished or remaining <= 0:
         eta = "-"
-    elif rate <= 0 or status.state != "running":
+    elif rate <= 0 or status.state != CampaignState.RUNNING:
         eta = "unknown"
     else:
         seconds = int(remaining / rate)

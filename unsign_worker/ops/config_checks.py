@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 from unsign_worker.protocol.exceptions import ConfigError
@@ -28,7 +29,15 @@ from unsign_worker.settings import (
 #: Connect and read timeout of the Redis checks.
 REDIS_TIMEOUT_SECONDS = 2.0
 
-Status = Literal["ok", "warning", "error"]
+
+
+class CheckStatus(StrEnum):
+    """How one check went."""
+
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
 _MD5_KEY_RE = re.compile(r"[0-9A-Za-z]{32}")
 
 
@@ -37,7 +46,7 @@ class Check:
     """One line of the report: what was checked, how it went, and why."""
 
     name: str
-    status: Status
+    status: CheckStatus
     message: str
 
     def as_dict(self) -> dict[str, str]:
@@ -45,15 +54,15 @@ class Check:
 
 
 def ok(name: str, message: str) -> Check:
-    return Check(name, "ok", message)
+    return Check(name, CheckStatus.OK, message)
 
 
 def warn(name: str, message: str) -> Check:
-    return Check(name, "warning", message)
+    return Check(name, CheckStatus.WARNING, message)
 
 
 def fail(name: str, message: str) -> Check:
-    return Check(name, "error", message)
+    return Check(name, CheckStatus.ERROR, message)
 
 
 def check_settings(settings: Settings) -> list[Check]:

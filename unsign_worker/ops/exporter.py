@@ -38,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from unsign_worker.store.keys import HOOK_QUEUE, QUEUE, Keys
-from unsign_worker.store.states import TERMINAL_STATES
+from unsign_worker.store.states import TERMINAL_STATES, BreakerStatus, CampaignState
 
 TERMINAL_OUTCOMES = frozenset(str(s) for s in TERMINAL_STATES)
 
@@ -106,11 +106,11 @@ class UnsignCollector(Collector):
             by_code.add_metric([code], n)
         yield by_code
 
-        state = _text(breaker.get(b"state")) or "closed"
+        state = _text(breaker.get(b"state")) or BreakerStatus.CLOSED
         gauge = GaugeMetricFamily("unsign_breaker_open",
                                   "1 while the circuit breaker stops the line", labels=["code"])
-        gauge.add_metric([_text(breaker.get(b"code")) if state == "open" else ""],
-                         1 if state == "open" else 0)
+        gauge.add_metric([_text(breaker.get(b"code")) if state == BreakerStatus.OPEN else ""],
+                         1 if state == BreakerStatus.OPEN else 0)
         yield gauge
 
         if self.broker_is_redis:
@@ -173,7 +173,7 @@ class UnsignCollector(Collector):
         replies = pipe.execute()
         for i, cid in enumerate(ids):
             state, total = replies[2 * i]
-            if _text(state) not in ("running", "paused"):
+            if _text(state) not in (CampaignState.RUNNING, CampaignState.PAUSED):
                 continue
             done = sum(int(v) for o, v in replies[2 * i + 1].items()
                        if _text(o) in TERMINAL_OUTCOMES)

@@ -165,7 +165,7 @@ def submit(producer: Producer, job: Job) -> str:
         producer.send(job)
     elif job.reference and params is not None and json.loads(params) != job.params:
         raise ReferenceConflictError(job.job_id)
-    elif state == b"queued":
+    elif state == JobState.QUEUED.value.encode():
         producer.send(job)
     return job.job_id
 

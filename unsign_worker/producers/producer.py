@@ -11,9 +11,7 @@ simply be repeated.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +20,12 @@ from celery import Celery
 
 from unsign_worker.store.broker import amqp_config, is_amqp, redis_tls_options
 from unsign_worker.store.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, batch_repr, masked_repr
+from unsign_worker.store.job_records import (
+    CONFLICT_CODE,
+    QUEUED_GRACE_SECONDS,
+    REJECTED_RETENTION_SECONDS,
+    JobRecords,
+)
 from unsign_worker.store.keys import AUDIT_MAXLEN, QUEUE, Keys
 from unsign_worker.store.sentinel import is_sentinel, kombu_broker
 
@@ -29,14 +33,9 @@ log = logging.getLogger(__name__)
 
 #: Retention of a producer reference -> job id mapping.
 REF_RETENTION_SECONDS = 30 * 86400
-#: Retention of the record of a job rejected before it was sent, seconds.
-REJECTED_RETENTION_SECONDS = 30 * 86400
-#: A job that named a reference already bound to another job.
-CONFLICT_CODE = "REFERENCE_CONFLICT"
-#: A job still ``queued`` this long after it was enqueued is re-published by the sweeper: its
-#: message may have been lost (the Redis broker can drop a message popped just as the
-#: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
-QUEUED_GRACE_SECONDS = 3600.0
+
+__all__ = ["AUDIT_MAXLEN", "CONFLICT_CODE", "QUEUED_GRACE_SECONDS", "REJECTED_RETENTION_SECONDS",
+           "Producer", "producer_app"]
 
 
 def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds: int = 3600
@@ -65,7 +64,8 @@ def producer_app(broker_url: str, key_prefix: str, *, visibility_timeout_seconds
 
 
 class Producer:
-    """Writes job records and sends their messages, pipelined."""
+    """Writes job records (through :class:`~unsign_worker.store.job_records.JobRecords`) and
+    sends their messages, pipelined."""
 
     def __init__(self, app: Celery, client: redis.Redis, keys: Keys, *,
                  queued_grace_seconds: float = QUEUED_GRACE_SECONDS) -> None:
@@ -73,11 +73,7 @@ class Producer:
         self.redis = client
         self.keys = keys
         self.queued_grace_seconds = queued_grace_seconds
-
-    def record_fields(self, job: Job) -> dict[str, Any]:
-        return {"job_id": job.job_id, "state": "queued", "params": job.params_json(),
-                "campaign": job.campaign, "reference": job.reference,
-                "created_at": repr(job.enqueued_at), "attempts": 0}
+        self.records = JobRecords(client, keys, queued_grace_seconds=queued_grace_seconds)
 
     def resolve_reference(self, reference: str, job_id: str) -> tuple[str, bool]:
         """Bind ``reference`` to ``job_id`` unless it is bound already.
@@ -95,39 +91,14 @@ class Producer:
         """Record ``job_id`` as ``rejected`` (never sent), counted and audited; a
         ``REFERENCE_CONFLICT`` is also listed in ``P conflicts:<reference>``, where the
         producer of the refused job finds it (``P ref:<reference>`` names the other job)."""
-        k, now = self.keys, time.time()
-        if self.redis.hget(k.job(job_id), "state") == b"rejected":
-            return job_id  # read again after a crash: already recorded
-        minute = k.rate(int(now // 60))
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(k.job(job_id), mapping={
-            "job_id": job_id, "state": "rejected", "code": code, "reason": reason,
-            "params": "{}", "campaign": "", "reference": reference, "attempts": 0,
-            "created_at": repr(now), "updated_at": repr(now), "finished_at": repr(now),
-            "source": source})
-        pipe.expire(k.job(job_id), REJECTED_RETENTION_SECONDS)
-        if code == CONFLICT_CODE and reference:
-            pipe.sadd(k.conflicts(reference), job_id)
-            pipe.expire(k.conflicts(reference), REJECTED_RETENTION_SECONDS)
-        pipe.hincrby(k.counts, "rejected", 1)
-        pipe.hincrby(minute, "rejected", 1)
-        pipe.expire(minute, 3600)
-        audit = {"time": now, "job_id": job_id, "outcome": "rejected", "code": code,
-                 "reason": reason, "reference": reference, "campaign": "", "source": source}
-        pipe.xadd(k.audit, {"data": json.dumps(audit)}, maxlen=audit_maxlen, approximate=True)
-        pipe.execute()
-        log.warning("%s job %s rejected: %s", source, job_id, reason)
+        if self.records.record_rejected(job_id, reference=reference, code=code, reason=reason,
+                                        source=source, audit_maxlen=audit_maxlen):
+            log.warning("%s job %s rejected: %s", source, job_id, reason)
         return job_id
 
     def write_records(self, jobs: Sequence[Job], *, pipe: Any = None) -> None:
-        own = pipe is None
-        pipe = pipe if pipe is not None else self.redis.pipeline(transaction=False)
-        for job in jobs:
-            pipe.hset(self.keys.job(job.job_id), mapping=self.record_fields(job))
-        pipe.zadd(self.keys.leases, {job.job_id: job.enqueued_at + self.queued_grace_seconds
-                                     for job in jobs}, nx=True)
-        if own:
-            pipe.execute()
+        """Record ``jobs`` as ``queued`` (:meth:`JobRecords.write_queued`)."""
+        self.records.write_queued(jobs, pipe=pipe)
 
     def send(self, job: Job, *, countdown: float | None = None) -> None:
         message = job.to_message()

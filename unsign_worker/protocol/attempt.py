@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from unsign_worker.protocol.catalogue import Category, lookup, lookup_query
 from unsign_worker.protocol.exceptions import (
@@ -30,6 +31,15 @@ CODE_NETWORK = "NETWORK_ERROR"
 CODE_BAD_RESPONSE_SIGN = "BAD_RESPONSE_SIGN"
 
 
+class AttemptOutcome(StrEnum):
+    """How one attempt ended, as the audit log records it."""
+
+    SUCCESS = "success"
+    #: the gateway answered an error that is not retried
+    ERROR = "error"
+    RETRYABLE = "retryable"
+
+
 @dataclass(frozen=True)
 class AttemptRecord:
     """What one attempt did, for the audit log."""
@@ -39,7 +49,7 @@ class AttemptRecord:
     duration_ms: float
     http_status: int | None
     code: str
-    outcome: str  # success | error | retryable
+    outcome: AttemptOutcome
     may_have_reached: bool
 
 
@@ -76,8 +86,10 @@ def record_of(attempt: int, started_at: float, *, response: GatewayResponse | No
         code = getattr(error, "code", "") or CODE_NETWORK
         reached = error.may_have_reached if isinstance(error, RetryableError) else True
         status = getattr(error, "http_status", None)
-        return AttemptRecord(attempt, started_at, duration_ms, status, code, "retryable", reached)
+        return AttemptRecord(attempt, started_at, duration_ms, status, code,
+                             AttemptOutcome.RETRYABLE, reached)
     assert response is not None
     return AttemptRecord(attempt, started_at, duration_ms, http_status, response.error,
-                         "success" if response.is_success else "error", True)
+                         AttemptOutcome.SUCCESS if response.is_success else AttemptOutcome.ERROR,
+                         True)
 

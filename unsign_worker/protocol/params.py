@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from unsign_worker.protocol.exceptions import FieldError, ValidationError, shown_name
-from unsign_worker.protocol.masking import mask_account, mask_email
+from unsign_worker.protocol.masking import mask_email, mask_params
 
 SERVICE = "customer_unsign"
 QUERY_SERVICE = "query_customer_protocol"
@@ -117,16 +117,16 @@ class Identity:
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
     @cached_property
-    def masked(self) -> str:
+    def identity_masked(self) -> str:
         """A human-readable form with personal data masked (computed once): the one name of
-        a masked identity, kept in records as ``identity_masked``."""
+        a masked identity, here as in records, requests and dead-letter entries."""
         if len(self.values) == 1:
             return f"{self.kind}:{self.values[0]}"
         agreement, account = self.values
         return f"{self.kind}:{agreement}/{mask_email(account)}"
 
     def __str__(self) -> str:
-        return self.masked
+        return self.identity_masked
 
 
 @dataclass(frozen=True)
@@ -253,14 +253,10 @@ class UnsignRequest:
             and bool(self.user_email)
         )
 
-    def masked(self) -> dict[str, str]:
-        """The business parameters with personal data masked, for logs, events and tables."""
-        shown = self.business_params()
-        if "user_email" in shown:
-            shown["user_email"] = mask_email(shown["user_email"])
-        if "trans_account_out" in shown:
-            shown["trans_account_out"] = mask_account(shown["trans_account_out"])
-        return shown
+    def params_masked(self) -> dict[str, str]:
+        """The business parameters with personal data masked, for logs, events and tables
+        (:func:`~unsign_worker.protocol.masking.mask_params`)."""
+        return {name: str(value) for name, value in mask_params(self.business_params()).items()}
 
 
 def build_params(

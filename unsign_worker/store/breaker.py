@@ -21,16 +21,17 @@ from dataclasses import dataclass
 import redis
 
 from unsign_worker.store.keys import Keys
-from unsign_worker.store.scripts import lua
+from unsign_worker.store.scripts import load
+from unsign_worker.store.states import BreakerStatus
 
 log = logging.getLogger(__name__)
 
-RECORD_HALT_LUA = lua("breaker_record_halt")
+RECORD_HALT = load("breaker_record_halt")
 
 
 @dataclass(frozen=True)
 class BreakerState:
-    state: str  # closed | open
+    state: BreakerStatus
     code: str = ""
     reason: str = ""
     opened_at: float | None = None
@@ -50,18 +51,21 @@ class Breaker:
         self._keys = keys
         self._threshold = max(1, threshold)
         self._window = window_seconds
-        self._record = client.register_script(RECORD_HALT_LUA)
+        self._record = RECORD_HALT.register(client)
 
     def record_halt(self, code: str, reason: str, *, probe: bool = False,
-                    now: float | None = None) -> str:
-        """Count one halt answer; returns ``opened`` when this one opened the breaker."""
+                    now: float | None = None) -> BreakerStatus:
+        """Count one halt answer; returns ``opened`` when this one opened the breaker, else
+        the breaker's state."""
         now = time.time() if now is None else now
         k = self._keys
-        out = self._record(keys=[k.breaker, k.breaker_halts, k.breaker_probe],
-                           args=[repr(now), repr(self._window), self._threshold, code, reason,
-                                 f"{now!r}:{uuid.uuid4().hex[:8]}", "1" if probe else "0"])
-        result = out.decode() if isinstance(out, bytes) else str(out)
-        if result == "opened":
+        out = self._record(
+            keys={"breaker": k.breaker, "halts": k.breaker_halts, "probe": k.breaker_probe},
+            args={"now": repr(now), "window": repr(self._window), "threshold": self._threshold,
+                  "code": code, "reason": reason, "member": f"{now!r}:{uuid.uuid4().hex[:8]}",
+                  "was_probe": "1" if probe else "0"})
+        result = BreakerStatus(out.decode() if isinstance(out, bytes) else str(out))
+        if result == BreakerStatus.OPENED:
             log.critical("CIRCUIT BREAKER OPEN: the gateway answered %s (%s). Workers stop "
                          "calling the gateway and park jobs until `unsign-worker breaker reset` "
                          "or a successful half-open probe.", code, reason)
@@ -69,7 +73,7 @@ class Breaker:
 
     def state(self) -> BreakerState:
         raw = {k.decode(): v.decode() for k, v in self._r.hgetall(self._keys.breaker).items()}
-        return BreakerState(state=raw.get("state", "closed"), code=raw.get("code", ""),
+        return BreakerState(state=_status(raw.get("state", "")), code=raw.get("code", ""),
                             reason=raw.get("reason", ""),
                             opened_at=float(raw["opened_at"]) if raw.get("opened_at") else None,
                             halts=int(raw.get("halts", 0)))
@@ -78,8 +82,13 @@ class Breaker:
         """Close the breaker by hand and forget recent halts."""
         k = self._keys
         pipe = self._r.pipeline()
-        pipe.hset(k.breaker, mapping={"state": "closed", "closed_at": repr(time.time()),
-                                      "code": "", "reason": ""})
+        pipe.hset(k.breaker, mapping={"state": str(BreakerStatus.CLOSED),
+                                      "closed_at": repr(time.time()), "code": "", "reason": ""})
         pipe.delete(k.breaker_halts, k.breaker_probe)
         pipe.execute()
         log.warning("circuit breaker reset by hand")
+
+
+def _status(raw: str) -> BreakerStatus:
+    """The breaker's recorded state; none (never opened) or unknown is closed."""
+    return BreakerStatus.OPEN if raw == BreakerStatus.OPEN else BreakerStatus.CLOSED

@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 
 from unsign_worker.store.campaigns import CampaignStore
-from unsign_worker.store.scripts import lua
+from unsign_worker.store.scripts import load
+from unsign_worker.store.states import CampaignState, JobState
 
 #: Parked jobs re-sent per round trip.
 DRAIN_BATCH = 500
 
-REMOVE_IF_UNCHANGED_LUA = lua("campaign_remove_if_unchanged")
+REMOVE_IF_UNCHANGED = load("campaign_remove_if_unchanged")
 
 #: ``republish(job_id, now) -> bool``: send a job again from its record (e.g.
 #: :meth:`unsign_worker.worker.sweeper.Sweeper.republish`); False if it has ended.
@@ -34,20 +35,21 @@ class CampaignControl:
     def __init__(self, store: CampaignStore, republish: Republish) -> None:
         self.store = store
         self._republish = republish
-        self._remove = store.redis.register_script(REMOVE_IF_UNCHANGED_LUA)
+        self._remove = REMOVE_IF_UNCHANGED.register(store.redis)
 
     def pause(self, campaign_id: str) -> None:
         """Raises: CampaignError (no such campaign, or not running)."""
-        self.store.transition(campaign_id, "paused", "running")
+        self.store.transition(campaign_id, CampaignState.PAUSED, CampaignState.RUNNING)
 
     def resume(self, campaign_id: str) -> int:
         """Returns how many parked jobs were sent again. Raises: CampaignError."""
-        self.store.transition(campaign_id, "running", "paused")
+        self.store.transition(campaign_id, CampaignState.RUNNING, CampaignState.PAUSED)
         return self.drain_parked(campaign_id)
 
     def cancel(self, campaign_id: str) -> int:
         """Returns how many jobs were sent to be closed as cancelled. Raises: CampaignError."""
-        self.store.transition(campaign_id, "cancelled", "running", "paused")
+        self.store.transition(campaign_id, CampaignState.CANCELLED, CampaignState.RUNNING,
+                              CampaignState.PAUSED)
         return self.drain_parked(campaign_id) + self._send_unsent(campaign_id)
 
     def drain_parked(self, campaign_id: str) -> int:
@@ -63,12 +65,12 @@ class CampaignControl:
             if not entries:
                 return sent
             now = time.time()
-            args: list[str] = []
+            scored: list[str] = []
             for raw_id, score in entries:
                 if self._republish(raw_id.decode(), now):
                     sent += 1
-                args += [raw_id.decode(), repr(float(score))]
-            self._remove(keys=[key], args=args)
+                scored += [raw_id.decode(), repr(float(score))]
+            self._remove(keys={"zset": key}, args={"scored": scored})
 
     def _send_unsent(self, campaign_id: str) -> int:
         r, k = self.store.redis, self.store.keys
@@ -79,7 +81,8 @@ class CampaignControl:
                 pipe.hmget(k.job(job_id), "state", "sent_at")
             now = time.time()
             for job_id, (state, sent_at) in zip(ids, pipe.execute(), strict=True):
-                if state == b"queued" and sent_at is None and self._republish(job_id, now):
+                queued = state == JobState.QUEUED.value.encode() and sent_at is None
+                if queued and self._republish(job_id, now):
                     r.hset(k.job(job_id), "sent_at", repr(now))
                     sent += 1
         return sent

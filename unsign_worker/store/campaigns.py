@@ -19,17 +19,17 @@ from typing import Any, Protocol
 import redis
 
 from unsign_worker.store.keys import Keys
-from unsign_worker.store.scripts import lua
-from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
+from unsign_worker.store.scripts import load
+from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, CampaignState, JobState
 
 #: Outcomes in the order tables and JSON list them.
 OUTCOMES = tuple(str(s) for s in JobState if s in TERMINAL_STATES)
 #: Ids written per pipeline when the job list is rebuilt.
 LIST_CHUNK = 5000
 
-BEGIN_LUA = lua("campaign_begin")
+BEGIN = load("campaign_begin")
 
-TRANSITION_LUA = lua("campaign_transition")
+TRANSITION = load("campaign_transition")
 
 
 
@@ -49,7 +49,7 @@ class CampaignStatus:
     campaign: str
     name: str = ""
     source: str = ""
-    state: str = ""
+    state: CampaignState = CampaignState.RUNNING
     rate: int = 0
     total: int = 0
     rejected_rows: int = 0
@@ -72,9 +72,9 @@ class CampaignStatus:
     @property
     def finished(self) -> bool:
         """Every job that will ever run has ended."""
-        if self.state == "done":
+        if self.state == CampaignState.DONE:
             return True
-        if self.state == "cancelled":
+        if self.state == CampaignState.CANCELLED:
             return self.done >= self.enqueued
         return self.enqueue_complete and self.done >= self.total
 
@@ -103,8 +103,8 @@ class CampaignStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
-        self._begin = client.register_script(BEGIN_LUA)
-        self._transition = client.register_script(TRANSITION_LUA)
+        self._begin = BEGIN.register(client)
+        self._transition = TRANSITION.register(client)
 
     def begin(self, campaign_id: str, *, name: str, source: str, total: int, rejected: int,
               rate: int | None, now: float | None = None) -> str:
@@ -114,11 +114,13 @@ class CampaignStore:
             CampaignError: the campaign was cancelled.
         """
         k = self.keys
-        out = self._begin(keys=[k.campaign(campaign_id), k.campaigns],
-                          args=[campaign_id, name, source, total, rejected,
-                                "" if rate is None else rate, repr(now or time.time())])
+        out = self._begin(keys={"meta": k.campaign(campaign_id), "campaigns": k.campaigns},
+                          args={"id": campaign_id, "name": name, "source": source,
+                                "total": total, "rejected": rejected,
+                                "rate": "" if rate is None else rate,
+                                "now": repr(now or time.time())})
         state = out.decode() if isinstance(out, bytes) else str(out)
-        if state == "cancelled":
+        if state == CampaignState.CANCELLED:
             raise CampaignError(f"campaign {campaign_id} was cancelled; run the file under a "
                                 "new --id to start again")
         return state
@@ -206,22 +208,24 @@ class CampaignStore:
         pipe.hgetall(k.campaign_counts(campaign_id))
         pipe.zcard(k.campaign_parked(campaign_id))
         meta_raw, counts_raw, parked = pipe.execute()
-        if not meta_raw:
-            return None
         meta = {a.decode(): b.decode("utf-8", "replace") for a, b in meta_raw.items()}
+        if meta.get("state") not in set(CampaignState):  # no campaign (as the scripts see it)
+            return None
         counts = {a.decode(): int(b) for a, b in counts_raw.items()}
         status = CampaignStatus(
             campaign=campaign_id, name=meta.get("name", ""), source=meta.get("source", ""),
-            state=meta.get("state", ""), rate=int(float(meta.get("rate") or 0)),
+            state=CampaignState(meta["state"]), rate=int(float(meta.get("rate") or 0)),
             total=int(meta.get("total") or 0), rejected_rows=int(meta.get("rejected") or 0),
             enqueued=int(meta.get("enqueued") or 0),
             enqueue_complete=meta.get("enqueue_complete") == "1", outcomes=counts,
             parked=int(parked), created_at=_num(meta, "created_at"),
             updated_at=_num(meta, "updated_at"), finished_at=_num(meta, "finished_at"))
-        if status.state == "running" and status.finished:
+        if status.state == CampaignState.RUNNING and status.finished:
             now = time.time()
-            if self._transition(keys=[k.campaign(campaign_id)],
-                                args=["done", repr(now), "running"]) in (b"ok", "ok"):
+            if self._transition(keys={"meta": k.campaign(campaign_id)},
+                                args={"to": CampaignState.DONE, "now": repr(now),
+                                      "from": [CampaignState.RUNNING]}
+                                ) in (b"ok", "ok"):
                 self.redis.hset(k.campaign(campaign_id), "finished_at", repr(now))
                 return self.status(campaign_id)
         return status
@@ -231,14 +235,14 @@ class CampaignStore:
         ids = [i.decode() for i in self.redis.zrevrange(self.keys.campaigns, 0, -1)]
         return [s for s in (self.status(i) for i in ids) if s is not None]
 
-    def transition(self, campaign_id: str, to: str, *allowed: str) -> None:
+    def transition(self, campaign_id: str, to: CampaignState, *allowed: CampaignState) -> None:
         """Move the campaign to state ``to`` if it is in one of ``allowed``.
 
         Raises:
             CampaignError: no such campaign, or its state does not allow it.
         """
-        out = self._transition(keys=[self.keys.campaign(campaign_id)],
-                               args=[to, repr(time.time()), *allowed])
+        out = self._transition(keys={"meta": self.keys.campaign(campaign_id)},
+                               args={"to": to, "now": repr(time.time()), "from": allowed})
         result = out.decode() if isinstance(out, bytes) else str(out)
         if result == "absent":
             raise CampaignError(f"no campaign {campaign_id}")

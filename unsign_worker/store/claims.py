@@ -40,26 +40,19 @@ from typing import Any
 
 import redis
 
-from unsign_worker.store.keys import Keys
+from unsign_worker.store.keys import NO_CAMPAIGN, Keys
 from unsign_worker.store.requests import FinishRequest, SettleRequest
-from unsign_worker.store.scripts import lua, terminal_prelude
+from unsign_worker.store.scripts import load
 
-#: Lua: whether two job parameter JSON objects name the same parameters (empty values count as
-#: absent, as they are neither sent nor signed).
-SAME_PARAMS_LUA = lua("same_params")
+# same_params: whether two job parameter JSON objects name the same parameters (empty values
+# count as absent, as they are neither sent nor signed); job_ended: what every terminal state
+# does to the leases, counts and the record's expiry.
+CLAIM = load("claim", terminal=True, libraries=("same_params",))
 
-CLAIM_LUA = terminal_prelude() + lua("same_params") + lua("claim")
+SETTLE = load("settle", libraries=("job_ended",))
 
-SETTLE_LUA = lua("job_ended") + lua("settle")
-
-FINISH_UNCLAIMED_LUA = (terminal_prelude() + lua("same_params") + lua("job_ended")
-                        + lua("finish_unclaimed"))
-
-
-#: Stands for "no campaign" in key names, so every key a script declares is a real key under
-#: the prefix (an ACL user limited to ``~<prefix>*`` may not name an empty key); the scripts
-#: test the campaign argument, and never touch these keys without a campaign.
-NO_CAMPAIGN = "-"
+FINISH_UNCLAIMED = load("finish_unclaimed", terminal=True,
+                        libraries=("same_params", "job_ended"))
 
 
 class ClaimStatus(StrEnum):
@@ -99,9 +92,9 @@ class DedupStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._r = client
         self._keys = keys
-        self._claim = client.register_script(CLAIM_LUA)
-        self._settle = client.register_script(SETTLE_LUA)
-        self._finish = client.register_script(FINISH_UNCLAIMED_LUA)
+        self._claim = CLAIM.register(client)
+        self._settle = SETTLE.register(client)
+        self._finish = FINISH_UNCLAIMED.register(client)
 
     def claim(self, *, job_id: str, identity: str, identity_masked: str, params_json: str,
               campaign: str, reference: str, now: float, lease_seconds: float,
@@ -110,37 +103,33 @@ class DedupStore:
         """Claim the agreement for one delivery of a job (or, with ``renew_token``, extend the
         lease this delivery holds). With ``pipe`` the call is only queued on that pipeline
         (returns None; read its reply with :func:`parse_claim`)."""
-        k = self._keys
+        k, c = self._keys, campaign or NO_CAMPAIGN
         reply = self._claim(
-            keys=[k.job(job_id), k.agreement(identity), k.leases, k.breaker, k.breaker_probe,
-                  k.parked, k.campaign(campaign or NO_CAMPAIGN),
-                  k.campaign_parked(campaign or NO_CAMPAIGN),
-                  k.campaign_rate(campaign or NO_CAMPAIGN, int(now))],
-            args=[job_id, repr(now), repr(now + lease_seconds), identity, identity_masked,
-                  params_json, campaign, reference, repr(probe_after_seconds),
-                  int(lease_seconds * 1000), renew_token],
+            keys={"job": k.job(job_id), "agreement": k.agreement(identity), "leases": k.leases,
+                  "breaker": k.breaker, "breaker_probe": k.breaker_probe, "parked": k.parked,
+                  "campaign": k.campaign(c), "campaign_parked": k.campaign_parked(c),
+                  "campaign_rate": k.campaign_rate(c, int(now))},
+            args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
+                  "identity": identity, "identity_masked": identity_masked,
+                  "params_json": params_json, "campaign": campaign, "reference": reference,
+                  "probe_after": repr(probe_after_seconds),
+                  "probe_ttl_ms": int(lease_seconds * 1000), "renew_token": renew_token},
             client=pipe,
         )
         return None if pipe is not None else parse_claim(reply)
 
     def settle(self, request: SettleRequest, *, minute: int, pipe: Any = None) -> str | None:
         """Record an outcome if the fencing token is current: ``ok`` or ``stale``."""
-        k, r = self._keys, request
-        keys = [k.job(r.job_id), k.agreement(r.identity), k.leases, k.audit, k.events, k.counts,
-                k.campaign_counts(r.campaign or NO_CAMPAIGN), k.rate(minute),
-                k.hook(r.identity), k.hooks, k.dlq, k.dlq_entry(r.job_id), k.breaker,
-                k.breaker_probe, k.parked]
-        reply = self._settle(keys=keys, args=[r.script_arg()], client=pipe)
+        reply = self._settle(keys=request.script_keys(self._keys, minute),
+                             args=request.script_args(), client=pipe)
         return None if pipe is not None else text(reply)
 
     def finish_unclaimed(self, request: FinishRequest, *, minute: int, pipe: Any = None
                          ) -> str | None:
         """End a job that holds no claim: ``ok``, ``terminal`` if it had already ended, or
         ``mismatch`` if its record names other parameters than the request."""
-        k, r = self._keys, request
-        keys = [k.job(r.job_id), k.audit, k.counts,
-                k.campaign_counts(r.campaign or NO_CAMPAIGN), k.rate(minute), k.leases]
-        reply = self._finish(keys=keys, args=[r.script_arg()], client=pipe)
+        reply = self._finish(keys=request.script_keys(self._keys, minute),
+                             args=request.script_args(), client=pipe)
         return None if pipe is not None else text(reply)
 
 
@@ -152,7 +141,7 @@ def parse_claim(reply: Any) -> Claim:
     """The :class:`Claim` for a reply of the claim script."""
     res = [text(x) for x in reply]
     status = res[0]
-    if status != "claimed":
+    if status != ClaimStatus.CLAIMED:
         return Claim(status=ClaimStatus(status), detail=res[1] if len(res) > 1 else "")
     return Claim(status=ClaimStatus.CLAIMED, token=res[1], reached=res[2] == "1",
                  attempts=int(res[3] or 0),

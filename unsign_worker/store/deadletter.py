@@ -26,16 +26,15 @@ from typing import Any
 
 import redis
 
-from unsign_worker.store.claims import NO_CAMPAIGN
-from unsign_worker.store.keys import AUDIT_MAXLEN, JOB_RETENTION_SECONDS, Keys
-from unsign_worker.store.scripts import lua
+from unsign_worker.store.keys import AUDIT_MAXLEN, JOB_RETENTION_SECONDS, NO_CAMPAIGN, Keys
+from unsign_worker.store.scripts import load
 
 #: Retention of a resolved entry, seconds.
 RESOLVED_RETENTION_SECONDS = 30 * 86400
 
-REQUEUE_LUA = lua("dlq_requeue")
+REQUEUE = load("dlq_requeue")
 
-RESOLVE_LUA = lua("dlq_resolve")
+RESOLVE = load("dlq_resolve")
 
 
 class DeadLetterError(Exception):
@@ -86,8 +85,8 @@ class DeadLetters:
         self._r = client
         self._keys = keys
         self._audit_maxlen = audit_maxlen
-        self._requeue = client.register_script(REQUEUE_LUA)
-        self._resolve = client.register_script(RESOLVE_LUA)
+        self._requeue = REQUEUE.register(client)
+        self._resolve = RESOLVE.register(client)
 
     def size(self) -> int:
         return int(self._r.zcard(self._keys.dlq))
@@ -134,9 +133,12 @@ class DeadLetters:
         entry = self.get(job_id)
         campaign = entry.campaign if entry else ""
         out = self._requeue(
-            keys=[k.dlq, k.dlq_entry(job_id), k.job(job_id), k.counts, k.leases, k.audit,
-                  k.campaign_counts(campaign or NO_CAMPAIGN), k.campaign(campaign or NO_CAMPAIGN)],
-            args=[job_id, repr(now), repr(now + lease_seconds), by, self._audit_maxlen, campaign])
+            keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "job": k.job(job_id),
+                  "counts": k.counts, "leases": k.leases, "audit": k.audit,
+                  "campaign_counts": k.campaign_counts(campaign or NO_CAMPAIGN),
+                  "campaign": k.campaign(campaign or NO_CAMPAIGN)},
+            args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
+                  "by": by, "audit_maxlen": self._audit_maxlen, "campaign": campaign})
         result = out.decode() if isinstance(out, bytes) else str(out)
         if result == "absent":
             raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")
@@ -158,9 +160,11 @@ class DeadLetters:
             raise DeadLetterError("--note: say why the entry is closed")
         k = self._keys
         out = self._resolve(
-            keys=[k.dlq, k.dlq_entry(job_id), k.dlq_resolved, k.job(job_id), k.audit],
-            args=[job_id, repr(time.time()), by, note, RESOLVED_RETENTION_SECONDS,
-                  JOB_RETENTION_SECONDS, self._audit_maxlen])
+            keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "resolved": k.dlq_resolved,
+                  "job": k.job(job_id), "audit": k.audit},
+            args={"job_id": job_id, "now": repr(time.time()), "by": by, "note": note,
+                  "entry_ttl": RESOLVED_RETENTION_SECONDS, "job_ttl": JOB_RETENTION_SECONDS,
+                  "audit_maxlen": self._audit_maxlen})
         if (out.decode() if isinstance(out, bytes) else str(out)) == "absent":
             raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")
 

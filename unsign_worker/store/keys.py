@@ -84,6 +84,10 @@ QUEUE = "unsign"
 HOOK_QUEUE = "unsign.hooks"
 #: Consumer group of the workers on ``P inbox``.
 INBOX_GROUP = "unsign-workers"
+#: Stands for "no campaign" in key names, so every key a script declares is a real key under
+#: the prefix (an ACL user limited to ``~<prefix>*`` may not name an empty key); the scripts
+#: test the campaign argument, and never touch these keys without a campaign.
+NO_CAMPAIGN = "-"
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 A caller builds a :class:`SettleRequest` (the outcome of a claimed job) or a
 :class:`FinishRequest` (the end of a job that holds no claim) and hands it to
-:class:`~unsign_worker.store.claims.DedupStore`; only the store turns it into the script's
-keys and its JSON argument (``store/lua/settle.lua``, ``store/lua/finish_unclaimed.lua``).
+:class:`~unsign_worker.store.claims.DedupStore`, which calls the script with the request's
+keys and arguments by the names the script declares (``script_keys`` / ``script_args``;
+``store/lua/settle.lua``, ``store/lua/finish_unclaimed.lua``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from unsign_worker.store.keys import NO_CAMPAIGN, Keys
 from unsign_worker.store.states import JobState
 
 
@@ -63,6 +65,22 @@ class SettleRequest:
     #: dead-lettered: the dead-letter entry
     dlq: dict[str, Any] | None = None
 
+    def script_keys(self, keys: Keys, minute: int) -> dict[str, str]:
+        """The settle script's keys by name (``minute``: the counts' minute)."""
+        return {
+            "job": keys.job(self.job_id), "agreement": keys.agreement(self.identity),
+            "leases": keys.leases, "audit": keys.audit, "events": keys.events,
+            "counts": keys.counts,
+            "campaign_counts": keys.campaign_counts(self.campaign or NO_CAMPAIGN),
+            "rate": keys.rate(minute), "hook": keys.hook(self.identity), "hooks": keys.hooks,
+            "dlq": keys.dlq, "dlq_entry": keys.dlq_entry(self.job_id), "breaker": keys.breaker,
+            "breaker_probe": keys.breaker_probe, "parked": keys.parked,
+        }
+
+    def script_args(self) -> dict[str, str]:
+        """The settle script's arguments by name: the request as JSON."""
+        return {"request": self.script_arg()}
+
     def script_arg(self) -> str:
         """The JSON argument of the settle script."""
         out: dict[str, Any] = {
@@ -105,6 +123,18 @@ class FinishRequest:
     audit: dict[str, Any]
     retention_seconds: int
     audit_maxlen: int
+
+    def script_keys(self, keys: Keys, minute: int) -> dict[str, str]:
+        """The finish script's keys by name (``minute``: the counts' minute)."""
+        return {
+            "job": keys.job(self.job_id), "audit": keys.audit, "counts": keys.counts,
+            "campaign_counts": keys.campaign_counts(self.campaign or NO_CAMPAIGN),
+            "rate": keys.rate(minute), "leases": keys.leases,
+        }
+
+    def script_args(self) -> dict[str, str]:
+        """The finish script's arguments by name: the request as JSON."""
+        return {"request": self.script_arg()}
 
     def script_arg(self) -> str:
         """The JSON argument of the finish script."""

@@ -36,5 +36,23 @@ TERMINAL_STATES = frozenset({
     JobState.CANCELLED,
 })
 
+class CampaignState(StrEnum):
+    """A campaign's state (``P campaign:<id>``, field ``state``)."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class BreakerStatus(StrEnum):
+    """The circuit breaker's state (``P breaker``, field ``state``)."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    #: the answer of ``Breaker.record_halt`` when this halt opened the breaker
+    OPENED = "opened"
+
+
 #: Terminal states that count as a failure for exit codes and alerts.
 FAILURE_STATES = frozenset({JobState.REJECTED, JobState.DEAD_LETTERED})

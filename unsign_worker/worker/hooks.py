@@ -13,25 +13,23 @@ stable per agreement, so a merchant whose step was interrupted after its own com
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import redis
 
 from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.store.hook_records import HookRecords
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
-from unsign_worker.store.scripts import lua
 
 log = logging.getLogger(__name__)
 
 HookFn = Callable[[dict[str, Any]], object]
-
-CLAIM_HOOK_LUA = lua("hook_claim")
 
 #: Retry delays of a failing hook: base and cap, seconds.
 HOOK_RETRY_BASE_SECONDS = 5.0
@@ -61,11 +59,20 @@ def load_hook(spec: str) -> HookFn | None:
     return fn  # type: ignore[no-any-return]
 
 
+class HookRunStatus(StrEnum):
+    """How one run of the hook ended."""
+
+    DONE = "done"
+    FAILED = "failed"
+    #: not run: no hook configured, or its record is done already, running elsewhere or missing
+    SKIPPED = "skipped"
+    #: ran, but Redis stayed away for its whole lease: it may run again
+    UNRECORDED = "unrecorded"
+
+
 @dataclass(frozen=True)
 class HookRun:
-    #: done | failed | skipped (done already / busy / missing) | unrecorded (ran, but Redis
-    #: stayed away for its whole lease)
-    status: str
+    status: HookRunStatus
     attempts: int = 0
     retry_in: float = 0.0
     error: str = ""
@@ -75,50 +82,35 @@ class HookRunner:
     """Runs the success hook for one agreement, at most once successfully."""
 
     def __init__(self, client: redis.Redis, keys: Keys, fn: HookFn | None) -> None:
-        self._r = client
-        self._keys = keys
+        self.records = HookRecords(client, keys)
         self.fn = fn
-        self._claim = client.register_script(CLAIM_HOOK_LUA)
 
     def run(self, identity: str, *, now: float | None = None) -> HookRun:
         if self.fn is None:
-            return HookRun("skipped")
+            return HookRun(HookRunStatus.SKIPPED)
         now = time.time() if now is None else now
-        k = self._keys
-        res = self._claim(keys=[k.hook(identity), k.hooks],
-                          args=[repr(now), repr(now + HOOK_LEASE_SECONDS), identity])
-        status = res[0].decode() if isinstance(res[0], bytes) else res[0]
-        if status != "claimed":
-            return HookRun("skipped")
-        attempts = int(res[1])
-        event = json.loads(res[2])
+        claim = self.records.claim(identity, now=now, lease_until=now + HOOK_LEASE_SECONDS)
+        if claim.event is None:
+            return HookRun(HookRunStatus.SKIPPED)
+        attempts, event = claim.attempts, claim.event
         try:
             self.fn(event)
         except Exception as exc:  # the merchant's code: any failure is retried on its own
             delay = min(HOOK_RETRY_CAP_SECONDS, HOOK_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            pipe = self._r.pipeline()
-            pipe.hset(k.hook(identity), mapping={"state": "failed", "last_error": error,
-                                                 "lease_until": repr(now + delay)})
-            pipe.zadd(k.hooks, {identity: now + delay})
-            pipe.execute()
+            self.records.mark_failed(identity, error=error, retry_at=now + delay)
             log.warning("success hook failed (attempt %d, key %s): %s; retrying in %.0fs",
                         attempts, event.get("idempotency_key"), type(exc).__name__, delay)
-            return HookRun("failed", attempts=attempts, retry_in=delay, error=error)
+            return HookRun(HookRunStatus.FAILED, attempts=attempts, retry_in=delay, error=error)
         # The merchant's step is done: a Redis blip must not make it run again, so the "done"
         # mark is retried for as long as this run's lease keeps another run away.
-        def mark_done() -> None:
-            pipe = self._r.pipeline()
-            pipe.hset(k.hook(identity), mapping={"state": "done", "done_at": repr(time.time())})
-            pipe.zrem(k.hooks, identity)
-            pipe.execute()
-
         try:
-            ride_out(mark_done, Outage("Redis (recording a success hook as done)"),
+            ride_out(lambda: self.records.mark_done(identity),
+                     Outage("Redis (recording a success hook as done)"),
                      deadline=time.monotonic() + HOOK_LEASE_SECONDS - (time.time() - now))
         except OUTAGE_ERRORS as exc:
             log.error("success hook ran (key %s) but Redis stayed unavailable for its whole "
                       "lease (%s): it may run again; the idempotency key lets the merchant "
                       "tell", event.get("idempotency_key"), type(exc).__name__)
-            return HookRun("unrecorded", attempts=attempts, error=type(exc).__name__)
-        return HookRun("done", attempts=attempts)
+            return HookRun(HookRunStatus.UNRECORDED, attempts=attempts, error=type(exc).__name__)
+        return HookRun(HookRunStatus.DONE, attempts=attempts)

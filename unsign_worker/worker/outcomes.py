@@ -43,8 +43,8 @@ class Run:
 
 def audit_entry(run: Run, record: AttemptRecord, outcome: str) -> dict[str, Any]:
     return {"time": record.started_at, "job_id": run.job.job_id,
-            "identity": run.identity.masked, "attempt": record.attempt,
-            "params": run.request.masked(), "http_status": record.http_status,
+            "identity": run.identity.identity_masked, "attempt": record.attempt,
+            "params": run.request.params_masked(), "http_status": record.http_status,
             "code": record.code, "duration_ms": record.duration_ms, "outcome": outcome,
             "campaign": run.job.campaign, "reference": run.job.reference}
 
@@ -65,8 +65,9 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
     event = hook = None
     hook_identity = ""
     if state.is_success:
-        event = {"job_id": job.job_id, "outcome": str(state), "identity": run.identity.masked,
-                 "campaign": job.campaign, "reference": job.reference, "at": now}
+        event = {"job_id": job.job_id, "outcome": str(state),
+                 "identity": run.identity.identity_masked, "campaign": job.campaign,
+                 "reference": job.reference, "at": now}
         if ctx.hooks.fn is not None:
             hook_identity = run.identity.key
             hook = {"idempotency_key": f"unsign:{run.identity.key}", "job_id": job.job_id,
@@ -89,7 +90,7 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
     kind = DecisionKind.RETRY if state is JobState.RETRYING else DecisionKind.DONE
     return Pending(request, Decision(kind, job.job_id, str(state), code=code,
                                      countdown=countdown),
-                   hook_identity=hook_identity, identity_masked=run.identity.masked)
+                   hook_identity=hook_identity, identity_masked=run.identity.identity_masked)
 
 
 def dead_letter(run: Run, code: str, reason: str, kind: str, now: float,
@@ -100,7 +101,7 @@ def dead_letter(run: Run, code: str, reason: str, kind: str, now: float,
     return {"job_id": run.job.job_id, "kind": kind, "code": code, "zh": entry.zh,
             "en": entry.en, "category": str(entry.category), "advice": advice,
             "reason": reason, "attempts": run.attempts, "identity": run.identity.key,
-            "identity_masked": run.identity.masked, "job": run.job.masked(),
+            "identity_masked": run.identity.identity_masked, "job": run.job.masked(),
             "campaign": run.job.campaign, "reference": run.job.reference,
             "dead_lettered_at": now}
 
@@ -111,7 +112,7 @@ def finish_unclaimed(ctx: WorkerContext, job: Job, identity: Identity | None, st
     now = time.time()
     request = FinishRequest(
         job_id=job.job_id, identity=identity.key if identity else "",
-        identity_masked=identity.masked if identity else "", campaign=job.campaign,
+        identity_masked=identity.identity_masked if identity else "", campaign=job.campaign,
         reference=job.reference, params_json=job.params_json(), now=now, state=state,
         code=code, reason=reason, original=original,
         audit={"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,

@@ -33,7 +33,7 @@ from unsign_worker.protocol.signing import sign_params
 from unsign_worker.store.claims import Claim, ClaimStatus
 from unsign_worker.store.job import Job
 from unsign_worker.store.requests import ClaimRequest
-from unsign_worker.store.states import JobState
+from unsign_worker.store.states import BreakerStatus, JobState
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.outcomes import Run, audit_now, finish_unclaimed, settle
 from unsign_worker.worker.retry_policy import RetryState, Step, Verdict
@@ -134,7 +134,7 @@ def _prepare(ctx: WorkerContext, message: Mapping[str, Any]
 def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
     s = ctx.settings
     renewed = ctx.dedup.claim(job_id=item.job.job_id, identity=item.identity.key,
-                              identity_masked=item.identity.masked,
+                              identity_masked=item.identity.identity_masked,
                               params_json=item.job.params_json(), campaign=item.job.campaign,
                               reference=item.job.reference, now=time.time(),
                               lease_seconds=s.lease_seconds,
@@ -148,7 +148,7 @@ def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
 
 def _claim_request(item: _Ready) -> ClaimRequest:
     return ClaimRequest(job_id=item.job.job_id, identity=item.identity.key,
-                        identity_masked=item.identity.masked,
+                        identity_masked=item.identity.identity_masked,
                         params_json=item.job.params_json(), campaign=item.job.campaign,
                         reference=item.job.reference)
 
@@ -187,7 +187,8 @@ def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
     s = ctx.settings
     while True:
         claim = ctx.dedup.claim(job_id=job.job_id, identity=identity.key,
-                                identity_masked=identity.masked, params_json=job.params_json(),
+                                identity_masked=identity.identity_masked,
+                                params_json=job.params_json(),
                                 campaign=job.campaign, reference=job.reference, now=time.time(),
                                 lease_seconds=s.lease_seconds,
                                 probe_after_seconds=s.breaker_probe_after_seconds)
@@ -280,7 +281,7 @@ def _settle_gone(run: Run, code: str) -> Pending:
 def _halt(run: Run, code: str, meaning: str = "") -> Pending:
     """Count the halt answer towards the breaker and park the job (never a failure)."""
     state = run.ctx.breaker.record_halt(code, meaning or lookup(code).en, probe=run.claim.probe)
-    if state in ("opened", "open"):
+    if state in (BreakerStatus.OPENED, BreakerStatus.OPEN):
         run.ctx.local_halt_until = time.time() + LOCAL_HALT_SECONDS
     return settle(run, JobState.PARKED, code, "integration-wide error: line stopped")
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from unsign_worker.store.claims import Claim, parse_claim, text
 from unsign_worker.store.requests import ClaimRequest, FinishRequest, SettleRequest
+from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,6 @@ def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:
     if not item.is_settle and out == "terminal":
         return Decision(DecisionKind.IGNORED, item.job_id, decision.state,
                         detail="already finished")
-    if decision.state == "dead_lettered":
+    if decision.state == JobState.DEAD_LETTERED:
         log.warning("job %s dead-lettered: %s", item.job_id, decision.code)
     return decision

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from unsign_worker.store.hook_records import HookRecords
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.recovery import (
     HeldMessages,
@@ -31,6 +32,7 @@ from unsign_worker.store.recovery import (
     queued_in_broker,
     redis_restarted,
 )
+from unsign_worker.store.states import BreakerStatus, JobState
 from unsign_worker.worker.background import LoopThread
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class Sweeper:
         #: which keeps its queues: a queued job is then never taken for lost before its grace
         self._broker = broker if broker is not None else (client if broker_is_redis else None)
         self.held = HeldMessages(client, keys, lease_seconds=lease_seconds)
+        self.hooks = HookRecords(client, keys)
         #: ids of the messages this worker holds now (received, not finished)
         self._held_ids = held_ids
         self._keys = keys
@@ -83,9 +86,8 @@ class Sweeper:
             self._after_restart(now)
         jobs = self._recover_held(now) + self._expired_leases(now) + self._unpark(now)
         hooks = 0
-        for raw in self._r.zrangebyscore(k.hooks, "-inf", now, start=0, num=SWEEP_BATCH):
-            identity = raw.decode()
-            self._r.zadd(k.hooks, {identity: now + self._lease})
+        for identity in self.hooks.due(now, limit=SWEEP_BATCH):
+            self.hooks.postpone(identity, now + self._lease)
             self._publish_hook(identity)
             hooks += 1
         return {"jobs": jobs, "hooks": hooks}
@@ -109,7 +111,7 @@ class Sweeper:
         waiting: set[str] | _Everything | None = None
         count = 0
         for job_id, state in zip(ids, self._states(ids), strict=True):
-            if state == "queued":
+            if state == JobState.QUEUED:
                 waiting = self._waiting(now) if waiting is None else waiting
                 if job_id in waiting:  # a backlog, not a loss: look again later
                     self._r.zadd(k.leases, {job_id: now + QUEUED_RECHECK_SECONDS})
@@ -127,7 +129,7 @@ class Sweeper:
         count = 0
         for message_id, job_ids in self.held.expired(now, SWEEP_BATCH):
             for job_id, state in zip(job_ids, self._states(job_ids), strict=True):
-                if state == "queued" and self.republish(job_id, now):
+                if state == JobState.QUEUED and self.republish(job_id, now):
                     count += 1
             self.held.release(message_id)
             log.warning("message %s was held by a worker that stopped (%d job(s)): its queued "
@@ -144,7 +146,7 @@ class Sweeper:
         for start in range(0, len(pending), SWEEP_BATCH):  # read all first: scores change below
             page = pending[start:start + SWEEP_BATCH]
             for job_id, state in zip(page, self._states(page), strict=True):
-                if state != "queued":
+                if state != JobState.QUEUED:
                     continue
                 waiting = self._waiting(now) if waiting is None else waiting
                 if job_id not in waiting:
@@ -167,7 +169,7 @@ class Sweeper:
         the claim turns into the half-open probe."""
         k = self._keys
         state, opened_at = self._r.hmget(k.breaker, "state", "opened_at")
-        if state == b"open":
+        if state == BreakerStatus.OPEN.value.encode():
             if now - float(opened_at or 0) < self._probe_after or self._r.exists(k.breaker_probe):
                 return 0
             popped = self._r.zpopmin(k.parked, 1)
@@ -179,7 +181,7 @@ class Sweeper:
                 count += 1
         if count:
             log.warning("re-published %d parked job(s) (breaker %s)", count,
-                        (state or b"closed").decode())
+                        (state or b"").decode() or BreakerStatus.CLOSED)
         return count
 
 

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from unsign_worker.protocol.exceptions import UnsignError
-from unsign_worker.worker.settlement import Decision
+from unsign_worker.store.states import JobState
+from unsign_worker.worker.settlement import Decision, DecisionKind
 
 #: Outcomes that leave a job needing a person (or a breaker reset) to finish; ``mismatch`` is a
 #: message refused because its parameters differ from its job's record (a forged or stale copy:
@@ -46,9 +47,9 @@ def is_failure(decision: Decision) -> bool:
     operator paused its campaign: it runs on resume. A job parked by the open breaker is one:
     the line is stopped and someone must act.
     """
-    if decision.state == "parked" and decision.detail == PAUSED_DETAIL:
+    if decision.state == JobState.PARKED and decision.detail == PAUSED_DETAIL:
         return False
-    return decision.state in FAILED_OUTCOMES and decision.kind != "retry"
+    return decision.state in FAILED_OUTCOMES and decision.kind != DecisionKind.RETRY
 
 
 def describe(decision: Decision, reference: str = "") -> str:

@@ -8,15 +8,14 @@ jobs:
   (crash, Ctrl-C): it is sent now (a copy already in the broker is dropped by the worker);
 - anything else: done or in flight: skipped.
 
-After a chunk's messages are sent, one script call stamps ``sent_at`` on each job. (Scripts
-rather than pipelines: a client packs one command per chunk instead of one per job.) Several jobs
-share a message (``unsign_worker.unsign_batch``) so the broker sees few, large messages. Between
-chunks the campaign's state is read: a cancelled campaign stops sending.
+After a chunk's messages are sent, one script call stamps ``sent_at`` on each job (the three
+calls are ``store/job_records.py: JobRecords``'s). Several jobs share a message
+(``unsign_worker.unsign_batch``) so the broker sees few, large messages. Between chunks the
+campaign's state is read: a cancelled campaign stops sending.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,7 +25,7 @@ from unsign_worker.producers.producer import Producer
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.job import Job
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
-from unsign_worker.store.scripts import lua
+from unsign_worker.store.states import CampaignState, JobState
 
 #: Jobs looked up and recorded per pipeline.
 CHUNK_SIZE = 2000
@@ -43,12 +42,6 @@ def batch_size_for(jobs: int, *, most: int = BATCH_SIZE) -> int:
     """Jobs per message for a campaign of ``jobs`` jobs: at most ``most``, and at least
     ``MESSAGES_AT_LEAST`` messages when there are that many jobs."""
     return max(1, min(most, jobs // MESSAGES_AT_LEAST))
-
-READ_LUA = lua("enqueue_read")
-
-WRITE_LUA = lua("enqueue_write")
-
-MARK_LUA = lua("enqueue_mark")
 
 
 @dataclass
@@ -84,10 +77,7 @@ class CampaignEnqueuer:
         self._fresh = False
         #: says "Redis unavailable since …, retrying" once per outage (a log warning)
         self.outage = Outage("Redis")
-        client = producer.redis
-        self._read = client.register_script(READ_LUA)
-        self._write = client.register_script(WRITE_LUA)
-        self._mark = client.register_script(MARK_LUA)
+        self._records = producer.records
 
     def run(self, campaign_id: str, jobs: Sequence[Job], *,
             lines: Mapping[str, int] | None = None, fresh: bool = False,
@@ -121,8 +111,8 @@ class CampaignEnqueuer:
             handled += len(chunk)
             if on_chunk is not None:
                 on_chunk(result, handled)
-            if state == "cancelled":
-                result.stopped = "cancelled"
+            if state == CampaignState.CANCELLED:
+                result.stopped = str(CampaignState.CANCELLED)
                 return result
         self.store.finish_enqueue(campaign_id)
         return result
@@ -139,16 +129,13 @@ class CampaignEnqueuer:
 
     def _chunk(self, campaign_id: str, chunk: Sequence[Job], result: EnqueueResult) -> str:
         """Handle one chunk; returns the campaign's state as read before sending."""
-        k = self.producer.keys
-        meta = k.campaign(campaign_id)
         if self._fresh:  # a campaign created by this run has no job records to look up
-            raw = self.producer.redis.hget(meta, "state")
+            raw = self.producer.redis.hget(self.producer.keys.campaign(campaign_id), "state")
             found = [raw.decode() if raw else "", *[""] * (2 * len(chunk))]
         else:
-            found = [x.decode() for x in self._read(keys=[meta, *(k.job(j.job_id)
-                                                                  for j in chunk)])]
+            found = self._records.campaign_states(campaign_id, [j.job_id for j in chunk])
         state = found[0]
-        if state == "cancelled":
+        if state == CampaignState.CANCELLED:
             return state
         new: list[Job] = []
         resend: list[Job] = []
@@ -156,31 +143,19 @@ class CampaignEnqueuer:
             job_state, sent_at = found[1 + 2 * i], found[2 + 2 * i]
             if not job_state:
                 new.append(job)
-            elif job_state == "queued" and not sent_at:
+            elif job_state == JobState.QUEUED and not sent_at:
                 resend.append(job)
             else:
                 result.skipped[job_state] += 1
         if new:
-            records = []
-            for job in new:
-                fields = {**self.producer.record_fields(job)}
-                if job.job_id in self._lines:
-                    fields["line"] = self._lines[job.job_id]
-                records.append([str(x) for pair in fields.items() for x in pair])
-            # every queued job sits in P leases too, so the sweeper can tell a lost message
-            # from a backlog (see unsign_worker.store.recovery)
-            check_at = time.time() + self.producer.queued_grace_seconds
-            existing = self._write(keys=[meta, k.leases, *(k.job(j.job_id) for j in new)],
-                                   args=[json.dumps(records, ensure_ascii=False),
-                                         json.dumps([j.job_id for j in new]), repr(check_at)])
-            if existing:  # recorded meanwhile (a concurrent run): theirs to send
-                taken = {int(i) - 1 for i in existing}
+            taken = self._records.write_campaign_jobs(campaign_id, new, self._lines)
+            if taken:  # recorded meanwhile (a concurrent run): theirs to send
                 result.skipped["recorded_meanwhile"] += len(taken)
                 new = [job for i, job in enumerate(new) if i not in taken]
         outgoing = new + resend
         self._send(outgoing)
         if outgoing:
-            self._mark(keys=[k.job(j.job_id) for j in outgoing], args=[repr(time.time())])
+            self._records.mark_sent([j.job_id for j in outgoing], now=time.time())
         result.new += len(new)
         result.resent += len(resend)
         return state

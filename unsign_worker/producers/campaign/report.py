@@ -49,7 +49,7 @@ def identity_text(params: dict[str, Any], *, show_personal_data: bool = False) -
         return json.dumps(shown, ensure_ascii=False, sort_keys=True)
     if show_personal_data:
         return f"{identity.kind}:{'/'.join(identity.values)}"
-    return identity.masked
+    return identity.identity_masked
 
 
 def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:

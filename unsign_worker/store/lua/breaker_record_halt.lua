@@ -1,16 +1,17 @@
--- KEYS: breaker, halts, probe ; ARGV: now, window, threshold, code, reason, member, probe
-local now, window, threshold = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZADD', KEYS[2], now, ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-redis.call('EXPIRE', KEYS[2], math.ceil(window) + 60)
-local count = redis.call('ZCARD', KEYS[2])
-redis.call('HINCRBY', KEYS[1], 'halts', 1)
-if ARGV[7] == '1' then redis.call('DEL', KEYS[3]) end
-local state = redis.call('HGET', KEYS[1], 'state')
-if count >= threshold or ARGV[7] == '1' then
-  if state ~= 'open' or ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', ARGV[1], 'code', ARGV[4],
-               'reason', ARGV[5])
+-- KEYS: breaker, halts, probe
+-- ARGV: now, window, threshold, code, reason, member, was_probe
+local now, window, threshold = tonumber(A.now), tonumber(A.window), tonumber(A.threshold)
+redis.call('ZADD', K.halts, now, A.member)
+redis.call('ZREMRANGEBYSCORE', K.halts, '-inf', now - window)
+redis.call('EXPIRE', K.halts, math.ceil(window) + 60)
+local count = redis.call('ZCARD', K.halts)
+redis.call('HINCRBY', K.breaker, 'halts', 1)
+if A.was_probe == '1' then redis.call('DEL', K.probe) end
+local state = redis.call('HGET', K.breaker, 'state')
+if count >= threshold or A.was_probe == '1' then
+  if state ~= 'open' or A.was_probe == '1' then
+    redis.call('HSET', K.breaker, 'state', 'open', 'opened_at', A.now, 'code', A.code,
+               'reason', A.reason)
     return 'opened'
   end
   return 'open'

@@ -1,17 +1,19 @@
--- KEYS: meta, campaigns ; ARGV: id, name, source, total, rejected, rate ('' = keep), now
-local st = redis.call('HGET', KEYS[1], 'state')
+-- KEYS: meta, campaigns
+-- ARGV: id, name, source, total, rejected, rate, now
+-- rate '' keeps the campaign's rate; name '' keeps its name
+local st = redis.call('HGET', K.meta, 'state')
 if st == 'cancelled' then return 'cancelled' end
 if not st then
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'running', 'created_at', ARGV[7],
-             'enqueued', 0, 'rate', 0, 'name', ARGV[2])
-  redis.call('ZADD', KEYS[2], ARGV[7], ARGV[1])
+  redis.call('HSET', K.meta, 'id', A.id, 'state', 'running', 'created_at', A.now,
+             'enqueued', 0, 'rate', 0, 'name', A.name)
+  redis.call('ZADD', K.campaigns, A.now, A.id)
   st = 'new'
 elseif st == 'done' then
-  redis.call('HSET', KEYS[1], 'state', 'running')
+  redis.call('HSET', K.meta, 'state', 'running')
 end
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'name', ARGV[2]) end
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'rate', ARGV[6]) end
-redis.call('HSET', KEYS[1], 'source', ARGV[3], 'total', ARGV[4], 'rejected', ARGV[5],
-           'updated_at', ARGV[7], 'enqueue_complete', 0)
-redis.call('HDEL', KEYS[1], 'finished_at')
+if A.name ~= '' then redis.call('HSET', K.meta, 'name', A.name) end
+if A.rate ~= '' then redis.call('HSET', K.meta, 'rate', A.rate) end
+redis.call('HSET', K.meta, 'source', A.source, 'total', A.total, 'rejected', A.rejected,
+           'updated_at', A.now, 'enqueue_complete', 0)
+redis.call('HDEL', K.meta, 'finished_at')
 return st

@@ -1,9 +1,11 @@
--- KEYS: meta ; ARGV: to, now, from states...
-local st = redis.call('HGET', KEYS[1], 'state')
+-- KEYS: meta
+-- ARGV: to, now, from...
+-- moves the campaign to state A.to if it is in one of the states A.from
+local st = redis.call('HGET', K.meta, 'state')
 if not st then return 'absent' end
-for i = 3, #ARGV do
-  if st == ARGV[i] then
-    redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated_at', ARGV[2], ARGV[1] .. '_at', ARGV[2])
+for _, from in ipairs(A.from) do
+  if st == from then
+    redis.call('HSET', K.meta, 'state', A.to, 'updated_at', A.now, A.to .. '_at', A.now)
     return 'ok'
   end
 end

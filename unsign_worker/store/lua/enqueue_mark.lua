@@ -1,5 +1,7 @@
--- KEYS: job records ; ARGV[1]: the time they were sent
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 'sent_at', ARGV[1])
+-- KEYS: jobs...
+-- ARGV: sent_at
+-- marks the job records as sent at A.sent_at
+for _, job in ipairs(K.jobs) do
+  redis.call('HSET', job, 'sent_at', A.sent_at)
 end
-return #KEYS
+return #K.jobs

@@ -1,16 +1,18 @@
--- KEYS: campaign meta, leases, job records... ; ARGV[1]: JSON list of flat field lists, one per
--- job; ARGV[2]: JSON list of their job ids; ARGV[3]: when a queued job is checked (leases)
+-- KEYS: meta, leases, jobs...
+-- ARGV: records, ids, check_at
+-- records: JSON list of flat field lists, one per job; ids: JSON list of their job ids;
+-- check_at: when a queued job is checked (its score in the leases).
 -- Writes the records that do not exist yet; returns the positions (1-based) of those that did.
-local records = cjson.decode(ARGV[1])
-local ids = cjson.decode(ARGV[2])
+local records = cjson.decode(A.records)
+local ids = cjson.decode(A.ids)
 local existing = {}
-for i = 3, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    existing[#existing + 1] = i - 2
+for i, job in ipairs(K.jobs) do
+  if redis.call('EXISTS', job) == 1 then
+    existing[#existing + 1] = i
   else
-    redis.call('HSET', KEYS[i], unpack(records[i - 2]))
-    redis.call('ZADD', KEYS[2], 'NX', ARGV[3], ids[i - 2])
+    redis.call('HSET', job, unpack(records[i]))
+    redis.call('ZADD', K.leases, 'NX', A.check_at, ids[i])
   end
 end
-redis.call('HINCRBY', KEYS[1], 'enqueued', #KEYS - 2 - #existing)
+redis.call('HINCRBY', K.meta, 'enqueued', #K.jobs - #existing)
 return existing

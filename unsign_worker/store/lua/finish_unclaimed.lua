@@ -1,9 +1,10 @@
 -- A job that ends without holding the agreement (rejected before claiming, or duplicate).
 -- KEYS: job, audit, counts, campaign_counts, rate, leases
--- ARGV[1]: JSON {job_id, now, state, code, reason, original, identity, identity_masked, params,
---          campaign, reference, retention, audit, audit_maxlen}
-local a = cjson.decode(ARGV[1])
-local job = KEYS[1]
+-- ARGV: request
+-- request: JSON {job_id, now, state, code, reason, original, identity, identity_masked, params,
+--          campaign, reference, retention, audit, audit_maxlen} (store/requests.py)
+local a = cjson.decode(A.request)
+local job = K.job
 local st = redis.call('HGET', job, 'state')
 if TERMINAL[st] then
   return 'terminal'
@@ -18,6 +19,7 @@ if not st then
 end
 redis.call('HSET', job, 'state', a.state, 'code', a.code, 'reason', a.reason,
            'original', a.original, 'finished_at', a.now, 'updated_at', a.now)
-job_ended(a, job, KEYS[6], KEYS[3], KEYS[4], KEYS[5])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', a.audit_maxlen, '*', 'data', cjson.encode(a.audit))
+job_ended(a, job, K.leases, K.counts, K.campaign_counts, K.rate)
+redis.call('XADD', K.audit, 'MAXLEN', '~', a.audit_maxlen, '*', 'data',
+           cjson.encode(a.audit))
 return 'ok'

@@ -1,0 +1,137 @@
+"""Writing job records ``P job:<job_id>`` before their messages are sent.
+
+Every write of a job's record is in ``store/``: this module writes a new job's record
+(``queued``, by every producer) or the record of a job refused before it was sent
+(``rejected``); the claim, settle and finish scripts (``store/claims.py``), the dead-letter
+scripts (``store/deadletter.py``) and the message recovery (``store/recovery.py``) write the
+rest. ``tests/test_job_record_owner.py`` checks that no module outside ``store/`` writes one.
+
+A campaign's records are written a chunk per script call (``store/lua/enqueue_*.lua``): one
+call reads the state of each job of a chunk, one writes the records that do not exist yet, one
+stamps ``sent_at`` once their messages are sent (scripts rather than pipelines: a client packs
+one command per chunk instead of one per job).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+
+from unsign_worker.store.job import Job
+from unsign_worker.store.keys import AUDIT_MAXLEN, Keys
+from unsign_worker.store.scripts import load
+from unsign_worker.store.states import JobState
+
+#: Retention of the record of a job rejected before it was sent, seconds.
+REJECTED_RETENTION_SECONDS = 30 * 86400
+#: A job that named a reference already bound to another job.
+CONFLICT_CODE = "REFERENCE_CONFLICT"
+#: A job still ``queued`` this long after it was enqueued is re-published by the sweeper: its
+#: message may have been lost (the Redis broker can drop a message popped just as the
+#: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
+QUEUED_GRACE_SECONDS = 3600.0
+
+ENQUEUE_READ = load("enqueue_read")
+
+ENQUEUE_WRITE = load("enqueue_write")
+
+ENQUEUE_MARK = load("enqueue_mark")
+
+
+def record_fields(job: Job) -> dict[str, Any]:
+    """The record of a job not yet sent."""
+    return {"job_id": job.job_id, "state": str(JobState.QUEUED), "params": job.params_json(),
+            "campaign": job.campaign, "reference": job.reference,
+            "created_at": repr(job.enqueued_at), "attempts": 0}
+
+
+class JobRecords:
+    """Writes the records of jobs before their messages are sent."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *,
+                 queued_grace_seconds: float = QUEUED_GRACE_SECONDS) -> None:
+        self._r = client
+        self._keys = keys
+        self.queued_grace_seconds = queued_grace_seconds
+        self._read = ENQUEUE_READ.register(client)
+        self._write = ENQUEUE_WRITE.register(client)
+        self._mark = ENQUEUE_MARK.register(client)
+
+    def write_queued(self, jobs: Sequence[Job], *, pipe: Any = None) -> None:
+        """Record ``jobs`` as ``queued``, each in ``P leases`` until its grace ends (with
+        ``pipe``, only queued on that pipeline)."""
+        own = pipe is None
+        pipe = pipe if pipe is not None else self._r.pipeline(transaction=False)
+        for job in jobs:
+            pipe.hset(self._keys.job(job.job_id), mapping=record_fields(job))
+        pipe.zadd(self._keys.leases, {job.job_id: job.enqueued_at + self.queued_grace_seconds
+                                      for job in jobs}, nx=True)
+        if own:
+            pipe.execute()
+
+    def record_rejected(self, job_id: str, *, reference: str, code: str, reason: str,
+                        source: str, audit_maxlen: int = AUDIT_MAXLEN) -> bool:
+        """Record ``job_id`` as ``rejected`` (never sent), counted and audited; a
+        ``REFERENCE_CONFLICT`` is also listed in ``P conflicts:<reference>``, where the
+        producer of the refused job finds it (``P ref:<reference>`` names the other job).
+        Returns False if it was recorded already (read again after a crash)."""
+        k, now = self._keys, time.time()
+        if self._r.hget(k.job(job_id), "state") == JobState.REJECTED.value.encode():
+            return False
+        minute = k.rate(int(now // 60))
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hset(k.job(job_id), mapping={
+            "job_id": job_id, "state": str(JobState.REJECTED), "code": code, "reason": reason,
+            "params": "{}", "campaign": "", "reference": reference, "attempts": 0,
+            "created_at": repr(now), "updated_at": repr(now), "finished_at": repr(now),
+            "source": source})
+        pipe.expire(k.job(job_id), REJECTED_RETENTION_SECONDS)
+        if code == CONFLICT_CODE and reference:
+            pipe.sadd(k.conflicts(reference), job_id)
+            pipe.expire(k.conflicts(reference), REJECTED_RETENTION_SECONDS)
+        pipe.hincrby(k.counts, JobState.REJECTED.value, 1)
+        pipe.hincrby(minute, JobState.REJECTED.value, 1)
+        pipe.expire(minute, 3600)
+        audit = {"time": now, "job_id": job_id, "outcome": str(JobState.REJECTED),
+                 "code": code, "reason": reason, "reference": reference, "campaign": "",
+                 "source": source}
+        pipe.xadd(k.audit, {"data": json.dumps(audit)}, maxlen=audit_maxlen, approximate=True)
+        pipe.execute()
+        return True
+
+    def campaign_states(self, campaign_id: str, job_ids: Sequence[str]) -> list[str]:
+        """The campaign's state, then the state and ``sent_at`` of each job ('' for none)."""
+        k = self._keys
+        reply = self._read(keys={"meta": k.campaign(campaign_id),
+                                 "jobs": [k.job(j) for j in job_ids]})
+        return [x.decode() for x in reply]
+
+    def write_campaign_jobs(self, campaign_id: str, jobs: Sequence[Job],
+                            lines: Mapping[str, int]) -> set[int]:
+        """Record the campaign's ``jobs`` as ``queued`` (with their ``line`` in the file) unless
+        a record exists; each sits in ``P leases`` too, so the sweeper can tell a lost message
+        from a backlog (see ``store/recovery.py``). Counts them in the campaign's ``enqueued``.
+        Returns the positions (0-based) of the jobs whose record existed (a concurrent run)."""
+        k = self._keys
+        records = []
+        for job in jobs:
+            fields = record_fields(job)
+            if job.job_id in lines:
+                fields["line"] = lines[job.job_id]
+            records.append([str(x) for pair in fields.items() for x in pair])
+        check_at = time.time() + self.queued_grace_seconds
+        existing = self._write(
+            keys={"meta": k.campaign(campaign_id), "leases": k.leases,
+                  "jobs": [k.job(j.job_id) for j in jobs]},
+            args={"records": json.dumps(records, ensure_ascii=False),
+                  "ids": json.dumps([j.job_id for j in jobs]), "check_at": repr(check_at)})
+        return {int(i) - 1 for i in existing}
+
+    def mark_sent(self, job_ids: Sequence[str], *, now: float) -> None:
+        """Stamp ``sent_at`` on the records of jobs whose messages were sent."""
+        self._mark(keys={"jobs": [self._keys.job(j) for j in job_ids]},
+                   args={"sent_at": repr(now)})
