@@ -29,11 +29,11 @@ from typing import Any
 from bench_runs import READ_CHUNK, Plan, Setup, run_workers
 from bench_support import BIN, child_env, delete_prefix, pct
 
-from unsign_worker.worker.processes import default_processes
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS
 from unsign_worker.producers.client import UnsignClient
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.states import TERMINAL_STATES
+from unsign_worker.worker.processes import default_processes
 
 #: A worker flag of this benchmark only (never passed on): run the worker as if hiredis were
 #: not installed, to measure redis-py's own parser side by side with hiredis's.

@@ -58,8 +58,8 @@ from targets_table import print_targets
 
 from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.cli.worker_cmds import DEFAULT_CONCURRENCY, DEFAULT_POOL
-from unsign_worker.worker.processes import default_processes
 from unsign_worker.emulator.seed import generate
+from unsign_worker.worker.processes import default_processes
 
 PARTNER = "2088101568338364"
 RESULTS = Path(__file__).resolve().parent / "results"
