@@ -19,16 +19,17 @@ import pytest
 import redis
 import yaml
 
+from tests import paths
 from tests.metric_samples import samples_of
+from tests.ops.test_flower import CREDS, Flower
 from tests.plugins.worker_fixtures import WorkerEnv
-from tests.test_flower import CREDS, Flower
 from unsign_worker.ops.exporter import UnsignCollector
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "unsign-worker.json"
 SERIES = re.compile(r"\b((?:unsign|flower)_[a-z_]+)\b")

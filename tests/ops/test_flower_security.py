@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.ops.test_flower import CREDS, KEY, PARTNER, Flower
 from tests.plugins.inprocess_emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
-from tests.test_flower import CREDS, KEY, PARTNER, Flower
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.ops.flower_guard import host_name, refusal
 from unsign_worker.store.job import Job

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_campaign_store import broker_jobs, customer_rows, write_file
+from tests.producers.test_campaign_store import broker_jobs, customer_rows, write_file
 from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer, EnqueueResult
 from unsign_worker.producers.campaign.plan import plan_file, scan_file
 from unsign_worker.producers.campaign.stream import FileChangedError, start_file

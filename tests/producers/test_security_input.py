@@ -28,6 +28,7 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import paths
 from tests.plugins.worker_fixtures import BIN, wait_for
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.producers.campaign.lines import MAX_LINE_BYTES
@@ -50,7 +51,7 @@ FORMULAS = ("=cmd|' /C calc'!A0", "+1+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A
             "\uff1d1+1")
 TEN_MB = 10 * 1024 * 1024
 #: Inputs benchmarks/fuzz_campaign.py caught breaking the reader's contract.
-FUZZ_CORPUS = Path(__file__).parent / "data" / "campaign_fuzz_corpus"
+FUZZ_CORPUS = paths.DATA / "campaign_fuzz_corpus"
 #: Peak of Python allocations allowed while a million-row file is checked (tracemalloc).
 MILLION_ROWS_PEAK_BYTES = 100 * 1024 * 1024
 #: Peak resident memory allowed for ``campaign run --dry-run`` of a million rows.

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
+from tests import paths
 from unsign_worker.protocol.catalogue import CATALOGUE, Category, codes_in, lookup
 
-DOC = Path(__file__).parent / "data" / "customer_unsign-technical-doc.txt"
+DOC = paths.DATA / "customer_unsign-technical-doc.txt"
 
 # An error-code row: an all-caps code with underscores, a run of spaces, the Chinese meaning.
 _ROW = re.compile(r"^\s*([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\s{2,}(\S.*?)\s*$", re.MULTILINE)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests import paths
 from unsign_worker.protocol.exceptions import ResponseError
 from unsign_worker.protocol.response import GatewayResponse, parse_response
 from unsign_worker.protocol.signing import Md5Signer
 
-CORPUS = Path(__file__).parent / "data" / "fuzz_corpus"
+CORPUS = paths.DATA / "fuzz_corpus"
 KEY = "0123456789abcdefghijklmnopqrstuv"
 
 

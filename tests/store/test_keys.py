@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import unsign_worker.store.keys as keys_module
+from tests import paths
 from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.store.keys import Keys
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "redis-keys.md"
+DOC = paths.ROOT / "docs" / "redis-keys.md"
 
 
 def documented_in_module() -> list[str]:

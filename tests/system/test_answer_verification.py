@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
+from tests import paths
 from tests.plugins.scripted_http import Request, ScriptedServer, answer
 from unsign_worker.producers.client import UnsignClient
 from unsign_worker.protocol.exceptions import ConfigError
@@ -22,7 +23,7 @@ from unsign_worker.worker.context import build_context
 from unsign_worker.worker.processor import process_job
 
 BIN = Path(sys.executable).parent
-FORGED = (Path(__file__).parent / "data" / "conformance" / "customer_unsign-5.3-success.xml"
+FORGED = (paths.DATA / "conformance" / "customer_unsign-5.3-success.xml"
           ).read_bytes().replace(b"  <sign>eb46497947ffddf5cd5c53711e122040</sign>\n"
                                  b"  <sign_type>MD5</sign_type>\n", b"")
 
@@ -151,7 +152,7 @@ def test_a_forged_unsigned_success_is_never_unsigned(make_ctx):
 def test_an_unsigned_security_profile_error_stops_the_line_of_an_rsa_worker(keys, make_ctx):
     # a gateway with no RSA profile for the partner cannot sign its answer with one: the error
     # comes unsigned (like the 5.3 error sample) and is read as what it says, not as a forgery
-    body = (Path(__file__).parent / "data" / "conformance" / "customer_unsign-5.3-error.xml"
+    body = (paths.DATA / "conformance" / "customer_unsign-5.3-error.xml"
             ).read_bytes().replace(b"STATUS_CUSTOMER_SIGN", b"ILLEGAL_SECURITY_PROFILE")
 
     def no_profile(server: ScriptedServer, sock: socket.socket, request: Request) -> None:

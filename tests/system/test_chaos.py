@@ -12,10 +12,10 @@ import signal
 import subprocess
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import pytest
 
+from tests import paths
 from tests.plugins.worker_fixtures import BIN, wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
 from unsign_worker.emulator.agreements import agreement_from_entry
@@ -27,7 +27,7 @@ from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.store.states import TERMINAL_STATES
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 KEY = "0123456789abcdef0123456789abcdef"
 ROWS = 300
 LEASE = 15.0

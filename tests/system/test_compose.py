@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import paths
+
+ROOT = paths.ROOT
 COMPOSE = ROOT / "docker-compose.yml"
 LONG_RUNNING = ("redis", "worker", "flower", "console", "emulator", "sandbox-worker")
 SECRET_VARIABLES = ("ALIPAY_KEY", "UNSIGN_REDIS_URL", "UNSIGN_BROKER_URL", "FLOWER_BASIC_AUTH",

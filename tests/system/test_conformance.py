@@ -4,11 +4,11 @@ the documents imply, and the emulator's answers compared with them field by fiel
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from tests import paths
 from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
 from unsign_worker.protocol.catalogue import Category, lookup, lookup_query
 from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
@@ -23,7 +23,7 @@ from unsign_worker.protocol.query_verdict import judge_query
 from unsign_worker.protocol.response import parse_response
 from unsign_worker.protocol.signing import Md5Signer
 
-DATA = Path(__file__).parent / "data" / "conformance"
+DATA = paths.DATA / "conformance"
 #: Any key: the samples' MD5 key is not published.
 KEY = "0123456789abcdefghijklmnopqrstuv"
 

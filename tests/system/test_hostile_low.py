@@ -14,15 +14,16 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from tests import paths
 from tests.plugins.ports import free_port
-from tests.test_campaign_rows import errors_of, rows_of
+from tests.producers.test_campaign_rows import errors_of, rows_of
 from unsign_worker.cli.main import cli
 from unsign_worker.producers.client import UnsignClient
 from unsign_worker.producers.reports import OutputFileError, open_output
 from unsign_worker.protocol.exceptions import ConfigError, ValidationError
 from unsign_worker.store.job import Job
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = paths.ROOT
 
 
 def run(env: dict[str, str], *args: str) -> Any:

@@ -9,16 +9,15 @@ unsigned once and the success hook runs once.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from tests import paths
 from tests.hook_target import calls
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, partner_protocol
 from tests.plugins.worker_fixtures import wait_for
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 AGREEMENT = 3
 FORMS = {
     "customer_code": {"customer_code": f"C{AGREEMENT:05d}"},

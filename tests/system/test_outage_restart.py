@@ -154,7 +154,7 @@ def test_campaign_run_and_the_worker_ride_out_a_sixty_second_redis_outage(
 
 def test_flower_sees_events_again_after_a_redis_outage_and_says_so_once(
         private_redis, worker_env_factory, tmp_path):
-    from tests.test_flower import CREDS, Flower
+    from tests.ops.test_flower import CREDS, Flower
 
     data = generate(3, {"success": 1.0}, seed=8)
     _, emulator = start_emulator(data)

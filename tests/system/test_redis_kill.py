@@ -7,17 +7,17 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from tests import paths
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
 from unsign_worker.producers.producer import Producer
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
-ROOT_DIR = str(Path(__file__).resolve().parent.parent)
+ROOT_DIR = str(paths.ROOT)
 LEASE = 15.0
 JOBS = 120
 #: longer than redis-py's own quick retries, so in-flight work meets the outage

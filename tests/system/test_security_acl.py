@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.ports import free_port
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
-from tests.test_security_redis import ADMIN_PASSWORD, RedisServer, run_cli
+from tests.system.test_security_redis import ADMIN_PASSWORD, RedisServer, run_cli
 from unsign_worker.cli.main import cli
 from unsign_worker.producers.producer import producer_app
 from unsign_worker.store.acl import ROLES, acl_file, rules

@@ -8,7 +8,7 @@ command output; a ``rediss://`` URL always verifies the server's certificate (ko
 not), and settings refuse URLs that turn the check off.
 
 The JSON-only broker (a pickled message refused and logged, never executed) is tested in
-``tests/test_worker_faults.py::test_the_worker_refuses_pickled_messages``.
+``tests/worker/test_worker_faults.py::test_the_worker_refuses_pickled_messages``.
 """
 
 from __future__ import annotations

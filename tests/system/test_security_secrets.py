@@ -38,9 +38,10 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests import paths
+from tests.ops.test_flower import CREDS, Flower
 from tests.plugins.redis_fixtures import delete_prefix
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
-from tests.test_flower import CREDS, Flower
 from unsign_worker.cli.main import cli
 from unsign_worker.emulator import server as emulator_server
 from unsign_worker.emulator.agreements import UNSIGNED, Agreement
@@ -55,7 +56,7 @@ from unsign_worker.protocol.signing import make_signer, sign_params
 from unsign_worker.settings import Secret, Settings
 from unsign_worker.store.job import Job
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 PARTNER = "2088101568338364"
 #: Recognisable: any appearance of it anywhere is a leak.
 MD5_KEY = "SECRETKEY" + "0123456789ABCDEFGHIJKLM"
@@ -260,7 +261,7 @@ def written(request: pytest.FixtureRequest, redis_url: str, redis_client: redis.
     tmp = tmp_path_factory.mktemp(f"secrets-{variant}")
     prefix = f"unsign-test:{uuid.uuid4().hex[:12]}:"
     out = Written(variant)
-    extra = {"UNSIGN_SUCCESS_HOOK": "tests.test_security_secrets:failing_once_hook",
+    extra = {"UNSIGN_SUCCESS_HOOK": "tests.system.test_security_secrets:failing_once_hook",
              "PYTHONPATH": str(ROOT)}
     if variant == "md5":
         config = build_config(partner=PARTNER, key=MD5_KEY)

@@ -6,16 +6,16 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from tests import paths
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.worker.hooks import HOOK_LEASE_SECONDS
 
 pytestmark = pytest.mark.slow
-ROOT_DIR = str(Path(__file__).resolve().parent.parent)
+ROOT_DIR = str(paths.ROOT)
 
 
 def test_a_hook_killed_mid_run_runs_again_to_completion_and_nothing_is_unsigned_twice(

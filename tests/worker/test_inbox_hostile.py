@@ -10,8 +10,8 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_inbox import inbox_for, producer
-from tests.test_inbox import job as record
+from tests.worker.test_inbox import inbox_for, producer
+from tests.worker.test_inbox import job as record
 from unsign_worker.producers.client import ReferenceConflictError, UnsignClient
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer
 from unsign_worker.store.keys import INBOX_GROUP

@@ -12,7 +12,7 @@ import pytest
 
 from tests.plugins.gateway_fixtures import cae
 from tests.plugins.worker_fixtures import wait_for
-from tests.test_processor import job, record
+from tests.worker.test_processor import job, record
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.producers.producer import Producer
 from unsign_worker.store.job import Job

@@ -11,13 +11,13 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests import paths
 from tests.plugins.scripted_http import Request, ScriptedServer, answer
 from unsign_worker.protocol.catalogue import QUERY_CATALOGUE, Category, lookup_query
 from unsign_worker.protocol.gateway import GatewayClient
@@ -27,7 +27,7 @@ from unsign_worker.protocol.response import GatewayResponse
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.processor import process_job
 
-DATA = Path(__file__).parent / "data"
+DATA = paths.DATA
 QUERY_SUCCESS = (DATA / "conformance" / "query_customer_protocol-4.3-success.xml").read_bytes()
 QUERY_ERROR = (DATA / "conformance" / "query_customer_protocol-4.3-error.xml").read_bytes()
 UNSIGN_ERROR = (DATA / "conformance" / "customer_unsign-5.3-error.xml").read_bytes()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests import paths
 from tests.hook_target import calls
 from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, partner_protocol
 from tests.plugins.ports import free_port
@@ -21,7 +22,7 @@ from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.store.states import TERMINAL_STATES
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = paths.ROOT
 
 
 def hooked(env_factory, gw, key_prefix, hook="record", **extra):
