@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from unsign_worker.cli.main import main
 from unsign_worker.settings import Secret, Settings
 from unsign_worker.worker.context import build_context
@@ -17,10 +17,10 @@ from unsign_worker.worker.processor import process_job
 
 
 @pytest.fixture
-def settled(gateway_factory, redis_url, key_prefix, monkeypatch):
+def settled(emulator_factory, redis_url, key_prefix, monkeypatch):
     """Three jobs processed (one unsigned, one dead-lettered, one rejected) and the CLI's
     environment pointing at the same Redis prefix."""
-    gw = gateway_factory([cae("a1", 1), cae("a2", 2, script=("TOO_MUCH_TYPE_CODE",))])
+    gw = emulator_factory([cae("a1", 1), cae("a2", 2, script=("TOO_MUCH_TYPE_CODE",))])
     for name, value in {"UNSIGN_REDIS_URL": redis_url, "UNSIGN_KEY_PREFIX": key_prefix,
                         "ALIPAY_PARTNER": PARTNER, "ALIPAY_KEY": KEY,
                         "ALIPAY_GATEWAY_URL": gw.url, "UNSIGN_SANDBOX": "1"}.items():
@@ -69,9 +69,9 @@ def test_breaker_status_and_reset(settled, capsys):
 
 
 def test_the_worker_warns_at_start_up_when_its_redis_may_forget(worker_env_factory,
-                                                                 gateway_factory):
+                                                                 emulator_factory):
     # the shared test Redis keeps nothing on disk: the worker says so before it starts
-    gw = gateway_factory([cae("a1", 1)])
+    gw = emulator_factory([cae("a1", 1)])
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     env.start_worker("w1")
     log = env.log_tail("w1", lines=400)

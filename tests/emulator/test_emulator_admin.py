@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from tests.plugins.emulator_fixtures import EmulatorHandle
+from tests.plugins.emulator import Emulator
 from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
 from unsign_worker.emulator.server import make_handler
 from unsign_worker.protocol.response import parse_response
@@ -17,7 +17,7 @@ from unsign_worker.protocol.signing import Md5Signer
 CAE_1 = {"customer_code": "C00000000001"}
 
 
-def code_of(emu: EmulatorHandle, **business: str) -> str:
+def code_of(emu: Emulator, **business: str) -> str:
     parsed = parse_response(emu.send(emu.signed(**(business or CAE_1))).content,
                             verifier=Md5Signer(emu.key))
     return "T" if parsed.is_success else parsed.error
@@ -144,7 +144,7 @@ def test_wait_ready_gives_up_after_its_deadline():
 
 def test_the_admin_api_refuses_clients_that_are_not_on_loopback(emulator):
     # Given the handler of a running emulator and a request that comes from another host
-    handler = make_handler(emulator.thread.state)
+    handler = make_handler(emulator.state)
 
     class Transport:
         def get_extra_info(self, name: str, default: object = None) -> object:

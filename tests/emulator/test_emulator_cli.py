@@ -10,13 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.emulator_fixtures import (
-    SAMPLE_AGREEMENTS,
-    TEST_PARTNER,
-    VENV_CLI,
-    EmulatorProcessFactory,
-    write_agreements_file,
-)
+from tests.plugins.emulator import PARTNER, SAMPLE_AGREEMENTS, VENV_CLI, write_agreements_file
+from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.cli.main import main
 from unsign_worker.emulator.admin import EmulatorAdmin
 from unsign_worker.emulator.errors import EmulatorConfigError
@@ -32,7 +27,7 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """A clean working directory (no .env) with a key and partner in the environment."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ALIPAY_KEY", KEY)
-    monkeypatch.setenv("ALIPAY_PARTNER", TEST_PARTNER)
+    monkeypatch.setenv("ALIPAY_PARTNER", PARTNER)
     return write_agreements_file(tmp_path / "agreements.json", SAMPLE_AGREEMENTS)
 
 
@@ -74,22 +69,23 @@ def test_serving_without_any_key_is_refused(env, capsys, monkeypatch):
 
 
 def test_the_emulator_runs_as_a_process_and_serves_signed_requests(
-        emulator_process: EmulatorProcessFactory):
-    emu = emulator_process()
+        emulator_factory: EmulatorFactory):
+    emu = emulator_factory(process=True)
     resp = emu.send(emu.signed(customer_code="C00000000001"))
     assert parse_response(resp.content, verifier=Md5Signer(emu.key)).is_success
     assert emu.admin.stats()["unsigns"] == 1
 
 
-def test_a_process_started_with_a_scenario_applies_it(emulator_process: EmulatorProcessFactory):
-    emu = emulator_process(scenario={"scripts": {"cae-1": ["ILLEGAL_SYSTEM"]}})
+def test_a_process_started_with_a_scenario_applies_it(emulator_factory: EmulatorFactory):
+    emu = emulator_factory(process=True, scenario={"scripts": {"cae-1": ["ILLEGAL_SYSTEM"]}})
     resp = emu.send(emu.signed(customer_code="C00000000001"))
     assert parse_response(resp.content, verifier=Md5Signer(emu.key)).error == "ILLEGAL_SYSTEM"
 
 
-def test_answer_option_flags_override_the_scenario(emulator_process: EmulatorProcessFactory):
+def test_answer_option_flags_override_the_scenario(emulator_factory: EmulatorFactory):
     # Given a scenario asking for gb2312 answers, and flags asking for signed errors and gbk
-    emu = emulator_process(scenario={"options": {"charset": "gb2312", "sign_query": True}},
+    emu = emulator_factory(process=True,
+                           scenario={"options": {"charset": "gb2312", "sign_query": True}},
                            extra_args=["--sign-errors", "--answer-charset", "gbk"])
     assert emu.admin.options() == {"sign_errors": True, "sign_query": True, "charset": "gbk"}
     # Then an error answer is declared gbk and signed over its <error> node
@@ -119,7 +115,7 @@ def test_serve_on_port_zero_prints_its_url_never_the_key_and_stops_on_sigterm(tm
     # Given `unsign-worker emulator serve --port 0` with the key in the environment
     agreements = write_agreements_file(tmp_path / "a.json", SAMPLE_AGREEMENTS)
     log = tmp_path / "emulator.log"
-    env = dict(os.environ, ALIPAY_KEY=KEY, ALIPAY_PARTNER=TEST_PARTNER)
+    env = dict(os.environ, ALIPAY_KEY=KEY, ALIPAY_PARTNER=PARTNER)
     with open(log, "wb") as out:
         process = subprocess.Popen([str(VENV_CLI), "emulator", "serve", "--port", "0",
                                     "--agreements", str(agreements)], cwd=tmp_path, env=env,

@@ -7,7 +7,8 @@ import time
 import pytest
 import requests
 
-from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
+from tests.plugins.emulator import Emulator
+from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
 from unsign_worker.protocol.response import parse_response
 from unsign_worker.protocol.signing import Md5Signer
@@ -15,7 +16,7 @@ from unsign_worker.protocol.signing import Md5Signer
 CAE_1 = {"customer_code": "C00000000001"}
 
 
-def code_of(emu: EmulatorHandle, business: dict[str, str] | None = None) -> str:
+def code_of(emu: Emulator, business: dict[str, str] | None = None) -> str:
     resp = emu.send(emu.signed(**(business or CAE_1)))
     assert resp.status_code == 200
     parsed = parse_response(resp.content, verifier=Md5Signer(emu.key))

@@ -11,7 +11,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
+from tests.plugins.emulator import Emulator
+from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.protocol.response import parse_response
 from unsign_worker.protocol.signing import Md5Signer, make_signer, string_to_sign
 
@@ -20,7 +21,7 @@ CAE_1_PAIR = {"type_code": "BUSI003100021000301", "trans_account_out": "20880020
 PP_1 = {"biz_type": "10004", "user_email": "li.wei@example.com"}
 
 
-def answer(emu: EmulatorHandle, params: dict[str, str], *, method: str = "POST",
+def answer(emu: Emulator, params: dict[str, str], *, method: str = "POST",
            charset: str = "utf-8") -> tuple[bool, str, dict[str, str]]:
     """Send, parse and verify: (is_success, error code, customer block); a success is signed,
     an error is not (the defaults follow sample 5.3)."""
@@ -31,7 +32,7 @@ def answer(emu: EmulatorHandle, params: dict[str, str], *, method: str = "POST",
     return parsed.is_success, parsed.error, parsed.customer
 
 
-def code_of(emu: EmulatorHandle, params: dict[str, str], **kwargs: str) -> str:
+def code_of(emu: Emulator, params: dict[str, str], **kwargs: str) -> str:
     ok, error, _ = answer(emu, params, **kwargs)
     return "T" if ok else error
 
@@ -268,7 +269,7 @@ def test_bytes_sent_in_another_charset_than_declared_fail_the_signature(emulator
                           charset="gbk").error == "ILLEGAL_SIGN"
 
 
-def query(emu: EmulatorHandle, **business: str) -> dict[str, str] | str:
+def query(emu: Emulator, **business: str) -> dict[str, str] | str:
     """A query answer, unsigned as the query document's answer table and sample."""
     resp = emu.send(emu.signed(service="query_customer_protocol", **business))
     assert b"<sign" not in resp.content

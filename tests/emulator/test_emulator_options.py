@@ -9,7 +9,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
+from tests.plugins.emulator import Emulator
+from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.protocol.response import parse_response
 from unsign_worker.protocol.signing import Md5Signer
 
@@ -24,7 +25,7 @@ def tree(body: bytes) -> ET.Element:
     return ET.fromstring(text.split("?>", 1)[1])
 
 
-def md5_of(emu: EmulatorHandle, signed: str, charset: str = "utf-8") -> str:
+def md5_of(emu: Emulator, signed: str, charset: str = "utf-8") -> str:
     return hashlib.md5((signed + emu.key).encode(charset)).hexdigest()
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.inprocess_emulator import Emulator
+from tests.plugins.emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
 from unsign_worker.emulator.agreements import UNSIGNED, Agreement
 from unsign_worker.protocol.params import UnsignRequest, build_params
@@ -112,9 +112,9 @@ class Flower:
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
     emu = Emulator([a for _, a, _, _ in CASES.values() if a is not None], partner=PARTNER,
-                   key=KEY)
+                   key=KEY).start()
     yield emu
-    emu.stop()
+    emu.close()
 
 
 def _signatures() -> list[str]:
@@ -236,7 +236,7 @@ def test_flower_failed_view_shows_a_mixed_campaigns_failures(
         worker_env_factory: Any, tmp_path: Path) -> None:
     # Given a worker and Flower, and a campaign in batches of 5 where some jobs are escalated
     # or rejected, plus two single jobs with references
-    emu = Emulator(MIXED_OK + MIXED_ESC, partner=PARTNER, key=KEY)
+    emu = Emulator(MIXED_OK + MIXED_ESC, partner=PARTNER, key=KEY).start()
     env: WorkerEnv = worker_env_factory(gateway_url=emu.url, partner=PARTNER, key=KEY)
     worker = env.start_worker("w1", concurrency=4)
     flower = Flower({**env.env, "FLOWER_BASIC_AUTH": CREDS}, tmp_path / "flower.log")
@@ -294,7 +294,7 @@ def test_flower_failed_view_shows_a_mixed_campaigns_failures(
             assert f"[{task['uuid']}] received" not in after
     finally:
         flower.stop()
-        emu.stop()
+        emu.close()
 
 
 def test_flower_refuses_to_start_without_credentials(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.ops.test_flower import CREDS, KEY, PARTNER, Flower
-from tests.plugins.inprocess_emulator import Emulator
+from tests.plugins.emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.ops.flower_guard import host_name, refusal
@@ -111,7 +111,7 @@ def test_flower_masks_personal_data_of_active_and_scheduled_tasks(
     # scheduled for later with a phone login and a Chinese email
     emu = Emulator([Agreement(id="p1", biz_type="10004", user_email=PHONE,
                               user_id="2088000000000001", script=("HANG",) * 50)],
-                   partner=PARTNER, key=KEY)
+                   partner=PARTNER, key=KEY).start()
     env: WorkerEnv = worker_env_factory(gateway_url=emu.url, partner=PARTNER, key=KEY)
     flower = None
     try:
@@ -139,7 +139,7 @@ def test_flower_masks_personal_data_of_active_and_scheduled_tasks(
     finally:
         if flower is not None:
             flower.stop()
-        emu.stop()
+        emu.close()
 
 
 def test_free_text_masks_unicode_emails_and_phone_numbers_idempotently() -> None:

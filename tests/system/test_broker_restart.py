@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
 from unsign_worker.producers.producer import Producer, producer_app
@@ -22,10 +22,10 @@ JOBS = 60
 
 
 def test_jobs_whose_messages_a_broker_restart_lost_finish_within_two_leases(
-        gateway_factory, worker_env_factory, tmp_path):
+        emulator_factory, worker_env_factory, tmp_path):
     broker = PrivateRedis(tmp_path / "broker", appendonly=False).start()
     try:
-        gw = gateway_factory([cae(f"a{i}", i) for i in range(1, JOBS + 1)])
+        gw = emulator_factory([cae(f"a{i}", i) for i in range(1, JOBS + 1)])
         gw.faults(latency_ms=300)
         env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY,
                                  UNSIGN_BROKER_URL=broker.url, UNSIGN_VISIBILITY_TIMEOUT="3600",

@@ -16,12 +16,12 @@ from collections import Counter, defaultdict
 import pytest
 
 from tests import paths
+from tests.plugins.emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
 from unsign_worker.emulator.agreements import agreement_from_entry
 from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.faults import FaultSettings
-from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, generate
 from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.store.states import TERMINAL_STATES
@@ -57,7 +57,7 @@ def test_a_campaign_survives_killed_workers_a_redis_restart_and_a_faulty_gateway
     state = EmulatorState(build_config(partner=DEFAULT_PARTNER, key=KEY),
                           [agreement_from_entry(a, f"a{i}") for i, a in
                            enumerate(data.agreements)])
-    emulator = EmulatorThread(state).start()
+    emulator = Emulator(state=state).start()
     redis_server = PrivateRedis(tmp_path / "redis", appendfsync="everysec").start()
     run = None
     try:
@@ -149,7 +149,7 @@ def test_a_campaign_survives_killed_workers_a_redis_restart_and_a_faulty_gateway
             os.killpg(run.pid, signal.SIGKILL)
         for proc in list(env.procs) if "env" in locals() else []:
             env.kill(proc, signal.SIGKILL)
-        emulator.stop()
+        emulator.close()
         redis_server.close()
 
 

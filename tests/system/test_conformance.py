@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests import paths
-from tests.plugins.emulator_fixtures import EmulatorFactory, EmulatorHandle
+from tests.plugins.emulator import Emulator
+from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.protocol.catalogue import Category, lookup, lookup_query
 from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
 from unsign_worker.protocol.params import (
@@ -156,13 +157,13 @@ def compare(emulated: bytes, fixture: str) -> None:
     assert got[3] == want[3], "signed or unsigned"
 
 
-def ask(emu: EmulatorHandle, **params: str) -> bytes:
+def ask(emu: Emulator, **params: str) -> bytes:
     response = emu.send(emu.signed(**params))
     assert response.status_code == 200
     return response.content
 
 
-def test_the_emulator_success_is_the_sample_success(emulator: EmulatorHandle) -> None:
+def test_the_emulator_success_is_the_sample_success(emulator: Emulator) -> None:
     body = ask(emulator, customer_code="C00000000001")
     compare(body, "customer_unsign-5.3-success.xml")
     parsed = parse_response(body, verifier=Md5Signer(emulator.key))
@@ -182,13 +183,13 @@ def test_the_emulator_success_for_a_partner_agreement_carries_its_customer(
     assert parse_response(body, verifier=Md5Signer(emu.key)).verified
 
 
-def test_the_emulator_error_is_the_sample_error(emulator: EmulatorHandle) -> None:
+def test_the_emulator_error_is_the_sample_error(emulator: Emulator) -> None:
     body = ask(emulator, customer_code="C00000000009")  # an agreement already unsigned
     compare(body, "customer_unsign-5.3-error.xml")
     assert parse_response(body).error == "STATUS_CUSTOMER_SIGN"
 
 
-def test_the_emulator_query_answer_is_the_sample_answer(emulator: EmulatorHandle) -> None:
+def test_the_emulator_query_answer_is_the_sample_answer(emulator: Emulator) -> None:
     body = ask(emulator, service=QUERY_SERVICE, biz_type="10004",
                user_email="li.wei@example.com")
     compare(body, "query_customer_protocol-4.3-success.xml")
@@ -197,7 +198,7 @@ def test_the_emulator_query_answer_is_the_sample_answer(emulator: EmulatorHandle
     assert parsed.fields["charge_agent"] == "T"  # pp-1 is signed
 
 
-def test_the_emulator_query_error_is_the_sample_error(emulator: EmulatorHandle) -> None:
+def test_the_emulator_query_error_is_the_sample_error(emulator: Emulator) -> None:
     body = ask(emulator, service=QUERY_SERVICE, biz_type="10004",
                user_email="nobody@example.com")
     compare(body, "query_customer_protocol-4.3-error.xml")

@@ -13,7 +13,7 @@ import pytest
 
 from tests import paths
 from tests.hook_target import calls
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, partner_protocol
+from tests.plugins.emulator import KEY, PARTNER, cae, partner_protocol
 from tests.plugins.worker_fixtures import wait_for
 
 pytestmark = pytest.mark.slow
@@ -29,9 +29,9 @@ FORMS = {
 
 @pytest.mark.parametrize("form", list(FORMS))
 def test_a_lost_answer_ends_already_unsigned_with_the_hook_run_once(
-        gateway_factory, worker_env_factory, key_prefix, redis_client, form):
+        emulator_factory, worker_env_factory, key_prefix, redis_client, form):
     make = partner_protocol if form == "biz_type+user_email" else cae
-    gw = gateway_factory([make("a1", AGREEMENT, script=("LOST_ANSWER",))])
+    gw = emulator_factory([make("a1", AGREEMENT, script=("LOST_ANSWER",))])
     hooks = f"{key_prefix}hookcalls"
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY,
                              UNSIGN_SUCCESS_HOOK="tests.hook_target:record",

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
 from unsign_worker.emulator.agreements import agreement_from_entry
 from unsign_worker.emulator.config import build_config
-from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, generate
 from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.producers.client import UnsignClient
@@ -91,7 +91,7 @@ def start_emulator(data):  # type: ignore[no-untyped-def]
     state = EmulatorState(build_config(partner=DEFAULT_PARTNER, key=KEY),
                           [agreement_from_entry(a, f"a{i}") for i, a in
                            enumerate(data.agreements)])
-    return state, EmulatorThread(state).start()
+    return state, Emulator(state=state).start()
 
 
 def workers_on(server, worker_env_factory, emulator, **extra):  # type: ignore[no-untyped-def]
@@ -147,7 +147,7 @@ def test_campaign_run_and_the_worker_ride_out_a_sixty_second_redis_outage(
               f"{time.monotonic() - back:.1f}s after Redis came back; 60 agreements unsigned "
               f"once")
     finally:
-        emulator.stop()
+        emulator.close()
         if "run" in locals() and run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
 
@@ -188,7 +188,7 @@ def test_flower_sees_events_again_after_a_redis_outage_and_says_so_once(
     finally:
         if flower is not None:
             flower.stop()
-        emulator.stop()
+        emulator.close()
 
 
 def test_a_campaign_enqueue_rides_out_a_redis_outage_between_chunks(private_redis):

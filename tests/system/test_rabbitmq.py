@@ -18,7 +18,7 @@ import pytest
 from kombu import Connection
 
 import celeryconfig
-from tests.plugins.inprocess_emulator import Emulator
+from tests.plugins.emulator import Emulator
 from tests.plugins.worker_fixtures import WorkerEnv
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.producers.producer import Producer, producer_app
@@ -83,7 +83,7 @@ def test_a_worker_on_rabbitmq_completes_jobs_and_keeps_state_in_redis(
     emulator = Emulator([Agreement(id="r1", customer_code="RMQ-1"),
                          Agreement(id="r2", customer_code="RMQ-2", script=("HTTP_503",) * 8),
                          *(Agreement(id=f"rb{i}", customer_code=f"RMQ-B{i}") for i in range(3))],
-                        partner=PARTNER, key=KEY)
+                        partner=PARTNER, key=KEY).start()
     try:
         env: WorkerEnv = worker_env_factory(gateway_url=emulator.url, partner=PARTNER, key=KEY,
                                             UNSIGN_BROKER_URL=rabbitmq,
@@ -111,4 +111,4 @@ def test_a_worker_on_rabbitmq_completes_jobs_and_keeps_state_in_redis(
             declared = conn.default_channel.queue_declare(QUEUE, passive=True)
         assert declared.message_count == 0
     finally:
-        emulator.stop()
+        emulator.close()

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from tests import paths
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
 from unsign_worker.producers.producer import Producer
@@ -26,10 +26,10 @@ DOWN_SECONDS = 12
 
 @pytest.mark.parametrize("appendfsync", ["always", "everysec"])
 def test_a_redis_sigkill_loses_no_job_and_unsigns_nothing_twice(
-        gateway_factory, worker_env_factory, tmp_path, appendfsync):
+        emulator_factory, worker_env_factory, tmp_path, appendfsync):
     server = PrivateRedis(tmp_path / "redis", appendfsync=appendfsync).start()
     try:
-        gw = gateway_factory([cae(f"a{i}", i) for i in range(1, JOBS + 1)])
+        gw = emulator_factory([cae(f"a{i}", i) for i in range(1, JOBS + 1)])
         gw.faults(latency_ms=100)
         hooks_file = tmp_path / "hooks.txt"
         env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY,

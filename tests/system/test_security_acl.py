@@ -19,7 +19,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.ports import free_port
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from tests.system.test_security_redis import ADMIN_PASSWORD, RedisServer, run_cli
@@ -114,10 +114,10 @@ def test_a_producer_cannot_send_remote_control(
 
 @pytest.mark.slow
 def test_each_role_does_its_part_and_a_control_command_cannot_stop_a_worker(
-        roles_redis: tuple[RedisServer, dict[str, str]], gateway_factory: Any,
+        roles_redis: tuple[RedisServer, dict[str, str]], emulator_factory: Any,
         worker_env_factory: Any) -> None:
     server, urls = roles_redis
-    gateway = gateway_factory([cae("a1", 1), cae("a2", 2)])
+    gateway = emulator_factory([cae("a1", 1), cae("a2", 2)])
     env: WorkerEnv = worker_env_factory(gateway_url=gateway.url, partner=PARTNER, key=KEY)
     env.redis_url, env.prefix = urls["worker"], PREFIX
     env.__post_init__()

@@ -27,7 +27,7 @@ import redis
 from click.testing import CliRunner
 
 import celeryconfig
-from tests.plugins.gateway_fixtures import KEY, PARTNER, Gateway, cae
+from tests.plugins.emulator import KEY, PARTNER, Emulator, cae
 from tests.plugins.ports import free_port
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from unsign_worker.cli.main import cli
@@ -100,7 +100,7 @@ def run_cli(env: dict[str, str], *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def run_one_job(env: WorkerEnv, gateway: Gateway) -> dict[str, str]:
+def run_one_job(env: WorkerEnv, gateway: Emulator) -> dict[str, str]:
     """A worker and a job through ``env``'s Redis URL; returns the job's record."""
     env.start_worker("w1", concurrency=2)
     job_id = env.enqueue({"customer_code": "C00001"}, reference="through-auth")
@@ -115,7 +115,7 @@ def run_one_job(env: WorkerEnv, gateway: Gateway) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("user", ["default", "acl"])
 def test_a_worker_a_producer_and_the_commands_work_behind_a_password_and_never_show_it(
-        acl_redis: tuple[RedisServer, int], gateway_factory: Any, worker_env_factory: Any,
+        acl_redis: tuple[RedisServer, int], emulator_factory: Any, worker_env_factory: Any,
         user: str) -> None:
     server, port = acl_redis
     if user == "acl":
@@ -123,7 +123,7 @@ def test_a_worker_a_producer_and_the_commands_work_behind_a_password_and_never_s
         url = f"redis://{USER}:{USER_PASSWORD}@127.0.0.1:{port}/0"
     else:
         url = f"redis://:{ADMIN_PASSWORD}@127.0.0.1:{port}/0"
-    gateway = gateway_factory([cae("a1", 1)])
+    gateway = emulator_factory([cae("a1", 1)])
     env: WorkerEnv = worker_env_factory(gateway_url=gateway.url, partner=PARTNER, key=KEY)
     env.redis_url, env.prefix = url, PREFIX
     env.__post_init__()
@@ -149,11 +149,11 @@ def test_a_worker_a_producer_and_the_commands_work_behind_a_password_and_never_s
 
 @pytest.mark.slow
 def test_an_acl_user_limited_to_the_key_prefix_is_enough_for_the_worker(
-        acl_redis: tuple[RedisServer, int], gateway_factory: Any,
+        acl_redis: tuple[RedisServer, int], emulator_factory: Any,
         worker_env_factory: Any) -> None:
     server, port = acl_redis
     add_user(server, [f"{PREFIX}*"])
-    gateway = gateway_factory([cae("a1", 1)])
+    gateway = emulator_factory([cae("a1", 1)])
     env: WorkerEnv = worker_env_factory(gateway_url=gateway.url, partner=PARTNER, key=KEY)
     env.redis_url, env.prefix = f"redis://{USER}:{USER_PASSWORD}@127.0.0.1:{port}/0", PREFIX
     env.__post_init__()
@@ -243,11 +243,11 @@ def test_a_rediss_url_that_keeps_verification_on_is_accepted() -> None:
 
 @pytest.mark.slow
 def test_a_worker_and_a_job_run_over_tls_with_the_private_ca(
-        tls_redis: tuple[RedisServer, int, Path], gateway_factory: Any,
+        tls_redis: tuple[RedisServer, int, Path], emulator_factory: Any,
         worker_env_factory: Any) -> None:
     server, port, ca_file = tls_redis
     url = f"rediss://:{ADMIN_PASSWORD}@127.0.0.1:{port}/0?ssl_ca_certs={ca_file}"
-    gateway = gateway_factory([cae("a1", 1)])
+    gateway = emulator_factory([cae("a1", 1)])
     env: WorkerEnv = worker_env_factory(gateway_url=gateway.url, partner=PARTNER, key=KEY)
     env.redis_url = url
     env.__post_init__()

@@ -40,13 +40,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests import paths
 from tests.ops.test_flower import CREDS, Flower
+from tests.plugins.emulator import Emulator
 from tests.plugins.redis_fixtures import delete_prefix
 from tests.plugins.worker_fixtures import BIN, WorkerEnv, wait_for
 from unsign_worker.cli.main import cli
 from unsign_worker.emulator import server as emulator_server
 from unsign_worker.emulator.agreements import UNSIGNED, Agreement
 from unsign_worker.emulator.config import build_config
-from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.protocol.exceptions import BadSignatureError, ConfigError, ValidationError
 from unsign_worker.protocol.masking import mask_account, mask_email
@@ -286,7 +286,7 @@ def written(request: pytest.FixtureRequest, redis_url: str, redis_client: redis.
     capture = Capture()
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setattr(emulator_server, "process", capture)
-    emulator = EmulatorThread(EmulatorState(config, agreements())).start()
+    emulator = Emulator(state=EmulatorState(config, agreements())).start()
     env = WorkerEnv(redis_url=redis_url, prefix=prefix, gateway_url=emulator.url,
                     partner=PARTNER, key=key, tmp=tmp, extra=extra)
     flower: Flower | None = None
@@ -298,7 +298,7 @@ def written(request: pytest.FixtureRequest, redis_url: str, redis_client: redis.
         if flower is not None:
             flower.stop()
         env.stop_all()
-        emulator.stop()
+        emulator.close()
         monkeypatch.undo()
     out.add("worker log", (tmp / "w1.log").read_text(errors="replace"))
     out.add("flower log", (tmp / "flower.log").read_text(errors="replace"))
@@ -548,7 +548,7 @@ def test_a_crash_traceback_holds_no_secret_and_the_jobs_still_finish(tmp_path: P
                           [Agreement(id=f"c{i}", customer_code=f"SEC-CRASH-{i}")
                            for i in range(6)])
     state.faults = FaultSettings.from_mapping({"latency_ms": 2500})
-    gateway = EmulatorThread(state).start()
+    gateway = Emulator(state=state).start()
     env = WorkerEnv(redis_url=url, prefix="crash:", gateway_url=gateway.url, partner=PARTNER,
                     key=MD5_KEY, tmp=tmp_path)
     try:
@@ -573,7 +573,7 @@ def test_a_crash_traceback_holds_no_secret_and_the_jobs_still_finish(tmp_path: P
         assert all(state.stats.counts(f"c{i}").unsigns == 1 for i in range(6))
     finally:
         env.stop_all()
-        gateway.stop()
+        gateway.close()
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)

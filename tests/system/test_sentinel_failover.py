@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.ports import free_port
 from tests.private_redis import PrivateRedis, needs_redis_server, pings, wait_until
 from unsign_worker.store.states import TERMINAL_STATES
@@ -77,10 +77,10 @@ def states(env, job_ids):  # type: ignore[no-untyped-def]
 
 
 def test_a_campaign_completes_after_the_master_is_killed_and_a_replica_takes_over(
-        gateway_factory, worker_env_factory, tmp_path):
+        emulator_factory, worker_env_factory, tmp_path):
     cluster = SentinelCluster(tmp_path / "ha")
     try:
-        gw = gateway_factory([cae(f"a{i}", i) for i in range(1, JOBS + 1)])
+        gw = emulator_factory([cae(f"a{i}", i) for i in range(1, JOBS + 1)])
         gw.faults(latency_ms=60)
         env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
         env.redis_url = cluster.url

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from tests import paths
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.worker.hooks import HOOK_LEASE_SECONDS
 
@@ -19,8 +19,8 @@ ROOT_DIR = str(paths.ROOT)
 
 
 def test_a_hook_killed_mid_run_runs_again_to_completion_and_nothing_is_unsigned_twice(
-        gateway_factory, worker_env_factory, tmp_path):
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 4)])
+        emulator_factory, worker_env_factory, tmp_path):
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 4)])
     hooks_file = tmp_path / "hooks.txt"
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY,
                              UNSIGN_SUCCESS_HOOK="tests.hook_target:slow_file",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.plugins.gateway_fixtures import cae
+from tests.plugins.emulator import cae
 from tests.plugins.worker_fixtures import wait_for
 from tests.worker.test_processor import job, record
 from unsign_worker.emulator.agreements import Agreement
@@ -40,9 +40,9 @@ def recorded_for_a(ctx: Any, job_id: str, campaign: str = "") -> None:
     {"params": A, "campaign": "other"},
 ])
 def test_a_second_message_with_other_parameters_is_refused_and_the_record_kept(
-        gateway_factory: Callable[..., Any], make_ctx: Callable[..., Any],
+        emulator_factory: Callable[..., Any], make_ctx: Callable[..., Any],
         forged: dict[str, Any]) -> None:
-    gw = gateway_factory([cae("a", 1), cae("b", 2)])
+    gw = emulator_factory([cae("a", 1), cae("b", 2)])
     ctx = make_ctx(gw)
     recorded_for_a(ctx, X1)
     # When a message reuses X's id with other parameters
@@ -58,8 +58,8 @@ def test_a_second_message_with_other_parameters_is_refused_and_the_record_kept(
 
 
 def test_a_forged_copy_in_a_batch_is_refused_and_the_others_proceed(
-        gateway_factory: Callable[..., Any], make_ctx: Callable[..., Any]) -> None:
-    gw = gateway_factory([cae("a", 1), cae("b", 2), cae("c", 3)])
+        emulator_factory: Callable[..., Any], make_ctx: Callable[..., Any]) -> None:
+    gw = emulator_factory([cae("a", 1), cae("b", 2), cae("c", 3)])
     ctx = make_ctx(gw)
     recorded_for_a(ctx, X2)
     decisions = process_batch(ctx, [job(B, job_id=X2), job({"customer_code": "C00003"})])

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.plugins.gateway_fixtures import PARTNER, cae, partner_protocol
+from tests.plugins.emulator import PARTNER, cae, partner_protocol
 from unsign_worker.emulator.options import AnswerOptions
 from unsign_worker.store.requests import SettleRequest
 from unsign_worker.store.states import JobState
@@ -27,8 +27,8 @@ def record(ctx: WorkerContext, job_id: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-def test_a_signed_agreement_is_unsigned_and_audited_and_announced(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_a_signed_agreement_is_unsigned_and_audited_and_announced(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"}, campaign="", reference="r-1")
 
@@ -44,9 +44,9 @@ def test_a_signed_agreement_is_unsigned_and_audited_and_announced(gateway_factor
     assert [e["job_id"] for e in events] == [message["job_id"]]
 
 
-def test_retry_codes_are_retried_in_the_task_with_the_original_parameters(gateway_factory,
+def test_retry_codes_are_retried_in_the_task_with_the_original_parameters(emulator_factory,
                                                                          make_ctx):
-    gw = gateway_factory([cae("a1", 1, script=("SYSTEM_ERROR", "ILLEGAL_SYSTEM", "OK"))])
+    gw = emulator_factory([cae("a1", 1, script=("SYSTEM_ERROR", "ILLEGAL_SYSTEM", "OK"))])
     ctx = make_ctx(gw, intask_retry_budget_seconds=5)
 
     decision = process_job(ctx, job({"customer_code": "C00001"}))
@@ -58,8 +58,8 @@ def test_retry_codes_are_retried_in_the_task_with_the_original_parameters(gatewa
     assert outcomes == ["retrying_in_task", "retrying_in_task", "unsigned"]
 
 
-def test_a_spent_in_task_budget_hands_the_job_back_with_a_countdown(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 50)])
+def test_a_spent_in_task_budget_hands_the_job_back_with_a_countdown(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 50)])
     ctx = make_ctx(gw, intask_retry_budget_seconds=0.2)
 
     decision = process_job(ctx, job({"customer_code": "C00001"}))
@@ -69,8 +69,8 @@ def test_a_spent_in_task_budget_hands_the_job_back_with_a_countdown(gateway_fact
     assert ctx.redis.zscore(ctx.keys.leases, decision.job_id) is not None
 
 
-def test_retries_past_the_deadline_go_to_the_dead_letter_queue(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 50)])
+def test_retries_past_the_deadline_go_to_the_dead_letter_queue(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 50)])
     ctx = make_ctx(gw, intask_retry_budget_seconds=0.1, retry_deadline_seconds=0)
     decision = process_job(ctx, job({"customer_code": "C00001"}))
 
@@ -83,9 +83,9 @@ def test_retries_past_the_deadline_go_to_the_dead_letter_queue(gateway_factory, 
 
 @pytest.mark.parametrize("code", ["TOO_MUCH_TYPE_CODE", "FAIL_UNFREEZE_STANDARD_BAIL",
                                   "STATUS_TYPE_CODE", "SOME_CODE_NOBODY_KNOWS"])
-def test_escalation_and_unknown_codes_are_dead_lettered_with_advice(gateway_factory, make_ctx,
+def test_escalation_and_unknown_codes_are_dead_lettered_with_advice(emulator_factory, make_ctx,
                                                                    code):
-    gw = gateway_factory([cae("a1", 1, script=(code,))])
+    gw = emulator_factory([cae("a1", 1, script=(code,))])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"}, reference="ref-9")
 
@@ -99,8 +99,8 @@ def test_escalation_and_unknown_codes_are_dead_lettered_with_advice(gateway_fact
     assert gw.requests("a1") == 1  # never retried
 
 
-def test_argument_errors_fail_fast_with_the_reason(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_argument_errors_fail_fast_with_the_reason(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     decision = process_job(ctx, job({"type_code": "BUSI0031"}))
     assert decision.state == "rejected"
@@ -109,15 +109,15 @@ def test_argument_errors_fail_fast_with_the_reason(gateway_factory, make_ctx):
     assert gw.state.stats.requests == 0
 
 
-def test_an_unknown_agreement_is_rejected_not_retried(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_an_unknown_agreement_is_rejected_not_retried(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     decision = process_job(ctx, job({"customer_code": "C99999"}))
     assert (decision.state, decision.code) == ("rejected", "NOT_EXIST_CUST_SIGN")
 
 
-def test_a_lost_answer_is_settled_as_already_unsigned(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1, script=("LOST_ANSWER",))])
+def test_a_lost_answer_is_settled_as_already_unsigned(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1, script=("LOST_ANSWER",))])
     ctx = make_ctx(gw, intask_retry_budget_seconds=3)
     decision = process_job(ctx, job({"customer_code": "C00001"}))
     assert (decision.state, decision.code) == ("already_unsigned", "STATUS_CUSTOMER_SIGN")
@@ -126,10 +126,10 @@ def test_a_lost_answer_is_settled_as_already_unsigned(gateway_factory, make_ctx)
 
 @pytest.mark.parametrize("options", [{}, {"sign_query": True, "sign_errors": True},
                                      {"charset": "gbk"}], ids=["documents", "signed", "gbk"])
-def test_a_lost_answer_on_a_partner_agreement_is_confirmed_by_query(gateway_factory, make_ctx,
+def test_a_lost_answer_on_a_partner_agreement_is_confirmed_by_query(emulator_factory, make_ctx,
                                                                     options):
     # the documents' unsigned query answer, a signed one (query document 6.1.1) and GBK answers
-    gw = gateway_factory([partner_protocol("p1", 7, script=("LOST_ANSWER",))])
+    gw = emulator_factory([partner_protocol("p1", 7, script=("LOST_ANSWER",))])
     gw.state.options = AnswerOptions.from_mapping(options)
     ctx = make_ctx(gw, intask_retry_budget_seconds=3)
     decision = process_job(ctx, job({"biz_type": "10004", "user_email": "user7@example.com"}))
@@ -137,18 +137,18 @@ def test_a_lost_answer_on_a_partner_agreement_is_confirmed_by_query(gateway_fact
     assert gw.state.stats.query_requests == 1
 
 
-def test_without_an_earlier_attempt_status_customer_sign_is_a_rejection(gateway_factory,
+def test_without_an_earlier_attempt_status_customer_sign_is_a_rejection(emulator_factory,
                                                                        make_ctx):
-    gw = gateway_factory([cae("a1", 1, status="unsigned")])
+    gw = emulator_factory([cae("a1", 1, status="unsigned")])
     ctx = make_ctx(gw)
     decision = process_job(ctx, job({"customer_code": "C00001"}))
     assert (decision.state, decision.code) == ("rejected", "STATUS_CUSTOMER_SIGN")
 
 
 @pytest.mark.parametrize("step", ["MALFORMED", "OVERSIZED", "WRONG_SIGN", "HTTP_503", "RESET"])
-def test_untrustworthy_answers_are_never_success_and_are_retried(gateway_factory, make_ctx,
+def test_untrustworthy_answers_are_never_success_and_are_retried(emulator_factory, make_ctx,
                                                                   step):
-    gw = gateway_factory([cae("a1", 1, script=(step,))])
+    gw = emulator_factory([cae("a1", 1, script=(step,))])
     ctx = make_ctx(gw, intask_retry_budget_seconds=3, max_response_bytes=64 * 1024)
     decision = process_job(ctx, job({"customer_code": "C00001"}))
     audit = [json.loads(f[b"data"]) for _, f in ctx.redis.xrange(ctx.keys.audit)]
@@ -158,8 +158,8 @@ def test_untrustworthy_answers_are_never_success_and_are_retried(gateway_factory
     assert gw.unsigns("a1") == 1
 
 
-def test_two_jobs_for_one_agreement_unsign_once(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_two_jobs_for_one_agreement_unsign_once(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     first = process_job(ctx, job({"customer_code": "C00001"}))
     second = process_job(ctx, job({"customer_code": "C00001"}))
@@ -168,8 +168,8 @@ def test_two_jobs_for_one_agreement_unsign_once(gateway_factory, make_ctx):
     assert gw.requests("a1") == 1
 
 
-def test_a_redelivered_finished_job_is_dropped(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_a_redelivered_finished_job_is_dropped(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
     assert process_job(ctx, message).state == "unsigned"
@@ -178,8 +178,8 @@ def test_a_redelivered_finished_job_is_dropped(gateway_factory, make_ctx):
     assert gw.requests("a1") == 1
 
 
-def test_a_copy_of_a_job_in_flight_is_dropped(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_a_copy_of_a_job_in_flight_is_dropped(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
     identity_key = _claim_by_hand(ctx, message)
@@ -205,9 +205,9 @@ def _claim_by_hand(ctx: WorkerContext, message: dict[str, Any]) -> str:
     return str(kwargs["identity"])
 
 
-def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(gateway_factory, make_ctx):
+def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(emulator_factory, make_ctx):
     # Given a delivery whose lease expired and a newer delivery that claimed again
-    gw = gateway_factory([cae("a1", 1)])
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
     kwargs = _claim_args(message, lease_seconds=1)
@@ -225,9 +225,9 @@ def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(gateway_factory
     assert record(ctx, message["job_id"])["state"] == "in_flight"
 
 
-def test_halt_answers_open_the_breaker_and_park_jobs_without_failing_them(gateway_factory,
+def test_halt_answers_open_the_breaker_and_park_jobs_without_failing_them(emulator_factory,
                                                                           make_ctx):
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 7)])
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 7)])
     gw.faults(global_code="ILLEGAL_SIGN")
     ctx = make_ctx(gw, breaker_threshold=3)
 
@@ -241,8 +241,8 @@ def test_halt_answers_open_the_breaker_and_park_jobs_without_failing_them(gatewa
     assert "rejected" not in counts and "dead_lettered" not in counts
 
 
-def test_a_half_open_probe_that_succeeds_closes_the_breaker(gateway_factory, make_ctx):
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 5)])
+def test_a_half_open_probe_that_succeeds_closes_the_breaker(emulator_factory, make_ctx):
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 5)])
     gw.faults(global_code="ILLEGAL_PARTNER")
     ctx = make_ctx(gw, breaker_threshold=1, breaker_probe_after_seconds=0)
     assert process_job(ctx, job({"customer_code": "C00001"})).state == "parked"
@@ -253,8 +253,8 @@ def test_a_half_open_probe_that_succeeds_closes_the_breaker(gateway_factory, mak
     assert ctx.breaker.state().state == "closed"
 
 
-def test_a_paused_campaign_parks_and_a_cancelled_one_cancels(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1), cae("a2", 2)])
+def test_a_paused_campaign_parks_and_a_cancelled_one_cancels(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1), cae("a2", 2)])
     ctx = make_ctx(gw)
     ctx.redis.hset(ctx.keys.campaign("c1"), mapping={"state": "paused", "rate": 0})
     paused = process_job(ctx, job({"customer_code": "C00001"}, campaign="c1"))
@@ -266,8 +266,8 @@ def test_a_paused_campaign_parks_and_a_cancelled_one_cancels(gateway_factory, ma
     assert gw.state.stats.requests == 0
 
 
-def test_a_campaign_rate_limit_spaces_the_claims(gateway_factory, make_ctx):
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 7)])
+def test_a_campaign_rate_limit_spaces_the_claims(emulator_factory, make_ctx):
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 7)])
     ctx = make_ctx(gw)
     ctx.redis.hset(ctx.keys.campaign("c2"), mapping={"state": "running", "rate": 2})
     started = time.monotonic()
@@ -278,21 +278,21 @@ def test_a_campaign_rate_limit_spaces_the_claims(gateway_factory, make_ctx):
     assert time.monotonic() - started >= 1.0
 
 
-def test_a_malformed_message_is_dropped_and_invalid_params_rejected(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_a_malformed_message_is_dropped_and_invalid_params_rejected(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     assert process_job(ctx, {"params": {}}).kind == "ignored"
     bad = process_job(ctx, job({"customer_code": "C1", "colour": "red"}))
     assert bad.state == "rejected" and "colour" in record(ctx, bad.job_id)["reason"]
 
 
-def test_the_success_hook_runs_once_with_a_stable_idempotency_key(gateway_factory, make_ctx,
+def test_the_success_hook_runs_once_with_a_stable_idempotency_key(emulator_factory, make_ctx,
                                                                   redis_client: redis.Redis,
                                                                   monkeypatch, key_prefix):
     import tests.hook_target as target
 
     monkeypatch.setenv("UNSIGN_TEST_HOOK_LIST", f"{key_prefix}hookcalls")
-    gw = gateway_factory([cae("a1", 1)])
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw, success_hook="tests.hook_target:record")
     message = job({"customer_code": "C00001"})
     assert process_job(ctx, message).state == "unsigned"
@@ -301,12 +301,12 @@ def test_the_success_hook_runs_once_with_a_stable_idempotency_key(gateway_factor
     assert len(calls) == 1 and calls[0].startswith("unsign:")
 
 
-def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(gateway_factory,
+def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(emulator_factory,
                                                                      make_ctx):
     # Given a batch mixing every kind of job, more than one claim chunk long
     from unsign_worker.worker.processor import process_batch
 
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 15)] +
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 15)] +
                          [cae("esc", 90, script=("TOO_MUCH_TYPE_CODE",))])
     ctx = make_ctx(gw)
     messages = [job({"customer_code": f"C{i:05d}"}, campaign="c9") for i in range(1, 15)]
@@ -328,8 +328,8 @@ def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(gateway_fac
     assert counts == {"unsigned": 14, "duplicate": 1, "dead_lettered": 1, "rejected": 1}
 
 
-def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(gateway_factory, make_ctx):
-    gw = gateway_factory([cae("a1", 1)])
+def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(emulator_factory, make_ctx):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
     kwargs = _claim_args(message, lease_seconds=30)
@@ -342,11 +342,11 @@ def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(gateway_factory, m
     assert lease > time.time() + 35
 
 
-def test_after_a_halt_the_process_stops_sending_the_jobs_it_already_claimed(gateway_factory,
+def test_after_a_halt_the_process_stops_sending_the_jobs_it_already_claimed(emulator_factory,
                                                                            make_ctx):
     from unsign_worker.worker.processor import process_batch
 
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 11)])
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 11)])
     gw.faults(global_code="ILLEGAL_PARTNER")
     ctx = make_ctx(gw, breaker_threshold=1)
     decisions = process_batch(ctx, [job({"customer_code": f"C{i:05d}"}) for i in range(1, 11)],

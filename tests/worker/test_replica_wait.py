@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.private_redis import PrivateRedis, needs_redis_server, wait_until
 from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.settings import Secret, Settings
@@ -41,14 +41,14 @@ def master(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-def test_claims_and_outcomes_reach_the_replica_before_the_job_ends(gateway_factory, master,
+def test_claims_and_outcomes_reach_the_replica_before_the_job_ends(emulator_factory, master,
                                                                    tmp_path):
     replica = PrivateRedis(tmp_path / "replica", extra=["--replicaof", "127.0.0.1",
                                                          str(master.port)]).start()
     try:
         wait_until(lambda: replica.client().info("replication").get("master_link_status")
                    == "up", 30, "the replica to sync")
-        gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 4)])
+        gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 4)])
         ctx = context(master, gw, replica_acks=1, replica_wait_ms=2000)
         for i in range(1, 4):
             decision = process_job(ctx, {"job_id": uuid.uuid4().hex,
@@ -63,9 +63,9 @@ def test_claims_and_outcomes_reach_the_replica_before_the_job_ends(gateway_facto
         replica.close()
 
 
-def test_without_replicas_writes_stop_waiting_after_one_short_wait(gateway_factory, master,
+def test_without_replicas_writes_stop_waiting_after_one_short_wait(emulator_factory, master,
                                                                   caplog):
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 6)])
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 6)])
     ctx = context(master, gw, replica_acks=1, replica_wait_ms=300)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING):
@@ -78,8 +78,8 @@ def test_without_replicas_writes_stop_waiting_after_one_short_wait(gateway_facto
     ctx.close()
 
 
-def test_no_wait_without_replica_acks(gateway_factory, master):
-    gw = gateway_factory([cae("a1", 1)])
+def test_no_wait_without_replica_acks(emulator_factory, master):
+    gw = emulator_factory([cae("a1", 1)])
     ctx = context(master, gw)
     assert process_job(ctx, {"job_id": uuid.uuid4().hex,
                              "params": {"customer_code": "C00001"}}).state == "unsigned"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.gateway_fixtures import cae
+from tests.plugins.emulator import cae
 from unsign_worker.protocol.exceptions import RetryableError
 from unsign_worker.worker.processor import process_batch, process_job
 from unsign_worker.worker.retry_policy import RetryPolicy, RetryState, Step, Verdict
@@ -70,9 +70,9 @@ def job(**extra: Any) -> dict[str, Any]:
     return {"job_id": uuid.uuid4().hex, "params": {"customer_code": "C00001"}, **extra}
 
 
-def test_the_first_in_task_backoff_step_is_taken_once(gateway_factory, make_ctx, monkeypatch):
+def test_the_first_in_task_backoff_step_is_taken_once(emulator_factory, make_ctx, monkeypatch):
     # Given a gateway that answers SYSTEM_ERROR three times, then unsigns
-    gw = gateway_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 3 + ("OK",))])
+    gw = emulator_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 3 + ("OK",))])
     ctx = make_ctx(gw, intask_retry_budget_seconds=30)
     waits: list[float] = []
     monkeypatch.setattr(time, "sleep", waits.append)
@@ -87,15 +87,15 @@ def test_the_first_in_task_backoff_step_is_taken_once(gateway_factory, make_ctx,
     assert 0.1 <= waits[0] <= 0.2 and 0.2 <= waits[1] <= 0.3 and 0.4 <= waits[2] <= 0.5
 
 
-def _always_failing(gateway_factory, make_ctx) -> Any:
-    gw = gateway_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 50)])
+def _always_failing(emulator_factory, make_ctx) -> Any:
+    gw = emulator_factory([cae("a1", 1, script=("SYSTEM_ERROR",) * 50)])
     # no in-task budget: every failure hands the job back; countdowns 1-2 s, 2-4 s, 4-8 s ...
     return make_ctx(gw, intask_retry_budget_seconds=0, retry_countdown_base_seconds=2,
                     retry_countdown_cap_seconds=32)
 
 
-def test_a_batch_job_handed_back_keeps_its_retry_count(gateway_factory, make_ctx):
-    ctx = _always_failing(gateway_factory, make_ctx)
+def test_a_batch_job_handed_back_keeps_its_retry_count(emulator_factory, make_ctx):
+    ctx = _always_failing(emulator_factory, make_ctx)
     message = job(campaign="")
 
     # a batch job handed back comes again as its own message, whose broker count starts at 0
@@ -105,8 +105,8 @@ def test_a_batch_job_handed_back_keeps_its_retry_count(gateway_factory, make_ctx
     assert ctx.redis.hget(ctx.keys.job(message["job_id"]), "retries") == b"3"
 
 
-def test_a_job_republished_by_the_sweeper_continues_its_retry_count(gateway_factory, make_ctx):
-    ctx = _always_failing(gateway_factory, make_ctx)
+def test_a_job_republished_by_the_sweeper_continues_its_retry_count(emulator_factory, make_ctx):
+    ctx = _always_failing(emulator_factory, make_ctx)
     message = job()
     first = process_job(ctx, message)
     second = process_job(ctx, message)

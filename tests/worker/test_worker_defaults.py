@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import BIN, wait_for
 from unsign_worker.cli.worker_cmds import default_processes
 
@@ -37,8 +37,8 @@ def _cmdline(pid: int) -> list[bytes]:
 
 
 def test_no_options_one_gevent_process_per_core_each_100_slots(worker_env_factory,
-                                                               gateway_factory):
-    gw = gateway_factory([cae("a1", 1)])
+                                                               emulator_factory):
+    gw = emulator_factory([cae("a1", 1)])
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     count = default_processes()
     proc = _start(env, [])
@@ -62,8 +62,8 @@ def test_no_options_one_gevent_process_per_core_each_100_slots(worker_env_factor
 
 
 def test_a_named_worker_is_one_process_with_the_gevent_pool(worker_env_factory,
-                                                            gateway_factory):
-    gw = gateway_factory([cae("a1", 1)])
+                                                            emulator_factory):
+    gw = emulator_factory([cae("a1", 1)])
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     proc = _start(env, ["--hostname", "solo@test"])
     wait_for(lambda: proc.poll() is not None or

@@ -16,7 +16,7 @@ import redis
 
 from tests import paths
 from tests.hook_target import calls
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae, partner_protocol
+from tests.plugins.emulator import KEY, PARTNER, cae, partner_protocol
 from tests.plugins.ports import free_port
 from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.store.states import TERMINAL_STATES
@@ -36,9 +36,9 @@ def hooked(env_factory, gw, key_prefix, hook="record", **extra):
     ("OK", 0, "threads"), ("LOST_ANSWER", 0, "threads"), ("LOST_ANSWER", 10, "threads"),
     ("LOST_ANSWER", 10, "gevent")])
 def test_a_worker_killed_mid_request_unsigns_exactly_once_and_runs_the_hook_once(
-        gateway_factory, worker_env_factory, key_prefix, redis_client, step, batch_size, pool):
+        emulator_factory, worker_env_factory, key_prefix, redis_client, step, batch_size, pool):
     # Given a gateway that holds each request for 3 s (and, for LOST_ANSWER, drops the answer)
-    gw = gateway_factory([cae("a1", 1, script=(step,)), partner_protocol("p1", 2,
+    gw = emulator_factory([cae("a1", 1, script=(step,)), partner_protocol("p1", 2,
                                                                           script=(step,))])
     gw.faults(latency_ms=3000)
     env = hooked(worker_env_factory, gw, key_prefix)
@@ -68,8 +68,8 @@ def test_a_worker_killed_mid_request_unsigns_exactly_once_and_runs_the_hook_once
 
 @pytest.mark.parametrize("batch_size", [0, 7])
 def test_the_same_job_twice_and_one_agreement_in_two_jobs_unsign_once(
-        gateway_factory, worker_env_factory, batch_size):
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 11)])
+        emulator_factory, worker_env_factory, batch_size):
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 11)])
     gw.faults(latency_ms=200)
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     env.start_worker("w1", concurrency=8)
@@ -106,10 +106,10 @@ def test_the_same_job_twice_and_one_agreement_in_two_jobs_unsign_once(
                 "code") == "STATUS_CUSTOMER_SIGN", j
 
 
-def test_jobs_wait_out_a_gateway_outage_and_all_complete(gateway_factory, worker_env_factory):
+def test_jobs_wait_out_a_gateway_outage_and_all_complete(emulator_factory, worker_env_factory):
     # Given a worker whose gateway is down (connection refused)
     port = free_port()
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 21)], port=port, start=False)
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 21)], port=port, start=False)
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     env.start_worker("w1")
     ids = [env.enqueue({"customer_code": f"C{i:05d}"}) for i in range(1, 21)]
@@ -127,8 +127,8 @@ def test_jobs_wait_out_a_gateway_outage_and_all_complete(gateway_factory, worker
     assert all(gw.unsigns(f"a{i}") == 1 for i in range(1, 21))
 
 
-def test_a_halt_storm_opens_the_breaker_and_nothing_fails(gateway_factory, worker_env_factory):
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 31)])
+def test_a_halt_storm_opens_the_breaker_and_nothing_fails(emulator_factory, worker_env_factory):
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 31)])
     gw.faults(global_code="ILLEGAL_SIGN")
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     env.start_worker("w1", concurrency=2)
@@ -149,9 +149,9 @@ def test_a_halt_storm_opens_the_breaker_and_nothing_fails(gateway_factory, worke
     assert {j["state"] for j in jobs.values()} == {"unsigned"}
 
 
-def test_a_failing_success_hook_is_retried_on_its_own(gateway_factory, worker_env_factory,
+def test_a_failing_success_hook_is_retried_on_its_own(emulator_factory, worker_env_factory,
                                                        key_prefix, redis_client):
-    gw = gateway_factory([cae("a1", 1)])
+    gw = emulator_factory([cae("a1", 1)])
     env = hooked(worker_env_factory, gw, key_prefix, hook="flaky",
                  UNSIGN_TEST_HOOK_FAILURES="2")
     env.start_worker("w1")
@@ -179,7 +179,7 @@ def _identity(customer_code: str) -> str:
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH")
 def test_a_redis_restart_with_append_only_persistence_loses_and_repeats_nothing(
-        gateway_factory, worker_env_factory, tmp_path):
+        emulator_factory, worker_env_factory, tmp_path):
     port = free_port()
     data = tmp_path / "redis"
     data.mkdir()
@@ -196,7 +196,7 @@ def test_a_redis_restart_with_append_only_persistence_loses_and_repeats_nothing(
 
     server = start_redis()
     try:
-        gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 121)])
+        gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 121)])
         gw.faults(latency_ms=30)
         env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
         env.redis_url = f"redis://127.0.0.1:{port}/0"
@@ -237,8 +237,8 @@ def _pings(client: redis.Redis) -> bool:
         return False
 
 
-def test_the_worker_refuses_pickled_messages(worker_env_factory, gateway_factory):
-    gw = gateway_factory([cae("a1", 1)])
+def test_the_worker_refuses_pickled_messages(worker_env_factory, emulator_factory):
+    gw = emulator_factory([cae("a1", 1)])
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     env.start_worker("w1")
     marker = Path(env.tmp) / "pwned"

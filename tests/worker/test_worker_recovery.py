@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER, cae
+from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.producers.producer import Producer
 
@@ -17,9 +17,9 @@ LEASE = 15.0
 
 
 def test_jobs_of_messages_a_killed_worker_had_prefetched_finish_within_two_leases(
-        gateway_factory, worker_env_factory):
+        emulator_factory, worker_env_factory):
     # Given one slot, prefetching four batch messages, and a slow gateway
-    gw = gateway_factory([cae(f"a{i}", i) for i in range(1, 31)])
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 31)])
     gw.faults(latency_ms=500)
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY,
                              UNSIGN_VISIBILITY_TIMEOUT="3600", UNSIGN_LEASE=str(int(LEASE)))
