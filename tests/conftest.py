@@ -1,3 +1,5 @@
+from hypothesis import settings
+
 pytest_plugins = [
     "tests.plugins.redis_fixtures",
     "tests.plugins.worker_fixtures",
@@ -6,3 +8,6 @@ pytest_plugins = [
     "tests.plugins.context_fixtures",
 ]
 
+# Property tests: hypothesis' default 100 examples in the full tier (`make test`); the fast tier
+# (`make test-fast`) asks for `--hypothesis-profile=fast`, a fifth of them.
+settings.register_profile("fast", max_examples=20)

@@ -550,6 +550,7 @@ def process_env(redis_url: str) -> dict[str, str]:
     return {**clean, "ALIPAY_PARTNER": PARTNER, "ALIPAY_KEY": KEY, "UNSIGN_REDIS_URL": redis_url}
 
 
+@pytest.mark.slow
 def test_the_installed_command_signs_and_checks_as_a_real_process(
     tmp_path: Path, redis_url: str
 ) -> None:

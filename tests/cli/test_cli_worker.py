@@ -68,6 +68,7 @@ def test_breaker_status_and_reset(settled, capsys):
     assert capsys.readouterr().out.strip() == "breaker closed"
 
 
+@pytest.mark.slow
 def test_the_worker_warns_at_start_up_when_its_redis_may_forget(worker_env_factory,
                                                                  emulator_factory):
     # the shared test Redis keeps nothing on disk: the worker says so before it starts

@@ -63,6 +63,7 @@ def plain_env(worker_env_factory: Callable[..., WorkerEnv]) -> WorkerEnv:
                               partner="2088101568338364", key="0123456789abcdef0123456789abcdef")
 
 
+@pytest.mark.slow
 def test_console_refuses_a_public_address_without_credentials(plain_env: WorkerEnv) -> None:
     env = {k: v for k, v in plain_env.env.items() if k != "UNSIGN_CONSOLE_AUTH"}
     run = subprocess.run([str(BIN / "unsign-worker"), "console", "--host", "0.0.0.0",
@@ -80,6 +81,7 @@ def test_console_refuses_a_public_address_without_credentials(plain_env: WorkerE
     assert run.returncode == 1 and "UNSIGN_CONSOLE_AUTH_FILE: cannot read" in run.stderr
 
 
+@pytest.mark.slow
 def test_credentials_from_a_file_and_an_open_health_check_that_says_nothing(
         plain_env: WorkerEnv, console_factory: Callable[..., ConsoleProcess],
         tmp_path: Path) -> None:
@@ -93,6 +95,7 @@ def test_credentials_from_a_file_and_an_open_health_check_that_says_nothing(
     assert (check.status, check.body) == (200, "OK")
 
 
+@pytest.mark.slow
 def test_every_page_needs_credentials_sends_secure_headers_and_every_action_a_csrf_token(
         plain_env: WorkerEnv, console_factory: Callable[..., ConsoleProcess]) -> None:
     console = console_factory(plain_env.env, auth=f"{CREDS},lead:another-long-password")
@@ -280,6 +283,7 @@ def _state(env: WorkerEnv, campaign: str) -> str:
     return (env.redis.hget(env.keys.campaign(campaign), "state") or b"").decode()
 
 
+@pytest.mark.slow
 def test_health_shows_the_open_breaker_with_advice_and_resets_it_with_a_note(
         plain_env: WorkerEnv, console_factory: Callable[..., ConsoleProcess]) -> None:
     breaker = Breaker(plain_env.redis, plain_env.keys, threshold=1, window_seconds=60)
@@ -302,6 +306,7 @@ def test_health_shows_the_open_breaker_with_advice_and_resets_it_with_a_note(
         text_of(done.body)
 
 
+@pytest.mark.slow
 def test_lookup_says_when_nothing_matches(plain_env: WorkerEnv,
                                           console_factory: Callable[..., ConsoleProcess]) -> None:
     console = console_factory(plain_env.env)
@@ -309,6 +314,7 @@ def test_lookup_says_when_nothing_matches(plain_env: WorkerEnv,
     assert "No job has the id or reference “no-such-reference”" in text
 
 
+@pytest.mark.slow
 def test_console_without_credentials_listens_on_loopback_only(
         plain_env: WorkerEnv, console_factory: Callable[..., ConsoleProcess]) -> None:
     console = console_factory(plain_env.env, auth=None)

@@ -68,6 +68,7 @@ def test_serving_without_any_key_is_refused(env, capsys, monkeypatch):
     assert "ALIPAY_KEY" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_emulator_runs_as_a_process_and_serves_signed_requests(
         emulator_factory: EmulatorFactory):
     emu = emulator_factory(process=True)
@@ -76,12 +77,14 @@ def test_the_emulator_runs_as_a_process_and_serves_signed_requests(
     assert emu.admin.stats()["unsigns"] == 1
 
 
+@pytest.mark.slow
 def test_a_process_started_with_a_scenario_applies_it(emulator_factory: EmulatorFactory):
     emu = emulator_factory(process=True, scenario={"scripts": {"cae-1": ["ILLEGAL_SYSTEM"]}})
     resp = emu.send(emu.signed(customer_code="C00000000001"))
     assert parse_response(resp.content, verifier=Md5Signer(emu.key)).error == "ILLEGAL_SYSTEM"
 
 
+@pytest.mark.slow
 def test_answer_option_flags_override_the_scenario(emulator_factory: EmulatorFactory):
     # Given a scenario asking for gb2312 answers, and flags asking for signed errors and gbk
     emu = emulator_factory(process=True,
@@ -111,6 +114,7 @@ def _wait_for_line(log: Path, process: subprocess.Popen[bytes], needle: str) -> 
     raise AssertionError(f"{needle!r} never printed: {log.read_text(errors='replace')}")
 
 
+@pytest.mark.slow
 def test_serve_on_port_zero_prints_its_url_never_the_key_and_stops_on_sigterm(tmp_path):
     # Given `unsign-worker emulator serve --port 0` with the key in the environment
     agreements = write_agreements_file(tmp_path / "a.json", SAMPLE_AGREEMENTS)

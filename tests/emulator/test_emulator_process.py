@@ -23,6 +23,10 @@ _LOGIN_CHARS = st.characters(codec="gbk", exclude_categories=("Cs", "Cc", "Cf", 
 LOGINS = st.text(_LOGIN_CHARS, min_size=3, max_size=40)
 
 
+#: Twice the profile's examples: 200 in the full tier, 40 in the fast one.
+EXAMPLES = 2 * settings.default.max_examples
+
+
 def state_with(email: str) -> EmulatorState:
     agreement = agreement_from_entry({"id": "pp", "biz_type": "10004", "user_email": email},
                                      "x")
@@ -42,7 +46,7 @@ def answer(state: EmulatorState, params: dict[str, str], charset: str) -> str:
     return "T" if parsed.is_success else parsed.error
 
 
-@settings(max_examples=200)
+@settings(max_examples=EXAMPLES)
 @given(email=LOGINS, charset=st.sampled_from(["utf-8", "gbk"]))
 def test_any_valid_login_signed_in_its_charset_unsigns_its_agreement(email, charset):
     state = state_with(email)
@@ -50,7 +54,7 @@ def test_any_valid_login_signed_in_its_charset_unsigns_its_agreement(email, char
     assert state.book.agreements["pp"].status == "unsigned"
 
 
-@settings(max_examples=200)
+@settings(max_examples=EXAMPLES)
 @given(email=LOGINS, other=LOGINS, charset=st.sampled_from(["utf-8", "gbk"]))
 def test_a_value_changed_after_signing_never_passes(email, other, charset):
     state = state_with(email)
@@ -62,7 +66,7 @@ def test_a_value_changed_after_signing_never_passes(email, other, charset):
     assert state.book.agreements["pp"].status == "signed"
 
 
-@settings(max_examples=200)
+@settings(max_examples=EXAMPLES)
 @given(email=LOGINS)
 def test_signing_the_url_encoded_value_never_passes_unless_encoding_changes_nothing(email):
     state = state_with(email)

@@ -297,6 +297,7 @@ def test_flower_failed_view_shows_a_mixed_campaigns_failures(
         emu.close()
 
 
+@pytest.mark.slow
 def test_flower_refuses_to_start_without_credentials(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
     run = subprocess.run([str(BIN / "unsign-worker"), "flower", "--port", "0"], env=env,
@@ -305,6 +306,7 @@ def test_flower_refuses_to_start_without_credentials(tmp_path: Path) -> None:
     assert "FLOWER_BASIC_AUTH is not set" in run.stderr
 
 
+@pytest.mark.slow
 def test_flower_refuses_no_auth_on_a_public_address(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
     run = subprocess.run([str(BIN / "unsign-worker"), "flower", "--no-auth", "--address",
@@ -314,6 +316,7 @@ def test_flower_refuses_no_auth_on_a_public_address(tmp_path: Path) -> None:
     assert "only on a loopback address" in run.stderr
 
 
+@pytest.mark.slow
 def test_flower_refuses_a_short_password(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
     env["FLOWER_BASIC_AUTH"] = "ops:short"

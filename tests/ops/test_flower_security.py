@@ -95,6 +95,7 @@ def test_a_foreign_host_or_origin_is_named_as_the_reason() -> None:
     assert refusal({"Sec-Fetch-Site": "none"}, "localhost:5555", allowed) == ""
 
 
+@pytest.mark.slow
 def test_flower_refuses_control_without_authentication(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
     run = subprocess.run([str(BIN / "unsign-worker"), "flower", "--no-auth", "--control",

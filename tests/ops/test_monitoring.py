@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import redis
 from hypothesis import given
 from hypothesis import strategies as st
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.metric_samples import samples_of
 from unsign_worker.cli.flower_cmds import check_exposure, parse_basic_auth
@@ -150,6 +152,7 @@ def test_the_exporter_reports_the_breaker_the_dead_letters_and_the_queues(
 
 
 def test_the_exporter_says_down_when_redis_cannot_be_read() -> None:
-    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1)
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=1,
+                         retry=Retry(NoBackoff(), 0))  # refused at once, not retried
     samples = samples_of(UnsignCollector(client, Keys("unsign-test:none:")))
     assert samples == {"unsign_up": 0}

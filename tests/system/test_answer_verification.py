@@ -58,6 +58,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize(("sign_type", "public"), [
     ("RSA", None), ("DSA", None), ("RSA", "missing"), ("RSA", "junk")])
+@pytest.mark.slow
 def test_the_worker_refuses_to_start_without_a_usable_alipay_public_key(
         keys, redis_url, tmp_path, sign_type, public):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIPAY_", "UNSIGN_"))}
@@ -76,6 +77,7 @@ def test_the_worker_refuses_to_start_without_a_usable_alipay_public_key(
     assert lines[0].startswith("error: ") and "ALIPAY_PUBLIC_KEY_FILE: " in lines[0]
 
 
+@pytest.mark.slow
 def test_a_celery_worker_of_the_app_started_by_hand_refuses_too(keys, redis_url, tmp_path):
     # Given RSA settings without Alipay's public key, and a worker started with Celery's own
     # command (the way a deployment may start it), not with unsign-worker

@@ -593,6 +593,7 @@ def test_a_crash_traceback_holds_no_secret_and_the_jobs_still_finish(tmp_path: P
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.10"])
 @pytest.mark.parametrize("no_auth", [False, True])
+@pytest.mark.slow
 def test_flower_refuses_a_non_loopback_address_without_credentials(
         tmp_path: Path, address: str, no_auth: bool) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "UNSIGN_"))}
