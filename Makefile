@@ -44,7 +44,7 @@ test-lowest:
 		-e ".[test]"
 	$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python > $(LOWEST)/versions.txt
 	$(LOWEST)/bin/python scripts/with_redis.py --db $(TEST_DB) -- $(LOWEST)/bin/python -m pytest \
-		-m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+		-m "not slow" --hypothesis-profile=fast -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep)
