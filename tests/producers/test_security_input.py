@@ -294,13 +294,11 @@ def test_a_fuzz_corpus_file_is_read_or_refused_clearly_the_same_way_by_both_read
 # --- a million rows ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def million_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """1,000,000 data rows: one in a thousand invalid, one in ten thousand a repeat."""
-    path = tmp_path_factory.mktemp("million") / "million.csv"
+def write_rows(path: Path, count: int) -> Path:
+    """``count`` data rows: one in a thousand invalid, one in ten thousand a repeat."""
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write("customer_code,reference\n")
-        for i in range(1_000_000):
+        for i in range(count):
             if i % 1000 == 999:
                 handle.write(f"C{i:011d}!,bad-{i}\n")
             elif i % 10_000 == 5_001:
@@ -310,19 +308,32 @@ def million_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def million_rows(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1,000,000 data rows: one in a thousand invalid, one in ten thousand a repeat."""
+    return write_rows(tmp_path_factory.mktemp("million") / "million.csv", 1_000_000)
+
+
 @pytest.mark.slow
-def test_a_million_rows_are_checked_with_bounded_memory(million_rows: Path) -> None:
+def test_rows_are_checked_within_the_memory_budget_of_a_million(tmp_path: Path) -> None:
+    # tracemalloc makes Python several times slower: the Python allocations are measured on a
+    # fifth of a million rows against a fifth of the million-row budget (what grows with the
+    # rows is the set of references already seen); the million itself is measured below, as
+    # the resident memory of the commands that check and send it.
+    rows = 200_000
+    path = write_rows(tmp_path / "rows.csv", rows)
     rejected: list[int] = []
     tracemalloc.start()
     try:
-        scan = scan_file(million_rows, on_reject=lambda r: rejected.append(r.line))
+        scan = scan_file(path, on_reject=lambda r: rejected.append(r.line))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert (scan.rows, scan.rejected) == (1_000_000, 1000 + 100)
-    assert scan.valid == 1_000_000 - 1100
+    assert (scan.rows, scan.rejected) == (rows, rows // 1000 + rows // 10_000)
+    assert scan.valid == rows - rows // 1000 - rows // 10_000
     assert rejected[:2] == [1001, 2001] and 5003 in rejected
-    assert peak < MILLION_ROWS_PEAK_BYTES, f"peak {peak / 2**20:.0f} MiB"
+    budget = MILLION_ROWS_PEAK_BYTES * rows / 1_000_000
+    assert peak < budget, f"peak {peak / 2**20:.1f} MiB for {rows} rows"
 
 
 _RSS_OF_CHILD = """
