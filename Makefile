@@ -28,9 +28,11 @@ test: $(STAMP)
 	@test -x /usr/bin/chromium || echo "browser tests skipped: install Chromium with 'sudo apt-get install -y chromium' to run them"
 	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The fast tier: needs Redis, starts no worker process (about a minute).
+# The fast tier: needs Redis, starts no process of the project (worker, Flower, console, the
+# emulator's command), a fifth of the property tests' examples (under a minute).
 test-fast: $(STAMP)
-	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python scripts/with_redis.py --db $(TEST_DB) -- $(BIN)/python -m pytest -m "not slow" \
+		--hypothesis-profile=fast $(PYTEST_ARGS)
 
 # The lowest versions pyproject.toml allows (uv's lowest-direct resolution, uv from PyPI, in a
 # separate venv), then the fast tier: every lower bound is one that works.
@@ -42,7 +44,7 @@ test-lowest:
 		-e ".[test]"
 	$(LOWEST)/bin/uv pip list --python $(LOWEST)/bin/python > $(LOWEST)/versions.txt
 	$(LOWEST)/bin/python scripts/with_redis.py --db $(TEST_DB) -- $(LOWEST)/bin/python -m pytest \
-		-m "not slow" -p no:cacheprovider $(PYTEST_ARGS)
+		-m "not slow" --hypothesis-profile=fast -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep)

@@ -40,6 +40,8 @@ STOP_GRACE_SECONDS = 15.0
 
 
 def free_port() -> int:
+    """A free loopback port: the one helper of the benchmarks (the tests' is
+    tests/plugins/ports.py)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

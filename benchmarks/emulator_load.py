@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from typing import cast
 from urllib.parse import urlencode
 
 import psutil
+from bench_support import free_port
 
 from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.emulator.admin import EmulatorAdmin
@@ -38,12 +38,6 @@ from unsign_worker.protocol.signing import make_signer, sign_params
 PARTNER = "2088101568338364"
 #: Give up on a phase after this long, seconds.
 PHASE_TIMEOUT_SECONDS = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def signed_requests(rows: list[dict[str, str]], key: str, port: int) -> list[bytes]:

@@ -15,7 +15,7 @@ The contract, for any bytes given as CSV or JSON lines in UTF-8 or GBK:
 Inputs are CSV and JSON-lines documents built from valid values, formula payloads, quotes,
 stray line endings, NULs, byte order marks, duplicate keys, lone surrogates and wrong encodings,
 then mutated at the byte level; plus raw bytes. Every input that breaks the contract is saved
-to ``tests/data/campaign_fuzz_corpus/`` (``tests/test_security_input.py`` replays them);
+to ``tests/data/campaign_fuzz_corpus/`` (``tests/producers/test_security_input.py`` replays them);
 figures are printed at the end. Exit code 1 when anything was found.
 
     .venv/bin/python benchmarks/fuzz_campaign.py [--seconds 180]

@@ -5,7 +5,7 @@ never return an unverified success.
 Two engines share the time budget: hypothesis (structured answers: declarations with odd
 encodings, DTD fragments, entities, signatures, byte mutations of valid answers) and, when it is
 installed, atheris (coverage-guided libFuzzer, run in a child process). Every input that breaks
-the contract is saved to ``tests/data/fuzz_corpus/`` (``tests/test_fuzz_corpus.py`` replays
+the contract is saved to ``tests/data/fuzz_corpus/`` (``tests/protocol/test_fuzz_corpus.py`` replays
 them); figures are printed at the end. Exit code 1 when anything was found.
 
     .venv/bin/python benchmarks/fuzz_response.py [--seconds 180] [--engine both|hypothesis|atheris]

@@ -11,23 +11,17 @@ line: µs per flush and per job (ten jobs per flush, two flushes per job's life:
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import redis
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bench_support import free_port
 
 
 def _start(root: Path, name: str, *extra: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = _port()
+    port = free_port()
     (root / name).mkdir()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--dir", str(root / name), "--appendonly", "yes", "--save", "",

@@ -34,6 +34,7 @@ def answers(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def free_port() -> int:
+    """A free loopback port (its own copy: this script imports nothing of the project)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

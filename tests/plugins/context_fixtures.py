@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from tests.plugins.gateway_fixtures import KEY, PARTNER
+from tests.plugins.emulator import KEY, PARTNER
 from unsign_worker.settings import Secret, Settings
 from unsign_worker.worker.context import WorkerContext, build_context
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.plugins.emulator import Emulator
+from tests.plugins.emulator_fixtures import EmulatorFactory
 from tests.plugins.worker_fixtures import BIN, WorkerEnv
 from unsign_worker.cli.main import cli
-from unsign_worker.emulator.agreements import Agreement, agreement_from_entry
-from unsign_worker.emulator.config import build_config
-from unsign_worker.emulator.runner import EmulatorThread
+from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.emulator.seed import DEFAULT_PARTNER
-from unsign_worker.emulator.state import EmulatorState
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 
@@ -39,7 +38,7 @@ SLACK_ENV = {"UNSIGN_READ_TIMEOUT": "5", "UNSIGN_LEASE": "15", "UNSIGN_VISIBILIT
 @dataclass
 class OpsEnv:
     workers: WorkerEnv
-    emulator: EmulatorThread
+    emulator: Emulator
     tmp: Path
 
     @property
@@ -62,33 +61,19 @@ class OpsEnv:
                               capture_output=True, timeout=120, check=False)
 
     def stats(self) -> dict[str, Any]:
-        state = self.emulator.state
-        return self.emulator.call(lambda: state.stats.snapshot(in_flight=state.in_flight))
+        return self.emulator.stats()
 
     def clear_faults(self) -> None:
-        self.emulator.call(self.emulator.state.clear)
-
-
-def _agreement(item: Agreement | dict[str, Any], index: int) -> Agreement:
-    if isinstance(item, Agreement):
-        return item
-    return agreement_from_entry(item, f"agreements[{index}]")
+        self.emulator.clear()
 
 
 @pytest.fixture
-def ops_env(worker_env_factory: Callable[..., WorkerEnv], tmp_path: Path
-            ) -> Iterator[Callable[[Iterable[Agreement | dict[str, Any]]], OpsEnv]]:
-    threads: list[EmulatorThread] = []
-
+def ops_env(worker_env_factory: Callable[..., WorkerEnv], emulator_factory: EmulatorFactory,
+            tmp_path: Path) -> Callable[[Iterable[Agreement | dict[str, Any]]], OpsEnv]:
     def make(agreements: Iterable[Agreement | dict[str, Any]]) -> OpsEnv:
-        book = [_agreement(a, i) for i, a in enumerate(agreements)]
-        state = EmulatorState(build_config(partner=PARTNER, key=KEY), book)
-        thread = EmulatorThread(state).start()
-        threads.append(thread)
-        workers = worker_env_factory(gateway_url=thread.url, partner=PARTNER, key=KEY,
+        emulator = emulator_factory(list(agreements), partner=PARTNER, key=KEY)
+        workers = worker_env_factory(gateway_url=emulator.url, partner=PARTNER, key=KEY,
                                      **SLACK_ENV)
-        return OpsEnv(workers=workers, emulator=thread, tmp=tmp_path)
+        return OpsEnv(workers=workers, emulator=emulator, tmp=tmp_path)
 
-    yield make
-    for thread in threads:
-        thread.stop()
+    return make
