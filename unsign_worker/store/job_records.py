@@ -4,7 +4,7 @@ Every write of a job's record is in ``store/``: this module writes a new job's r
 (``queued``, by every producer) or the record of a job refused before it was sent
 (``rejected``); the claim, settle and finish scripts (``store/claims.py``), the dead-letter
 scripts (``store/deadletter.py``) and the message recovery (``store/recovery.py``) write the
-rest. ``tests/test_job_record_owner.py`` checks that no module outside ``store/`` writes one.
+rest. ``tests/store/test_job_record_owner.py`` checks that no module outside ``store/`` writes one.
 
 A campaign's records are written a chunk per script call (``store/lua/enqueue_*.lua``): one
 call reads the state of each job of a chunk, one writes the records that do not exist yet, one
