@@ -105,16 +105,16 @@ def test_an_outage_leaves_the_entry_pending_and_does_not_count_as_a_delivery(
     inbox = inbox_for(producer, max_deliveries=2)
     inbox.ensure_group()
     add(producer, valid(producer, "patient"))
-    real = inbox_module.submit
+    real = inbox_module.record
 
     def down(*args: object, **kwargs: object) -> str:
         raise redis.ConnectionError("broker down")
 
-    monkeypatch.setattr(inbox_module, "submit", down)
+    monkeypatch.setattr(inbox_module, "record", down)
     for _ in range(5):
         with pytest.raises(redis.ConnectionError):
             inbox.poll_once(block_ms=1)
-    monkeypatch.setattr(inbox_module, "submit", real)
+    monkeypatch.setattr(inbox_module, "record", real)
     drain(inbox)
     assert queued(producer, "patient")
 
@@ -143,7 +143,7 @@ def test_an_entry_that_kills_its_consumer_every_time_ends_even_under_the_same_na
     def crash(*args: object, **kwargs: object) -> str:
         raise KeyboardInterrupt  # stands for a process killed while taking the entry
 
-    monkeypatch.setattr(inbox_module, "submit", crash)
+    monkeypatch.setattr(inbox_module, "record", crash)
     crashes = 0
     for _ in range(10):
         try:

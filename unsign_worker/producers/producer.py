@@ -21,7 +21,14 @@ import redis
 from celery import Celery
 
 from unsign_worker.store.broker import amqp_config, is_amqp, redis_tls_options
-from unsign_worker.store.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, batch_repr, masked_repr
+from unsign_worker.store.job import (
+    UNSIGN_BATCH_TASK,
+    UNSIGN_JOBS_TASK,
+    UNSIGN_TASK,
+    Job,
+    batch_repr,
+    masked_repr,
+)
 from unsign_worker.store.keys import AUDIT_MAXLEN, QUEUE, Keys
 from unsign_worker.store.sentinel import is_sentinel, kombu_broker
 
@@ -128,6 +135,24 @@ class Producer:
                                      for job in jobs}, nx=True)
         if own:
             pipe.execute()
+
+    def admit(self, jobs: Sequence[Job], *, new: bool = True) -> None:
+        """Hand ``jobs`` to the workers through ``P intake``: with ``new``, their records are
+        written in the same transaction (MULTI), so no worker can read an entry whose record
+        is missing, and an entry is never lost once the record is there."""
+        pipe = self.redis.pipeline(transaction=True)
+        if new:
+            self.write_records(jobs, pipe=pipe)
+        for job in jobs:
+            pipe.xadd(self.keys.intake, {"job": json.dumps(job.to_message())})
+        pipe.execute()
+
+    def send_jobs(self, jobs: Sequence[Job]) -> None:
+        """Single jobs taken in bulk (the inbox streams): one message, each job shown in Flower
+        as its own task."""
+        messages = [j.to_message() for j in jobs]
+        self.app.send_task(UNSIGN_JOBS_TASK, kwargs={"jobs": messages}, queue=QUEUE,
+                           kwargsrepr=batch_repr(messages), argsrepr="()")
 
     def send(self, job: Job, *, countdown: float | None = None) -> None:
         message = job.to_message()
