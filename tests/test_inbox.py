@@ -116,6 +116,37 @@ def test_entries_of_both_streams_go_to_the_pool_in_batches_then_are_acknowledged
         assert producer.redis.xpending(stream, INBOX_GROUP)["pending"] == 0
 
 
+def test_one_read_records_its_new_jobs_together_and_the_others_one_by_one(
+        producer: Producer) -> None:
+    # Given a reference bound before to a job on record, then one read of mixed entries
+    bound = Job(job_id="f" * 32, params={"customer_code": "C00000000005"}, reference="taken")
+    producer.resolve_reference("taken", bound.job_id)
+    producer.write_records([bound])
+    fields: list[dict[str, str]] = [
+        {"customer_code": "C00000000001", "reference": "same"},
+        {"customer_code": "C00000000002", "reference": "same"},  # other parameters: refused
+        {"customer_code": "C00000000001", "reference": "same"},  # the same job again
+        {"customer_code": "C00000000003"},
+        {"customer_code": "bad!", "reference": "bad-1"},
+        {"customer_code": "C00000000005", "reference": "taken"},  # the job bound before
+    ]
+    entries = [producer.redis.xadd(producer.keys.inbox, f).decode() for f in fields]
+    # When the inbox polls once
+    assert inbox_for(producer).poll_once(block_ms=10) == len(fields)
+    # Then each entry ended as it would have alone
+    ids = [job_id_for_entry(producer.keys.inbox, e) for e in entries]
+    assert producer.redis.get(producer.keys.ref("same")).decode() == ids[0]
+    assert job(producer, ids[0])["state"] == "queued"
+    assert (job(producer, ids[1])["state"], job(producer, ids[1])["code"]) == (
+        "rejected", "REFERENCE_CONFLICT")
+    assert job(producer, ids[2]) == {}  # mapped to the first entry's job
+    assert job(producer, ids[3])["state"] == "queued"
+    assert (job(producer, ids[4])["state"], job(producer, ids[4])["code"]) == (
+        "rejected", INVALID_CODE)
+    handed = sorted(job_id for _, batch in messages(producer) for job_id in batch)
+    assert handed == sorted([ids[0], ids[0], ids[3], bound.job_id])
+
+
 def test_a_crash_between_reading_and_handing_over_loses_nothing(producer: Producer) -> None:
     # Given a consumer that dies after reading, before its batch reaches the broker
     admitted = client_jobs(2)

@@ -9,9 +9,10 @@ records its entries' jobs with :func:`record` and hands them to the pool itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 
-from unsign_worker.producers.producer import Producer
+from unsign_worker.producers.producer import REF_RETENTION_SECONDS, Producer
 from unsign_worker.protocol.exceptions import UnsignError
 from unsign_worker.store.job import Job
 
@@ -84,3 +85,25 @@ def record(producer: Producer, job: Job) -> tuple[str, Job | None]:
     elif state != b"queued":
         return job.job_id, None
     return job.job_id, job
+
+
+def record_new(producer: Producer, jobs: Mapping[str, Job]) -> dict[str, Job]:
+    """Record, in two round trips for all, the jobs of ``jobs`` (any key -> job) that are new:
+    whose reference this call binds, or, without a reference, that have no record. Returns
+    those (same keys); any other job is left alone for :func:`record` to look at one by one
+    (a reference already bound, a record already there)."""
+    if not jobs:
+        return {}
+    pipe = producer.redis.pipeline(transaction=False)
+    for job in jobs.values():
+        if job.reference:
+            pipe.set(producer.keys.ref(job.reference), job.job_id, nx=True,
+                     ex=REF_RETENTION_SECONDS)
+        else:
+            pipe.exists(producer.keys.job(job.job_id))
+    replies = pipe.execute()
+    new = {key: job for (key, job), reply in zip(jobs.items(), replies, strict=True)
+           if (bool(reply) if job.reference else not reply)}
+    if new:
+        producer.write_records(list(new.values()))
+    return new

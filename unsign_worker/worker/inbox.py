@@ -44,12 +44,8 @@ from typing import Any
 import redis
 from kombu.exceptions import OperationalError
 
-from unsign_worker.producers.client import (
-    ReferenceConflictError,
-    record,
-    reference_errors,
-    validated_params,
-)
+from unsign_worker.producers.admission import record_new
+from unsign_worker.producers.client import ReferenceConflictError, record
 from unsign_worker.producers.producer import AUDIT_MAXLEN, CONFLICT_CODE, Producer
 from unsign_worker.protocol.exceptions import ValidationError
 from unsign_worker.store.job import Job
@@ -62,8 +58,10 @@ from unsign_worker.worker.inbox_entry import (
     intake_job,
     job_id_for_entry,
     parse_entry,
+    reference_of,
     reject,
     storable,
+    valid_job,
 )
 
 __all__ = ["INVALID_CODE", "MAX_ENTRY_BYTES", "MAX_ENTRY_FIELDS", "POISON_CODE", "Inbox",
@@ -110,6 +108,7 @@ class Inbox:
         self._batch_size = max(1, batch_size)
         self._hand_over = hand_over or producer.send_jobs
         self._streams = (keys.inbox, keys.intake)
+        self._recorded: dict[str, Job] = {}
         self._group_ready = False
 
     def ensure_group(self) -> None:
@@ -158,8 +157,10 @@ class Inbox:
         try:
             for raw_stream, entries in fresh or []:
                 stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
+                read.setdefault(stream, []).extend(raw_id for raw_id, _ in entries)
+                if stream == self._keys.inbox:
+                    self._record_fresh(entries)
                 for raw_id, fields in entries:
-                    read.setdefault(stream, []).append(raw_id)
                     job = self._attempt(stream, raw_id, fields, 1)
                     if job is not None:
                         jobs.append(job)
@@ -171,6 +172,8 @@ class Inbox:
                     self._r.xclaim(stream, INBOX_GROUP, self.consumer, 0, ids, retrycount=0,
                                    justid=True)
             raise
+        finally:
+            self._recorded = {}
         if read:
             self._ack(read)
         return done + sum(len(ids) for ids in read.values())
@@ -265,23 +268,30 @@ class Inbox:
         """Record the job of one entry (or record it rejected); returns its id and the job to
         hand over (None: rejected, or already past ``queued``)."""
         job_id = job_id_for_entry(self._keys.inbox, entry_id)
-        reference = ""
+        if entry_id in self._recorded:  # recorded with the other new jobs of its read
+            return job_id, self._recorded.pop(entry_id)
         try:
-            params, reference = parse_entry(fields)
-            errors = reference_errors(reference)
-            try:
-                params = validated_params(params, charset=self._charset)
-            except ValidationError as exc:
-                errors = exc.errors + errors
-            if errors:
-                raise ValidationError(errors)
+            job = valid_job(job_id, fields, charset=self._charset)
         except ValidationError as exc:
-            return self._reject(job_id, reference, str(exc)), None
-        job = Job(job_id=job_id, params=params, reference=reference)
+            return self._reject(job_id, reference_of(fields), str(exc)), None
         try:
             return record(self._producer, job)
         except ReferenceConflictError as exc:
-            return self._reject(job_id, reference, str(exc), code=CONFLICT_CODE), None
+            return self._reject(job_id, job.reference, str(exc), code=CONFLICT_CODE), None
+
+    def _record_fresh(self, entries: Sequence[tuple[Any, Mapping[bytes, bytes]]]) -> None:
+        """Record the new jobs of the valid entries of one read of ``P inbox`` in two round
+        trips for all (:func:`record_new`); every other entry (invalid, a reference already
+        bound, a record already there) is taken one by one by :meth:`_admit`."""
+        jobs: dict[str, Job] = {}
+        for raw_id, fields in entries:
+            entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            try:
+                jobs[entry_id] = valid_job(job_id_for_entry(self._keys.inbox, entry_id),
+                                           fields, charset=self._charset)
+            except Exception:  # a hostile entry: its own path (_admit) says why, rejects it
+                continue
+        self._recorded = record_new(self._producer, jobs)
 
     def _reject(self, job_id: str, reference: str, reason: str, *,
                 code: str = INVALID_CODE) -> str:

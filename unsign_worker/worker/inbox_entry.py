@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from unsign_worker.producers.client import reference_errors
+from unsign_worker.producers.client import reference_errors, validated_params
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer
 from unsign_worker.protocol.exceptions import FieldError, ValidationError
 from unsign_worker.store.job import Job
@@ -95,3 +95,29 @@ def reject(producer: Producer, job_id: str, reference: str, reason: str, *, code
     return producer.record_rejected(job_id, reference=reference, code=code,
                                     reason=storable(reason), source="inbox",
                                     audit_maxlen=audit_maxlen)
+
+
+def valid_job(job_id: str, fields: Mapping[bytes, bytes], *, charset: str) -> Job:
+    """The job of a valid entry of ``P inbox``.
+
+    Raises:
+        ValidationError: the entry, a parameter or the reference breaks a rule (every rule
+            broken, parameters first).
+    """
+    params, reference = parse_entry(fields)
+    errors = reference_errors(reference)
+    try:
+        params = validated_params(params, charset=charset)
+    except ValidationError as exc:
+        errors = exc.errors + errors
+    if errors:
+        raise ValidationError(errors)
+    return Job(job_id=job_id, params=params, reference=reference)
+
+
+def reference_of(fields: Mapping[bytes, bytes]) -> str:
+    """The reference an entry names, or "" if it cannot be read."""
+    try:
+        return parse_entry(fields)[1]
+    except ValidationError:
+        return ""
