@@ -3,7 +3,8 @@
 A job enqueued by :class:`~unsign_worker.producers.client.UnsignClient` is written with its
 entry in ``P intake`` in one transaction (:meth:`Producer.admit`); the workers read that stream
 (:mod:`unsign_worker.worker.inbox`) and run its jobs in batches. The inbox, inside a worker,
-records its entries' jobs with :func:`record` and hands them to the pool itself.
+records its entries' jobs itself (the new ones of a read together: :func:`record_new`; any
+other with :func:`record`) and hands them to the pool.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ class ReferenceConflictError(UnsignError):
                          "use a new reference for a different agreement")
         self.job_id = job_id
         self.rejected_job_id = rejected_job_id
-
 
 
 def _resolve(producer: Producer, job: Job) -> tuple[Job, bytes | None]:
