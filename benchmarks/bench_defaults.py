@@ -3,7 +3,7 @@ fed the ways applications feed it (the performance targets; driven by benchmarks
 
 - :func:`run_campaign_cli`: ``unsign-worker campaign run FILE`` (the whole command, following
   the campaign to its end) while default workers drain it;
-- :func:`run_single`: one job per message, enqueued one by one through
+- :func:`run_single`: one job per call, enqueued one by one through
   ``UnsignClient.enqueue`` or through the inbox stream (``XADD``);
 - :func:`run_idle_latency`: one job at a time into an idle worker, enqueue to terminal state;
 - :func:`run_detach`: ``campaign run FILE --detach`` of many rows while a worker drains them.
@@ -145,7 +145,8 @@ def run_campaign_cli(setup: Setup, rows: list[dict[str, str]], label: str,
 
 def run_single(setup: Setup, via: str, label: str, flags: tuple[str, ...] = ()
                ) -> dict[str, Any]:
-    """Default workers; every job its own message, enqueued one by one by this process."""
+    """Default workers; every job enqueued on its own by this process (the workers take them
+    from the inbox streams in bulk)."""
     prefix = f"bench:{setup.run_id}:{label.replace(' ', '-')}:"
     records = Records(setup, prefix)
     client = UnsignClient(broker_url=setup.redis_url, key_prefix=prefix)

@@ -7,7 +7,7 @@ rounds (``--rounds``, median reported, each round's value listed): the machine i
    ``--campaign-jobs`` rows vs the ceiling: a plain ``requests.Session.post`` in a gevent pool
    of 200, one process, the same signed requests (benchmarks/ceiling_client.py
    ``--client session``);
-2. ``--single-jobs`` jobs, one message each, enqueued one by one through
+2. ``--single-jobs`` jobs, each its own call, enqueued one by one through
    ``UnsignClient.enqueue`` and through the inbox stream, vs one plain Celery task per job
    (benchmarks/baseline_app.py) with the worker's default pool and concurrency;
 3. one job at a time into an idle worker: enqueue to terminal state, p50/p99, minus the

@@ -38,6 +38,7 @@ def test_status_reads_queues_leases_rates_counts_dlq_breaker_and_workers(
     r.xgroup_create(k.inbox, INBOX_GROUP, id="0", mkstream=True)
     r.xadd(k.inbox, {"customer_code": "C1"})
     r.xreadgroup(INBOX_GROUP, "w1", {k.inbox: ">"})
+    r.xadd(k.intake, {"job": "{}"})  # a client's job, not yet read
     minute = int(NOW // 60)
     r.hset(k.rate(minute), mapping={"unsigned": 30})
     r.hset(k.rate(minute - 2), mapping={"unsigned": 200, "rejected": 10})
@@ -54,7 +55,7 @@ def test_status_reads_queues_leases_rates_counts_dlq_breaker_and_workers(
     assert data["queues"] == {QUEUE: 3, HOOK_QUEUE: 1}
     assert (data["unacked"], data["in_flight"]) == (1, 2)
     assert data["parked"] == {"breaker": 1, "campaigns": 2}
-    assert data["inbox"] == {"length": 1, "pending": 1}
+    assert data["inbox"] == {"length": 2, "pending": 1}
     assert data["rate"]["this_minute"] == 30 and data["rate"]["last_5_minutes"] == 240
     assert data["rate"]["per_second"] == round(240 / 270, 3)
     assert data["outcomes"]["unsigned"] == 5000 and data["outcomes"]["dead_lettered"] == 2

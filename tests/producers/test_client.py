@@ -28,7 +28,9 @@ def client(redis_url: str, key_prefix: str) -> Iterator[UnsignClient]:
 
 
 def queued_messages(client: UnsignClient) -> int:
-    return int(client.redis.llen(client.keys.queue()))
+    """Jobs handed to the workers: entries of ``P intake`` (the client sends no task message)."""
+    assert client.redis.llen(client.keys.queue()) == 0
+    return int(client.redis.xlen(client.keys.intake))
 
 
 def test_a_bad_job_raises_at_the_caller_naming_each_field_and_rule(
@@ -45,7 +47,7 @@ def test_an_empty_job_names_the_missing_pairs(client: UnsignClient) -> None:
         client.enqueue()
 
 
-def test_enqueue_records_the_job_queued_and_sends_one_message(client: UnsignClient) -> None:
+def test_enqueue_records_the_job_queued_and_hands_it_over_once(client: UnsignClient) -> None:
     job_id = client.enqueue(biz_type="10004", user_email="li.wei@example.com", reference="o-1")
     status = client.status(job_id)
     assert status is not None
@@ -53,6 +55,30 @@ def test_enqueue_records_the_job_queued_and_sends_one_message(client: UnsignClie
     assert status.params_masked == {"biz_type": "10004", "user_email": "l***@example.com"}
     assert queued_messages(client) == 1
     assert client.find("o-1") == job_id
+    # the entry carries the job's message, as a task message would
+    [(_, fields)] = client.redis.xrange(client.keys.intake)
+    message = json.loads(fields[b"job"])
+    assert (message["job_id"], message["reference"]) == (job_id, "o-1")
+    assert message["params"] == {"biz_type": "10004", "user_email": "li.wei@example.com"}
+
+
+def test_the_record_and_the_entry_are_written_in_one_transaction(
+        client: UnsignClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a failure of the entry's write takes the record with it: nothing half-written
+    real = client.producer.redis.pipeline
+
+    def failing(*args: object, **kwargs: object) -> object:
+        pipe = real(*args, **kwargs)
+        pipe.xadd = lambda *a, **k: pipe.execute_command("XADD", "no-such-arity")
+        return pipe
+
+    monkeypatch.setattr(client.producer.redis, "pipeline", failing)
+    with pytest.raises(redis.ResponseError):
+        client.enqueue(customer_code="C00000000001", reference="order-tx")
+    monkeypatch.undo()
+    job_id = client.find("order-tx")
+    assert job_id is not None and client.status(job_id) is None
+    assert queued_messages(client) == 0
 
 
 def test_the_same_reference_enqueued_twice_returns_the_same_job(client: UnsignClient) -> None:

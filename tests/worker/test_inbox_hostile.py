@@ -15,7 +15,7 @@ from tests.worker.test_inbox import job as record
 from unsign_worker.producers.client import ReferenceConflictError, UnsignClient
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer
 from unsign_worker.store.keys import INBOX_GROUP
-from unsign_worker.worker import inbox as inbox_module
+from unsign_worker.worker import inbox_entry
 from unsign_worker.worker.inbox import (
     INVALID_CODE,
     MAX_ENTRY_BYTES,
@@ -84,14 +84,14 @@ def test_an_unknown_field_name_is_cut_and_escaped_in_the_reason_and_the_audit(
 
 def test_any_failure_of_one_entry_rejects_it_with_the_reason(
         producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = inbox_module.validated_params
+    real = inbox_entry.validated_params
 
     def explode(params: dict[str, object], *, charset: str) -> dict[str, str]:
         if params.get("customer_code") == "C00000000666":
             raise MemoryError("pretend")
         return real(params, charset=charset)
 
-    monkeypatch.setattr(inbox_module, "validated_params", explode)
+    monkeypatch.setattr(inbox_entry, "validated_params", explode)
     bad = add(producer, {"customer_code": "C00000000666"})
     add(producer, valid(producer, "behind"))
     drain(inbox_for(producer))
@@ -105,16 +105,15 @@ def test_an_outage_leaves_the_entry_pending_and_does_not_count_as_a_delivery(
     inbox = inbox_for(producer, max_deliveries=2)
     inbox.ensure_group()
     add(producer, valid(producer, "patient"))
-    real = inbox_module.submit
 
-    def down(*args: object, **kwargs: object) -> str:
-        raise redis.ConnectionError("broker down")
+    def down(*args: object, **kwargs: object) -> None:
+        raise redis.ConnectionError("Redis down")
 
-    monkeypatch.setattr(inbox_module, "submit", down)
+    monkeypatch.setattr(producer, "write_records", down)  # the record's write, either path
     for _ in range(5):
         with pytest.raises(redis.ConnectionError):
             inbox.poll_once(block_ms=1)
-    monkeypatch.setattr(inbox_module, "submit", real)
+    monkeypatch.undo()
     drain(inbox)
     assert queued(producer, "patient")
 
@@ -140,10 +139,10 @@ def test_an_entry_that_kills_its_consumer_every_time_ends_even_under_the_same_na
     # A worker restarts under the same consumer name (its hostname) after each crash
     entry = add(producer, valid(producer, "killer"))
 
-    def crash(*args: object, **kwargs: object) -> str:
+    def crash(*args: object, **kwargs: object) -> dict[str, str]:
         raise KeyboardInterrupt  # stands for a process killed while taking the entry
 
-    monkeypatch.setattr(inbox_module, "submit", crash)
+    monkeypatch.setattr(inbox_entry, "validated_params", crash)
     crashes = 0
     for _ in range(10):
         try:

@@ -47,6 +47,7 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
     pipe.zcard(keys.leases)
     pipe.zcard(keys.parked)
     pipe.xlen(keys.inbox)
+    pipe.xlen(keys.intake)
     pipe.hgetall(keys.counts)
     for m in range(minute - RATE_MINUTES + 1, minute + 1):
         pipe.hgetall(keys.rate(m))
@@ -57,9 +58,9 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
     for name, names in queues.items():
         depth[name] = sum(out[:len(names)])
         out = out[len(names):]
-    unacked, leased, parked, inbox_len, counts = out[:5]
-    per_minute = out[5:5 + RATE_MINUTES]
-    workers_raw, campaign_ids = out[5 + RATE_MINUTES:]
+    unacked, leased, parked, inbox_len, intake_len, counts = out[:6]
+    per_minute = out[6:6 + RATE_MINUTES]
+    workers_raw, campaign_ids = out[6 + RATE_MINUTES:]
     campaign_parked = 0
     if campaign_ids:
         pipe = client.pipeline(transaction=False)
@@ -75,7 +76,8 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
         "unacked": int(unacked),
         "in_flight": int(leased),
         "parked": {"breaker": int(parked), "campaigns": int(campaign_parked)},
-        "inbox": {"length": int(inbox_len), "pending": _inbox_pending(client, keys)},
+        "inbox": {"length": int(inbox_len) + int(intake_len),
+                  "pending": sum(_pending(client, s) for s in (keys.inbox, keys.intake))},
         "rate": {"this_minute": recent[-1], "last_5_minutes": sum(recent),
                  "per_second": round(sum(recent) / window, 3) if window > 0 else 0.0},
         "outcomes": {o: _int_map(counts).get(o, 0) for o in OUTCOMES},
@@ -88,10 +90,10 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
     }
 
 
-def _inbox_pending(client: redis.Redis, keys: Keys) -> int:
-    """Inbox entries read by a worker and not yet acknowledged."""
+def _pending(client: redis.Redis, stream: str) -> int:
+    """Entries of ``stream`` (``P inbox``, ``P intake``) read by a worker, not yet acknowledged."""
     try:
-        info = client.xpending(keys.inbox, INBOX_GROUP)
+        info = client.xpending(stream, INBOX_GROUP)
     except redis.ResponseError:  # no stream or no group yet
         return 0
     return int(info.get("pending", 0)) if isinstance(info, dict) else 0

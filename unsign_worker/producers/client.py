@@ -1,10 +1,11 @@
 """The Python client for other applications: enqueue an unsign, read its status, wait for it.
 
 Needs only ``celery`` and ``redis`` and the pure modules ``params``, ``job``, ``keys``,
-``states``, ``producer`` and ``verification``: it sends by task name, so it never imports the
-worker's code and never holds a key or secret. Like the worker, it refuses to start in an
-environment that sets ``ALIPAY_SIGN_TYPE`` RSA or DSA without a usable
-``ALIPAY_PUBLIC_KEY_FILE``::
+``states``, ``producer`` and ``verification``: it never imports the worker's code and never
+holds a key or secret. A job's record and its entry in ``P intake`` are written in one round
+trip (:mod:`unsign_worker.producers.admission`); the workers take the stream's jobs in bulk.
+Like the worker, it refuses to start in an environment that sets ``ALIPAY_SIGN_TYPE`` RSA or
+DSA without a usable ``ALIPAY_PUBLIC_KEY_FILE``::
 
     from unsign_worker.producers.client import UnsignClient
 
@@ -25,11 +26,12 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from unsign_worker.producers.admission import ReferenceConflictError, record, submit
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer, producer_app
-from unsign_worker.protocol.exceptions import FieldError, UnsignError, ValidationError
+from unsign_worker.protocol.exceptions import FieldError, ValidationError
 from unsign_worker.protocol.masking import mask_params
 from unsign_worker.protocol.params import CHARSETS, UnsignRequest
 from unsign_worker.protocol.verification import require_public_key_in_env
@@ -40,23 +42,12 @@ from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.store.sentinel import connect
 from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
+__all__ = ["JobStatus", "ReferenceConflictError", "UnsignClient", "record", "reference_errors",
+           "submit", "validated_params"]
+
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 #: Seconds between two looks at a job's state in :meth:`UnsignClient.wait`.
 POLL_INTERVAL_SECONDS = 0.2
-
-
-class ReferenceConflictError(UnsignError):
-    """The reference is already bound to a job with other parameters.
-
-    ``job_id`` is that other job; ``rejected_job_id`` (set by :meth:`UnsignClient.enqueue`) the
-    job recorded ``rejected`` with code ``REFERENCE_CONFLICT`` for this refused request.
-    """
-
-    def __init__(self, job_id: str, rejected_job_id: str = "") -> None:
-        super().__init__(f"reference is already bound to job {job_id}, whose parameters differ; "
-                         "use a new reference for a different agreement")
-        self.job_id = job_id
-        self.rejected_job_id = rejected_job_id
 
 
 def reference_errors(reference: str) -> list[FieldError]:
@@ -143,31 +134,6 @@ class JobStatus:
                    original=rec.get("original", ""), created_at=num("created_at"),
                    updated_at=num("updated_at"), finished_at=num("finished_at"),
                    params_masked=mask_params(params) if isinstance(params, dict) else {})
-
-
-def submit(producer: Producer, job: Job) -> str:
-    """Record and send ``job`` unless its reference or id already names a job; returns its id.
-
-    Idempotent: a reference already bound returns the bound job; a job whose record is still
-    ``queued`` is sent again (the first attempt may have crashed between record and send, and
-    the worker drops a redundant copy), a job past ``queued`` is left alone.
-
-    Raises:
-        ReferenceConflictError: the reference names a job with other parameters.
-    """
-    if job.reference:
-        bound, created = producer.resolve_reference(job.reference, job.job_id)
-        if not created:
-            job = replace(job, job_id=bound)
-    state, params = producer.redis.hmget(producer.keys.job(job.job_id), "state", "params")
-    if state is None:
-        producer.write_records([job])
-        producer.send(job)
-    elif job.reference and params is not None and json.loads(params) != job.params:
-        raise ReferenceConflictError(job.job_id)
-    elif state == JobState.QUEUED.value.encode():
-        producer.send(job)
-    return job.job_id
 
 
 class UnsignClient:

@@ -11,6 +11,7 @@ simply be repeated.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -19,7 +20,14 @@ import redis
 from celery import Celery
 
 from unsign_worker.store.broker import amqp_config, is_amqp, redis_tls_options
-from unsign_worker.store.job import UNSIGN_BATCH_TASK, UNSIGN_TASK, Job, batch_repr, masked_repr
+from unsign_worker.store.job import (
+    UNSIGN_BATCH_TASK,
+    UNSIGN_JOBS_TASK,
+    UNSIGN_TASK,
+    Job,
+    batch_repr,
+    masked_repr,
+)
 from unsign_worker.store.job_records import (
     CONFLICT_CODE,
     QUEUED_GRACE_SECONDS,
@@ -99,6 +107,24 @@ class Producer:
     def write_records(self, jobs: Sequence[Job], *, pipe: Any = None) -> None:
         """Record ``jobs`` as ``queued`` (:meth:`JobRecords.write_queued`)."""
         self.records.write_queued(jobs, pipe=pipe)
+
+    def admit(self, jobs: Sequence[Job], *, new: bool = True) -> None:
+        """Hand ``jobs`` to the workers through ``P intake``: with ``new``, their records are
+        written in the same transaction (MULTI), so no worker can read an entry whose record
+        is missing, and an entry is never lost once the record is there."""
+        pipe = self.redis.pipeline(transaction=True)
+        if new:
+            self.write_records(jobs, pipe=pipe)
+        for job in jobs:
+            pipe.xadd(self.keys.intake, {"job": json.dumps(job.to_message())})
+        pipe.execute()
+
+    def send_jobs(self, jobs: Sequence[Job]) -> None:
+        """Single jobs taken in bulk (the inbox streams): one message, each job shown in Flower
+        as its own task."""
+        messages = [j.to_message() for j in jobs]
+        self.app.send_task(UNSIGN_JOBS_TASK, kwargs={"jobs": messages}, queue=QUEUE,
+                           kwargsrepr=batch_repr(messages), argsrepr="()")
 
     def send(self, job: Job, *, countdown: float | None = None) -> None:
         message = job.to_message()

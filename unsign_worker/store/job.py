@@ -26,6 +26,9 @@ from unsign_worker.protocol.masking import mask_params
 #: Task names, used by producers that send by name.
 UNSIGN_TASK = "unsign_worker.unsign"
 UNSIGN_BATCH_TASK = "unsign_worker.unsign_batch"
+#: Single jobs taken in bulk from the inbox streams: a batch that shows each job in Flower as
+#: its own ``unsign_worker.unsign`` task.
+UNSIGN_JOBS_TASK = "unsign_worker.unsign_jobs"
 HOOK_TASK = "unsign_worker.run_hook"
 #: Longest producer reference accepted.
 MAX_REFERENCE_LENGTH = 128

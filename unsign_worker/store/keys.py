@@ -51,6 +51,9 @@ key                                    type    content and retention
 ``P campaigns``                        zset    campaign id -> creation time
 ``P inbox``                            stream  jobs added by any language (consumer group
                                                ``unsign-workers``)
+``P intake``                           stream  jobs of ``UnsignClient.enqueue``, already recorded:
+                                               {job: message JSON}; read with ``P inbox``
+                                               (same group), handed to the pool in batches
 ``P workers``                          zset    worker hostname -> last heartbeat
 ``P sweeper``                          string  lock: one sweeper at a time (expires)
 ``P held``                             zset    task message id -> lease expiry of every message a
@@ -82,7 +85,7 @@ JOB_RETENTION_SECONDS = 30 * 86400
 QUEUE = "unsign"
 #: Celery queue of the success hook's own retries.
 HOOK_QUEUE = "unsign.hooks"
-#: Consumer group of the workers on ``P inbox``.
+#: Consumer group of the workers on ``P inbox`` and ``P intake``.
 INBOX_GROUP = "unsign-workers"
 #: Stands for "no campaign" in key names, so every key a script declares is a real key under
 #: the prefix (an ACL user limited to ``~<prefix>*`` may not name an empty key); the scripts
@@ -189,6 +192,10 @@ class Keys:
     @property
     def inbox(self) -> str:
         return f"{self.prefix}inbox"
+
+    @property
+    def intake(self) -> str:
+        return f"{self.prefix}intake"
 
     @property
     def workers(self) -> str:

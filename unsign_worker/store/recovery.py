@@ -14,9 +14,10 @@ Two gaps the job leases (``P leases``) do not close by themselves:
 - **Messages that vanished.** A Redis restart can lose the last writes (the broker's queue
   included). The sweeper remembers the run id (``P redis_run``) of the state store and of the
   broker's Redis (when it is a separate one); when either changes, every
-  ``queued`` job in ``P leases`` is checked at once against the broker's queue and the held
-  messages, and those found in neither are re-published. The same check runs for queued jobs
-  whose grace in ``P leases`` ran out, so a long backlog is never re-published blindly.
+  ``queued`` job in ``P leases`` is checked at once against the broker's queue, the held
+  messages and the intake stream (``P intake``), and those found in none are re-published.
+  The same check runs for queued jobs whose grace in ``P leases`` ran out, so a long backlog
+  is never re-published blindly.
 """
 
 from __future__ import annotations
@@ -118,6 +119,24 @@ def queued_in_broker(client: redis.Redis, keys: Keys, queue: str = QUEUE) -> set
                 break
             start += SCAN_CHUNK
     return out
+
+
+def queued_in_intake(client: redis.Redis, keys: Keys) -> set[str]:
+    """The job ids of every entry of ``P intake`` (not yet read, or read and not yet handed to
+    the pool): their jobs are waiting, not lost."""
+    out: set[str] = set()
+    start = "-"
+    while True:
+        chunk = client.xrange(keys.intake, min=start, max="+", count=SCAN_CHUNK)
+        for _entry_id, fields in chunk:
+            try:
+                out.add(str(json.loads(fields[b"job"])["job_id"]))
+            except (KeyError, ValueError, TypeError):
+                continue
+        if len(chunk) < SCAN_CHUNK:
+            return out
+        last = chunk[-1][0]
+        start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
 
 
 def _message_job_ids(raw: bytes) -> list[str]:

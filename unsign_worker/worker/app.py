@@ -7,6 +7,11 @@ Tasks (all JSON, all acks-late):
   processed one after the other by one pool slot; each job keeps its own state, dedup and
   audit, and a job that must be retried later is handed back as its own
   ``unsign_worker.unsign`` message.
+- ``unsign_worker.unsign_jobs`` (queue ``unsign``): single jobs taken in bulk from the inbox
+  streams (:mod:`unsign_worker.worker.inbox`), run as a batch; the message sends no task event
+  of its own, each job is shown in Flower as its own ``unsign_worker.unsign`` task
+  (:mod:`unsign_worker.worker.job_events`), and a job handed back is an ``unsign_worker.unsign``
+  message whose task id is the job id.
 - ``unsign_worker.run_hook`` (queue ``unsign.hooks``): the success hook's own retries.
 
 ``argsrepr``/``kwargsrepr`` are always masked (see :class:`UnsignTask`), so logs, events and
@@ -32,6 +37,7 @@ from unsign_worker.store.broker import is_amqp
 from unsign_worker.store.job import (
     HOOK_TASK,
     UNSIGN_BATCH_TASK,
+    UNSIGN_JOBS_TASK,
     UNSIGN_TASK,
     batch_repr,
     masked_repr,
@@ -41,6 +47,7 @@ from unsign_worker.store.sentinel import connect
 from unsign_worker.worker import kombu_fixes, monitoring, remote_control
 from unsign_worker.worker.context import WorkerContext, build_context, build_signer
 from unsign_worker.worker.inbox import Inbox, InboxThread
+from unsign_worker.worker.job_events import JobEvents
 from unsign_worker.worker.processor import process_batch, process_job
 from unsign_worker.worker.settlement import DecisionKind
 from unsign_worker.worker.sweeper import Sweeper, SweeperThread
@@ -144,6 +151,25 @@ def create_app(settings: Settings | None = None) -> Celery:
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
         return check_batch(decisions, jobs)
 
+    @app.task(name=UNSIGN_JOBS_TASK, bind=True, base=UnsignTask, shared=False,
+              send_events=False)
+    def unsign_jobs(self: Task, jobs: list[dict[str, Any]]) -> dict[str, Any]:
+        events = JobEvents(app, hostname=self.request.hostname or "", batch_id=self.request.id,
+                           messages=jobs)
+        events.received()
+        try:
+            decisions = process_batch(runtime.context(), jobs, observer=events)
+        finally:
+            runtime.release(self.request.id)
+            events.flush()
+        outcomes: dict[str, int] = {}
+        for job, decision in zip(jobs, decisions, strict=True):
+            outcomes[decision.state] = outcomes.get(decision.state, 0) + 1
+            if decision.kind is DecisionKind.RETRY:  # Flower's entry for the job carries on
+                unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown,
+                                   task_id=decision.job_id)
+        return {"jobs": len(jobs), "outcomes": outcomes}
+
     @app.task(name=HOOK_TASK, base=UnsignTask, shared=False)
     def run_hook(identity: str) -> dict[str, Any]:
         result = runtime.context().hooks.run(identity)
@@ -164,7 +190,11 @@ def create_app(settings: Settings | None = None) -> Celery:
                           interval_seconds=settings.sweep_interval_seconds)
         runtime.sweeper = SweeperThread(sweeper)
         runtime.sweeper.start()
-        inbox = Inbox(ctx.redis, ctx.keys, Producer(app, ctx.redis, ctx.keys),
+        # the inbox hands its batches over through an app of the same configuration that sends
+        # no task-sent event: the batch's jobs, not the batch, are what Flower shows
+        sender = Celery("unsign_worker_inbox", set_as_current=False)
+        sender.conf.update(celeryconfig.config_for(settings), task_send_sent_event=False)
+        inbox = Inbox(ctx.redis, ctx.keys, Producer(sender, ctx.redis, ctx.keys),
                       consumer=sweeper.hostname, charset=settings.input_charset,
                       audit_maxlen=settings.audit_maxlen)
         runtime.inbox = InboxThread(inbox)

@@ -37,7 +37,14 @@ from unsign_worker.store.states import BreakerStatus, JobState
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.outcomes import Run, audit_now, finish_unclaimed, settle
 from unsign_worker.worker.retry_policy import RetryState, Step, Verdict
-from unsign_worker.worker.settlement import Decision, DecisionKind, Pending, flush
+from unsign_worker.worker.settlement import (
+    BatchObserver,
+    Decision,
+    DecisionKind,
+    Pending,
+    flush,
+    tell,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +72,18 @@ def process_job(ctx: WorkerContext, message: Mapping[str, Any]) -> Decision:
 
 
 def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
-                  chunk: int = CLAIM_CHUNK) -> list[Decision]:
+                  chunk: int = CLAIM_CHUNK, observer: BatchObserver | None = None
+                  ) -> list[Decision]:
     """Process the jobs of one message, one after the other, pipelining their Redis writes.
 
     A job's retry count lives in its record (see :mod:`unsign_worker.worker.retry_policy`), so how
     the
-    message came (single, batch, re-published by the sweeper) does not change its backoff."""
+    message came (single, batch, re-published by the sweeper) does not change its backoff.
+    ``observer`` hears of each chunk's jobs as they start and of each decision once written."""
     decisions: list[Decision | None] = [None] * len(messages)
     pending: list[tuple[int, Pending]] = []
     ready: list[_Ready] = []
+    told = [False] * len(messages)
     for index, message in enumerate(messages):
         prepared = _prepare(ctx, message)
         if isinstance(prepared, Decision):
@@ -86,6 +96,9 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
         part = ready[start:start + max(1, chunk)]
         claimed_at = time.time()
         claims = _flush(ctx, pending, decisions, [_claim_request(r) for r in part])
+        if observer is not None:
+            tell(observer, decisions, told)
+            observer.started([item.index for item in part])
         for item, claim in zip(part, claims, strict=True):
             if claim.status is ClaimStatus.THROTTLED:
                 claim = _claim(ctx, item.job, item.identity)
@@ -99,6 +112,8 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
             else:
                 pending.append((item.index, out))
     _flush(ctx, pending, decisions, [])
+    if observer is not None:
+        tell(observer, decisions, told)
     done = [d for d in decisions if d is not None]
     assert len(done) == len(messages), "every job of the message gets a decision"
     return done

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from unsign_worker.store.claims import Claim, parse_claim, text
 from unsign_worker.store.requests import ClaimRequest, FinishRequest, SettleRequest
@@ -55,6 +55,23 @@ class Decision:
         if self.detail:
             out["detail"] = self.detail
         return out
+
+
+class BatchObserver(Protocol):
+    """Told how a batch goes, job by job (Flower's per-job events: worker/job_events.py)."""
+
+    def started(self, indexes: Sequence[int]) -> None: ...
+
+    def decided(self, index: int, decision: Decision) -> None: ...
+
+
+def tell(observer: BatchObserver, decisions: Sequence[Decision | None], told: list[bool]
+         ) -> None:
+    """Tell ``observer`` each decision made since the last call (``told`` marks them)."""
+    for index, decision in enumerate(decisions):
+        if decision is not None and not told[index]:
+            told[index] = True
+            observer.decided(index, decision)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from unsign_worker.store.recovery import (
     HeldMessages,
     message_from_record,
     queued_in_broker,
+    queued_in_intake,
     redis_restarted,
 )
 from unsign_worker.store.states import BreakerStatus, JobState
@@ -99,10 +100,12 @@ class Sweeper:
         return [(x or b"").decode() for x in pipe.execute()]
 
     def _waiting(self, now: float) -> set[str] | _Everything:
-        """Jobs whose message waits in the broker or is held by a live worker."""
+        """Jobs whose message waits in the broker or is held by a live worker, or whose entry
+        waits in ``P intake``."""
         if self._broker is None:
             return _Everything()
-        return queued_in_broker(self._broker, self._keys) | self.held.live_job_ids(now)
+        return (queued_in_broker(self._broker, self._keys) | self.held.live_job_ids(now)
+                | queued_in_intake(self._r, self._keys))
 
     def _expired_leases(self, now: float) -> int:
         k = self._keys
