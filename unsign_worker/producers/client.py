@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import time
 import unicodedata
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ from unsign_worker.protocol.masking import mask_params
 from unsign_worker.protocol.params import CHARSETS, UnsignRequest
 from unsign_worker.protocol.verification import require_public_key_in_env
 from unsign_worker.store.broker import check_store_url
-from unsign_worker.store.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job
+from unsign_worker.store.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job, new_job_id
 from unsign_worker.store.keys import DEFAULT_KEY_PREFIX, Keys
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.store.sentinel import connect
@@ -188,7 +187,7 @@ class UnsignClient:
             errors = exc.errors + errors
         if errors:
             raise ValidationError(errors)
-        job = Job(job_id=uuid.uuid4().hex, params=params, campaign=campaign,
+        job = Job(job_id=new_job_id(), params=params, campaign=campaign,
                   reference=reference)
         try:
             return submit(self.producer, job)

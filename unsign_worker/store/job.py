@@ -40,6 +40,7 @@ CAMPAIGN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,47}")
 
 
 def new_job_id() -> str:
+    """A new job's id (the form :data:`JOB_ID_RE` accepts)."""
     return uuid.uuid4().hex
 
 

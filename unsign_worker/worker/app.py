@@ -120,7 +120,6 @@ def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("unsign_worker", set_as_current=False)
     app.conf.update(celeryconfig.config_for(settings))
     runtime = _Runtime(settings)
-    app.unsign_runtime = runtime  # type: ignore[attr-defined]
 
     # A job that did not end well raises an expected error (``throws``) once its outcome is
     # written: Flower lists it as failed, the worker logs no traceback, the message is acked.
