@@ -1,6 +1,8 @@
-"""The shortcut of the parameter rules (one match for a plain value) says what the rules say."""
+"""The shortcuts of the hot paths say what the rules and the JSON module say."""
 
 from __future__ import annotations
+
+import json
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from unsign_worker.protocol.params import (
     _format_errors,
     check_value,
 )
+from unsign_worker.store.job import params_json
 
 
 @given(st.sampled_from(BUSINESS_FIELDS).flatmap(
@@ -39,3 +42,8 @@ def test_every_rule_is_still_checked_whatever_the_values(params: dict[str, str],
             assert (name, "max_length") in found
         for error in [*check_value(name, value, charset=charset), *_format_errors(name, value)]:
             assert (error.field, error.rule) in found
+
+
+@given(st.dictionaries(st.text(), st.text() | st.integers() | st.none()))
+def test_params_json_is_what_json_dumps_gives(params: dict[str, object]) -> None:
+    assert params_json(params) == json.dumps(params, sort_keys=True, ensure_ascii=False)
