@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -73,6 +74,8 @@ class Producer:
         self.redis = client
         self.keys = keys
         self.queued_grace_seconds = queued_grace_seconds
+        #: the kombu producer of :meth:`batched`, while it lasts
+        self._kombu: Any = None
 
     def record_fields(self, job: Job) -> dict[str, Any]:
         return {"job_id": job.job_id, "state": "queued", "params": job.params_json(),
@@ -129,15 +132,40 @@ class Producer:
         if own:
             pipe.execute()
 
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Messages sent meanwhile (and their ``task-sent`` events) reach the broker together
+        when the block ends, in one pipeline (kombu's ``Producer.batch``, on Redis from kombu
+        5.7), instead of two round trips each; elsewhere they go one by one, as outside.
+        Raised out of the block, nothing unsent is sent.
+
+        Raises:
+            kombu.exceptions.BatchPublishError: the pipeline failed; which messages went is
+                not known (a job sent twice is dropped by the worker).
+        """
+        with self.app.producer_or_acquire() as producer:
+            batch = getattr(producer, "batch", None)
+            self._kombu = producer
+            try:
+                if batch is None:
+                    yield
+                else:
+                    with batch():
+                        yield
+            finally:
+                self._kombu = None
+
     def send(self, job: Job, *, countdown: float | None = None) -> None:
         message = job.to_message()
         self.app.send_task(UNSIGN_TASK, kwargs={"job": message}, queue=QUEUE,
-                           kwargsrepr=masked_repr(message), argsrepr="()", countdown=countdown)
+                           kwargsrepr=masked_repr(message), argsrepr="()", countdown=countdown,
+                           producer=self._kombu)
 
     def send_batch(self, jobs: Sequence[Job]) -> None:
         messages = [j.to_message() for j in jobs]
         self.app.send_task(UNSIGN_BATCH_TASK, kwargs={"jobs": messages}, queue=QUEUE,
-                           kwargsrepr=batch_repr(messages), argsrepr="()")
+                           kwargsrepr=batch_repr(messages), argsrepr="()",
+                           producer=self._kombu)
 
     def enqueue(self, jobs: Iterable[Job], *, batch_size: int = 0) -> int:
         """Record and send ``jobs``; with ``batch_size`` > 1 several jobs share a message.
