@@ -17,7 +17,6 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from json.encoder import encode_basestring as _json_str  # what dumps(ensure_ascii=False) uses
 from typing import Any
 
@@ -86,12 +85,13 @@ class Job:
         return {"job_id": self.job_id, "params": dict(self.params), "campaign": self.campaign,
                 "reference": self.reference, "enqueued_at": self.enqueued_at}
 
-    @cached_property
-    def _params_json(self) -> str:
-        return params_json(self.params)
-
     def params_json(self) -> str:
-        return self._params_json
+        """:func:`params_json` of the parameters, made once (kept in the instance's dict: a
+        ``cached_property`` takes a lock on every read before Python 3.12)."""
+        made = self.__dict__.get("_params_json")
+        if made is None:
+            made = self.__dict__["_params_json"] = params_json(self.params)
+        return made
 
     def masked(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "params": mask_params(self.params),

@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 from kombu.exceptions import KombuError
 
@@ -164,11 +165,13 @@ class CampaignEnqueuer:
                 result.skipped[job_state] += 1
         if new:
             records = []
+            record_fields, lines = self.producer.record_fields, self._lines
             for job in new:
-                fields = {**self.producer.record_fields(job)}
-                if job.job_id in self._lines:
-                    fields["line"] = self._lines[job.job_id]
-                records.append([str(x) for pair in fields.items() for x in pair])
+                fields = record_fields(job)
+                if (line := lines.get(job.job_id)) is not None:
+                    fields["line"] = line
+                # a number goes as a JSON number: the script's HSET stores it as its digits
+                records.append(list(chain.from_iterable(fields.items())))
             # every queued job sits in P leases too, so the sweeper can tell a lost message
             # from a backlog (see unsign_worker.store.recovery)
             check_at = time.time() + self.producer.queued_grace_seconds
