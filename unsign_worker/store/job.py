@@ -126,7 +126,9 @@ def masked_repr(message: Mapping[str, Any]) -> str:
 def batch_repr(messages: Sequence[Mapping[str, Any]]) -> str:
     """``kwargsrepr`` for a batch: its size, job ids and references (so Flower's search finds a
     job inside a batch), never parameters."""
-    ids = [str(m.get("job_id", "")) for m in messages if isinstance(m, Mapping)]
-    refs = [str(m.get("reference") or "") for m in messages if isinstance(m, Mapping)]
+    # type() first: isinstance(m, Mapping) is an ABC check, slow for a campaign's 200 messages
+    shown = [m for m in messages if type(m) is dict or isinstance(m, Mapping)]
+    ids = [str(m.get("job_id", "")) for m in shown]
+    refs = [str(m.get("reference") or "") for m in shown]
     return repr({"jobs": f"<{len(messages)} jobs>", "job_ids": ids,
                  "references": [r for r in refs if r]})
