@@ -1,6 +1,6 @@
 """The verdicts of a campaign file's first read, kept on disk for the run that follows it.
 
-A run reads its file once: the first pass (:func:`unsign_worker.producers.campaign.plan.scan_file`
+A run reads its file once: the read (:func:`unsign_worker.producers.campaign.plan.scan_file`
 with ``keep=True``) validates every row and names every job; each verdict goes here, in file
 order (a valid row as its job id, line, reference and parameters; a refused row as the JSON
 shape the campaign keeps of it). The run (:mod:`unsign_worker.producers.campaign.stream`) then
