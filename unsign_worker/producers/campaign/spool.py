@@ -7,22 +7,26 @@ shape the campaign keeps of it). The run (:mod:`unsign_worker.producers.campaign
 takes them back in the same order instead of reading and validating the file a second time.
 
 Memory stays bounded: verdicts are written in blocks of :data:`BLOCK` to an anonymous
-temporary file (mode 0600, unlinked from the start on Linux, gone when closed), one JSON line
-per block. The file holds the rows' parameters (personal data) only while the run lasts, as the
-campaign file itself does.
+temporary file (mode 0600, unlinked from the start on Linux, gone when closed), each block a
+length and its :mod:`marshal` form (lists, dicts, strings and numbers only; about 5x faster to
+write and 2x to read than JSON, and read back only by the process that wrote it, so the format's
+tie to the Python version does not matter). The file holds the rows' parameters (personal data)
+only while the run lasts, as the campaign file itself does.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import tempfile
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from unsign_worker.producers.campaign.validate import RejectedRow
 
-#: Verdicts per block (one JSON line of the spool file).
+#: Verdicts per block of the spool file.
 BLOCK = 1000
+#: Bytes of a block's length, before the block.
+_LENGTH = 8
 
 
 class SpooledJob(NamedTuple):
@@ -64,15 +68,16 @@ class Spool:
 
     def _flush(self) -> None:
         if self._block:
-            self._file.write(json.dumps(self._block).encode("ascii") + b"\n")
+            data = marshal.dumps(self._block)
+            self._file.write(len(data).to_bytes(_LENGTH, "little") + data)
             self._block = []
 
     def verdicts(self) -> Iterator[SpooledJob | SpooledReject]:
         """Every verdict added, in order, read back block by block."""
         self._flush()
         self._file.seek(0)
-        for raw in self._file:
-            for entry in json.loads(raw):
+        while size := int.from_bytes(self._file.read(_LENGTH), "little"):
+            for entry in marshal.loads(self._file.read(size)):
                 if isinstance(entry, list):
                     yield SpooledJob(*entry)
                 else:
