@@ -1,7 +1,7 @@
 """Entry point of the ``unsign-worker`` command.
 
-Each command family lives in its own module and registers itself here. Exit codes (documented in
-docs/cli.md):
+Each command family lives in its own module and registers itself here when one of its commands
+is looked up (:data:`COMMANDS`). Exit codes (documented in docs/cli.md):
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -74,8 +75,8 @@ class Producer:
         self.redis = client
         self.keys = keys
         self.queued_grace_seconds = queued_grace_seconds
-        #: the kombu producer of :meth:`batched`, while it lasts
-        self._kombu: Any = None
+        #: ``.kombu``: the kombu producer of :meth:`batched` in this thread, while it lasts
+        self._batch = threading.local()
 
     def record_fields(self, job: Job) -> dict[str, Any]:
         return {"job_id": job.job_id, "state": "queued", "params": job.params_json(),
@@ -137,7 +138,7 @@ class Producer:
         """Messages sent meanwhile (and their ``task-sent`` events) reach the broker together
         when the block ends, in one pipeline (kombu's ``Producer.batch``, on Redis from kombu
         5.7), instead of two round trips each; elsewhere they go one by one, as outside.
-        Raised out of the block, nothing unsent is sent.
+        Raised out of the block, nothing unsent is sent. Only this thread's sends are batched.
 
         Raises:
             kombu.exceptions.BatchPublishError: the pipeline failed; which messages went is
@@ -145,7 +146,7 @@ class Producer:
         """
         with self.app.producer_or_acquire() as producer:
             batch = getattr(producer, "batch", None)
-            self._kombu = producer
+            self._batch.kombu = producer
             try:
                 if batch is None:
                     yield
@@ -153,19 +154,19 @@ class Producer:
                     with batch():
                         yield
             finally:
-                self._kombu = None
+                self._batch.kombu = None
 
     def send(self, job: Job, *, countdown: float | None = None) -> None:
         message = job.to_message()
         self.app.send_task(UNSIGN_TASK, kwargs={"job": message}, queue=QUEUE,
                            kwargsrepr=masked_repr(message), argsrepr="()", countdown=countdown,
-                           producer=self._kombu)
+                           producer=getattr(self._batch, "kombu", None))
 
     def send_batch(self, jobs: Sequence[Job]) -> None:
         messages = [j.to_message() for j in jobs]
         self.app.send_task(UNSIGN_BATCH_TASK, kwargs={"jobs": messages}, queue=QUEUE,
                            kwargsrepr=batch_repr(messages), argsrepr="()",
-                           producer=self._kombu)
+                           producer=getattr(self._batch, "kombu", None))
 
     def enqueue(self, jobs: Iterable[Job], *, batch_size: int = 0) -> int:
         """Record and send ``jobs``; with ``batch_size`` > 1 several jobs share a message.
