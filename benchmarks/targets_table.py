@@ -118,7 +118,8 @@ def print_targets(report: dict[str, Any], *, latency_ms: float) -> None:
     detach = report.get("detach")
     if detach:
         _row(rows, "5 enqueue", f"campaign run --detach, {detach['rows']:,} rows, worker "
-             f"draining ({detach['drained_meanwhile']:,} done meanwhile)",
+             f"draining ({detach['drained_meanwhile']:,} done meanwhile; command CPU "
+             f"{detach['cpu_s']:.1f} s)",
              f"{detach['seconds']:.1f} s", "", "", "< 10 s",
              detach["exit_code"] == 0 and detach["seconds"] < 10)
     heads = ("target", "figure", "unsign-worker", "baseline", "ratio", "goal", "met")

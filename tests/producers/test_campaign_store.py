@@ -238,3 +238,44 @@ def test_an_existing_record_is_never_overwritten_even_for_a_new_campaign(
     assert (result.new, dict(result.skipped)) == (2, {"recorded_meanwhile": 1})
     assert producer.redis.hget(producer.keys.job(plan.jobs[0].job_id), "state") == b"unsigned"
     assert plan.jobs[0].job_id not in broker_jobs(producer)
+
+
+def test_a_chunks_messages_go_to_the_broker_together_and_a_failed_pipeline_is_waited_out(
+        producer: Producer, store: CampaignStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    kombu_redis = pytest.importorskip("kombu.transport.redis")
+    if not hasattr(kombu_redis, "PublishBatch"):
+        pytest.skip("kombu before 5.7 publishes one message at a time")
+    import redis
+    from kombu.exceptions import BatchPublishError
+
+    from unsign_worker.store.job import Job
+    from unsign_worker.store.outage import Outage
+
+    flushes: list[int] = []
+    plain_flush = kombu_redis.PublishBatch.flush
+
+    def flush_failing_once(batch: Any) -> None:
+        flushes.append(batch._buffered)
+        if len(flushes) == 2:  # the second chunk's pipeline: the connection drops
+            batch.discard()
+            try:
+                raise redis.ConnectionError("Connection reset by peer")
+            except redis.ConnectionError as exc:
+                raise BatchPublishError("Redis publish batch failed") from exc
+        plain_flush(batch)
+
+    monkeypatch.setattr(kombu_redis.PublishBatch, "flush", flush_failing_once)
+    store.begin("c-1", name="", source="f.csv", total=12, rejected=0, rate=None)
+    jobs = [Job(job_id=f"{i:032x}", params={"customer_code": f"C{i:05d}"}, campaign="c-1")
+            for i in range(12)]
+    said: list[str] = []
+    enqueuer = CampaignEnqueuer(producer, store, chunk_size=6, batch_size=2)
+    enqueuer.outage = Outage("Redis", said.append, first=0.01)
+    result = enqueuer.run("c-1", jobs, fresh=True)
+    # three messages of two jobs and their three task-sent events per pipeline; the failed
+    # chunk is looked up again and resent whole
+    assert flushes == [6, 6, 6]
+    assert (result.new, result.resent) == (6, 6)
+    assert sum("unavailable since" in s for s in said) == 1
+    assert sorted(broker_jobs(producer)) == sorted(j.job_id for j in jobs)
+    assert all(producer.redis.hget(producer.keys.job(j.job_id), "sent_at") for j in jobs)

@@ -1,4 +1,4 @@
-"""A campaign run streamed from its file (two reads, chunk by chunk) against real Redis."""
+"""A campaign run streamed from the verdicts of its read (chunk by chunk) against real Redis."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ def test_a_streamed_run_records_what_a_planned_run_records(
     path = write_file(tmp_path, with_bad_rows(25))
     plan = plan_file(path)
     handled: list[int] = []
-    result = start_file(scan_file(path), CampaignEnqueuer(producer, store, chunk_size=4,
-                                                          batch_size=3),
+    result = start_file(scan_file(path, keep=True),
+                        CampaignEnqueuer(producer, store, chunk_size=4, batch_size=3),
                         name="spring", on_chunk=lambda _r, n: handled.append(n))
     assert (result.new, result.resent, result.stopped) == (23, 0, "")
     assert handled == [4, 8, 12, 16, 20, 23]
@@ -52,10 +52,12 @@ def test_a_streamed_run_records_what_a_planned_run_records(
 def test_a_streamed_rerun_skips_everything_and_keeps_the_same_list(
         tmp_path: Path, producer: Producer, store: CampaignStore) -> None:
     path = write_file(tmp_path, with_bad_rows(12))
-    first = start_file(scan_file(path), CampaignEnqueuer(producer, store, chunk_size=5))
+    first = start_file(scan_file(path, keep=True),
+                       CampaignEnqueuer(producer, store, chunk_size=5))
     cid = scan_file(path).campaign_id
     listed = job_list(store, cid)
-    again = start_file(scan_file(path), CampaignEnqueuer(producer, store, chunk_size=5))
+    again = start_file(scan_file(path, keep=True),
+                       CampaignEnqueuer(producer, store, chunk_size=5))
     assert (first.new, again.new, again.resent, dict(again.skipped)) == (10, 0, 0,
                                                                          {"queued": 10})
     assert job_list(store, cid) == listed and len(store.rejects(cid)) == 2
@@ -64,7 +66,7 @@ def test_a_streamed_rerun_skips_everything_and_keeps_the_same_list(
 def test_a_file_changed_after_the_first_read_is_refused_before_anything_is_recorded(
         tmp_path: Path, producer: Producer, store: CampaignStore) -> None:
     path = write_file(tmp_path, customer_rows(5))
-    scan = scan_file(path)
+    scan = scan_file(path, keep=True)
     path.write_text(path.read_text(encoding="utf-8") + "C00000000099,,,,,late\n",
                     encoding="utf-8")
     with pytest.raises(FileChangedError, match=r"the file changed while campaign c-"):
@@ -76,7 +78,7 @@ def test_a_file_changed_after_the_first_read_is_refused_before_anything_is_recor
 def test_a_file_changed_under_an_explicit_id_is_caught_by_its_stamp(
         tmp_path: Path, producer: Producer, store: CampaignStore) -> None:
     path = write_file(tmp_path, customer_rows(5))
-    scan = scan_file(path, campaign_id="spring")
+    scan = scan_file(path, campaign_id="spring", keep=True)
     st = path.stat()
     path.write_text(path.read_text(encoding="utf-8").replace("ref-1", "ref-9"),
                     encoding="utf-8")  # same size
@@ -88,7 +90,7 @@ def test_a_file_changed_under_an_explicit_id_is_caught_by_its_stamp(
 def test_a_file_changed_midway_stops_the_run_between_chunks(
         tmp_path: Path, producer: Producer, store: CampaignStore) -> None:
     path = write_file(tmp_path, customer_rows(10))
-    scan = scan_file(path)
+    scan = scan_file(path, keep=True)
 
     def rewrite(_result: EnqueueResult, handled: int) -> None:
         if handled == 3:
@@ -106,7 +108,7 @@ def test_a_file_changed_midway_stops_the_run_between_chunks(
 def test_a_cancel_stops_sending_but_the_job_list_is_completed(
         tmp_path: Path, producer: Producer, store: CampaignStore) -> None:
     path = write_file(tmp_path, customer_rows(10))
-    scan = scan_file(path)
+    scan = scan_file(path, keep=True)
     control = CampaignControl(store, lambda _job_id, _now: True)
 
     def cancel_after_first(_result: EnqueueResult, handled: int) -> None:

@@ -111,7 +111,7 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
 
     try:  # streamed: counts and refused rows only, whatever the file's size
         scan = scan_file(file, encoding=encoding, charset=settings.input_charset,
-                         campaign_id=campaign_id, on_reject=on_reject)
+                         campaign_id=campaign_id, on_reject=on_reject, keep=not dry_run)
     except FileFormatError as exc:
         rejects.discard()
         fail(f"{file}: {exc}")
@@ -139,11 +139,10 @@ def campaign_run(file: str, name: str, campaign_id: str | None, encoding: str,
         batch_size = min(batch_size, limit)
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=chunk_size, batch_size=batch_size)
     enqueuer.outage = Outage("Redis", lambda text: click.echo(text, err=True))
-    try:  # the file is read again, chunk by chunk, as its jobs are enqueued
+    try:  # the verdicts of the read, chunk by chunk, as their jobs are enqueued
         result = enqueue_with_progress(
             scan.valid, lambda on_chunk: start_file(
-                scan, enqueuer, encoding=encoding, charset=settings.input_charset, name=name,
-                rate=rate, on_chunk=on_chunk), quiet=as_json)
+                scan, enqueuer, name=name, rate=rate, on_chunk=on_chunk), quiet=as_json)
     except CampaignError as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -82,6 +84,8 @@ class Producer:
         self.keys = keys
         self.queued_grace_seconds = queued_grace_seconds
         self.records = JobRecords(client, keys, queued_grace_seconds=queued_grace_seconds)
+        #: ``.kombu``: the kombu producer of :meth:`batched` in this thread, while it lasts
+        self._batch = threading.local()
 
     def resolve_reference(self, reference: str, job_id: str) -> tuple[str, bool]:
         """Bind ``reference`` to ``job_id`` unless it is bound already.
@@ -124,17 +128,43 @@ class Producer:
         as its own task."""
         messages = [j.to_message() for j in jobs]
         self.app.send_task(UNSIGN_JOBS_TASK, kwargs={"jobs": messages}, queue=QUEUE,
-                           kwargsrepr=batch_repr(messages), argsrepr="()")
+                           kwargsrepr=batch_repr(messages), argsrepr="()",
+                           producer=getattr(self._batch, "kombu", None))
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Messages sent meanwhile (and their ``task-sent`` events) reach the broker together
+        when the block ends, in one pipeline (kombu's ``Producer.batch``, on Redis from kombu
+        5.7), instead of two round trips each; elsewhere they go one by one, as outside.
+        Raised out of the block, nothing unsent is sent. Only this thread's sends are batched.
+
+        Raises:
+            kombu.exceptions.BatchPublishError: the pipeline failed; which messages went is
+                not known (a job sent twice is dropped by the worker).
+        """
+        with self.app.producer_or_acquire() as producer:
+            batch = getattr(producer, "batch", None)
+            self._batch.kombu = producer
+            try:
+                if batch is None:
+                    yield
+                else:
+                    with batch():
+                        yield
+            finally:
+                self._batch.kombu = None
 
     def send(self, job: Job, *, countdown: float | None = None) -> None:
         message = job.to_message()
         self.app.send_task(UNSIGN_TASK, kwargs={"job": message}, queue=QUEUE,
-                           kwargsrepr=masked_repr(message), argsrepr="()", countdown=countdown)
+                           kwargsrepr=masked_repr(message), argsrepr="()", countdown=countdown,
+                           producer=getattr(self._batch, "kombu", None))
 
     def send_batch(self, jobs: Sequence[Job]) -> None:
         messages = [j.to_message() for j in jobs]
         self.app.send_task(UNSIGN_BATCH_TASK, kwargs={"jobs": messages}, queue=QUEUE,
-                           kwargsrepr=batch_repr(messages), argsrepr="()")
+                           kwargsrepr=batch_repr(messages), argsrepr="()",
+                           producer=getattr(self._batch, "kombu", None))
 
     def enqueue(self, jobs: Iterable[Job], *, batch_size: int = 0) -> int:
         """Record and send ``jobs``; with ``batch_size`` > 1 several jobs share a message.

@@ -55,6 +55,87 @@ _DIGITS_RE = re.compile(r"\d+", re.ASCII)
 _CODE_RE = re.compile(r"[0-9A-Za-z_\-]+")
 
 
+#: Values that break no rule of their field (length, characters, charset, format) whatever the
+#: charset of ``CHARSETS`` (all hold ASCII): the common case, recognised by one match.
+_PLAIN = {
+    "customer_code": re.compile(rf"[0-9A-Za-z_\-]{{1,{MAX_LENGTHS['customer_code']}}}"),
+    "type_code": re.compile(rf"[0-9A-Za-z_\-]{{1,{MAX_LENGTHS['type_code']}}}"),
+    "biz_type": re.compile(rf"[0-9]{{1,{MAX_LENGTHS['biz_type']}}}"),
+    "trans_account_out": _ACCOUNT_RE,
+    # printable ASCII but the space: no control character, no edge space, no space at all
+    "user_email": re.compile(rf"[!-~]{{3,{MAX_LENGTHS['user_email']}}}"),
+}
+
+
+def _format_errors(name: str, value: str) -> list[FieldError]:
+    """The format rule of one field, if it has one and ``value`` breaks it."""
+    if name in ("customer_code", "type_code") and not _CODE_RE.fullmatch(value):
+        return [FieldError(name, "format", "must contain only letters, digits, '_' or '-'")]
+    if name == "biz_type" and not _DIGITS_RE.fullmatch(value):
+        return [FieldError("biz_type", "format", "must be digits")]
+    if name == "trans_account_out" and not _ACCOUNT_RE.fullmatch(value):
+        return [FieldError("trans_account_out", "format",
+                           "must be the RMB fund account: user_id (16 digits starting with "
+                           "2088) followed by 0156")]
+    if name == "user_email" and (" " in value or len(value) < 3):
+        return [FieldError("user_email", "format",
+                           "must be an Alipay login account without spaces")]
+    return []
+
+
+def params_errors(params: Mapping[str, str], *, charset: str) -> list[FieldError]:
+    """Every rule the business parameters ``params`` (non-empty strings, by name; a name
+    absent or empty is "not given") break, one FieldError each: what
+    :meth:`UnsignRequest.errors` says, without building the request."""
+    # a value matching its field's _PLAIN pattern breaks no rule of its own: only the others
+    # are checked one rule at a time (campaigns check 100,000s of rows)
+    known = charset.lower() in CHARSETS
+    checked = [name for name in BUSINESS_FIELDS
+               if (value := params.get(name)) and not (known and _PLAIN[name].fullmatch(value))]
+    errors: list[FieldError] = []
+    for name in checked:
+        value = params[name]
+        if len(value) > MAX_LENGTHS[name]:
+            errors.append(FieldError(name, "max_length",
+                                     f"is longer than {MAX_LENGTHS[name]} characters"))
+        errors.extend(check_value(name, value, charset=charset))
+    for name in checked:
+        errors.extend(_format_errors(name, params[name]))
+    errors.extend(_combination_errors(params))
+    return errors
+
+
+def _combination_errors(params: Mapping[str, str]) -> list[FieldError]:
+    """The rules of which parameters must go together."""
+    if params.get("customer_code"):
+        return []
+    type_code, biz_type = params.get("type_code"), params.get("biz_type")
+    account, email = params.get("trans_account_out"), params.get("user_email")
+    errors: list[FieldError] = []
+    if not type_code and not biz_type:
+        errors.append(FieldError("type_code", "type_code_or_biz_type",
+                                 "without customer_code, type_code and biz_type must not both "
+                                 "be empty"))
+    if not account and not email:
+        errors.append(FieldError("trans_account_out", "account_or_email",
+                                 "without customer_code, trans_account_out and user_email must "
+                                 "not both be empty"))
+    if errors:
+        return errors
+    cae_pair = bool(type_code and account)
+    partner_pair = bool(biz_type and email)
+    if not cae_pair and not partner_pair:
+        field = "trans_account_out" if type_code else "user_email"
+        errors.append(FieldError(field, "complete_pair",
+                                 "without customer_code, give type_code + trans_account_out or "
+                                 "biz_type + user_email"))
+    elif partner_pair and not cae_pair and biz_type != PARTNER_PROTOCOL_BIZ_TYPE:
+        errors.append(FieldError("biz_type", "biz_type_10004",
+                                 "biz_type + user_email is only for sign_protocol_with_partner "
+                                 "agreements: biz_type must be 10004"))
+    return errors
+
+
 def _charset_error(field: str, value: str, charset: str) -> FieldError | None:
     try:
         value.encode(charset)
@@ -170,59 +251,7 @@ class UnsignRequest:
 
     def errors(self, *, charset: str) -> list[FieldError]:
         """Every rule this request breaks, one FieldError each (empty list: valid)."""
-        errors: list[FieldError] = []
-        for name in BUSINESS_FIELDS:
-            value = getattr(self, name)
-            if not value:
-                continue
-            if len(value) > MAX_LENGTHS[name]:
-                errors.append(FieldError(name, "max_length",
-                                         f"is longer than {MAX_LENGTHS[name]} characters"))
-            errors.extend(check_value(name, value, charset=charset))
-        if self.customer_code and not _CODE_RE.fullmatch(self.customer_code):
-            errors.append(FieldError("customer_code", "format",
-                                     "must contain only letters, digits, '_' or '-'"))
-        if self.type_code and not _CODE_RE.fullmatch(self.type_code):
-            errors.append(FieldError("type_code", "format",
-                                     "must contain only letters, digits, '_' or '-'"))
-        if self.biz_type and not _DIGITS_RE.fullmatch(self.biz_type):
-            errors.append(FieldError("biz_type", "format", "must be digits"))
-        if self.trans_account_out and not _ACCOUNT_RE.fullmatch(self.trans_account_out):
-            errors.append(FieldError("trans_account_out", "format",
-                                     "must be the RMB fund account: user_id (16 digits starting "
-                                     "with 2088) followed by 0156"))
-        if self.user_email and (" " in self.user_email or len(self.user_email) < 3):
-            errors.append(FieldError("user_email", "format",
-                                     "must be an Alipay login account without spaces"))
-        errors.extend(self._combination_errors())
-        return errors
-
-    def _combination_errors(self) -> list[FieldError]:
-        if self.customer_code:
-            return []
-        errors: list[FieldError] = []
-        if not self.type_code and not self.biz_type:
-            errors.append(FieldError("type_code", "type_code_or_biz_type",
-                                     "without customer_code, type_code and biz_type must not "
-                                     "both be empty"))
-        if not self.trans_account_out and not self.user_email:
-            errors.append(FieldError("trans_account_out", "account_or_email",
-                                     "without customer_code, trans_account_out and user_email "
-                                     "must not both be empty"))
-        if errors:
-            return errors
-        cae_pair = bool(self.type_code and self.trans_account_out)
-        partner_pair = bool(self.biz_type and self.user_email)
-        if not cae_pair and not partner_pair:
-            field = "trans_account_out" if self.type_code else "user_email"
-            errors.append(FieldError(field, "complete_pair",
-                                     "without customer_code, give type_code + trans_account_out "
-                                     "or biz_type + user_email"))
-        elif partner_pair and not cae_pair and self.biz_type != PARTNER_PROTOCOL_BIZ_TYPE:
-            errors.append(FieldError("biz_type", "biz_type_10004",
-                                     "biz_type + user_email is only for sign_protocol_with_partner "
-                                     "agreements: biz_type must be 10004"))
-        return errors
+        return params_errors(self.business_params(), charset=charset)
 
     def validate(self, *, charset: str) -> UnsignRequest:
         """Return self if valid. Raises: ValidationError listing every broken rule."""

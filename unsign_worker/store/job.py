@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from json.encoder import encode_basestring as _json_str  # what dumps(ensure_ascii=False) uses
 from typing import Any
 
 from unsign_worker.protocol.exceptions import FieldError, ValidationError
@@ -89,12 +89,13 @@ class Job:
         return {"job_id": self.job_id, "params": dict(self.params), "campaign": self.campaign,
                 "reference": self.reference, "enqueued_at": self.enqueued_at}
 
-    @cached_property
-    def _params_json(self) -> str:
-        return json.dumps(self.params, sort_keys=True, ensure_ascii=False)
-
     def params_json(self) -> str:
-        return self._params_json
+        """:func:`params_json` of the parameters, made once (kept in the instance's dict: a
+        ``cached_property`` takes a lock on every read before Python 3.12)."""
+        made = self.__dict__.get("_params_json")
+        if made is None:
+            made = self.__dict__["_params_json"] = params_json(self.params)
+        return made
 
     def masked(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "params": mask_params(self.params),
@@ -104,6 +105,16 @@ class Job:
         # a job ends up in log lines and tracebacks: never with its personal data in clear
         return (f"Job(job_id={self.job_id!r}, params={mask_params(self.params)!r}, "
                 f"campaign={self.campaign!r}, reference={self.reference!r})")
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """``json.dumps(params, sort_keys=True, ensure_ascii=False)``, the form records keep,
+    built directly when every key and value is a string (about 3x faster: a campaign makes one
+    per job)."""
+    if all(type(k) is str and type(v) is str for k, v in params.items()):
+        return "{" + ", ".join([_json_str(k) + ": " + _json_str(params[k])
+                                for k in sorted(params)]) + "}"
+    return json.dumps(params, sort_keys=True, ensure_ascii=False)
 
 
 def masked_repr(message: Mapping[str, Any]) -> str:
@@ -119,7 +130,9 @@ def masked_repr(message: Mapping[str, Any]) -> str:
 def batch_repr(messages: Sequence[Mapping[str, Any]]) -> str:
     """``kwargsrepr`` for a batch: its size, job ids and references (so Flower's search finds a
     job inside a batch), never parameters."""
-    ids = [str(m.get("job_id", "")) for m in messages if isinstance(m, Mapping)]
-    refs = [str(m.get("reference") or "") for m in messages if isinstance(m, Mapping)]
+    # type() first: isinstance(m, Mapping) is an ABC check, slow for a campaign's 200 messages
+    shown = [m for m in messages if type(m) is dict or isinstance(m, Mapping)]
+    ids = [str(m.get("job_id", "")) for m in shown]
+    refs = [str(m.get("reference") or "") for m in shown]
     return repr({"jobs": f"<{len(messages)} jobs>", "job_ids": ids,
                  "references": [r for r in refs if r]})

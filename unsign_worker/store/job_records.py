@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import redis
@@ -120,9 +121,10 @@ class JobRecords:
         records = []
         for job in jobs:
             fields = record_fields(job)
-            if job.job_id in lines:
-                fields["line"] = lines[job.job_id]
-            records.append([str(x) for pair in fields.items() for x in pair])
+            if (line := lines.get(job.job_id)) is not None:
+                fields["line"] = line
+            # a number goes as a JSON number: the script's HSET stores it as its digits
+            records.append(list(chain.from_iterable(fields.items())))
         check_at = time.time() + self.queued_grace_seconds
         existing = self._write(
             keys={"meta": k.campaign(campaign_id), "leases": k.leases,

@@ -6,7 +6,9 @@
 re-runs);
 - :mod:`~unsign_worker.producers.campaign.plan`: file -> counts (or, for small files, jobs), then
 start;
-- :mod:`~unsign_worker.producers.campaign.stream`: a run streamed from its file, chunk by chunk;
+- :mod:`~unsign_worker.producers.campaign.spool`: the verdicts of the read, on disk, for the run;
+- :mod:`~unsign_worker.producers.campaign.stream`: a run streamed from its verdicts, chunk by
+chunk;
 - :mod:`~unsign_worker.producers.campaign.enqueue`: pipelined, batched, idempotent enqueueing;
 - :mod:`~unsign_worker.store.campaigns`: the campaign's meta, job list, rejects and progress;
 - :mod:`~unsign_worker.store.campaign_control`: pause, resume, cancel;

@@ -21,6 +21,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from kombu.exceptions import KombuError
+
 from unsign_worker.producers.producer import Producer
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.job import Job
@@ -161,9 +163,18 @@ class CampaignEnqueuer:
         return state
 
     def _send(self, jobs: Sequence[Job]) -> None:
-        for start in range(0, len(jobs), self.batch_size):
-            batch = jobs[start:start + self.batch_size]
-            if len(batch) == 1:
-                self.producer.send(batch[0])
-            else:
-                self.producer.send_batch(batch)
+        """Send the chunk's messages, together (one broker round trip where the broker allows
+        it). A failure that is an outage is raised as such, for :meth:`run_chunks` to wait it
+        out and take the chunk again."""
+        try:
+            with self.producer.batched():
+                for start in range(0, len(jobs), self.batch_size):
+                    batch = jobs[start:start + self.batch_size]
+                    if len(batch) == 1:
+                        self.producer.send(batch[0])
+                    else:
+                        self.producer.send_batch(batch)
+        except KombuError as exc:
+            if isinstance(exc.__cause__, OUTAGE_ERRORS):  # the batch's pipeline failed
+                raise exc.__cause__ from exc
+            raise

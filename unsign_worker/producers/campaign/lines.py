@@ -110,7 +110,7 @@ def _decoded(handle: BinaryIO, encoding: str, universal: bool) -> Iterator[str |
                 utf8_evidence += len(raw) - len(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 all_utf8 = False
-        if universal and "\r" in text:
+        if universal and _has_bare_cr(text):
             yield from _split_bare_cr(text)
         else:
             yield text
@@ -171,6 +171,13 @@ def _byte_lines(handle: BinaryIO) -> Iterator[bytes | None]:
             yield None
             continue
         yield raw
+
+
+def _has_bare_cr(line: str) -> bool:
+    """A ``\\r`` not followed by ``\\n`` (ends a line for the CSV reader), without a regex
+    for the common line ending in ``\\r\\n``."""
+    first = line.find("\r")
+    return first >= 0 and not (first == len(line) - 2 and line.endswith("\n"))
 
 
 def _split_bare_cr(text: str) -> Iterator[str]:

@@ -1,10 +1,12 @@
 """From a campaign file to jobs: read, validate every row, name every job; then start it.
 
 :func:`plan_file` does no Redis I/O; it holds every job, for small files and tests.
-:func:`scan_file` (``--dry-run``, and the first pass of a run) only counts, streaming the file
-and its refused rows, so its memory does not grow with the file; a run then streams the file
-again into Redis (:mod:`unsign_worker.producers.campaign.stream`). :func:`start` records a
-:class:`Plan`'s campaign (meta, job list, rejected rows) and enqueues its jobs.
+:func:`scan_file` (``--dry-run``, and the read of a run) counts, streaming the file and its
+refused rows, so its memory does not grow with the file; for a run (``keep=True``) it also
+keeps every verdict, with its job's id, in a :class:`~unsign_worker.producers.campaign.spool.Spool`
+on disk, which the run then streams into Redis
+(:mod:`unsign_worker.producers.campaign.stream`). :func:`start` records a :class:`Plan`'s
+campaign (meta, job list, rejected rows) and enqueues its jobs.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer, EnqueueResult
 from unsign_worker.producers.campaign.ids import check_campaign_id, job_id_for
 from unsign_worker.producers.campaign.rows import FileFormatError, file_format, open_rows
+from unsign_worker.producers.campaign.spool import Spool
 from unsign_worker.producers.campaign.validate import RejectedRow, ValidRow, validate_rows
 from unsign_worker.store.job import Job
 
@@ -92,8 +95,9 @@ def plan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
 
 @dataclass(frozen=True)
 class Scan:
-    """What a read of the file found: the campaign id and the counts; and what a run needs to
-    read it again (:func:`unsign_worker.producers.campaign.stream.start_file`)."""
+    """What a read of the file found: the campaign id and the counts; and, for a run
+    (:func:`unsign_worker.producers.campaign.stream.start_file`), its verdicts and what tells
+    whether the file changed since."""
 
     campaign_id: str
     source: str
@@ -106,6 +110,8 @@ class Scan:
     stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
     #: the campaign id was derived from the file's bytes (no ``--id``)
     derived_id: bool = False
+    #: every verdict in file order (``keep=True``), for the run; its owner closes it
+    spool: Spool | None = field(default=None, compare=False, repr=False)
 
 
 def file_stamp(path: str | Path) -> tuple[int, int, int, int]:
@@ -123,9 +129,13 @@ def file_stamp(path: str | Path) -> tuple[int, int, int, int]:
 
 def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-8",
               campaign_id: str | None = None,
-              on_reject: Callable[[RejectedRow], None] | None = None) -> Scan:
-    """Read and validate a campaign file without keeping its rows: each refused row goes to
-    ``on_reject`` as it is found, and only counts are returned.
+              on_reject: Callable[[RejectedRow], None] | None = None,
+              keep: bool = False) -> Scan:
+    """Read and validate a campaign file without keeping its rows in memory: each refused
+    row goes to ``on_reject`` as it is found, and counts are returned. With ``keep``, every
+    verdict (a valid row with its job's id) also goes to the scan's :attr:`Scan.spool`, for
+    the run; the caller closes it (:func:`~unsign_worker.producers.campaign.stream.start_file`
+    does).
 
     Raises:
         FileFormatError: as :func:`plan_file`.
@@ -135,16 +145,26 @@ def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
     cid = _campaign_id(path, campaign_id)
     fmt = file_format(path)
     valid = rejected = 0
-    for verdict in validate_rows(open_rows(path, fmt, encoding), charset=charset):
-        if isinstance(verdict, ValidRow):
-            job_id_for(cid, verdict)  # what the run would do with it: it must not fail here
-            valid += 1
-        else:
-            rejected += 1
-            if on_reject is not None:
-                on_reject(verdict)
+    spool = Spool() if keep else None
+    try:
+        for verdict in validate_rows(open_rows(path, fmt, encoding), charset=charset):
+            if isinstance(verdict, ValidRow):
+                job_id = job_id_for(cid, verdict)  # the run's: it must not fail there
+                if spool is not None:
+                    spool.job(job_id, verdict.line, verdict.reference, verdict.params)
+                valid += 1
+            else:
+                rejected += 1
+                if spool is not None:
+                    spool.reject(verdict)
+                if on_reject is not None:
+                    on_reject(verdict)
+    except BaseException:
+        if spool is not None:
+            spool.close()
+        raise
     return Scan(cid, path.name, valid + rejected, valid, rejected, path=path, fmt=fmt,
-                stamp=stamp, derived_id=campaign_id is None)
+                stamp=stamp, derived_id=campaign_id is None, spool=spool)
 
 
 def start(plan: Plan, enqueuer: CampaignEnqueuer, *, name: str = "", rate: int | None = None,

@@ -134,7 +134,7 @@ def _csv_rows(lines: LineSource) -> Iterator[RawRow]:
             yield RawRow(line, problems=(FieldError("_row", "csv",
                                                     f"cannot be read as CSV ({problem})"),))
             continue
-        if not cells or all(not c.strip() for c in cells):
+        if not "".join(cells).strip():  # no cell, or only blank ones
             continue
         if header is None:
             header = _check_header(cells, line)

@@ -18,7 +18,7 @@ from unsign_worker.producers.campaign.rows import RawRow
 from unsign_worker.producers.campaign.seen import FirstLines
 from unsign_worker.producers.client import reference_errors
 from unsign_worker.protocol.exceptions import FieldError
-from unsign_worker.protocol.params import BUSINESS_FIELDS, UnsignRequest
+from unsign_worker.protocol.params import BUSINESS_FIELDS, params_errors
 
 
 @dataclass(frozen=True)
@@ -76,23 +76,27 @@ def validate_row(row: RawRow, *, charset: str) -> ValidRow | RejectedRow:
     problems: list[FieldError] = []
     strings: dict[str, str] = {}
     for name, value in row.values.items():
-        if name not in (*BUSINESS_FIELDS, "reference"):
+        if name not in _COLUMNS:
             problems.append(_unknown(name))
         elif not isinstance(value, str):
             problems.append(FieldError(name, "type", "must be a string"))
         else:
             strings[name] = value
     reference = strings.pop("reference", "")
-    problems.extend(reference_errors(reference))
-    request = UnsignRequest.from_mapping(strings)
-    problems.extend(request.errors(charset=charset))
-    shown = {k: v for k, v in row.values.items() if isinstance(v, str)}
+    if reference:
+        problems.extend(reference_errors(reference))
+    problems.extend(params_errors(strings, charset=charset))  # UnsignRequest's rules
     if problems:
         errors = tuple(RowError(row.line, p.field, p.rule, p.message) for p in problems)
+        shown = {k: v for k, v in row.values.items() if isinstance(v, str)}
         return RejectedRow(row.line, errors, reference=reference, values=shown)
-    return ValidRow(row.line, request.business_params(), reference)
+    # the request's business_params(): every given parameter, in the document's order
+    return ValidRow(row.line, {n: strings[n] for n in BUSINESS_FIELDS if n in strings},
+                    reference)
 
 
+#: The names a row may hold.
+_COLUMNS = frozenset((*BUSINESS_FIELDS, "reference"))
 #: Characters of an unknown field's name kept as the field of its error.
 SHOWN_NAME_CHARS = 40
 
