@@ -2,9 +2,10 @@
 
 Writes a campaign CSV with :func:`unsign_worker.emulator.seed.generate`, then times:
 
-1. read + validate every row (``plan_file``), in this process;
-2. record + send every job (``start``: campaign meta, job list, pipelined records, batched
-   messages), in this process;
+1. read + validate every row, keeping the verdicts on disk (``scan_file(..., keep=True)``),
+   in this process;
+2. record + send every job (``start_file``: campaign meta, job list, records a chunk per
+   script call, batched messages), in this process;
 3. the whole ``unsign-worker campaign run FILE --detach`` command, as a user runs it
    (a second campaign id, so it enqueues everything again), wall and CPU seconds (user + system,
    of the command's process);
@@ -37,7 +38,8 @@ import redis
 
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, PRESETS, generate
 from unsign_worker.producers.campaign.enqueue import BATCH_SIZE, CHUNK_SIZE, CampaignEnqueuer
-from unsign_worker.producers.campaign.plan import plan_file, start
+from unsign_worker.producers.campaign.plan import scan_file
+from unsign_worker.producers.campaign.stream import start_file
 from unsign_worker.producers.producer import Producer, producer_app
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.keys import Keys
@@ -92,9 +94,9 @@ def main() -> None:
         producer = Producer(app, client, Keys(prefix))
         try:
             began = time.perf_counter()
-            plan = plan_file(path)
+            scan = scan_file(path, keep=True)
             planned = time.perf_counter()
-            start(plan, CampaignEnqueuer(producer, CampaignStore(client, Keys(prefix))))
+            start_file(scan, CampaignEnqueuer(producer, CampaignStore(client, Keys(prefix))))
             enqueued = time.perf_counter()
             env = {**os.environ, "UNSIGN_REDIS_URL": url, "UNSIGN_KEY_PREFIX": prefix}
             cli = [str(Path(sys.executable).with_name("unsign-worker")), "campaign", "run",

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.plugins.campaign_plan import plan_file
 from unsign_worker.producers.campaign.ids import campaign_id_for, check_campaign_id, job_id_for
-from unsign_worker.producers.campaign.plan import plan_file
 from unsign_worker.producers.campaign.rows import (
     FileFormatError,
     RawRow,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.campaign_plan import plan_file
 from tests.producers.test_campaign_store import broker_jobs, customer_rows, write_file
 from unsign_worker.producers.campaign import rows
 from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer
-from unsign_worker.producers.campaign.plan import plan_file, scan_file
+from unsign_worker.producers.campaign.plan import scan_file
 from unsign_worker.producers.campaign.spool import Spool, SpooledJob, SpooledReject
 from unsign_worker.producers.campaign.stream import start_file
 from unsign_worker.producers.campaign.validate import RejectedRow, RowError

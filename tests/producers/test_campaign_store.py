@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.plugins.campaign_plan import Plan, plan_file, run_jobs, start
 from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer
-from unsign_worker.producers.campaign.plan import Plan, plan_file, start
 from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv
 from unsign_worker.producers.producer import Producer
 from unsign_worker.store.campaign_control import CampaignControl
@@ -271,7 +271,7 @@ def test_a_chunks_messages_go_to_the_broker_together_and_a_failed_pipeline_is_wa
     said: list[str] = []
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=6, batch_size=2)
     enqueuer.outage = Outage("Redis", said.append, first=0.01)
-    result = enqueuer.run("c-1", jobs, fresh=True)
+    result = run_jobs(enqueuer, "c-1", jobs, fresh=True)
     # three messages of two jobs and their three task-sent events per pipeline; the failed
     # chunk is looked up again and resent whole
     assert flushes == [6, 6, 6]

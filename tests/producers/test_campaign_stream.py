@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.campaign_plan import plan_file
 from tests.producers.test_campaign_store import broker_jobs, customer_rows, write_file
 from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer, EnqueueResult
-from unsign_worker.producers.campaign.plan import plan_file, scan_file
+from unsign_worker.producers.campaign.plan import scan_file
 from unsign_worker.producers.campaign.stream import FileChangedError, start_file
 from unsign_worker.producers.producer import Producer
 from unsign_worker.store.campaign_control import CampaignControl

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.campaign_plan import run_jobs
 from tests.plugins.emulator import Emulator
 from tests.plugins.worker_fixtures import BIN, wait_for
 from tests.private_redis import PrivateRedis, needs_redis_server
@@ -223,7 +224,7 @@ def test_a_campaign_enqueue_rides_out_a_redis_outage_between_chunks(private_redi
     said: list[str] = []
     enqueuer = CampaignEnqueuer(producer, store, chunk_size=5, batch_size=5)
     enqueuer.outage = Outage("Redis", said.append)
-    enqueuer.run("c-1", jobs, fresh=True)
+    run_jobs(enqueuer, "c-1", jobs, fresh=True)
     assert sum("unavailable since" in s for s in said) == 1
     client = private_redis.client()
     assert all(client.hget(keys.job(j.job_id), "sent_at") for j in jobs)

@@ -9,6 +9,7 @@ import uuid
 import pytest
 import redis
 
+from tests.plugins.campaign_plan import run_jobs
 from unsign_worker.producers.producer import Producer, producer_app
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
@@ -121,7 +122,7 @@ def test_campaign_jobs_are_in_the_leases_index(redis_client, keys, producer):
     store.begin(campaign, name="leases", source="t.csv", total=3, rejected=0, rate=None)
     batch = [Job(job_id=uuid.uuid4().hex, params={"customer_code": f"C{i:05d}"},
                  campaign=campaign) for i in range(3)]
-    CampaignEnqueuer(producer, store, batch_size=3).run(campaign, batch, fresh=True)
+    run_jobs(CampaignEnqueuer(producer, store, batch_size=3), campaign, batch, fresh=True)
     scores = [redis_client.zscore(keys.leases, j.job_id) for j in batch]
     assert all(s is not None and s > time.time() + 3000 for s in scores), scores
 

@@ -81,17 +81,6 @@ class CampaignEnqueuer:
         self.outage = Outage("Redis")
         self._records = producer.records
 
-    def run(self, campaign_id: str, jobs: Sequence[Job], *,
-            lines: Mapping[str, int] | None = None, fresh: bool = False,
-            on_chunk: Callable[[EnqueueResult, int], None] | None = None) -> EnqueueResult:
-        """Enqueue ``jobs`` (all of campaign ``campaign_id``), ``chunk_size`` at a time; as
-        :meth:`run_chunks` with ``lines`` (job id -> line in the file) for every chunk."""
-        every = lines or {}
-        return self.run_chunks(
-            campaign_id, ((jobs[s:s + self.chunk_size], every)
-                          for s in range(0, len(jobs), self.chunk_size)),
-            fresh=fresh, on_chunk=on_chunk)
-
     def run_chunks(self, campaign_id: str,
                    chunks: Iterable[tuple[Sequence[Job], Mapping[str, int]]], *,
                    fresh: bool = False,

@@ -1,44 +1,23 @@
-"""From a campaign file to jobs: read, validate every row, name every job; then start it.
+"""From a campaign file to jobs: read, validate every row, name every job.
 
-:func:`plan_file` does no Redis I/O; it holds every job, for small files and tests.
 :func:`scan_file` (``--dry-run``, and the read of a run) counts, streaming the file and its
 refused rows, so its memory does not grow with the file; for a run (``keep=True``) it also
 keeps every verdict, with its job's id, in a :class:`~unsign_worker.producers.campaign.spool.Spool`
 on disk, which the run then streams into Redis
-(:mod:`unsign_worker.producers.campaign.stream`). :func:`start` records a :class:`Plan`'s
-campaign (meta, job list, rejected rows) and enqueues its jobs.
+(:mod:`unsign_worker.producers.campaign.stream`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer, EnqueueResult
 from unsign_worker.producers.campaign.ids import check_campaign_id, job_id_for
 from unsign_worker.producers.campaign.rows import FileFormatError, file_format, open_rows
 from unsign_worker.producers.campaign.spool import Spool
 from unsign_worker.producers.campaign.validate import RejectedRow, ValidRow, validate_rows
-from unsign_worker.store.job import Job
-
-
-@dataclass(frozen=True)
-class Plan:
-    campaign_id: str
-    source: str
-    fmt: str
-    jobs: list[Job]
-    #: job id -> line in the file
-    lines: dict[str, int]
-    rejected: list[RejectedRow]
-
-    @property
-    def rows(self) -> int:
-        return len(self.jobs) + len(self.rejected)
-
 
 #: Bytes read at a time when hashing a file for its campaign id.
 HASH_CHUNK_BYTES = 1 << 20
@@ -65,32 +44,6 @@ def _campaign_id(path: Path, campaign_id: str | None) -> str:
     if campaign_id is not None and (problem := check_campaign_id(campaign_id)):
         raise FileFormatError(f"--id: {problem}")
     return campaign_id or file_campaign_id(path)
-
-
-def plan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-8",
-              campaign_id: str | None = None) -> Plan:
-    """Read and validate a campaign file.
-
-    Raises:
-        FileFormatError: the file cannot be read, or its header is wrong; or ``campaign_id``
-            breaks the id rule.
-    """
-    path = Path(path)
-    cid = _campaign_id(path, campaign_id)
-    fmt = file_format(path)
-    now = time.time()
-    jobs: list[Job] = []
-    lines: dict[str, int] = {}
-    rejected: list[RejectedRow] = []
-    for verdict in validate_rows(open_rows(path, fmt, encoding), charset=charset):
-        if isinstance(verdict, ValidRow):
-            job_id = job_id_for(cid, verdict)
-            jobs.append(Job(job_id=job_id, params=verdict.params, campaign=cid,
-                            reference=verdict.reference, enqueued_at=now))
-            lines[job_id] = verdict.line
-        else:
-            rejected.append(verdict)
-    return Plan(cid, path.name, fmt, jobs, lines, rejected)
 
 
 @dataclass(frozen=True)
@@ -138,7 +91,8 @@ def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
     does).
 
     Raises:
-        FileFormatError: as :func:`plan_file`.
+        FileFormatError: the file cannot be read, or its header is wrong; or ``campaign_id``
+            breaks the id rule.
     """
     path = Path(path)
     stamp = file_stamp(path)
@@ -165,19 +119,3 @@ def scan_file(path: str | Path, *, encoding: str = "utf-8", charset: str = "utf-
         raise
     return Scan(cid, path.name, valid + rejected, valid, rejected, path=path, fmt=fmt,
                 stamp=stamp, derived_id=campaign_id is None, spool=spool)
-
-
-def start(plan: Plan, enqueuer: CampaignEnqueuer, *, name: str = "", rate: int | None = None,
-          on_chunk: Callable[[EnqueueResult, int], None] | None = None) -> EnqueueResult:
-    """Record the campaign and enqueue its jobs (a re-run skips what is done or in flight).
-
-    Raises:
-        CampaignError: the campaign was cancelled.
-    """
-    store = enqueuer.store
-    former = store.begin(plan.campaign_id, name=name, source=plan.source,
-                         total=len(plan.jobs), rejected=len(plan.rejected), rate=rate)
-    store.set_jobs(plan.campaign_id, [j.job_id for j in plan.jobs])
-    store.set_rejects(plan.campaign_id, plan.rejected)
-    return enqueuer.run(plan.campaign_id, plan.jobs, lines=plan.lines,
-                        fresh=former == "new", on_chunk=on_chunk)
