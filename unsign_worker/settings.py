@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.protocol.hosts import is_ip_literal, is_loopback_host, redact_url
-from unsign_worker.protocol.params import CHARSETS
+from unsign_worker.protocol.param_rules import CHARSETS
 from unsign_worker.store.broker import check_store_url
 from unsign_worker.store.keys import AUDIT_MAXLEN, DEFAULT_KEY_PREFIX
 

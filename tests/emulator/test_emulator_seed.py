@@ -24,7 +24,8 @@ from unsign_worker.emulator.seed import (
     generate,
     parse_mix,
 )
-from unsign_worker.protocol.params import UnsignRequest, validate_partner
+from unsign_worker.protocol.param_rules import validate_partner
+from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.protocol.response import parse_response
 from unsign_worker.protocol.signing import Md5Signer
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from unsign_worker.protocol.exceptions import ValidationError
+from unsign_worker.protocol.param_rules import validate_charset, validate_partner
 from unsign_worker.protocol.params import (
     SERVICE,
     Identity,
     UnsignRequest,
     build_params,
     build_query_params,
-    validate_charset,
-    validate_partner,
 )
 
 PARTNER = "2088101568338364"

@@ -7,15 +7,15 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unsign_worker.protocol.params import (
+from unsign_worker.protocol.param_rules import (
     _PLAIN,
     BUSINESS_FIELDS,
     CHARSETS,
     MAX_LENGTHS,
-    UnsignRequest,
     _format_errors,
     check_value,
 )
+from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.store.job import params_json
 
 

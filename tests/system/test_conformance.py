@@ -13,12 +13,12 @@ from tests.plugins.emulator import Emulator
 from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.protocol.catalogue import Category, lookup, lookup_query
 from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
+from unsign_worker.protocol.param_rules import validate_partner
 from unsign_worker.protocol.params import (
     QUERY_SERVICE,
     SERVICE,
     UnsignRequest,
     build_query_params,
-    validate_partner,
 )
 from unsign_worker.protocol.query_verdict import judge_query
 from unsign_worker.protocol.response import parse_response

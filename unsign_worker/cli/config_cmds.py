@@ -31,7 +31,8 @@ from unsign_worker.ops.config_checks import (
 )
 from unsign_worker.ops.gateway_probe import probe_gateway
 from unsign_worker.protocol.exceptions import ConfigError
-from unsign_worker.protocol.params import QUERY_SERVICE, SERVICE, validate_partner
+from unsign_worker.protocol.param_rules import validate_partner
+from unsign_worker.protocol.params import QUERY_SERVICE, SERVICE
 from unsign_worker.protocol.signing import UNSIGNED_PARAMS, make_signer, string_to_sign
 from unsign_worker.settings import (
     DEFAULT_KEY_PREFIX,

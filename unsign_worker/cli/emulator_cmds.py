@@ -176,7 +176,7 @@ def seed_cmd(count: int, mix: str, agreements_out: str, campaign_out: str,
              expected_out: str | None, partner: str | None, seed: int | None) -> None:
     """Write an agreements file and a campaign CSV with a chosen mix of outcomes."""
     from unsign_worker.emulator.seed import generate, resolve_mix
-    from unsign_worker.protocol.params import validate_partner
+    from unsign_worker.protocol.param_rules import validate_partner
 
     partner = (partner or _env().get("ALIPAY_PARTNER") or DEFAULT_PARTNER).strip()
     try:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.protocol.masking import mask_account
-from unsign_worker.protocol.params import validate_partner
+from unsign_worker.protocol.param_rules import validate_partner
 from unsign_worker.protocol.signing import make_signer
 from unsign_worker.settings import (
     DEFAULT_GATEWAY_URL,

@@ -32,7 +32,8 @@ from unsign_worker.producers.admission import ReferenceConflictError, record, su
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer, producer_app
 from unsign_worker.protocol.exceptions import FieldError, ValidationError
 from unsign_worker.protocol.masking import mask_params
-from unsign_worker.protocol.params import CHARSETS, UnsignRequest
+from unsign_worker.protocol.param_rules import CHARSETS
+from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.protocol.verification import require_public_key_in_env
 from unsign_worker.store.broker import check_store_url
 from unsign_worker.store.job import CAMPAIGN_ID_RE, MAX_REFERENCE_LENGTH, Job, new_job_id

@@ -8,7 +8,7 @@ import redis
 
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.protocol.gateway import GatewayClient
-from unsign_worker.protocol.params import validate_charset, validate_partner
+from unsign_worker.protocol.param_rules import validate_charset, validate_partner
 from unsign_worker.protocol.signing import Signer, make_signer
 from unsign_worker.protocol.verification import require_verifier
 from unsign_worker.settings import (

@@ -30,7 +30,7 @@ from unsign_worker.producers.campaign.lines import (
     text_lines,
 )
 from unsign_worker.protocol.exceptions import FieldError, shown_name
-from unsign_worker.protocol.params import BUSINESS_FIELDS
+from unsign_worker.protocol.param_rules import BUSINESS_FIELDS
 
 __all__ = ["COLUMNS", "ENCODINGS", "FileFormatError", "RawRow", "decode", "file_format",
            "open_rows", "read_rows"]

@@ -2,9 +2,8 @@
 and rule.
 
 A row is valid when its business parameters pass the interface's rules
-(:meth:`unsign_worker.protocol.params.UnsignRequest.errors`), its reference passes the reference
-rules,
-and it repeats no earlier row of the file (same reference, or same parameters when it has no
+(:func:`unsign_worker.protocol.param_rules.params_errors`), its reference passes the reference
+rules, and it repeats no earlier row of the file (same reference, or same parameters when it has no
 reference): a repeat would map to the same job.
 """
 
@@ -18,7 +17,7 @@ from unsign_worker.producers.campaign.rows import RawRow
 from unsign_worker.producers.campaign.seen import FirstLines
 from unsign_worker.producers.client import reference_errors
 from unsign_worker.protocol.exceptions import FieldError
-from unsign_worker.protocol.params import BUSINESS_FIELDS, params_errors
+from unsign_worker.protocol.param_rules import BUSINESS_FIELDS, params_errors
 
 
 @dataclass(frozen=True)
