@@ -10,8 +10,10 @@
 
   (the fields may also be given flat: ``XADD unsign:inbox * customer_code C00000000042
   reference order-42``). The job's status is then found through its reference
-  (``GET unsign:ref:order-42`` -> job id, ``HGETALL unsign:job:<id>``). Its entry is parsed and
-  validated here, and its record written (:mod:`unsign_worker.worker.inbox_entry`).
+  (``GET unsign:ref:order-42`` -> job id, ``HGETALL unsign:job:<id>``). Its entry is parsed,
+  validated and its record written by :mod:`unsign_worker.worker.entry_taker` (the fields'
+  rules: :mod:`unsign_worker.worker.inbox_entry`); this module reads and acknowledges the
+  streams.
 
 Each worker process runs an :class:`InboxThread`: one blocking ``XREADGROUP`` over both streams
 (consumer ``<hostname>``, group ``unsign-workers``) reads up to :data:`READ_COUNT` new entries of
@@ -42,26 +44,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis
-from kombu.exceptions import OperationalError
 
-from unsign_worker.producers.admission import record_new
-from unsign_worker.producers.client import ReferenceConflictError, record
-from unsign_worker.producers.producer import AUDIT_MAXLEN, CONFLICT_CODE, Producer
-from unsign_worker.protocol.exceptions import ValidationError
+from unsign_worker.producers.producer import AUDIT_MAXLEN, Producer
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import INBOX_GROUP, Keys
 from unsign_worker.worker.background import LoopThread
+from unsign_worker.worker.entry_taker import POISON_CODE, TRANSIENT_ERRORS, EntryTaker
 from unsign_worker.worker.inbox_entry import (
     INVALID_CODE,
     MAX_ENTRY_BYTES,
     MAX_ENTRY_FIELDS,
-    intake_job,
     job_id_for_entry,
     parse_entry,
-    reference_of,
-    reject,
     storable,
-    valid_job,
 )
 
 __all__ = ["INVALID_CODE", "MAX_ENTRY_BYTES", "MAX_ENTRY_FIELDS", "POISON_CODE", "Inbox",
@@ -78,13 +73,8 @@ BATCH_SIZE = 20
 BLOCK_MS = 1000
 #: A pending entry idle this long belongs to a dead consumer and is claimed, milliseconds.
 STALE_AFTER_MS = 30_000
-#: An entry its consumers died or hung on this many times.
-POISON_CODE = "POISON_ENTRY"
 #: An entry delivered more often than this (claimed from dead consumers) is ended unread.
 MAX_DELIVERIES = 5
-#: Failures that are not the entry's: the entry stays pending and is tried again.
-TRANSIENT_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
-                    redis.exceptions.BusyLoadingError, OperationalError)
 
 
 class Inbox:
@@ -99,16 +89,13 @@ class Inbox:
         ``unsign_worker.unsign_jobs`` message through ``producer``)."""
         self._r = client
         self._keys = keys
-        self._producer = producer
         self.consumer = consumer
-        self._charset = charset
-        self._audit_maxlen = audit_maxlen
         self._stale_after_ms = stale_after_ms
-        self._max_deliveries = max_deliveries
         self._batch_size = max(1, batch_size)
         self._hand_over = hand_over or producer.send_jobs
         self._streams = (keys.inbox, keys.intake)
-        self._recorded: dict[str, Job] = {}
+        self._taker = EntryTaker(keys, producer, charset=charset, audit_maxlen=audit_maxlen,
+                                 max_deliveries=max_deliveries)
         self._group_ready = False
 
     def ensure_group(self) -> None:
@@ -159,7 +146,7 @@ class Inbox:
                 stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
                 read.setdefault(stream, []).extend(raw_id for raw_id, _ in entries)
                 if stream == self._keys.inbox:
-                    self._record_fresh(entries)
+                    self._taker.record_fresh(entries)
                 for raw_id, fields in entries:
                     job = self._attempt(stream, raw_id, fields, 1)
                     if job is not None:
@@ -173,7 +160,7 @@ class Inbox:
                                    justid=True)
             raise
         finally:
-            self._recorded = {}
+            self._taker.forget()
         if read:
             self._ack(read)
         return done + sum(len(ids) for ids in read.values())
@@ -205,7 +192,7 @@ class Inbox:
     def _attempt(self, stream: str, raw_id: Any, fields: Mapping[bytes, bytes] | None,
                  attempt: int) -> Job | None:
         try:
-            return self._handle(stream, raw_id, fields, deliveries=attempt)
+            return self._taker.handle(stream, raw_id, fields, deliveries=attempt)
         except TRANSIENT_ERRORS:
             # an outage is not the entry's fault: this attempt does not count towards the cap
             with contextlib.suppress(redis.RedisError):
@@ -213,90 +200,15 @@ class Inbox:
                                retrycount=attempt - 1, justid=True)
             raise
 
-    def _handle(self, stream: str, raw_id: Any, fields: Mapping[bytes, bytes] | None, *,
-                deliveries: int) -> Job | None:
-        """The job to hand over for one entry (None: nothing to send)."""
-        if fields is None:  # deleted while pending
-            return None
-        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-        if stream == self._keys.intake:
-            return self._intake_job(entry_id, fields, deliveries)
-        if deliveries > self._max_deliveries:
-            self._reject(job_id_for_entry(self._keys.inbox, entry_id), "",
-                         f"delivered {deliveries} times without being taken (its consumers "
-                         "died or hung on it); given up unread", code=POISON_CODE)
-            return None
-        return self._take_or_reject(entry_id, fields)
-
-    def _intake_job(self, entry_id: str, fields: Mapping[bytes, bytes],
-                    deliveries: int) -> Job | None:
-        """The job of an entry of ``P intake`` (its record is already written). One that cannot
-        be read, or was given up, is dropped: its job, still ``queued``, is re-published by the
-        sweeper from its record once its lease runs out."""
-        try:
-            if deliveries > self._max_deliveries:
-                raise ValueError(f"delivered {deliveries} times without being taken")
-            return intake_job(fields)
-        except (KeyError, ValueError, TypeError, RecursionError) as exc:
-            log.error("intake entry %s dropped (%s)", entry_id, type(exc).__name__)
-            return None
-
-    def _take_or_reject(self, entry_id: str, fields: Mapping[bytes, bytes]) -> Job | None:
-        """Take one entry; any failure that is the entry's own ends it rejected, with why."""
-        try:
-            return self._admit(entry_id, fields)[1]
-        except TRANSIENT_ERRORS:
-            raise  # Redis or the broker is down: the entry stays pending, retried
-        except Exception as exc:  # a hostile entry must never stop the inbox
-            log.error("inbox entry %s could not be taken (%s); rejected", entry_id,
-                      type(exc).__name__)
-            self._reject(job_id_for_entry(self._keys.inbox, entry_id), "",
-                         f"the entry could not be read ({type(exc).__name__})")
-            return None
-
     def take(self, entry_id: str, fields: Mapping[bytes, bytes]) -> str:
         """Enqueue the job of one entry of ``P inbox`` (or record it rejected); returns its id.
 
         Raises only on Redis or broker errors, which leave the entry pending for a retry.
         """
-        job_id, job = self._admit(entry_id, fields)
+        job_id, job = self._taker.admit(entry_id, fields)
         if job is not None:
             self._send([job])
         return job_id
-
-    def _admit(self, entry_id: str, fields: Mapping[bytes, bytes]) -> tuple[str, Job | None]:
-        """Record the job of one entry (or record it rejected); returns its id and the job to
-        hand over (None: rejected, or already past ``queued``)."""
-        job_id = job_id_for_entry(self._keys.inbox, entry_id)
-        if entry_id in self._recorded:  # recorded with the other new jobs of its read
-            return job_id, self._recorded.pop(entry_id)
-        try:
-            job = valid_job(job_id, fields, charset=self._charset)
-        except ValidationError as exc:
-            return self._reject(job_id, reference_of(fields), str(exc)), None
-        try:
-            return record(self._producer, job)
-        except ReferenceConflictError as exc:
-            return self._reject(job_id, job.reference, str(exc), code=CONFLICT_CODE), None
-
-    def _record_fresh(self, entries: Sequence[tuple[Any, Mapping[bytes, bytes]]]) -> None:
-        """Record the new jobs of the valid entries of one read of ``P inbox`` in two round
-        trips for all (:func:`record_new`); every other entry (invalid, a reference already
-        bound, a record already there) is taken one by one by :meth:`_admit`."""
-        jobs: dict[str, Job] = {}
-        for raw_id, fields in entries:
-            entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-            try:
-                jobs[entry_id] = valid_job(job_id_for_entry(self._keys.inbox, entry_id),
-                                           fields, charset=self._charset)
-            except Exception:  # a hostile entry: its own path (_admit) says why, rejects it
-                continue
-        self._recorded = record_new(self._producer, jobs)
-
-    def _reject(self, job_id: str, reference: str, reason: str, *,
-                code: str = INVALID_CODE) -> str:
-        return reject(self._producer, job_id, reference, reason, code=code,
-                      audit_maxlen=self._audit_maxlen)
 
     def _ack(self, read: Mapping[str, Sequence[Any]]) -> None:
         pipe = self._r.pipeline(transaction=True)
