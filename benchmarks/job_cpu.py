@@ -36,12 +36,13 @@ from unsign_worker.worker.processor import process_job
 #: Steps of the per-job path: name -> (file, function) pairs whose cumulative CPU time is
 #: summed (none of them calls another of the list).
 STEPS: dict[str, tuple[tuple[str, str], ...]] = {
-    "decode + validate": (("job.py", "from_message"), ("params.py", "from_mapping"),
-                          ("params.py", "validate"), ("params.py", "identity")),
-    "claim (Redis)": (("dedup.py", "claim"),),
-    "build + sign": (("params.py", "build_params"), ("signing.py", "sign_params")),
-    "parse + verify answer": (("response.py", "parse_response"),),
-    "settle (Redis)": (("processor.py", "_settle"),),
+    "decode + validate": (("store/job.py", "from_message"), ("protocol/params.py", "from_mapping"),
+                          ("protocol/params.py", "validate"), ("protocol/params.py", "identity")),
+    "claim (Redis)": (("store/claims.py", "claim"),),
+    "build + sign": (("protocol/params.py", "request_params"),
+                     ("protocol/signing.py", "sign_params")),
+    "parse + verify answer": (("protocol/response.py", "parse_response"),),
+    "settle (Redis)": (("store/claims.py", "settle"),),
 }
 #: Jobs run before measuring (imports, script loading, connection set-up).
 WARMUP_JOBS = 200

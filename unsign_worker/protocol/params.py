@@ -19,19 +19,14 @@ from unsign_worker.protocol.exceptions import FieldError, ValidationError, shown
 from unsign_worker.protocol.masking import mask_email, mask_params
 from unsign_worker.protocol.param_rules import (
     BUSINESS_FIELDS,
-    CHARSETS,
-    MAX_LENGTHS,
     PARTNER_PROTOCOL_BIZ_TYPE,
-    check_value,
     params_errors,
     validate_charset,
     validate_partner,
 )
 
-__all__ = ["BUSINESS_FIELDS", "CHARSETS", "MAX_LENGTHS", "PARTNER_PROTOCOL_BIZ_TYPE",
-           "QUERY_SERVICE", "SERVICE", "Identity", "UnsignRequest", "build_params",
-           "build_query_params", "check_value", "params_errors", "request_params",
-           "validate_charset", "validate_partner"]
+__all__ = ["QUERY_SERVICE", "SERVICE", "Identity", "UnsignRequest", "build_params",
+           "build_query_params", "request_params"]
 
 SERVICE = "customer_unsign"
 QUERY_SERVICE = "query_customer_protocol"
