@@ -1,13 +1,17 @@
 """CPU cost of our own per-job code: decode, validate, claim, sign, parse, settle.
 
-Runs :func:`unsign_worker.worker.processor.process_job` in this process, one job after the other,
-against real Redis (its own key prefix, deleted afterwards) and a stub gateway that answers at
-once with a pre-rendered, correctly signed success, so neither HTTP nor Celery is counted.
-``time.process_time()`` around the loop gives the CPU per job of this process, the median of
-three passes (the Redis server's own work is reported apart, and is shared with any other Redis
-user). A second pass
-under cProfile (CPU-time clock) splits the cost between the steps; a third under pyinstrument,
-when it is installed, leaves an HTML profile in the results directory.
+Runs the jobs in this process as a worker does: with ``batch_size`` > 1 through
+:func:`unsign_worker.worker.processor.process_batch`, that many jobs per call (the path of
+every job by default: campaign batches, and single jobs taken in bulk as ``unsign_jobs``
+messages of up to :data:`unsign_worker.worker.inbox.BATCH_SIZE`); with 1 through
+:func:`~unsign_worker.worker.processor.process_job`, one job after the other (a job handed back
+to the broker for a later retry). Against real Redis (its own key prefix, deleted afterwards)
+and a stub gateway that answers at once with a pre-rendered, correctly signed success, so
+neither HTTP nor Celery is counted. ``time.process_time()`` around the loop gives the CPU per
+job of this process, the median of three passes (the Redis server's own work is reported
+apart, and is shared with any other Redis user). A second pass under cProfile (CPU-time clock)
+splits the cost between the steps; a third under pyinstrument, when it is installed, leaves an
+HTML profile in the results directory.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from unsign_worker.settings import Secret, Settings
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
 from unsign_worker.worker.context import build_context
-from unsign_worker.worker.processor import process_job
+from unsign_worker.worker.processor import process_batch, process_job
 
 #: Steps of the per-job path: name -> (file, function) pairs whose cumulative CPU time is
 #: summed (none of them calls another of the list).
@@ -86,8 +90,8 @@ def _step_seconds(stats: pstats.Stats) -> dict[str, float]:
 
 
 def measure(*, redis_url: str, prefix: str, partner: str, key: str,
-            params: list[dict[str, str]], jobs: int, results_dir: Path, stamp: str
-            ) -> dict[str, Any]:
+            params: list[dict[str, str]], jobs: int, results_dir: Path, stamp: str,
+            batch_size: int = 1) -> dict[str, Any]:
     """Figures of the in-process per-job path; ``params`` needs ``(REPEATS + 2) * jobs +
     WARMUP_JOBS`` rows (every job unsigns another agreement)."""
     settings = Settings(partner=partner, key=Secret(key), sandbox=True,
@@ -106,8 +110,12 @@ def measure(*, redis_url: str, prefix: str, partner: str, key: str,
         return [j.to_message() for j in made]
 
     def run(messages: list[dict[str, Any]]) -> None:
-        for message in messages:
-            decision = process_job(ctx, message)
+        if batch_size > 1:
+            decisions = [d for start in range(0, len(messages), batch_size)
+                         for d in process_batch(ctx, messages[start:start + batch_size])]
+        else:
+            decisions = [process_job(ctx, message) for message in messages]
+        for decision in decisions:
             if decision.state != "unsigned":
                 raise RuntimeError(f"a benchmark job ended as {decision.state}: "
                                    f"{decision.detail}")
@@ -126,12 +134,12 @@ def measure(*, redis_url: str, prefix: str, partner: str, key: str,
         messages = batch(jobs)
         profiler = cProfile.Profile(time.process_time)
         profiler.runcall(run, messages)
-        pstats_path = results_dir / f"job-cpu-{stamp}.pstats"
+        pstats_path = results_dir / f"job-cpu-{stamp}-b{batch_size}.pstats"
         profiler.dump_stats(str(pstats_path))
         stats = pstats.Stats(profiler)
         profiled_total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
         steps = _step_seconds(stats)
-        html = _pyinstrument(run, batch(jobs), results_dir / f"job-cpu-{stamp}.html")
+        html = _pyinstrument(run, batch(jobs), results_dir / f"job-cpu-{stamp}-b{batch_size}.html")
     finally:
         delete_prefix(client, prefix)
         ctx.close()
@@ -139,7 +147,8 @@ def measure(*, redis_url: str, prefix: str, partner: str, key: str,
     shares = {name: seconds / profiled_total for name, seconds in steps.items()}
     shares["other (Celery-free glue, JSON, logging)"] = max(0.0, 1 - sum(shares.values()))
     return {
-        "jobs": jobs, "passes": REPEATS, "cpu_ms_per_job": round(per_job_ms, 4),
+        "jobs": jobs, "batch_size": batch_size, "passes": REPEATS,
+        "cpu_ms_per_job": round(per_job_ms, 4),
         "cpu_ms_per_job_by_pass": [round(p[0] / jobs * 1000, 4) for p in passes],
         "wall_ms_per_job": round(wall / jobs * 1000, 4),
         "redis_server_cpu_ms_per_job": round(server / jobs * 1000, 4),

@@ -59,6 +59,7 @@ from targets_table import print_targets
 from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.cli.worker_cmds import DEFAULT_CONCURRENCY, DEFAULT_POOL
 from unsign_worker.emulator.seed import generate
+from unsign_worker.worker.inbox import BATCH_SIZE as INBOX_BATCH_SIZE
 from unsign_worker.worker.processes import default_processes
 
 PARTNER = "2088101568338364"
@@ -175,11 +176,17 @@ def main(argv: list[str] | None = None) -> int:
                 print("measuring our own code's CPU per job in-process ...", file=sys.stderr)
                 rows = generate((REPEATS + 2) * args.cpu_jobs + WARMUP_JOBS, {"success": 1.0},
                                 partner=PARTNER, seed=2).rows
+                cpu_params = [{k: v for k, v in r.items() if v and k != "reference"}
+                              for r in rows]
+                # the path every job takes by default (batches), then one job per call
                 report["job_cpu"] = measure(
                     redis_url=redis_url, prefix=f"bench:{run_id}:cpu:", partner=PARTNER,
-                    key=key, params=[{k: v for k, v in r.items() if v and k != "reference"}
-                                     for r in rows],
-                    jobs=args.cpu_jobs, results_dir=RESULTS, stamp=stamp)
+                    key=key, params=cpu_params, jobs=args.cpu_jobs, results_dir=RESULTS,
+                    stamp=stamp, batch_size=INBOX_BATCH_SIZE)
+                report["job_cpu_single"] = measure(
+                    redis_url=redis_url, prefix=f"bench:{run_id}:cpu1:", partner=PARTNER,
+                    key=key, params=cpu_params, jobs=args.cpu_jobs, results_dir=RESULTS,
+                    stamp=stamp, batch_size=1)
             if "5" not in skip and args.detach_rows:
                 print(f"running campaign run --detach of {args.detach_rows} rows ...",
                       file=sys.stderr)
