@@ -99,6 +99,20 @@ class Flower:
         wait_for(lambda: self.json("/workers?json=1")["data"], timeout=timeout, interval=0.5,
                  what="flower to receive a worker's events")
 
+    @classmethod
+    def watching(cls, env: WorkerEnv, worker: Any, log: Path) -> Flower:
+        """Flower on ``env``'s broker, once it sees ``worker`` and receives its events; stopped
+        again if it does not."""
+        flower = cls({**env.env, "FLOWER_BASIC_AUTH": CREDS}, log)
+        try:
+            wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
+                     timeout=90, interval=1, what="flower to see the worker")
+            flower.wait_capturing()
+        except BaseException:
+            flower.stop()
+            raise
+        return flower
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -143,11 +157,8 @@ def test_flower_shows_every_outcome_masked_and_never_a_secret(
     # Given a worker and Flower on the test's key prefix, Flower started first
     env: WorkerEnv = worker_env_factory(gateway_url=emulator.url, partner=PARTNER, key=KEY)
     worker = env.start_worker("w1", concurrency=8)
-    flower = Flower({**env.env, "FLOWER_BASIC_AUTH": CREDS}, tmp_path / "flower.log")
+    flower = Flower.watching(env, worker, tmp_path / "flower.log")
     try:
-        wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
-                 timeout=90, interval=1, what="flower to see the worker")
-        flower.wait_capturing()
 
         # When jobs with every outcome run (the duplicate after its original has finished)
         ids = {name: env.enqueue(params) for name, (params, _, _, _) in CASES.items()}
@@ -239,11 +250,8 @@ def test_flower_failed_view_shows_a_mixed_campaigns_failures(
     emu = Emulator(MIXED_OK + MIXED_ESC, partner=PARTNER, key=KEY).start()
     env: WorkerEnv = worker_env_factory(gateway_url=emu.url, partner=PARTNER, key=KEY)
     worker = env.start_worker("w1", concurrency=4)
-    flower = Flower({**env.env, "FLOWER_BASIC_AUTH": CREDS}, tmp_path / "flower.log")
+    flower = Flower.watching(env, worker, tmp_path / "flower.log")
     try:
-        wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
-                 timeout=90, interval=1, what="flower to see the worker")
-        flower.wait_capturing()
         params = ([{"customer_code": a.customer_code} for a in MIXED_OK[:10]]
                   + [{"customer_code": a.customer_code} for a in MIXED_ESC]
                   + [{"customer_code": "FM-NO-1"}, {"customer_code": "FM-NO-2"}])

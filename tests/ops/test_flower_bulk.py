@@ -18,7 +18,6 @@ import pytest
 
 from tests.ops.test_flower import (
     ACCOUNT,
-    CREDS,
     EMAIL,
     KEY,
     PARTNER,
@@ -60,11 +59,8 @@ def test_flower_shows_each_client_job_run_in_bulk_as_its_own_task(
                    key=KEY).start()
     env: WorkerEnv = worker_env_factory(gateway_url=emu.url, partner=PARTNER, key=KEY)
     worker = env.start_worker("w1", concurrency=4)
-    flower = Flower({**env.env, "FLOWER_BASIC_AUTH": CREDS}, tmp_path / "flower.log")
+    flower = Flower.watching(env, worker, tmp_path / "flower.log")
     try:
-        wait_for(lambda: worker.hostname in flower.json("/api/workers?refresh=1"),
-                 timeout=90, interval=1, what="flower to see the worker")
-        flower.wait_capturing()
 
         # When the jobs are enqueued one by one through the client
         with UnsignClient(broker_url=env.redis_url, key_prefix=env.prefix) as client:
