@@ -118,6 +118,20 @@ def _cli(setup: Setup, prefix: str, args: list[str]) -> tuple[int, float, float]
     return proc.returncode, time.perf_counter() - began, usage.ru_utime + usage.ru_stime
 
 
+def _run_defaults(setup: Setup, label: str, prefix: str, flags: tuple[str, ...],
+                  records: Records, enqueue: Callable[[threading.Event], None], *,
+                  extra: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Default workers under ``prefix``, the jobs enqueued by ``enqueue``, watched through
+    ``records``: one run's figures."""
+    plan = Plan(kind="product", label=label, prefix=prefix,
+                argv=lambda host: default_worker(host, flags),
+                env=product_env(setup, prefix, flags),
+                ready=nodes_ready(setup, records.keys, flags),
+                enqueue=enqueue, progress=records.progress, collect=records.collect,
+                first_enqueue=lambda: records.first, extra=extra or dict)
+    return run_workers(setup, plan)
+
+
 def run_campaign_cli(setup: Setup, rows: list[dict[str, str]], label: str,
                      flags: tuple[str, ...] = ()) -> dict[str, Any]:
     """Default workers + ``campaign run FILE`` (following to the end), as a user runs them."""
@@ -133,13 +147,8 @@ def run_campaign_cli(setup: Setup, rows: list[dict[str, str]], label: str,
         if code != 0:
             raise RuntimeError(f"campaign run exited {code}")
 
-    figures = run_workers(setup, Plan(
-        kind="product", label=label, prefix=prefix,
-        argv=lambda host: default_worker(host, flags),
-        env=product_env(setup, prefix, flags),
-        ready=nodes_ready(setup, records.keys, flags),
-        enqueue=enqueue, progress=records.progress, collect=records.collect,
-        first_enqueue=lambda: records.first, extra=lambda: {"command": command}))
+    figures = _run_defaults(setup, label, prefix, flags, records, enqueue,
+                            extra=lambda: {"command": command})
     return _with_product_cpu(figures, command.get("cpu_s", 0.0))
 
 
@@ -162,13 +171,7 @@ def run_single(setup: Setup, via: str, label: str, flags: tuple[str, ...] = ()
                 client.enqueue(**params, reference=setup.references[i])
 
     try:
-        figures = run_workers(setup, Plan(
-            kind="product", label=label, prefix=prefix,
-            argv=lambda host: default_worker(host, flags),
-            env=product_env(setup, prefix, flags),
-            ready=nodes_ready(setup, records.keys, flags),
-            enqueue=enqueue, progress=records.progress, collect=records.collect,
-            first_enqueue=lambda: records.first))
+        figures = _run_defaults(setup, label, prefix, flags, records, enqueue)
     finally:
         client.close()
     return _with_product_cpu(figures, 0.0)
