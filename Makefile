@@ -1,26 +1,28 @@
 # unsign-worker: `make test` runs the tests, `make demo` runs a whole sample campaign.
-# Each target sets itself up: a .venv with the project installed, and a Redis (the one on
-# 127.0.0.1:6379 if it answers, else a private redis-server).
+# Each target sets itself up: a .venv with the project installed at the versions pinned in
+# requirements.lock (so no release elsewhere changes what CI runs), and a Redis (the one on
+# 127.0.0.1:6379 if it answers, else a private redis-server). `make test-lowest` checks the
+# lowest versions pyproject.toml allows; `make lock` pins the newest it allows again.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+LOCK := requirements.lock
 TEST_DB ?= 13
 
-.PHONY: test test-fast test-lowest demo bench bench-campaign lint clean
+.PHONY: test test-fast test-lowest demo bench bench-campaign lint lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@echo "installing unsign-worker and its test tools into $(VENV) (log: $(VENV)/install.log)"
-	@$(BIN)/python -m pip install --disable-pip-version-check -e ".[test]" \
+	@$(BIN)/python -m pip install --disable-pip-version-check -c $(LOCK) -e ".[test]" \
 		> $(VENV)/install.log 2>&1 || (tail -40 $(VENV)/install.log; exit 1)
 	@touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP)
-	@$(BIN)/python -m pip install --disable-pip-version-check -e ".[test,bench]" \
+	@$(BIN)/python -m pip install --disable-pip-version-check -c $(LOCK) -e ".[test,bench]" \
 		> $(VENV)/install-bench.log 2>&1 || (tail -40 $(VENV)/install-bench.log; exit 1)
 	@touch $(BENCH_STAMP)
 
@@ -60,6 +62,12 @@ bench-campaign: $(BENCH_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check unsign_worker tests
 	$(BIN)/lint-imports
+
+# Pin again the newest versions pyproject.toml allows (every extra, any platform, Python 3.11+).
+lock: $(STAMP)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra bench --universal \
+		--python-version 3.11 --upgrade --quiet -o $(LOCK)
 
 clean:
 	rm -rf $(VENV) $(LOWEST) .demo .pytest_cache

@@ -22,6 +22,9 @@ from unsign_worker.store.keys import AUDIT_MAXLEN, DEFAULT_KEY_PREFIX
 
 #: The production gateway of the MAPI interface.
 DEFAULT_GATEWAY_URL = "https://mapi.alipay.com/gateway.do"
+#: Gateway hosts allowed outside sandbox mode without ALIPAY_GATEWAY_ALLOWED_HOSTS
+#: (the rules: "必须使用支付宝的网关").
+ALIPAY_GATEWAY_HOSTS = ("mapi.alipay.com",)
 #: Default broker and store.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 #: Sentinel URLs (unsign_worker.store.sentinel): replicas are expected, so UNSIGN_REPLICA_ACKS is 1.
@@ -41,6 +44,9 @@ READ_TIMEOUT_SECONDS = 15.0
 HTTP_POOL_SIZE = 100
 #: Largest response body accepted from the gateway.
 MAX_RESPONSE_BYTES = 64 * 1024
+#: A kept-alive gateway connection is closed before its next use once it is this old, so a DNS
+#: change of the gateway is followed ("不要设置 DNS cache"); 0 keeps connections for ever.
+HTTP_MAX_CONNECTION_AGE_SECONDS = 120.0
 
 #: How long tenacity may keep retrying inside one task before handing the job back to the broker.
 INTASK_RETRY_BUDGET_SECONDS = 3.0
@@ -113,11 +119,14 @@ def _read_file(path: str, name: str) -> str:
         raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror}") from None
 
 
-def check_gateway_url(url: str, *, sandbox: bool) -> None:
+def check_gateway_url(url: str, *, sandbox: bool,
+                      allowed_hosts: tuple[str, ...] = ()) -> None:
     """Raise ConfigError unless the gateway URL is allowed.
 
-    Production: ``https://`` with a DNS host name (the rules forbid pinning Alipay's IPs).
-    Sandbox: additionally ``http://`` on a loopback address, and only loopback hosts.
+    Production: ``https://`` to Alipay's gateway host (``mapi.alipay.com``), or to a host name
+    that ``allowed_hosts`` (``ALIPAY_GATEWAY_ALLOWED_HOSTS``) names explicitly, e.g. an egress
+    proxy; never an IP literal (the rules forbid pinning Alipay's IPs).
+    Sandbox: ``http://`` or ``https://`` on a loopback host only.
     """
     try:
         parts = urlsplit(url)
@@ -135,11 +144,18 @@ def check_gateway_url(url: str, *, sandbox: bool) -> None:
         return
     if parts.scheme != "https":
         raise ConfigError("ALIPAY_GATEWAY_URL: only https:// is allowed outside sandbox mode")
-    if not is_ip_literal(host):
+    if is_ip_literal(host):
+        raise ConfigError(
+            "ALIPAY_GATEWAY_URL: give the gateway's host name, not an IP literal "
+            "(the rules forbid pinning Alipay IPs)"
+        )
+    name = host.lower().rstrip(".")
+    if name in ALIPAY_GATEWAY_HOSTS or name in allowed_hosts:
         return
     raise ConfigError(
-        "ALIPAY_GATEWAY_URL: give the gateway's host name, not an IP literal "
-        "(the rules forbid pinning Alipay IPs)"
+        f"ALIPAY_GATEWAY_URL: {host!r} is not Alipay's gateway "
+        f"({', '.join(ALIPAY_GATEWAY_HOSTS)}), which the rules require; a host that forwards "
+        "to it (an egress proxy) must be named in ALIPAY_GATEWAY_ALLOWED_HOSTS"
     )
 
 
@@ -155,6 +171,8 @@ class Settings:
     input_charset: str = "utf-8"
     gateway_url: str = DEFAULT_GATEWAY_URL
     ca_bundle: str | None = None
+    #: host names besides Alipay's gateway that ALIPAY_GATEWAY_URL may name (lower case)
+    gateway_allowed_hosts: tuple[str, ...] = ()
     sandbox: bool = False
     redis_url: str = DEFAULT_REDIS_URL
     broker_url: str = DEFAULT_REDIS_URL
@@ -165,6 +183,7 @@ class Settings:
     read_timeout_seconds: float = READ_TIMEOUT_SECONDS
     http_pool_size: int = HTTP_POOL_SIZE
     max_response_bytes: int = MAX_RESPONSE_BYTES
+    http_max_connection_age_seconds: float = HTTP_MAX_CONNECTION_AGE_SECONDS
     intask_retry_budget_seconds: float = INTASK_RETRY_BUDGET_SECONDS
     retry_countdown_base_seconds: float = RETRY_COUNTDOWN_BASE_SECONDS
     retry_countdown_cap_seconds: float = RETRY_COUNTDOWN_CAP_SECONDS
@@ -261,6 +280,10 @@ class Settings:
             input_charset=(get("ALIPAY_INPUT_CHARSET") or "utf-8").strip().lower(),
             gateway_url=(get("ALIPAY_GATEWAY_URL") or DEFAULT_GATEWAY_URL).strip(),
             ca_bundle=get("ALIPAY_CA_BUNDLE") or None,
+            gateway_allowed_hosts=tuple(
+                h.strip().lower().rstrip(".")
+                for h in (get("ALIPAY_GATEWAY_ALLOWED_HOSTS") or "").split(",") if h.strip()
+            ),
             sandbox=_truthy(get("UNSIGN_SANDBOX")),
             redis_url=redis_url,
             broker_url=get("UNSIGN_BROKER_URL") or redis_url,
@@ -272,6 +295,8 @@ class Settings:
             connect_timeout_seconds=num("UNSIGN_CONNECT_TIMEOUT", CONNECT_TIMEOUT_SECONDS),
             read_timeout_seconds=num("UNSIGN_READ_TIMEOUT", READ_TIMEOUT_SECONDS),
             http_pool_size=int(num("UNSIGN_HTTP_POOL_SIZE", HTTP_POOL_SIZE)),
+            http_max_connection_age_seconds=num("UNSIGN_HTTP_MAX_CONNECTION_AGE",
+                                                HTTP_MAX_CONNECTION_AGE_SECONDS),
             intask_retry_budget_seconds=num(
                 "UNSIGN_INTASK_RETRY_BUDGET", INTASK_RETRY_BUDGET_SECONDS
             ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,9 +225,22 @@ def test_a_gateway_other_than_alipays_is_a_warning_in_production(
     env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.setenv("ALIPAY_GATEWAY_URL", "https://gateway.example.com/gateway.do")
+    env.setenv("ALIPAY_GATEWAY_ALLOWED_HOSTS", "gateway.example.com")
     code, out, _ = run(capsys, "check-config")
     assert code == EXIT_OK
     assert "! ALIPAY_GATEWAY_URL: https://gateway.example.com/gateway.do is not Alipay's" in out
+    assert "allowed by ALIPAY_GATEWAY_ALLOWED_HOSTS" in out
+
+
+def test_a_gateway_other_than_alipays_not_named_in_the_allowed_hosts_fails(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env.setenv("ALIPAY_GATEWAY_URL", "https://gateway.example.com/gateway.do")
+    code, out, _ = run(capsys, "check-config")
+    assert code == EXIT_ERROR
+    assert ("✗ ALIPAY_GATEWAY_URL: 'gateway.example.com' is not Alipay's gateway "
+            "(mapi.alipay.com)") in out
+    assert "must be named in ALIPAY_GATEWAY_ALLOWED_HOSTS" in out
 
 
 def test_an_unreachable_redis_fails_without_showing_its_password(
@@ -304,9 +319,11 @@ def test_a_disabled_config_command_is_tolerated_with_a_warning() -> None:
 class TlsServer:
     """A TLS server on 127.0.0.1 that records, per connection, the bytes a client sent."""
 
-    def __init__(self, ca: trustme.CA) -> None:
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("localhost").configure_cert(self.context)
+    def __init__(self, ca: trustme.CA, context: ssl.SSLContext | None = None) -> None:
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("localhost").configure_cert(context)
+        self.context = context
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.listener.getsockname()[1])
         self.received: queue.Queue[bytes | str] = queue.Queue()
@@ -357,6 +374,7 @@ def test_probe_fails_closed_on_a_certificate_the_system_does_not_trust(
 ) -> None:
     server, _ = tls_server
     env.setenv("ALIPAY_GATEWAY_URL", f"https://localhost:{server.port}/gateway.do")
+    env.setenv("ALIPAY_GATEWAY_ALLOWED_HOSTS", "localhost")
     code, out, _ = run(capsys, "check-config", "--probe")
     assert code == EXIT_ERROR
     assert "✓ probe DNS: localhost resolves to 127.0.0.1" in out
@@ -370,6 +388,7 @@ def test_probe_completes_the_handshake_with_the_ca_bundle_and_sends_nothing(
 ) -> None:
     server, bundle = tls_server
     env.setenv("ALIPAY_GATEWAY_URL", f"https://localhost:{server.port}/gateway.do")
+    env.setenv("ALIPAY_GATEWAY_ALLOWED_HOSTS", "localhost")
     env.setenv("ALIPAY_CA_BUNDLE", str(bundle))
     code, out, _ = run(capsys, "check-config", "--probe")
     assert code == EXIT_OK, out
@@ -377,6 +396,52 @@ def test_probe_completes_the_handshake_with_the_ca_bundle_and_sends_nothing(
     assert "certificate verified by ALIPAY_CA_BUNDLE" in out
     # the server saw a full handshake, then the connection closed without a single byte of request
     assert server.received.get(timeout=30) == b""
+
+
+def _legacy_only(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # lets OpenSSL 3 speak TLS 1.0/1.1 at all
+    with warnings.catch_warnings():  # the test's server is deliberately outdated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
+    ca.issue_cert("localhost").configure_cert(context)
+    return context
+
+
+def _serving(cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context
+
+
+@pytest.mark.parametrize(("make_context", "words"), [
+    (lambda ca: _serving(ca.issue_cert("localhost", not_after=datetime.datetime(
+        2020, 1, 1, tzinfo=datetime.UTC))), "the gateway's certificate has expired"),
+    (lambda ca: _serving(ca.issue_cert("mapi.alipay.com")),
+     "the gateway's certificate is for another host name"),
+    (lambda ca: _serving(trustme.CA().issue_cert("localhost")),
+     "the gateway's certificate is not signed by a trusted CA"),
+    (_legacy_only, "the gateway offers only an outdated TLS version (TLS 1.2 or newer is "
+                   "required"),
+], ids=["expired", "other-host", "untrusted-ca", "tls-1.0-1.1-only"])
+def test_probe_names_each_tls_failure_in_words_an_operator_understands(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+    make_context: Any, words: str,
+) -> None:
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    server = TlsServer(ca, make_context(ca))
+    try:
+        env.setenv("ALIPAY_GATEWAY_URL", f"https://localhost:{server.port}/gateway.do")
+        env.setenv("ALIPAY_GATEWAY_ALLOWED_HOSTS", "localhost")
+        env.setenv("ALIPAY_CA_BUNDLE", str(bundle))
+        code, out, _ = run(capsys, "check-config", "--probe")
+    finally:
+        server.close()
+    assert code == EXIT_ERROR
+    assert "✗ probe TLS: " in out and words in out, out
 
 
 def test_probe_of_a_sandbox_http_gateway_connects_over_tcp(
@@ -396,6 +461,7 @@ def test_probe_of_a_gateway_that_is_not_listening_fails(
 ) -> None:
     port = free_port()
     env.setenv("ALIPAY_GATEWAY_URL", f"https://localhost:{port}/gateway.do")
+    env.setenv("ALIPAY_GATEWAY_ALLOWED_HOSTS", "localhost")
     code, out, _ = run(capsys, "check-config", "--probe")
     assert code == EXIT_ERROR
     assert f"✗ probe TLS: no TLS handshake with localhost:{port}" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import warnings
 from urllib.parse import parse_qs, urlencode
 
 import pytest
@@ -195,6 +196,16 @@ def test_dsa_signature_is_sha1withdsa_der_in_base64() -> None:
     text, signature = sign_string(PARAMS, make_signer("DSA", private_key_pem=_pem_private(key)),
                                   "gbk")
     key.public_key().verify(base64.b64decode(signature), text.encode("gbk"), hashes.SHA1())
+
+
+def test_dsa_keys_load_sign_and_verify_without_a_deprecation_warning() -> None:
+    # cryptography 51 deprecates DSA; a merchant on sign_type DSA must not see it per process
+    key = _dsa_key()
+    private, public = _pem_private(key), _pem_public(key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        signer = make_signer("DSA", private_key_pem=private, public_key_pem=public)
+        assert signer.verify(b"text", signer.sign(b"text"))
 
 
 @pytest.mark.parametrize(("sign_type", "make_key"), [("RSA", _rsa_key), ("DSA", _dsa_key)])

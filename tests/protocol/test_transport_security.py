@@ -59,9 +59,32 @@ def client_for(url: str, ca_bundle: str | None = None) -> GatewayClient:
 # --- which gateway URLs the settings accept ------------------------------------------------
 
 @pytest.mark.parametrize("url", ["https://mapi.alipay.com/gateway.do",
-                                 "https://openapi.example.com:8443/gateway.do"])
-def test_production_accepts_an_https_gateway_named_by_dns(url: str) -> None:
+                                 "https://MAPI.alipay.com./gateway.do"])
+def test_production_accepts_alipays_https_gateway_named_by_dns(url: str) -> None:
     check_gateway_url(url, sandbox=False)
+
+
+@pytest.mark.parametrize("url", ["https://openapi.example.com:8443/gateway.do",
+                                 "https://mapi.alipay.com.example.com/gateway.do",
+                                 "https://localhost:8443/gateway.do"])
+def test_production_refuses_any_other_host_unless_explicitly_allowed(url: str) -> None:
+    with pytest.raises(ConfigError, match="ALIPAY_GATEWAY_ALLOWED_HOSTS"):
+        check_gateway_url(url, sandbox=False)
+
+
+def test_a_host_named_in_the_allowed_hosts_setting_is_accepted_over_https_only() -> None:
+    settings = Settings.from_env({"ALIPAY_GATEWAY_ALLOWED_HOSTS": " Egress.Internal , other. "},
+                                 load_dotenv=False)
+    assert settings.gateway_allowed_hosts == ("egress.internal", "other")
+
+    check_gateway_url("https://egress.internal:8443/gateway.do", sandbox=False,
+                      allowed_hosts=settings.gateway_allowed_hosts)
+    with pytest.raises(ConfigError, match="only https://"):
+        check_gateway_url("http://egress.internal/gateway.do", sandbox=False,
+                          allowed_hosts=settings.gateway_allowed_hosts)
+    with pytest.raises(ConfigError, match="IP literal"):
+        check_gateway_url("https://10.0.0.1/gateway.do", sandbox=False,
+                          allowed_hosts=("10.0.0.1",))
 
 
 @pytest.mark.parametrize("url", ["http://mapi.alipay.com/gateway.do",
@@ -116,7 +139,8 @@ def test_a_self_signed_gateway_is_refused_before_any_byte_of_the_request(
         client_for(self_signed.url).post(PARAMS, charset="utf-8")
 
     assert caught.value.may_have_reached is False
-    assert "certificate verify failed" in str(caught.value)
+    assert "TLS failure: the gateway's certificate is not signed by a trusted CA" in str(
+        caught.value)
     assert self_signed.requests == []
 
 
@@ -134,6 +158,7 @@ def test_a_trusted_certificate_for_another_host_name_is_refused(
             client_for(server.url, ca_bundle=ca_file).post(PARAMS, charset="utf-8")
 
     assert caught.value.may_have_reached is False
+    assert "certificate is for another IP address" in str(caught.value)
     assert server.requests == []
 
 

@@ -102,6 +102,10 @@ def _signing(s: Settings) -> list[Check]:
         return [fail("ALIPAY_SIGN_TYPE", f"{s.sign_type!r} is not one of "
                      f"{', '.join(SUPPORTED_SIGN_TYPES)} (upper case, as the gateway demands)")]
     checks = [ok("ALIPAY_SIGN_TYPE", s.sign_type)]
+    if s.sign_type == "DSA":
+        checks = [warn("ALIPAY_SIGN_TYPE", "DSA works, but the cryptography library deprecates "
+                                           "DSA and will remove it: ask Alipay to move the "
+                                           "contract to RSA")]
     if s.sign_type == "MD5":
         return checks + [_md5_key(s.key.reveal())]
     return checks + _pem_files(s)
@@ -164,7 +168,8 @@ def _gateway(s: Settings) -> list[Check]:
     name = "ALIPAY_GATEWAY_URL"
     checks: list[Check] = []
     try:
-        check_gateway_url(s.gateway_url, sandbox=s.sandbox)
+        check_gateway_url(s.gateway_url, sandbox=s.sandbox,
+                          allowed_hosts=s.gateway_allowed_hosts)
     except ConfigError as exc:
         checks.append(fail(name, str(exc).removeprefix(f"{name}: ")))
     else:
@@ -173,7 +178,9 @@ def _gateway(s: Settings) -> list[Check]:
                                    "not Alipay)"))
         elif s.gateway_url != DEFAULT_GATEWAY_URL:
             checks.append(warn(name, f"{s.gateway_url} is not Alipay's gateway "
-                                     f"{DEFAULT_GATEWAY_URL}; the rules require it in production"))
+                                     f"{DEFAULT_GATEWAY_URL}; allowed by "
+                                     "ALIPAY_GATEWAY_ALLOWED_HOSTS: it must forward to "
+                                     "Alipay's gateway"))
         else:
             checks.append(ok(name, f"{s.gateway_url} (https, certificate verified)"))
     if s.ca_bundle:

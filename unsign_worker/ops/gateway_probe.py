@@ -12,6 +12,7 @@ import ssl
 from urllib.parse import urlsplit
 
 from unsign_worker.ops.config_checks import Check, fail, ok
+from unsign_worker.protocol.tls_errors import describe_tls_failure
 from unsign_worker.settings import Settings
 
 
@@ -46,9 +47,11 @@ def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) 
                 version, cert = tls.version(), tls.getpeercert() or {}
     except ssl.SSLCertVerificationError as exc:
         return fail(name, f"the certificate of {host}:{port} does not verify: "
-                          f"{exc.verify_message or exc}"
+                          f"{describe_tls_failure(exc)} ({exc.verify_message or exc})"
                           + ("" if ca_bundle else " (set ALIPAY_CA_BUNDLE for a private CA)"))
-    except (OSError, ssl.SSLError) as exc:
+    except ssl.SSLError as exc:
+        return fail(name, f"no TLS handshake with {host}:{port}: {describe_tls_failure(exc)}")
+    except OSError as exc:
         return fail(name, f"no TLS handshake with {host}:{port}: {exc}")
     trust = "ALIPAY_CA_BUNDLE" if ca_bundle else "the system trust store"
     until = cert.get("notAfter", "?")

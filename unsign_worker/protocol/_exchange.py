@@ -12,6 +12,10 @@ Two facts about one request/answer exchange are not available from requests or u
 
 The current exchange travels in a :class:`contextvars.ContextVar`, which is private to each
 thread and to each greenlet, so one client can serve many threads or greenlets at once.
+
+A third fact is kept per connection: when it was opened. A pool made by :func:`pool_classes`
+closes a kept-alive connection that has reached its maximum age before handing it out, so the
+next request connects anew and resolves the gateway's name again (the rules: no DNS cache).
 """
 
 from __future__ import annotations
@@ -67,12 +71,17 @@ class DeadlineSocket:
         return io.BufferedReader(raw)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """Read into ``buffer`` by the deadline; ``nbytes`` 0 means as much as fits."""
         left = self._exchange.remaining()
         if left <= 0:
             raise TimeoutError("total deadline of the exchange reached")
         per_read = self._per_read_seconds
         self._sock.settimeout(left if per_read is None else min(per_read, left))
-        return self._sock.recv_into(buffer, nbytes, flags)
+        if nbytes or flags:
+            return self._sock.recv_into(buffer, nbytes, flags)
+        # 0 means "the whole buffer" to the standard library's sockets; gevent's SSL socket
+        # reads 0 bytes for an explicit 0, which would look like the end of the answer.
+        return self._sock.recv_into(buffer)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -91,9 +100,16 @@ class DeadlineResponse(http.client.HTTPResponse):
 
 
 class _ExchangeAware:
-    """Mixin for urllib3 connections: connect first, then mark the exchange as sent."""
+    """Mixin for urllib3 connections: connect first, then mark the exchange as sent; remember
+    when the connection was opened."""
 
     response_class = DeadlineResponse
+    #: ``time.monotonic()`` when the current socket was connected (None: never connected).
+    connected_at: float | None = None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self.connected_at = time.monotonic()
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         exchange = CURRENT.get()
@@ -112,13 +128,33 @@ class ExchangeHTTPSConnection(_ExchangeAware, HTTPSConnection):  # type: ignore[
     """HTTPS with certificate verification, as urllib3 does it."""
 
 
-class ExchangeHTTPConnectionPool(HTTPConnectionPool):
+class _AgedPool:
+    """Mixin for urllib3 pools: a connection at its maximum age is closed before reuse."""
+
+    #: Seconds a connection may be reused after it was opened; 0: no limit.
+    max_connection_age_seconds: float = 0.0
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        limit = self.max_connection_age_seconds
+        opened = getattr(conn, "connected_at", None)
+        if (limit and opened is not None and not conn.is_closed
+                and time.monotonic() - opened >= limit):
+            conn.close()  # reconnected (and resolved again) by the request that takes it
+        return conn
+
+
+class ExchangeHTTPConnectionPool(_AgedPool, HTTPConnectionPool):
     ConnectionCls = ExchangeHTTPConnection
 
 
-class ExchangeHTTPSConnectionPool(HTTPSConnectionPool):
+class ExchangeHTTPSConnectionPool(_AgedPool, HTTPSConnectionPool):
     ConnectionCls = ExchangeHTTPSConnection
 
 
-#: For ``PoolManager.pool_classes_by_scheme``.
-POOL_CLASSES = {"http": ExchangeHTTPConnectionPool, "https": ExchangeHTTPSConnectionPool}
+def pool_classes(max_connection_age_seconds: float) -> dict[str, type]:
+    """Pool classes by scheme (for ``PoolManager.pool_classes_by_scheme``) whose connections
+    are closed before reuse once ``max_connection_age_seconds`` old (0: never)."""
+    age = {"max_connection_age_seconds": float(max_connection_age_seconds)}
+    return {"http": type("AgedHTTPConnectionPool", (ExchangeHTTPConnectionPool,), age),
+            "https": type("AgedHTTPSConnectionPool", (ExchangeHTTPSConnectionPool,), age)}

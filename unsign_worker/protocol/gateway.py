@@ -8,7 +8,9 @@
   each socket read only, so an answer dripping one byte per second would otherwise hold a worker
   for hours (see :mod:`unsign_worker.protocol._exchange`).
 - TLS verification always on; a CA bundle may replace the trust store, nothing turns it off.
-  DNS is resolved on each new connection (no cache, no pinned IP).
+  DNS is resolved on each new connection (no cache, no pinned IP), and a kept-alive connection
+  is closed once ``max_connection_age_seconds`` old, so a change of the gateway's address is
+  followed within that time.
 - The body is read up to ``max_response_bytes`` and no further; ``Accept-Encoding: identity`` is
   asked for and a compressed answer refused, so no decompression bomb is ever expanded.
 - Failures become :class:`TransportError`; ``may_have_reached`` is False only when no byte of the
@@ -24,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import requests
@@ -31,7 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
-from unsign_worker.protocol._exchange import CURRENT, POOL_CLASSES, Exchange
+from unsign_worker.protocol._exchange import CURRENT, Exchange, pool_classes
 from unsign_worker.protocol.exceptions import (
     ConfigError,
     FieldError,
@@ -39,6 +42,7 @@ from unsign_worker.protocol.exceptions import (
     ValidationError,
 )
 from unsign_worker.protocol.hosts import is_loopback_host
+from unsign_worker.protocol.tls_errors import describe_tls_failure
 
 USER_AGENT = "unsign-worker/0.1"
 #: Bytes asked of the socket per read of the answer's body.
@@ -68,6 +72,8 @@ class GatewayClient:
             bundle; None or "" keeps the default. Verification itself cannot be turned off.
         total_timeout_seconds: deadline for the whole exchange, from the call to the last byte;
             defaults to connect plus read timeout.
+        max_connection_age_seconds: a kept-alive connection this old is closed before its
+            next use (the name is resolved again); 0 keeps connections as long as they live.
 
     Raises:
         ConfigError: a timeout or size is not positive, or the CA bundle cannot be loaded.
@@ -76,7 +82,8 @@ class GatewayClient:
     def __init__(self, *, gateway_url: str, connect_timeout_seconds: float,
                  read_timeout_seconds: float, pool_size: int, max_response_bytes: int,
                  ca_bundle: str | None = None,
-                 total_timeout_seconds: float | None = None) -> None:
+                 total_timeout_seconds: float | None = None,
+                 max_connection_age_seconds: float = 0.0) -> None:
         total = (connect_timeout_seconds + read_timeout_seconds
                  if total_timeout_seconds is None else total_timeout_seconds)
         for name, value in (("connect_timeout_seconds", connect_timeout_seconds),
@@ -85,13 +92,16 @@ class GatewayClient:
                             ("max_response_bytes", max_response_bytes)):
             if not value > 0:
                 raise ConfigError(f"gateway client: {name} must be positive, not {value!r}")
+        if not max_connection_age_seconds >= 0:
+            raise ConfigError("gateway client: max_connection_age_seconds must not be negative")
         self.gateway_url = gateway_url
         self._urls: dict[str, str] = {}
         self._timeout = (connect_timeout_seconds, read_timeout_seconds)
         self._total_seconds = float(total)
         self._max_bytes = int(max_response_bytes)
         self._verify: str | bool = check_ca_bundle(ca_bundle)
-        self._session = _make_session(int(pool_size), self._verify)
+        self._session = _make_session(int(pool_size), self._verify,
+                                      float(max_connection_age_seconds))
 
     @property
     def trusted_channel(self) -> bool:
@@ -200,6 +210,9 @@ class GatewayClient:
             return TransportError(self._late(), may_have_reached=exchange.sent)
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return TransportError("connect timeout", may_have_reached=False)
+        tls = describe_tls_failure(exc)
+        if tls is not None:
+            return TransportError(f"TLS failure: {tls}", may_have_reached=exchange.sent)
         if isinstance(exc, requests.exceptions.SSLError):
             return TransportError(f"TLS failure: {_reason(exc)}", may_have_reached=exchange.sent)
         if _is_read_timeout(exc):
@@ -261,13 +274,15 @@ def check_ca_bundle(ca_bundle: str | None) -> str | bool:
     return str(path)
 
 
-def _make_session(pool_size: int, verify: str | bool) -> requests.Session:
+def _make_session(pool_size: int, verify: str | bool,
+                  max_connection_age_seconds: float) -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # no proxy, CA bundle or netrc taken from the environment
     session.verify = verify
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # stateless
     session.headers["User-Agent"] = USER_AGENT
-    adapter = _ExchangeAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = _ExchangeAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0,
+                               max_connection_age_seconds=max_connection_age_seconds)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -275,11 +290,15 @@ def _make_session(pool_size: int, verify: str | bool) -> requests.Session:
 
 class _ExchangeAdapter(HTTPAdapter):
     """An adapter whose pools use the deadline- and send-aware connections of
-    :mod:`unsign_worker.protocol._exchange`."""
+    :mod:`unsign_worker.protocol._exchange`, closed before reuse at their maximum age."""
 
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
-        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
+    def __init__(self, *, max_connection_age_seconds: float, **kwargs: Any) -> None:
+        self._pool_classes = pool_classes(max_connection_age_seconds)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -15,16 +15,35 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from unsign_worker.protocol.exceptions import ConfigError
+
+
+@contextlib.contextmanager
+def _dsa_quietly() -> Iterator[None]:
+    """Silence cryptography's DSA deprecation (51 and newer warn on every key class use and DSA
+    key load). Alipay's MAPI still offers sign_type DSA, so a merchant whose contract uses it
+    keeps working, and ``check-config`` tells the operator once instead. Used only at import
+    and while loading keys (start-up), as ``catch_warnings`` is process-wide."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="DSA is deprecated",
+                                category=CryptographyDeprecationWarning)
+        yield
+
+
+with _dsa_quietly():
+    from cryptography.hazmat.primitives.asymmetric.dsa import DSAPrivateKey, DSAPublicKey
 
 #: Parameters that never enter the string to sign.
 UNSIGNED_PARAMS = frozenset({"sign", "sign_type"})
@@ -140,13 +159,13 @@ class DsaSigner(_AsymmetricSigner):
     def sign(self, data: bytes) -> str:
         if self._private is None:
             raise ConfigError("ALIPAY_PRIVATE_KEY_FILE: a private key is required to sign")
-        assert isinstance(self._private, dsa.DSAPrivateKey)
+        assert isinstance(self._private, DSAPrivateKey)
         return base64.b64encode(self._private.sign(data, hashes.SHA1())).decode("ascii")
 
     def verify(self, data: bytes, signature: str) -> bool:
         if self._public is None:
             return False
-        assert isinstance(self._public, dsa.DSAPublicKey)
+        assert isinstance(self._public, DSAPublicKey)
         try:
             self._public.verify(_b64(signature), data, hashes.SHA1())
         except (InvalidSignature, ValueError):
@@ -171,11 +190,12 @@ def _load_private(pem: str | bytes, sign_type: str) -> object:
         if b"BEGIN" not in raw:  # Alipay's key tool writes bare base64 PKCS#8 private keys
             raw = (b"-----BEGIN PRIVATE KEY-----\n" + raw.strip()
                    + b"\n-----END PRIVATE KEY-----\n")
-        key = serialization.load_pem_private_key(raw, password=None)
+        with _dsa_quietly():
+            key = serialization.load_pem_private_key(raw, password=None)
     except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
         raise ConfigError("ALIPAY_PRIVATE_KEY_FILE: not a readable unencrypted PEM private key"
                           ) from None
-    expected = rsa.RSAPrivateKey if sign_type == "RSA" else dsa.DSAPrivateKey
+    expected = rsa.RSAPrivateKey if sign_type == "RSA" else DSAPrivateKey
     if not isinstance(key, expected):
         raise ConfigError(f"ALIPAY_PRIVATE_KEY_FILE: the key is not a {sign_type} key, but "
                           f"ALIPAY_SIGN_TYPE is {sign_type}")
@@ -187,10 +207,11 @@ def _load_public(pem: str | bytes, sign_type: str) -> object:
         raw = _as_bytes(pem)
         if b"BEGIN" not in raw:  # Alipay hands out bare base64 public keys
             raw = (b"-----BEGIN PUBLIC KEY-----\n" + raw.strip() + b"\n-----END PUBLIC KEY-----\n")
-        key = serialization.load_pem_public_key(raw)
+        with _dsa_quietly():
+            key = serialization.load_pem_public_key(raw)
     except (ValueError, TypeError, UnicodeEncodeError, UnsupportedAlgorithm):
         raise ConfigError("ALIPAY_PUBLIC_KEY_FILE: not a readable PEM public key") from None
-    expected = rsa.RSAPublicKey if sign_type == "RSA" else dsa.DSAPublicKey
+    expected = rsa.RSAPublicKey if sign_type == "RSA" else DSAPublicKey
     if not isinstance(key, expected):
         raise ConfigError(f"ALIPAY_PUBLIC_KEY_FILE: the key is not a {sign_type} key, but "
                           f"ALIPAY_SIGN_TYPE is {sign_type}")

@@ -68,7 +68,8 @@ def build_signer(settings: Settings) -> Signer:
 def build_context(settings: Settings) -> WorkerContext:
     """Build the per-process context. Raises ConfigError on a bad setting."""
     kombu_fixes.apply()
-    check_gateway_url(settings.gateway_url, sandbox=settings.sandbox)
+    check_gateway_url(settings.gateway_url, sandbox=settings.sandbox,
+                      allowed_hosts=settings.gateway_allowed_hosts)
     problems = validate_partner(settings.partner) + validate_charset(settings.input_charset)
     if problems:
         names = {"partner": "ALIPAY_PARTNER", "_input_charset": "ALIPAY_INPUT_CHARSET"}
@@ -82,7 +83,8 @@ def build_context(settings: Settings) -> WorkerContext:
                             read_timeout_seconds=settings.read_timeout_seconds,
                             pool_size=settings.http_pool_size,
                             max_response_bytes=settings.max_response_bytes,
-                            ca_bundle=settings.ca_bundle)
+                            ca_bundle=settings.ca_bundle,
+                            max_connection_age_seconds=settings.http_max_connection_age_seconds)
     policy = RetryPolicy(intask_budget_seconds=settings.intask_retry_budget_seconds,
                          intask_base_seconds=INTASK_BACKOFF_BASE_SECONDS,
                          intask_cap_seconds=INTASK_BACKOFF_CAP_SECONDS,
