@@ -21,6 +21,7 @@ from http import HTTPStatus
 from aiohttp import web
 
 from unsign_worker.emulator.admin_api import handle_admin
+from unsign_worker.emulator.connections import CountingServer
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.loopback import is_loopback
 from unsign_worker.emulator.process import process
@@ -119,13 +120,18 @@ async def start_server(state: EmulatorState, *, host: str, port: int, public: bo
     """Start serving ``state`` (HTTPS with ``ssl_context``, see
     :func:`~unsign_worker.emulator.tls.server_ssl_context`; plain HTTP without); returns the
     runner (``await runner.cleanup()`` stops it) and the port actually bound (useful with
-    ``port=0``).
+    ``port=0``). Every TCP connection accepted is counted in ``state.stats.connections_opened``.
 
     Raises:
         EmulatorConfigError: a non-loopback host without ``public``, or the address is in use.
     """
     check_bind(host, public=public)
-    server = web.Server(make_handler(state), access_log=None, handler_cancellation=False)
+
+    def opened() -> None:
+        state.stats.connections_opened += 1
+
+    server = CountingServer(make_handler(state), on_connection=opened, access_log=None,
+                            handler_cancellation=False)
     runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG, ssl_context=ssl_context)
