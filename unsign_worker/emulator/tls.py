@@ -149,7 +149,8 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         raise
 
 
-def _valid_until(certificate: x509.Certificate, now: datetime.datetime) -> bool:
+def _lasts(certificate: x509.Certificate, now: datetime.datetime) -> bool:
+    """Valid now, and for longer than :data:`RENEW_WITHIN`."""
     return (certificate.not_valid_before_utc <= now
             and certificate.not_valid_after_utc - RENEW_WITHIN > now)
 
@@ -174,7 +175,7 @@ def _still_valid(pki: SandboxPki, hosts: Sequence[Host], now: datetime.datetime)
         return False
     return (key.public_key() == leaf.public_key()
             and set(names) == set(hosts)
-            and all(_valid_until(c, now) for c in (root, intermediate, leaf)))
+            and all(_lasts(c, now) for c in (root, intermediate, leaf)))
 
 
 def make_sandbox_pki(directory: str | os.PathLike[str], *, hosts: Iterable[str] = DEFAULT_HOSTS,
