@@ -1,18 +1,23 @@
-"""``unsign-worker emulator``: serve the gateway emulator, or write a data set for it (``seed``).
+"""``unsign-worker emulator``: serve the gateway emulator, write a data set for it (``seed``), or
+write a sandbox PKI to serve it over HTTPS (``tls``).
 
 ``unsign-worker emulator --agreements FILE`` and ``unsign-worker emulator serve --agreements
 FILE`` are the same. The MD5 key comes from ``ALIPAY_KEY`` (or ``--key-file`` /
-``ALIPAY_KEY_FILE``), never from the command line, where ``ps`` would show it.
+``ALIPAY_KEY_FILE``), never from the command line, where ``ps`` would show it. HTTPS: the
+certificate chain and key from ``--tls-cert`` / ``--tls-key`` (or ``EMULATOR_TLS_CERT_FILE`` /
+``EMULATOR_TLS_KEY_FILE``), or a sandbox PKI made in ``--tls-dir``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,8 +26,13 @@ from unsign_worker.emulator.files import write_agreements, write_campaign, write
 from unsign_worker.emulator.seed import DEFAULT_PARTNER
 from unsign_worker.protocol.exceptions import ConfigError
 
+if TYPE_CHECKING:
+    import ssl
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8010
+#: The variables naming the certificate chain and key to serve HTTPS with (both or neither).
+TLS_ENV = ("EMULATOR_TLS_CERT_FILE", "EMULATOR_TLS_KEY_FILE")
 
 
 def _env() -> dict[str, str]:
@@ -63,6 +73,15 @@ def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--alipay-private-key", default=None, type=click.Path(dir_okay=False),
                      help="'Alipay' private key (PEM) signing RSA/DSA answers "
                           "[env EMULATOR_ALIPAY_PRIVATE_KEY_FILE]."),
+        click.option("--tls-cert", default=None, type=click.Path(dir_okay=False),
+                     help="Serve HTTPS with this certificate chain (PEM: the certificate, then "
+                          "its intermediates); needs --tls-key [env EMULATOR_TLS_CERT_FILE]."),
+        click.option("--tls-key", default=None, type=click.Path(dir_okay=False),
+                     help="The private key of --tls-cert (PEM, unencrypted) "
+                          "[env EMULATOR_TLS_KEY_FILE]."),
+        click.option("--tls-dir", default=None, type=click.Path(file_okay=False),
+                     help="Serve HTTPS with the sandbox PKI in this directory, made there when "
+                          "missing or no longer valid (see 'emulator tls')."),
         click.option("--public", is_flag=True,
                      help="Allow a non-loopback --host (the admin API still answers loopback "
                           "clients only)."),
@@ -83,11 +102,60 @@ def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _pki_hosts(bind_host: str) -> tuple[str, ...]:
+    """The names a ``--tls-dir`` certificate is for: the loopback ones and the bound address
+    (unless it is a wildcard such as 0.0.0.0)."""
+    from unsign_worker.emulator.tls import DEFAULT_HOSTS
+
+    try:
+        wildcard = ipaddress.ip_address(bind_host.strip("[]")).is_unspecified
+    except ValueError:
+        wildcard = False
+    return DEFAULT_HOSTS if wildcard else tuple(dict.fromkeys((*DEFAULT_HOSTS, bind_host)))
+
+
+def _tls(*, host: str, tls_cert: str | None, tls_key: str | None, tls_dir: str | None,
+         env: dict[str, str]) -> tuple[ssl.SSLContext | None, str]:
+    """The context to serve HTTPS with (None: plain HTTP) and the CA file to trust, when known.
+
+    Raises:
+        click.UsageError: a certificate without its key (or the reverse), or --tls-dir with
+            them.
+        EmulatorConfigError: a file cannot be loaded or written (the message names it).
+    """
+    from unsign_worker.emulator.tls import make_sandbox_pki, server_ssl_context
+
+    if tls_dir and (tls_cert or tls_key):
+        raise click.UsageError("--tls-dir makes its own certificate: give either --tls-dir or "
+                               "--tls-cert with --tls-key, not both")
+    if tls_dir:
+        try:
+            pki = make_sandbox_pki(tls_dir, hosts=_pki_hosts(host))
+        except EmulatorConfigError as exc:
+            raise EmulatorConfigError(f"--tls-dir: {exc}") from None
+        return server_ssl_context(pki.cert_file, pki.key_file,
+                                  cert_label="--tls-dir certificate",
+                                  key_label="--tls-dir key"), str(pki.ca_file)
+    labels: tuple[str, str] = ("--tls-cert", "--tls-key")
+    cert, key = tls_cert, tls_key
+    if not cert and not key:
+        labels = TLS_ENV
+        cert, key = (env.get(name, "").strip() for name in TLS_ENV)
+    if not cert and not key:
+        return None, ""
+    if not cert or not key:
+        given, missing = labels if cert else labels[::-1]
+        raise click.UsageError(f"{given} needs {missing}: give the certificate chain and its "
+                               "private key together, or neither")
+    return server_ssl_context(cert, key, cert_label=labels[0], key_label=labels[1]), ""
+
+
 def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: str | None,
            partner: str | None, key_file: str | None, merchant_public_key: str | None,
            alipay_private_key: str | None, public: bool, use_uvloop: bool,
            sign_errors: bool | None, sign_query: bool | None,
-           answer_charset: str | None) -> None:
+           answer_charset: str | None, tls_cert: str | None, tls_key: str | None,
+           tls_dir: str | None) -> None:
     from dataclasses import replace
 
     from unsign_worker.emulator.config import build_config, load_agreements_file
@@ -102,6 +170,8 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
     try:
         check_bind(host, public=public)
         env = _env()
+        ssl_context, ca_file = _tls(host=host, tls_cert=tls_cert, tls_key=tls_key,
+                                    tls_dir=tls_dir, env=env)
         loaded = load_agreements_file(agreements_path)
         key = _read(key_file, "--key-file") or env.get("ALIPAY_KEY", "").strip() or _read(
             env.get("ALIPAY_KEY_FILE"), "ALIPAY_KEY_FILE")
@@ -127,13 +197,15 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
         install_uvloop()
 
     def ready(url: str) -> None:
+        trust = f"; trust {ca_file} (ALIPAY_CA_BUNDLE)" if ca_file else ""
         click.echo(f"emulator: serving {url} for partner {config.partner} "
                    f"({len(state.book)} agreements, sign types {', '.join(config.sign_types)}); "
-                   "admin API under /_emulator/", err=False)
+                   f"admin API under /_emulator/{trust}", err=False)
         sys.stdout.flush()
 
     try:
-        serve_forever(state, host=host, port=port, public=public, on_ready=ready)
+        serve_forever(state, host=host, port=port, public=public, on_ready=ready,
+                      ssl_context=ssl_context)
     except EmulatorConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -195,6 +267,41 @@ def seed_cmd(count: int, mix: str, agreements_out: str, campaign_out: str,
                f"{len(data.rows)} rows to {campaign_out} (partner {partner})")
     for outcome, n in sorted(summary.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {outcome:<32} {n}")
+
+
+@emulator.command("tls")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--host", "hosts", multiple=True, metavar="NAME",
+              help="Another host name or IP address the certificate is for (repeatable), "
+                   "besides localhost, 127.0.0.1 and ::1.")
+def tls_cmd(directory: str, hosts: tuple[str, ...]) -> None:
+    """Write a sandbox PKI to serve HTTPS with (kept while still valid for the same hosts).
+
+    DIRECTORY receives ca.pem (the root CA a worker trusts), gateway.pem (the emulator's
+    certificate and the intermediate CA) and gateway-key.pem (its key, mode 0600).
+    """
+    from unsign_worker.emulator.tls import DEFAULT_HOSTS, make_sandbox_pki
+
+    names = tuple(dict.fromkeys((*DEFAULT_HOSTS, *hosts)))
+    try:
+        pki = make_sandbox_pki(directory, hosts=names)
+    except EmulatorConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    folder = pki.ca_file.parent
+    if pki.made:
+        click.echo(f"wrote a sandbox PKI for {', '.join(names)} in {folder}:")
+    else:
+        click.echo(f"kept the sandbox PKI in {folder}: still valid for {', '.join(names)}")
+    for path, what in ((pki.ca_file, "the root CA: the one file a worker trusts"),
+                       (pki.cert_file, "the emulator's certificate and the intermediate CA"),
+                       (pki.key_file, "its private key (mode 0600)")):
+        click.echo(f"  {str(path):<{len(str(pki.key_file))}}  {what}")
+    cert, key, ca = (shlex.quote(str(p)) for p in (pki.cert_file, pki.key_file, pki.ca_file))
+    click.echo("\nserve HTTPS with it:\n"
+               f"  unsign-worker emulator --tls-cert {cert} --tls-key {key} --agreements FILE\n"
+               "\ntrust it in the worker:\n"
+               f"  export ALIPAY_CA_BUNDLE={ca}\n"
+               f"  export ALIPAY_GATEWAY_URL=https://localhost:{DEFAULT_PORT}/gateway.do")
 
 
 def register(group: click.Group) -> None:

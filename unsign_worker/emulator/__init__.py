@@ -6,7 +6,8 @@ Written from the documents alone: it imports no other ``unsign_worker`` module (
 (unsigned errors and query answers); :class:`AnswerOptions` turns on the variants.
 
 Entry points: :func:`build_config`, :class:`~unsign_worker.emulator.runner.EmulatorThread`,
-:class:`~unsign_worker.emulator.admin.EmulatorAdmin`; the CLI is ``unsign-worker emulator``.
+:class:`~unsign_worker.emulator.admin.EmulatorAdmin`, and for HTTPS :func:`make_sandbox_pki`
+with :func:`server_ssl_context`; the CLI is ``unsign-worker emulator``.
 See docs/emulator.md.
 """
 
@@ -20,6 +21,7 @@ from unsign_worker.emulator.options import AnswerOptions
 from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.scenario import Scenario
 from unsign_worker.emulator.state import EmulatorState
+from unsign_worker.emulator.tls import SandboxPki, make_sandbox_pki, server_ssl_context
 
 __all__ = [
     "Agreement",
@@ -30,6 +32,9 @@ __all__ = [
     "EmulatorConfigError",
     "EmulatorState",
     "EmulatorThread",
+    "SandboxPki",
     "Scenario",
     "build_config",
+    "make_sandbox_pki",
+    "server_ssl_context",
 ]

@@ -30,14 +30,19 @@ class EmulatorAdminError(Exception):
 
 
 class EmulatorAdmin:
-    """Talks to ``<base_url>/_emulator/``; ``base_url`` may also be the gateway URL."""
+    """Talks to ``<base_url>/_emulator/``; ``base_url`` may also be the gateway URL. Over
+    HTTPS, ``ca_bundle`` is the CA file to trust (a sandbox PKI's ``ca.pem``) instead of the
+    default trust store."""
 
-    def __init__(self, base_url: str, *, timeout_seconds: float = ADMIN_TIMEOUT_SECONDS) -> None:
+    def __init__(self, base_url: str, *, timeout_seconds: float = ADMIN_TIMEOUT_SECONDS,
+                 ca_bundle: str | None = None) -> None:
         parts = urlsplit(base_url)
         self.base_url = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
         self._timeout = timeout_seconds
         self._session = requests.Session()
         self._session.trust_env = False  # never through a proxy: the emulator is local
+        if ca_bundle:
+            self._session.verify = str(ca_bundle)
 
     def __repr__(self) -> str:
         return f"EmulatorAdmin({self.base_url!r})"

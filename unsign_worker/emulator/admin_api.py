@@ -3,10 +3,10 @@ even when the gateway itself is served ``--public``.
 
 A web page the operator visits runs on a loopback client too, so the API also refuses what a
 browser sends across sites: a request whose ``Origin`` is not the emulator's own
-(``http://<Host>``) or whose ``Host`` is not a loopback name (DNS rebinding), and a ``POST``
-whose ``Content-Type`` is not ``application/json`` (a cross-site form or ``text/plain`` POST
-needs no CORS preflight; a JSON one does, and the API answers none). All with 403 (415 for the
-content type).
+(``http://<Host>``, ``https://<Host>`` when it serves HTTPS) or whose ``Host`` is not a
+loopback name (DNS rebinding), and a ``POST`` whose ``Content-Type`` is not
+``application/json`` (a cross-site form or ``text/plain`` POST needs no CORS preflight; a JSON
+one does, and the API answers none). All with 403 (415 for the content type).
 
 =======  ==========================  ========================================================
 method   path                        effect
@@ -62,7 +62,7 @@ def cross_site_refusal(request: web.BaseRequest) -> web.Response | None:
     if not is_loopback(_host_name(host)):
         return _json_error(403, "the admin API only answers requests for a loopback host name")
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"http://{host}":
+    if origin is not None and origin != f"{request.scheme}://{host}":
         return _json_error(403, "cross-site request refused: the Origin is not this emulator")
     if request.method == "POST" and request.content_type != "application/json":
         return _json_error(415, "a POST to the admin API must be Content-Type: application/json")

@@ -1,11 +1,14 @@
-"""Is an address loopback? (the bind check and the admin API's client check).
+"""Is an address loopback? (the bind check and the admin API's client check). Does the name
+``localhost`` reach it? (the host an HTTPS URL names).
 
 Written here rather than shared with the worker: the emulator depends on nothing of it.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 
 
 def is_loopback(host: str) -> bool:
@@ -21,3 +24,26 @@ def is_loopback(host: str) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def reached_by_localhost(host: str) -> bool:
+    """True for ``localhost`` and for an address the name ``localhost`` resolves to here (so a
+    server bound there is reached as ``localhost``)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    return address in _localhost_addresses()
+
+
+@functools.cache
+def _localhost_addresses() -> frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """What ``localhost`` resolves to (``/etc/hosts``; resolved once); empty if it does not."""
+    try:
+        found = socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)
+    except OSError:
+        return frozenset()
+    return frozenset(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found)

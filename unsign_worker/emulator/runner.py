@@ -2,7 +2,9 @@
 
 :func:`serve_forever` runs until SIGINT or SIGTERM. :class:`EmulatorThread` starts a server on
 its own event loop in a daemon thread, so synchronous code (pytest, the demo) can use it over
-real HTTP on 127.0.0.1 and stop it cleanly.
+real HTTP on 127.0.0.1 and stop it cleanly. Both serve HTTPS when given an ``ssl_context``
+(:func:`~unsign_worker.emulator.tls.server_ssl_context`); their URLs then name the host
+``localhost`` when bound where that name leads (:func:`server_base_url`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -17,6 +20,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
+from unsign_worker.emulator.loopback import reached_by_localhost
 from unsign_worker.emulator.server import ADMIN_PREFIX, GATEWAY_PATH, start_server
 from unsign_worker.emulator.state import EmulatorState
 
@@ -27,6 +31,15 @@ THREAD_TIMEOUT_SECONDS = 15.0
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+def server_base_url(host: str, port: int, *, tls: bool) -> str:
+    """``http://host:port``; with ``tls``, ``https://`` and the host ``localhost`` when bound
+    where that name leads (the sandbox certificate names it, and the worker refuses an IP
+    literal outside sandbox mode)."""
+    if tls and reached_by_localhost(host):
+        host = "localhost"
+    return f"{'https' if tls else 'http'}://{_url_host(host)}:{port}"
 
 
 def install_uvloop() -> bool:
@@ -40,21 +53,24 @@ def install_uvloop() -> bool:
 
 
 def serve_forever(state: EmulatorState, *, host: str, port: int, public: bool = False,
-                  on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM; ``on_ready(gateway_url)`` is called once listening.
+                  on_ready: Callable[[str], None] | None = None,
+                  ssl_context: ssl.SSLContext | None = None) -> None:
+    """Serve until SIGINT/SIGTERM (HTTPS with ``ssl_context``); ``on_ready(gateway_url)`` is
+    called once listening.
 
     Raises:
-        ConfigError: see :func:`~unsign_worker.emulator.server.start_server`.
+        EmulatorConfigError: see :func:`~unsign_worker.emulator.server.start_server`.
     """
     async def main() -> None:
-        runner, bound = await start_server(state, host=host, port=port, public=public)
+        runner, bound = await start_server(state, host=host, port=port, public=public,
+                                           ssl_context=ssl_context)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
             if on_ready is not None:
-                on_ready(f"http://{_url_host(host)}:{bound}{GATEWAY_PATH}")
+                on_ready(server_base_url(host, bound, tls=ssl_context is not None) + GATEWAY_PATH)
             await stop.wait()
         finally:
             await runner.cleanup()
@@ -63,20 +79,24 @@ def serve_forever(state: EmulatorState, *, host: str, port: int, public: bool = 
 
 
 class EmulatorThread:
-    """An emulator served from a background thread on 127.0.0.1 (or ``host``)."""
+    """An emulator served from a background thread on 127.0.0.1 (or ``host``), over HTTPS when
+    given an ``ssl_context``."""
 
-    def __init__(self, state: EmulatorState, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, state: EmulatorState, *, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.state = state
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.BaseRunner | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
-        """``http://host:port`` (the admin API lives under ``/_emulator/``)."""
-        return f"http://{_url_host(self.host)}:{self.port}"
+        """``http://host:port``, or ``https://localhost:port`` over TLS on 127.0.0.1 (see
+        :func:`server_base_url`); the admin API lives under ``/_emulator/``."""
+        return server_base_url(self.host, self.port, tls=self.ssl_context is not None)
 
     @property
     def url(self) -> str:
@@ -97,7 +117,8 @@ class EmulatorThread:
             asyncio.set_event_loop(loop)
             try:
                 runner, bound = loop.run_until_complete(
-                    start_server(self.state, host=self.host, port=self.port))
+                    start_server(self.state, host=self.host, port=self.port,
+                                 ssl_context=self.ssl_context))
             except BaseException as exc:  # handed to the starting thread
                 ready.set_exception(exc)
                 loop.close()

@@ -1,6 +1,6 @@
 """The HTTP side: ``/gateway.do`` (GET and POST) and the admin API, on aiohttp's low-level
 server (no application router or middleware: two paths do not need them, and the gateway path
-is the hot one).
+is the hot one), over plain HTTP or HTTPS (the same handlers; see :mod:`.tls`).
 
 The gateway handler applies the latency and the stage-1 faults, hands the raw query string and
 form body to :func:`~unsign_worker.emulator.process.process`, and carries out what it decides:
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
@@ -20,6 +21,7 @@ from http import HTTPStatus
 from aiohttp import web
 
 from unsign_worker.emulator.admin_api import handle_admin
+from unsign_worker.emulator.connections import CountingServer
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.loopback import is_loopback
 from unsign_worker.emulator.process import process
@@ -113,19 +115,26 @@ def make_handler(state: EmulatorState) -> Handler:
     return handle
 
 
-async def start_server(state: EmulatorState, *, host: str, port: int,
-                       public: bool = False) -> tuple[web.BaseRunner, int]:
-    """Start serving ``state``; returns the runner (``await runner.cleanup()`` stops it) and
-    the port actually bound (useful with ``port=0``).
+async def start_server(state: EmulatorState, *, host: str, port: int, public: bool = False,
+                       ssl_context: ssl.SSLContext | None = None) -> tuple[web.BaseRunner, int]:
+    """Start serving ``state`` (HTTPS with ``ssl_context``, see
+    :func:`~unsign_worker.emulator.tls.server_ssl_context`; plain HTTP without); returns the
+    runner (``await runner.cleanup()`` stops it) and the port actually bound (useful with
+    ``port=0``). Every TCP connection accepted is counted in ``state.stats.connections_opened``.
 
     Raises:
         EmulatorConfigError: a non-loopback host without ``public``, or the address is in use.
     """
     check_bind(host, public=public)
-    server = web.Server(make_handler(state), access_log=None, handler_cancellation=False)
+
+    def opened() -> None:
+        state.stats.connections_opened += 1
+
+    server = CountingServer(make_handler(state), on_connection=opened, access_log=None,
+                            handler_cancellation=False)
     runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG)
+    site = web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError as exc:

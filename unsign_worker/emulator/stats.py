@@ -1,5 +1,7 @@
 """What the emulator counts, for tests and benchmarks to check the worker's behaviour.
 
+- ``connections_opened``: TCP connections the emulator accepted (HTTP or HTTPS, gateway and
+  admin API alike): a client that keeps its connections alive opens few, whatever the requests.
 - ``requests``: every request to ``/gateway.do``, whatever happened to it; ``in_flight`` of
   them are being handled now, and at most ``max_in_flight`` were at the same time.
 - ``answers``: answers written, by ``T`` or error code (spoiled bodies included, lost ones not).
@@ -34,6 +36,7 @@ class AgreementCounts:
 class Stats:
     """Counters since start or the last reset (all integers; ``since`` is epoch seconds)."""
 
+    connections_opened: int = 0
     requests: int = 0
     unsign_requests: int = 0
     query_requests: int = 0
@@ -68,6 +71,7 @@ class Stats:
         """A JSON-able copy; ``per_agreement`` adds the agreements that saw requests."""
         data: dict[str, object] = {
             "since": self.since,
+            "connections_opened": self.connections_opened,
             "requests": self.requests,
             "in_flight": in_flight,
             "max_in_flight": self.max_in_flight,
