@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from tests.plugins.emulator import KEY, PARTNER, cae
+from tests.plugins.pki import gateway_settings
 from unsign_worker.cli.main import main
 from unsign_worker.settings import Secret, Settings
 from unsign_worker.worker.context import build_context
@@ -22,12 +23,11 @@ def settled(emulator_factory, redis_url, key_prefix, monkeypatch):
     environment pointing at the same Redis prefix."""
     gw = emulator_factory([cae("a1", 1), cae("a2", 2, script=("TOO_MUCH_TYPE_CODE",))])
     for name, value in {"UNSIGN_REDIS_URL": redis_url, "UNSIGN_KEY_PREFIX": key_prefix,
-                        "ALIPAY_PARTNER": PARTNER, "ALIPAY_KEY": KEY,
-                        "ALIPAY_GATEWAY_URL": gw.url, "UNSIGN_SANDBOX": "1"}.items():
+                        "ALIPAY_KEY": KEY, **gw.worker_env()}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir("/tmp")  # no stray .env
-    ctx = build_context(Settings(partner=PARTNER, key=Secret(KEY), gateway_url=gw.url,
-                                 sandbox=True, redis_url=redis_url, key_prefix=key_prefix))
+    ctx = build_context(Settings(partner=PARTNER, key=Secret(KEY), **gateway_settings(gw.url),
+                                 redis_url=redis_url, key_prefix=key_prefix))
     jobs = [({"customer_code": "C00001"}, "camp-a", "=cmd|' /C calc'!A0"),
             ({"customer_code": "C00002"}, "camp-a", "r2"),
             ({"type_code": "BUSI0031", "trans_account_out": "20880000000000990156"}, "camp-b",

@@ -1,4 +1,6 @@
-"""The one way a test runs the gateway emulator: :class:`Emulator`, over real HTTP on 127.0.0.1.
+"""The one way a test runs the gateway emulator: :class:`Emulator`, over real HTTPS on 127.0.0.1
+(``https://localhost:PORT``, the chain of :mod:`tests.plugins.pki`), as the real gateway only
+speaks HTTPS; ``tls=False`` serves plain HTTP, the sandbox exception, for the tests of it.
 
 In process (a background thread of the test, its :class:`EmulatorState` reachable as ``state``)
 or as an ``unsign-worker emulator`` subprocess (``process=True``); stoppable and startable again
@@ -22,6 +24,7 @@ from urllib.parse import urlencode
 
 from requests import Response, Session
 
+from tests.plugins.pki import GATEWAY_HOST, gateway_pki, production_gateway_env
 from tests.plugins.ports import free_port
 from unsign_worker.emulator.admin import ADMIN_TIMEOUT_SECONDS, EmulatorAdmin, EmulatorAdminError
 from unsign_worker.emulator.agreements import Agreement, agreement_from_entry
@@ -102,13 +105,18 @@ class Emulator:
                  merchant_public_key_pem: str | bytes = "",
                  alipay_private_key_pem: str | bytes = "",
                  state: EmulatorState | None = None, process: bool = False,
-                 workdir: Path | None = None, extra_args: Sequence[str] = ()) -> None:
+                 workdir: Path | None = None, extra_args: Sequence[str] = (),
+                 tls: bool = True) -> None:
         self.partner = state.config.partner if state is not None else partner
         self.key = key  # with ``state``: the key its config was built with, if not KEY
         self.agreements = list(agreements)
         self.scenario = dict(scenario) if scenario is not None else None
         self.port = port or free_port()
         self.process_mode = process
+        #: served over HTTPS with the tests' chain (True), or plain HTTP (the sandbox exception)
+        self.tls = tls
+        #: the CA file a client must trust to reach it (None over plain HTTP)
+        self.ca_bundle = str(gateway_pki().ca_file) if tls else None
         self.workdir = workdir
         self.extra_args = list(extra_args)
         if state is None and not process:
@@ -124,16 +132,28 @@ class Emulator:
         self.thread: EmulatorThread | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.admin = EmulatorAdmin(self.base_url,
-                                   timeout_seconds=2.0 if process else ADMIN_TIMEOUT_SECONDS)
+                                   timeout_seconds=2.0 if process else ADMIN_TIMEOUT_SECONDS,
+                                   ca_bundle=self.ca_bundle)
         self.http = _session()
+        if self.ca_bundle:
+            self.http.verify = self.ca_bundle
         #: sign type -> the merchant's signer (a test may put another there)
         self.signers: dict[str, Signer] = {}
 
     def __repr__(self) -> str:
         return f"Emulator({self.url}, {'process' if self.process_mode else 'in process'})"
 
+    def worker_env(self) -> dict[str, str]:
+        """The environment a worker needs to reach this emulator: its URL and partner, and over
+        TLS production settings (the allowed host, the CA); over plain HTTP sandbox mode."""
+        env = {"ALIPAY_GATEWAY_URL": self.url, "ALIPAY_PARTNER": self.partner}
+        env.update(production_gateway_env(self.url) or {"UNSIGN_SANDBOX": "1"})
+        return env
+
     @property
     def base_url(self) -> str:
+        if self.tls:
+            return f"https://{GATEWAY_HOST}:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -149,7 +169,8 @@ class Emulator:
             self._spawn()
         else:
             assert self.state is not None
-            self.thread = EmulatorThread(self.state, port=self.port).start()
+            context = gateway_pki().server_context() if self.tls else None
+            self.thread = EmulatorThread(self.state, port=self.port, ssl_context=context).start()
         return self
 
     def _spawn(self) -> None:
@@ -158,6 +179,9 @@ class Emulator:
         path = write_agreements_file(workdir / f"{stem}-agreements.json", self.agreements,
                                      partner=self.partner)
         args = [str(VENV_CLI), "emulator", "--port", str(self.port), "--agreements", str(path)]
+        if self.tls:
+            pki = gateway_pki()
+            args += ["--tls-cert", str(pki.chain_file), "--tls-key", str(pki.key_file)]
         if self.scenario is not None:
             scenario_path = workdir / f"{stem}-scenario.json"
             scenario_path.write_text(json.dumps(self.scenario), encoding="utf-8")

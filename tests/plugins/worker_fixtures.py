@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.plugins.pki import production_gateway_env
 from unsign_worker.producers.producer import Producer, producer_app
 from unsign_worker.settings import Settings
 from unsign_worker.store.job import Job
@@ -30,7 +31,8 @@ from unsign_worker.store.states import TERMINAL_STATES
 
 BIN = Path(sys.executable).parent
 #: Short timeouts so fault tests finish quickly; the ratios between them follow the rules
-#: (lease > in-task budget + timeouts; visibility timeout > countdown cap + lease).
+#: (lease > in-task budget + timeouts; visibility timeout > countdown cap + lease). Sandbox mode
+#: only for a plain-HTTP gateway: towards HTTPS the workers run with production settings.
 FAST_ENV = {
     "UNSIGN_SANDBOX": "1",
     "UNSIGN_CONNECT_TIMEOUT": "1",
@@ -84,6 +86,10 @@ class WorkerEnv:
         env.update({"UNSIGN_REDIS_URL": self.redis_url, "UNSIGN_KEY_PREFIX": self.prefix,
                     "ALIPAY_PARTNER": self.partner, "ALIPAY_KEY": self.key,
                     "ALIPAY_GATEWAY_URL": self.gateway_url, "PYTHONUNBUFFERED": "1"})
+        production = production_gateway_env(self.gateway_url)
+        if production:  # an HTTPS gateway: the settings production runs with, no sandbox mode
+            del env["UNSIGN_SANDBOX"]
+            env.update(production)
         env.update(self.extra)
         return env
 

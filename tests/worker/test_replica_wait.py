@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.emulator import KEY, PARTNER, cae
+from tests.plugins.pki import gateway_settings
 from tests.private_redis import PrivateRedis, needs_redis_server, wait_until
 from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.settings import Secret, Settings
@@ -28,7 +29,7 @@ def waits(server: PrivateRedis) -> int:
 
 def context(server: PrivateRedis, gw, **extra):  # type: ignore[no-untyped-def]
     return build_context(Settings(
-        partner=PARTNER, key=Secret(KEY), gateway_url=gw.url, sandbox=True,
+        partner=PARTNER, key=Secret(KEY), **gateway_settings(gw.url),
         redis_url=server.url, broker_url=server.url, key_prefix="rw:", lease_seconds=20,
         visibility_timeout_seconds=600, **extra))
 
