@@ -12,7 +12,7 @@ import atexit
 import shutil
 import ssl
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
@@ -30,6 +30,9 @@ class Pki:
     ca_file: Path
     chain_file: Path
     key_file: Path
+    #: the CA that issued the server certificate (tests issue other certificates with it:
+    #: expired, for another host...)
+    issuer: trustme.CA = field(compare=False, repr=False)
 
     def server_context(self) -> ssl.SSLContext:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -51,7 +54,7 @@ def gateway_pki() -> Pki:
             out.write(blob.bytes())
     leaf.private_key_pem.write_to_path(str(folder / "key.pem"))
     return Pki(ca_file=folder / "ca.pem", chain_file=folder / "chain.pem",
-                   key_file=folder / "key.pem")
+               key_file=folder / "key.pem", issuer=intermediate)
 
 
 def production_gateway_env(gateway_url: str) -> dict[str, str]:

@@ -381,4 +381,5 @@ def test_greenlets_share_one_client_and_a_dripping_answer_holds_only_its_own(
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["matched"] == 200
+    assert echoing.accepted <= 10  # 200 greenlets wait their turn on the pool's 10 connections
     assert "total deadline" in result["drip"]

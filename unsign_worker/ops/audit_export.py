@@ -17,7 +17,8 @@ from unsign_worker.producers.reports import neutralise_cell
 from unsign_worker.store.keys import Keys
 
 AUDIT_COLUMNS = ("id", "time", "job_id", "identity", "attempt", "params", "http_status", "code",
-                 "duration_ms", "outcome", "campaign", "reference", "reason", "original")
+                 "duration_ms", "outcome", "campaign", "reference", "reason", "may_have_reached",
+                 "original")
 #: entries read per round trip
 PAGE = 1000
 

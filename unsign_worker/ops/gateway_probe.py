@@ -50,7 +50,8 @@ def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) 
                           f"{describe_tls_failure(exc)} ({exc.verify_message or exc})"
                           + ("" if ca_bundle else " (set ALIPAY_CA_BUNDLE for a private CA)"))
     except ssl.SSLError as exc:
-        return fail(name, f"no TLS handshake with {host}:{port}: {describe_tls_failure(exc)}")
+        return fail(name, f"no TLS handshake with {host}:{port}: "
+                          f"{describe_tls_failure(exc, in_handshake=True)}")
     except OSError as exc:
         return fail(name, f"no TLS handshake with {host}:{port}: {exc}")
     trust = "ALIPAY_CA_BUNDLE" if ca_bundle else "the system trust store"

@@ -129,12 +129,16 @@ class ExchangeHTTPSConnection(_ExchangeAware, HTTPSConnection):  # type: ignore[
 
 
 class _AgedPool:
-    """Mixin for urllib3 pools: a connection at its maximum age is closed before reuse."""
+    """Mixin for urllib3 pools: a connection at its maximum age is closed before reuse; in a
+    blocking pool, waiting for a free connection ends by the exchange's deadline."""
 
     #: Seconds a connection may be reused after it was opened; 0: no limit.
     max_connection_age_seconds: float = 0.0
 
     def _get_conn(self, timeout: float | None = None) -> Any:
+        exchange = CURRENT.get()
+        if timeout is None and exchange is not None:  # requests never passes a pool timeout
+            timeout = max(exchange.remaining(), 0.001)
         conn = super()._get_conn(timeout)  # type: ignore[misc]
         limit = self.max_connection_age_seconds
         opened = getattr(conn, "connected_at", None)

@@ -51,6 +51,9 @@ class AttemptRecord:
     code: str
     outcome: AttemptOutcome
     may_have_reached: bool
+    #: why a failed attempt failed, as the error says it ("TLS failure: the gateway's
+    #: certificate has expired", "read timeout while reading the answer"...; never a parameter)
+    reason: str = ""
 
 
 def send(gateway: GatewayClient, signed: Mapping[str, str], *, charset: str, signer: Signer,
@@ -87,7 +90,7 @@ def record_of(attempt: int, started_at: float, *, response: GatewayResponse | No
         reached = error.may_have_reached if isinstance(error, RetryableError) else True
         status = getattr(error, "http_status", None)
         return AttemptRecord(attempt, started_at, duration_ms, status, code,
-                             AttemptOutcome.RETRYABLE, reached)
+                             AttemptOutcome.RETRYABLE, reached, reason=str(error))
     assert response is not None
     return AttemptRecord(attempt, started_at, duration_ms, http_status, response.error,
                          AttemptOutcome.SUCCESS if response.is_success else AttemptOutcome.ERROR,

@@ -31,8 +31,8 @@ from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import EmptyPoolError, ReadTimeoutError
 from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import ReadTimeoutError
 
 from unsign_worker.protocol._exchange import CURRENT, Exchange, pool_classes
 from unsign_worker.protocol.exceptions import (
@@ -66,7 +66,8 @@ class GatewayClient:
             :func:`unsign_worker.settings.check_gateway_url`, not here).
         connect_timeout_seconds: TCP connect (and TLS handshake) timeout.
         read_timeout_seconds: longest wait for any single read of the answer.
-        pool_size: connections kept open towards the gateway; match the worker's concurrency.
+        pool_size: most connections open towards the gateway at once (kept alive between
+            requests); a request beyond them waits for a free one. Match the concurrency.
         max_response_bytes: largest answer body accepted.
         ca_bundle: a PEM file or a directory of CA certificates to trust instead of the default
             bundle; None or "" keeps the default. Verification itself cannot be turned off.
@@ -157,7 +158,8 @@ class GatewayClient:
             resp = self._session.send(prepared, timeout=self._timeout, verify=self._verify,
                                       stream=True, allow_redirects=False, proxies={},
                                       cert=None)
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, Urllib3Error) as exc:
+            # (urllib3's EmptyPoolError, no free connection by the deadline, is not wrapped)
             failure = self._failure(exc, exchange, phase="sending the request")
         if failure is not None:  # raised here, outside the handler: no chained context
             raise failure  # (the request object, with its signed body, stays out of tracebacks)
@@ -208,9 +210,11 @@ class GatewayClient:
         """Classify a requests/urllib3/socket failure; never keeps the exception itself."""
         if exchange.expired():
             return TransportError(self._late(), may_have_reached=exchange.sent)
+        if isinstance(exc, EmptyPoolError):
+            return TransportError("no free connection to the gateway", may_have_reached=False)
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return TransportError("connect timeout", may_have_reached=False)
-        tls = describe_tls_failure(exc)
+        tls = describe_tls_failure(exc, in_handshake=not exchange.sent)
         if tls is not None:
             return TransportError(f"TLS failure: {tls}", may_have_reached=exchange.sent)
         if isinstance(exc, requests.exceptions.SSLError):
@@ -281,7 +285,10 @@ def _make_session(pool_size: int, verify: str | bool,
     session.verify = verify
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # stateless
     session.headers["User-Agent"] = USER_AGENT
-    adapter = _ExchangeAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0,
+    # pool_block: never more than pool_size connections; a request beyond them waits for a
+    # free one (by its deadline) instead of opening a TLS connection thrown away after one use
+    adapter = _ExchangeAdapter(pool_connections=4, pool_maxsize=pool_size, pool_block=True,
+                               max_retries=0,
                                max_connection_age_seconds=max_connection_age_seconds)
     session.mount("https://", adapter)
     session.mount("http://", adapter)

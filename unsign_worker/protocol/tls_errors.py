@@ -52,8 +52,12 @@ def find_ssl_error(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
-def describe_tls_failure(exc: BaseException) -> str | None:
-    """What went wrong with TLS in ``exc``, for an operator; None when no TLS error is in it."""
+def describe_tls_failure(exc: BaseException, *, in_handshake: bool = False) -> str | None:
+    """What went wrong with TLS in ``exc``, for an operator; None when no TLS error is in it.
+
+    ``in_handshake``: the failure came before any byte of a request was sent. A server that
+    refuses every version and cipher offered often closes without an alert, so an end of file
+    there most likely means an outdated server."""
     error = find_ssl_error(exc)
     if error is None:
         return None
@@ -71,6 +75,9 @@ def describe_tls_failure(exc: BaseException) -> str | None:
     if reason == "WRONG_VERSION_NUMBER":
         return "the gateway does not speak TLS on this port (WRONG_VERSION_NUMBER)"
     if isinstance(error, ssl.SSLEOFError) or reason == "UNEXPECTED_EOF_WHILE_READING":
+        if in_handshake:
+            return ("the gateway closed the connection during the TLS handshake (it may offer "
+                    "only an outdated TLS version or cipher; TLS 1.2 or newer is required)")
         return "the connection was cut in the middle of TLS (unexpected EOF)"
     if reason:
         return f"TLS error {reason}"

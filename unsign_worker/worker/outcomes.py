@@ -46,6 +46,7 @@ def audit_entry(run: Run, record: AttemptRecord, outcome: str) -> dict[str, Any]
             "identity": run.identity.identity_masked, "attempt": record.attempt,
             "params": run.request.params_masked(), "http_status": record.http_status,
             "code": record.code, "duration_ms": record.duration_ms, "outcome": outcome,
+            "reason": record.reason, "may_have_reached": record.may_have_reached,
             "campaign": run.job.campaign, "reference": run.job.reference}
 
 
