@@ -4,16 +4,18 @@ Run by the campaign benchmark as ``celery -A benchmarks.baseline_app worker ...`
 pool type, concurrency and number of processes as the unsign-worker run. Deliberately ordinary:
 Celery's defaults (prefetch multiplier 4, no task events) except ``task_acks_late``, JSON, a
 broker connection pool and one ``requests.Session`` per process with a connection pool as large
-as the concurrency (the usual advice), and no dedup, audit or job state. Each task signs (MD5,
-as the worker does), posts, parses and verifies the answer, then records its completion in one
-pipelined round trip:
+as the concurrency (the usual advice; its connections kept alive and reused, over HTTPS too,
+where it trusts ``BENCH_CA_BUNDLE``, the sandbox PKI's CA), and no dedup, audit or job state.
+Each task signs (MD5, as the worker does), posts, parses and verifies the answer, then records
+its completion in one pipelined round trip:
 
 - ``<prefix>runs``: count of task executions that finished (a job run twice counts twice);
 - ``<prefix>times``: hash job id -> ``"<enqueued_at> <finished_at> <outcome>"`` (epoch
   seconds), so ``HLEN`` counts the distinct jobs done.
 
 Environment: ``BENCH_BROKER_URL``, ``BENCH_PREFIX`` (every key, the broker's included),
-``BENCH_HTTP_POOL``, ``ALIPAY_GATEWAY_URL``, ``ALIPAY_PARTNER``, ``ALIPAY_KEY``.
+``BENCH_HTTP_POOL``, ``BENCH_CA_BUNDLE`` (over HTTPS), ``ALIPAY_GATEWAY_URL``,
+``ALIPAY_PARTNER``, ``ALIPAY_KEY``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ CHARSET = "utf-8"
 TIMEOUT_SECONDS = (5.0, 15.0)
 
 POOL = int(os.environ.get("BENCH_HTTP_POOL", "100"))
+#: The CA to trust over HTTPS (given on each call, so that no REQUESTS_CA_BUNDLE overrides it).
+VERIFY: str | bool = os.environ.get("BENCH_CA_BUNDLE") or True
 
 app = Celery("baseline", broker=BROKER_URL, set_as_current=True)
 app.conf.update(
@@ -59,7 +63,9 @@ app.conf.update(
 
 _signer = make_signer("MD5", key=os.environ.get("ALIPAY_KEY", ""))
 _session = requests.Session()
-_session.mount("http://", HTTPAdapter(pool_maxsize=POOL))
+_adapter = HTTPAdapter(pool_maxsize=POOL)
+_session.mount("http://", _adapter)
+_session.mount("https://", _adapter)
 _redis = redis.Redis.from_url(BROKER_URL, max_connections=1000)
 
 
@@ -70,7 +76,7 @@ def unsign(self: Any, job: dict[str, Any]) -> str:
     signed = sign_params(build_params(request, partner=PARTNER, charset=CHARSET), _signer,
                          CHARSET)
     resp = _session.post(f"{GATEWAY_URL}?_input_charset={CHARSET}", data=signed,
-                         timeout=TIMEOUT_SECONDS)
+                         timeout=TIMEOUT_SECONDS, verify=VERIFY)
     resp.raise_for_status()
     answer = parse_response(resp.content, verifier=_signer, charset=CHARSET)
     outcome = "T" if answer.is_success else answer.error

@@ -28,6 +28,7 @@ from typing import Any
 
 from bench_runs import READ_CHUNK, Plan, Setup, run_workers
 from bench_support import BIN, child_env, delete_prefix, pct
+from bench_tls import gateway_env
 
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS
 from unsign_worker.producers.client import UnsignClient
@@ -41,8 +42,9 @@ NO_HIREDIS = "no-hiredis"
 
 
 def product_env(setup: Setup, prefix: str, flags: tuple[str, ...] = ()) -> dict[str, str]:
-    """The worker's environment: the gateway and the store, nothing about pools or slots."""
-    env = child_env(UNSIGN_SANDBOX="1", ALIPAY_GATEWAY_URL=setup.gateway_url,
+    """The worker's environment: the gateway (over TLS the production settings, see
+    :func:`bench_tls.gateway_env`) and the store, nothing about pools or slots."""
+    env = child_env(**gateway_env(setup.transport, setup.gateway_url, setup.ca_file),
                     ALIPAY_PARTNER=setup.partner, ALIPAY_KEY=setup.key,
                     UNSIGN_REDIS_URL=setup.redis_url, UNSIGN_KEY_PREFIX=prefix)
     if NO_HIREDIS in flags:  # a module named hiredis that fails to import, first on the path
@@ -190,11 +192,11 @@ def _with_product_cpu(figures: dict[str, Any], command_cpu_s: float) -> dict[str
 def run_idle_latency(setup: Setup, jobs: int, gap_s: float = 0.1) -> dict[str, Any]:
     """One job at a time into an idle default worker: enqueue to terminal, and as a caller
     sees it (before ``enqueue`` to reading the terminal state, polling every millisecond)."""
-    prefix = f"bench:{setup.run_id}:idle-latency:"
+    prefix = f"bench:{setup.run_id}:idle-latency-{setup.transport}:"
     keys = Keys(prefix)
-    host = f"idle-{setup.run_id}@bench"
+    host = f"idle-{setup.transport}-{setup.run_id}@bench"
     setup.admin.reset()
-    proc_name = "idle-latency-worker"
+    proc_name = f"idle-latency-worker-{setup.transport}"
     setup.procs.start(proc_name, default_worker(host), env=product_env(setup, prefix),
                       cwd=setup.tmp)
     client = UnsignClient(broker_url=setup.redis_url, key_prefix=prefix)
@@ -231,14 +233,14 @@ def run_idle_latency(setup: Setup, jobs: int, gap_s: float = 0.1) -> dict[str, A
     def r(v: float | None) -> float | None:
         return None if v is None else round(v, 1)
 
-    return {"jobs": len(seen), "states": dict(states),
+    return {"transport": setup.transport, "jobs": len(seen), "states": dict(states),
             "recorded_ms": {"p50": r(pct(recorded, 0.5)), "p99": r(pct(recorded, 0.99))},
             "caller_ms": {"p50": r(pct(seen, 0.5)), "p99": r(pct(seen, 0.99))}}
 
 
 def run_detach(setup: Setup, rows: list[dict[str, str]]) -> dict[str, Any]:
     """``campaign run FILE --detach`` of ``rows`` while a default worker drains them."""
-    prefix = f"bench:{setup.run_id}:detach:"
+    prefix = f"bench:{setup.run_id}:detach-{setup.transport}:"
     keys = Keys(prefix)
     path = setup.tmp / "detach.csv"
     write_campaign(path, rows)
@@ -260,5 +262,6 @@ def run_detach(setup: Setup, rows: list[dict[str, str]]) -> dict[str, Any]:
     finally:
         setup.procs.stop(proc_name)
         delete_prefix(setup.client, prefix)
-    return {"rows": len(rows), "exit_code": code, "seconds": round(wall, 2),
-            "cpu_s": round(cpu, 2), "drained_meanwhile": drained, "load_avg_1m": load}
+    return {"transport": setup.transport, "rows": len(rows), "exit_code": code,
+            "seconds": round(wall, 2), "cpu_s": round(cpu, 2), "drained_meanwhile": drained,
+            "load_avg_1m": load}

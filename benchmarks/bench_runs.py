@@ -7,6 +7,8 @@ same jobs, and returns one dict of figures (see :func:`_figures`). Throughput is
 the first enqueue (the ceiling: the first request) to the last job's terminal state as recorded
 by the processes themselves; latency is enqueue-to-done (the ceiling: one request). Worker runs
 use their own Redis key prefix, deleted when the run ends, and their processes are stopped.
+Over TLS (``Setup.transport``) every client trusts the sandbox CA (``Setup.ca_file``); the
+connections the emulator accepted and its requests per job are in every run's figures.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import redis
 from bench_profile import dump_stacks, start_py_spy, summarise
 from bench_support import Monitor, Processes, child_env, delete_prefix, pct, redis_cpu
+from bench_tls import gateway_counters, gateway_use
 
 from unsign_worker.emulator.admin import EmulatorAdmin
 from unsign_worker.store.states import TERMINAL_STATES
@@ -62,6 +65,10 @@ class Setup:
     profile: bool = False
     #: the ceiling's HTTP client: "worker" (GatewayClient) or "session" (requests.Session.post)
     ceiling_client: str = "worker"
+    #: "tls" (HTTPS to the emulator, workers with the production settings) or "http" (sandbox)
+    transport: str = "http"
+    #: the CA file trusted over TLS (the sandbox PKI's ca.pem), "" over plain HTTP
+    ca_file: str = ""
 
     @property
     def total(self) -> int:
@@ -97,9 +104,7 @@ def _figures(setup: Setup, kind: str, label: str, *, status: str, t0: float, end
     """The figures of one run; CPU is per finished job, ``other_load_cores`` is what the rest
     of the (shared) machine kept busy meanwhile."""
     seconds = max(end - t0, 1e-9)
-    stats = setup.admin.stats(per_agreement=False)
-    emulator = {k: stats.get(k) for k in ("requests", "unsigns", "duplicates", "after_success",
-                                          "bad_signatures", "max_in_flight", "answers")}
+    emulator = gateway_counters(setup.gateway_url, setup.ca_file)
     per_job = 1000 / max(completed, 1)
     if workers_cpu_s is None:
         workers_cpu_s = sum(monitor.cpu[n] for n in names)
@@ -113,7 +118,8 @@ def _figures(setup: Setup, kind: str, label: str, *, status: str, t0: float, end
     if emulator["bad_signatures"]:
         problems.append(f"{emulator['bad_signatures']} requests with a bad signature")
     return {
-        "kind": kind, "label": label, "pool": setup.pool, "concurrency": setup.concurrency,
+        "kind": kind, "label": label, "transport": setup.transport, "pool": setup.pool,
+        "concurrency": setup.concurrency,
         "processes": setup.workers, "jobs": setup.total, "completed": completed,
         "status": status, "seconds": round(seconds, 3),
         "jobs_per_s": round(completed / seconds, 1),
@@ -132,7 +138,8 @@ def _figures(setup: Setup, kind: str, label: str, *, status: str, t0: float, end
                                                  ("machine", monitor.busy_seconds))},
         "machine_busy_cores": round(monitor.busy_cores, 2),
         "other_load_cores": round(max(0.0, monitor.busy_seconds - ours) / monitor_seconds, 2),
-        "emulator": emulator, "problems": problems, "ok": not problems, **extra,
+        "emulator": emulator, **gateway_use(emulator, completed),
+        "problems": problems, "ok": not problems, **extra,
     }
 
 
@@ -147,15 +154,16 @@ def run_ceiling(setup: Setup) -> dict[str, Any]:
     for i in range(setup.workers):
         jobs_file = setup.tmp / f"ceiling-jobs-{i}.json"
         jobs_file.write_text(json.dumps(setup.params[i::setup.workers]))
-        out = setup.tmp / f"ceiling-{setup.pool}-{i}.out.json"
-        names.append(f"ceiling-{setup.pool}-{i}")
+        out = setup.tmp / f"ceiling-{setup.pool}-{setup.transport}-{i}.out.json"
+        names.append(f"ceiling-{setup.pool}-{setup.transport}-{i}")
         outs.append(out)
+        trust = ["--ca-file", setup.ca_file] if setup.ca_file else []
         setup.procs.start(names[-1], [
             sys.executable, str(HERE / "ceiling_client.py"), "--url", setup.gateway_url,
             "--partner", setup.partner, "--jobs-file", str(jobs_file), "--out", str(out),
             "--concurrency", str(setup.concurrency), "--pool", setup.pool,
-            "--client", setup.ceiling_client, "--timeout-s", str(setup.timeout_seconds)],
-            env=child_env(ALIPAY_KEY=setup.key), cwd=setup.tmp)
+            "--client", setup.ceiling_client, "--timeout-s", str(setup.timeout_seconds),
+            *trust], env=child_env(ALIPAY_KEY=setup.key), cwd=setup.tmp)
     pids = {n: setup.procs.procs[n].pid for n in names} | {"emulator": setup.emulator_pid}
     monitor = Monitor(pids, lambda: 0).start()
     cpu0 = redis_cpu(setup.client)
@@ -172,7 +180,7 @@ def run_ceiling(setup: Setup) -> dict[str, Any]:
     latencies = [x for r in results for x in r["latencies_ms"]]
     ok, failed = sum(r["ok"] for r in results), sum(r["failed"] for r in results)
     status = "done" if ok == setup.total else f"{ok} of {setup.total} succeeded ({failed} failed)"
-    return _figures(setup, "ceiling", f"ceiling {setup.pool}", status=status,
+    return _figures(setup, "ceiling", f"ceiling {setup.pool} {setup.transport}", status=status,
                     t0=min(r["start"] for r in results), end=max(r["end"] for r in results),
                     completed=ok, latencies_ms=latencies, monitor=monitor, names=names,
                     redis_cpu_s=redis_cpu(setup.client) - cpu0,
@@ -258,6 +266,7 @@ def run_workers(setup: Setup, plan: Plan) -> dict[str, Any]:
                            producer_cpu_s=producer_cpu_s, states=dict(states),
                            all_terminal=terminal == setup.total, profile=profile,
                            enqueue_seconds=round(enqueued[0] - t0, 3) if enqueued else None,
+                           logs=[str(setup.procs.log_dir / f"{n}.log") for n in names],
                            **plan.extra())
         if status != "done":
             figures["log_tail"] = setup.procs.log_tail(names[0])

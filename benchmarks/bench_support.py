@@ -2,7 +2,8 @@
 
 - :class:`Processes`: every child process in its own session (process group), its output in a
   log file, and all of them stopped (SIGTERM, then SIGKILL) however the benchmark ends.
-- :func:`start_emulator`: ``unsign-worker emulator`` as a separate process on 127.0.0.1.
+- :func:`start_emulator`: ``unsign-worker emulator`` as a separate process on 127.0.0.1, over
+  plain HTTP or HTTPS.
 - :class:`Monitor`: samples, every 0.5 s, the resident memory of each watched process (children
   included) and the progress of the run; CPU seconds of each process and of the whole machine
   are taken at start and stop.
@@ -29,6 +30,7 @@ import psutil
 import redis
 
 from unsign_worker.emulator.admin import EmulatorAdmin
+from unsign_worker.emulator.tls import SandboxPki
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -113,25 +115,31 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def start_emulator(procs: Processes, *, agreements: Path, scenario: Path, partner: str,
-                   key: str, cwd: Path) -> tuple[str, EmulatorAdmin, int]:
-    """Start the emulator on a free loopback port; returns (gateway URL, admin, pid)."""
+                   key: str, cwd: Path, tls: SandboxPki | None = None,
+                   name: str = "emulator") -> tuple[str, EmulatorAdmin, int]:
+    """Start the emulator on a free loopback port; returns (gateway URL, admin, pid). With
+    ``tls`` (a sandbox PKI) it serves HTTPS, reached as ``https://localhost:PORT`` (a name
+    the certificate is for), its admin client trusting the PKI's CA alone."""
     port = free_port()
-    proc = procs.start("emulator", [sys.executable, "-m", "unsign_worker", "emulator",
-                                    "--port", str(port), "--agreements", str(agreements),
-                                    "--scenario", str(scenario)],
-                       env=child_env(ALIPAY_KEY=key, ALIPAY_PARTNER=partner), cwd=cwd)
-    admin = EmulatorAdmin(f"http://127.0.0.1:{port}")
+    argv = [sys.executable, "-m", "unsign_worker", "emulator", "--port", str(port),
+            "--agreements", str(agreements), "--scenario", str(scenario)]
+    if tls is not None:
+        argv += ["--tls-cert", str(tls.cert_file), "--tls-key", str(tls.key_file)]
+    proc = procs.start(name, argv, env=child_env(ALIPAY_KEY=key, ALIPAY_PARTNER=partner),
+                       cwd=cwd)
+    origin = f"https://localhost:{port}" if tls is not None else f"http://127.0.0.1:{port}"
+    admin = EmulatorAdmin(origin, ca_bundle=str(tls.ca_file) if tls is not None else None)
     deadline = time.monotonic() + 120
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"the emulator exited:\n{procs.log_tail('emulator')}")
+            raise RuntimeError(f"the emulator exited:\n{procs.log_tail(name)}")
         try:
             admin.wait_ready(1)
             break
         except Exception:
             if time.monotonic() > deadline:
                 raise RuntimeError("the emulator did not answer within 120 s") from None
-    return f"http://127.0.0.1:{port}/gateway.do", admin, proc.pid
+    return f"{origin}/gateway.do", admin, proc.pid
 
 
 def tree(pid: int) -> list[psutil.Process]:

@@ -1,4 +1,5 @@
-"""The worker runs of the campaign benchmark: the plain Celery baseline and unsign-worker.
+"""The worker runs of the campaign benchmark: the plain Celery baseline and unsign-worker,
+over ``setup.transport`` (TLS: the production settings of :func:`bench_tls.gateway_env`).
 
 Each builds a :class:`bench_runs.Plan` (how to start a worker, enqueue, follow progress and
 collect the results) and hands it to :func:`bench_runs.run_workers`.
@@ -14,6 +15,7 @@ from typing import Any
 
 from bench_runs import READ_CHUNK, Plan, Setup, run_workers
 from bench_support import BIN, child_env
+from bench_tls import gateway_env
 from celery import Celery
 
 from unsign_worker.producers.producer import Producer, producer_app
@@ -26,7 +28,7 @@ def _chunks(setup: Setup, size: int) -> list[range]:
 
 
 def run_baseline(setup: Setup) -> dict[str, Any]:
-    prefix = f"bench:{setup.run_id}:baseline-{setup.pool}:"
+    prefix = f"bench:{setup.run_id}:baseline-{setup.pool}-{setup.transport}:"
     client = setup.client
     app = Celery("baseline-producer", broker=setup.redis_url, set_as_current=False)
     app.conf.update(broker_transport_options={"global_keyprefix": prefix,
@@ -52,11 +54,12 @@ def run_baseline(setup: Setup) -> dict[str, Any]:
         return end, latencies, outcomes
 
     env = child_env(BENCH_BROKER_URL=setup.redis_url, BENCH_PREFIX=prefix,
-                    BENCH_HTTP_POOL=str(setup.concurrency), ALIPAY_GATEWAY_URL=setup.gateway_url,
+                    BENCH_HTTP_POOL=str(setup.concurrency), BENCH_CA_BUNDLE=setup.ca_file,
+                    ALIPAY_GATEWAY_URL=setup.gateway_url,
                     ALIPAY_PARTNER=setup.partner, ALIPAY_KEY=setup.key)
     try:
         return run_workers(setup, Plan(
-            kind="baseline", label=f"baseline {setup.pool}", prefix=prefix,
+            kind="baseline", label=f"baseline {setup.pool} {setup.transport}", prefix=prefix,
             argv=lambda host: [str(BIN / "celery"), "-A", "benchmarks.baseline_app", "worker",
                                "--hostname", host, "--pool", setup.pool, "--concurrency",
                                str(setup.concurrency), "--loglevel", setup.loglevel,
@@ -70,7 +73,7 @@ def run_baseline(setup: Setup) -> dict[str, Any]:
 
 
 def run_product(setup: Setup, batch_size: int) -> dict[str, Any]:
-    prefix = f"bench:{setup.run_id}:product-{setup.pool}-b{batch_size}:"
+    prefix = f"bench:{setup.run_id}:product-{setup.pool}-b{batch_size}-{setup.transport}:"
     client, keys = setup.client, Keys(prefix)
     app = producer_app(setup.redis_url, prefix)
     producer = Producer(app, client, keys)
@@ -102,13 +105,14 @@ def run_product(setup: Setup, batch_size: int) -> dict[str, Any]:
                     latencies.append((float(finished) - float(created)) * 1000)
         return end, latencies, states
 
-    env = child_env(UNSIGN_SANDBOX="1", ALIPAY_GATEWAY_URL=setup.gateway_url,
+    env = child_env(**gateway_env(setup.transport, setup.gateway_url, setup.ca_file),
                     ALIPAY_PARTNER=setup.partner, ALIPAY_KEY=setup.key,
                     UNSIGN_REDIS_URL=setup.redis_url, UNSIGN_KEY_PREFIX=prefix,
                     UNSIGN_HTTP_POOL_SIZE=str(setup.concurrency))
     try:
         figures = run_workers(setup, Plan(
-            kind="product", label=f"unsign-worker {setup.pool} b{batch_size}", prefix=prefix,
+            kind="product", label=f"unsign-worker {setup.pool} b{batch_size} {setup.transport}",
+            prefix=prefix,
             argv=lambda host: [str(BIN / "unsign-worker"), "worker", "--hostname", host,
                                "--pool", setup.pool, "--concurrency", str(setup.concurrency),
                                "--loglevel", setup.loglevel],

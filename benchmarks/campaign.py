@@ -11,6 +11,12 @@ unsigns a different signed agreement; the emulator is reset between runs):
 3. **unsign-worker**: ``unsign-worker worker`` processes, jobs enqueued with the product's
    Producer (``--batch-size``, 0 = one message per job; a comma list runs each).
 
+Over TLS by default (``--transport tls``: the emulator serves HTTPS with a sandbox PKI made once
+per run; the ceiling and the baseline trust its CA and keep their connections; the workers run
+with the production settings, no sandbox mode, the CA in ``ALIPAY_CA_BUNDLE``); ``--transport
+http`` measures plain HTTP (sandbox mode); ``--transport both`` runs every run over both in the
+same rounds and prints TLS / HTTP per run (jobs/s, CPU per job, connections per 1,000 jobs).
+
 Then the CPU cost per job of our own code, in-process against a stub gateway (see
 benchmarks/job_cpu.py). Prints a table and writes every figure as JSON (``--out``). Bounded:
 each run stops when done, stalled (``--stall-s``) or timed out (``--timeout-s``); every child
@@ -18,6 +24,7 @@ process group is stopped and every Redis key of the benchmark deleted, on Ctrl-C
 
     .venv/bin/python benchmarks/campaign.py [--jobs 5000] [--concurrency 100] [--latency-ms 50]
         [--pool threads,gevent] [--batch-size 0,50] [--workers 1] [--rounds 3] [--profile]
+        [--transport tls|http|both]
 
 Redis: ``UNSIGN_REDIS_URL`` (``make bench`` gives db 14), default redis://127.0.0.1:6379/14.
 """
@@ -48,13 +55,14 @@ from bench_support import (
     machine,
     raise_interrupt,
     save_report,
-    start_emulator,
 )
+from bench_tls import TRANSPORT_CHOICES, start_emulators, transports
 from bench_workers import run_baseline, run_product
 from job_cpu import REPEATS, WARMUP_JOBS, measure
 from recovery_cost import describe as describe_recovery
 from recovery_cost import measure as measure_recovery
 from report import medians, print_table, ratios
+from tls_table import print_tls_vs_http
 
 from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.emulator.seed import generate
@@ -86,6 +94,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="which of ceiling,baseline,product,cpu to run")
     parser.add_argument("--cpu-jobs", type=int, default=2000,
                         help="jobs of the in-process per-job CPU measurement")
+    parser.add_argument("--transport", choices=TRANSPORT_CHOICES, default="tls",
+                        help="tls (default: HTTPS, the workers with the production settings), "
+                        "http (plain HTTP, sandbox mode), or both in the same rounds")
     parser.add_argument("--loglevel", default="INFO", help="worker log level (both workers)")
     parser.add_argument("--stall-s", type=float, default=60.0,
                         help="abandon a run after this long without progress")
@@ -108,8 +119,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 
+def _steps(args: argparse.Namespace, pool: str
+           ) -> list[tuple[str, Callable[[Setup], dict[str, Any]]]]:
+    """The runs of one round for ``pool`` (those named in ``--runs``), each given its Setup."""
+    steps: list[tuple[str, Callable[[Setup], dict[str, Any]]]] = [
+        ("ceiling", run_ceiling), ("baseline", run_baseline)]
+    steps += [(f"product b{b}", partial(run_product, batch_size=b)) for b in args.batch_size]
+    return [(name, step) for name, step in steps if name.split()[0] in args.runs]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    wanted = transports(args.transport)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     signal.signal(signal.SIGTERM, raise_interrupt)
     signal.signal(signal.SIGHUP, raise_interrupt)
@@ -137,30 +158,30 @@ def main(argv: list[str] | None = None) -> int:
             write_agreements(str(tmp / "agreements.json"), data)
             (tmp / "scenario.json").write_text(json.dumps(
                 {"faults": {"latency_ms": args.latency_ms}}))
-            gateway_url, admin, emulator_pid = start_emulator(
-                procs, agreements=tmp / "agreements.json", scenario=tmp / "scenario.json",
-                partner=PARTNER, key=key, cwd=tmp)
+            gateways = start_emulators(procs, wanted, tmp=tmp,
+                                       agreements=tmp / "agreements.json",
+                                       scenario=tmp / "scenario.json", partner=PARTNER, key=key)
             params = [{k: v for k, v in row.items() if v and k != "reference"}
                       for row in data.rows]
             for pool in args.pool:
-                setup = Setup(client=client, redis_url=redis_url, run_id=run_id,
-                              gateway_url=gateway_url, admin=admin, emulator_pid=emulator_pid,
-                              partner=PARTNER, key=key, params=params,
-                              references=[row["reference"] for row in data.rows], pool=pool,
-                              concurrency=args.concurrency, workers=args.workers,
-                              loglevel=args.loglevel, stall_seconds=args.stall_s,
-                              timeout_seconds=args.timeout_s, procs=procs, tmp=tmp,
-                              results_dir=RESULTS, stamp=stamp, profile=args.profile)
-                steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-                    ("ceiling", partial(run_ceiling, setup)),
-                    ("baseline", partial(run_baseline, setup))]
-                steps += [("product", partial(run_product, setup, b)) for b in args.batch_size]
+                setups = {t: Setup(client=client, redis_url=redis_url, run_id=run_id,
+                                   gateway_url=g.url, admin=g.admin, emulator_pid=g.pid,
+                                   partner=PARTNER, key=key, params=params,
+                                   references=[row["reference"] for row in data.rows],
+                                   pool=pool, concurrency=args.concurrency,
+                                   workers=args.workers, loglevel=args.loglevel,
+                                   stall_seconds=args.stall_s, timeout_seconds=args.timeout_s,
+                                   procs=procs, tmp=tmp, results_dir=RESULTS, stamp=stamp,
+                                   profile=args.profile, transport=t, ca_file=g.ca_file)
+                          for t, g in gateways.items()}
                 for number in range(1, args.rounds + 1):
-                    for name, step in steps:
-                        if name in args.runs:
-                            print(f"running {name} ({pool}, round {number}) ...",
-                                  file=sys.stderr)
-                            report["runs"].append({**step(), "round": number})
+                    order = wanted if number % 2 else wanted[::-1]  # neither always first
+                    for name, step in _steps(args, pool):
+                        for transport in order:
+                            print(f"running {name} over {transport} ({pool}, round "
+                                  f"{number}) ...", file=sys.stderr)
+                            report["runs"].append({**step(setups[transport]), "round": number,
+                                                   "step": f"{name} {pool}"})
                             save_report(out, report)
             if "cpu" in args.runs:
                 print("measuring the per-job CPU cost in-process ...", file=sys.stderr)
@@ -189,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     report["medians"] = medians(report["runs"])
     save_report(out, report)
     print_table(report)
+    print_tls_vs_http(report["runs"])
     if "recovery_cost" in report:
         print(describe_recovery(report["recovery_cost"]))
     print(f"\nfigures written to {out}")

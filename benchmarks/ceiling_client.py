@@ -10,14 +10,17 @@ job, signs it with MD5 exactly as the worker does
 :func:`unsign_worker.protocol.params.build_params`), posts it, and checks that the answer is a
 success. ``--client session`` posts with a plain ``requests.Session.post`` instead (a session
 whose connection pool is as large as the concurrency): what an application written in an
-afternoon would do, the ceiling of the defaults target. Writes ``{"start", "end", "ok",
-"failed", "cpu_s", "latencies_ms"}`` as JSON to ``--out`` (``cpu_s``: CPU seconds of the whole
-process, set-up included).
+afternoon would do, the ceiling of the defaults target. Either client keeps its connections
+alive and reuses them; over HTTPS (an ``https://`` ``--url``) it trusts ``--ca-file`` (the
+sandbox PKI's ``ca.pem``) and verifies the certificate and host name as the worker does.
+Writes ``{"start", "end", "ok", "failed", "cpu_s", "latencies_ms"}`` as JSON to ``--out``
+(``cpu_s``: CPU seconds of the whole process, set-up included).
 
 The key comes from ``ALIPAY_KEY`` (never from the command line).
 
     python benchmarks/ceiling_client.py --url URL --partner P --jobs-file F --out O \
         [--concurrency 100] [--pool threads|gevent] [--client worker|session] [--timeout-s 600]
+        [--ca-file CA.pem]
 """
 
 from __future__ import annotations
@@ -50,24 +53,29 @@ CHARSET = "utf-8"
 TIMEOUT_SECONDS = (5.0, 15.0)
 
 
-def session_post(url: str, concurrency: int) -> Callable[[dict[str, str]], bytes]:
-    """A plain ``requests.Session.post`` of the signed form, pool as large as the concurrency."""
+def session_post(url: str, concurrency: int, ca_file: str | None = None
+                 ) -> Callable[[dict[str, str]], bytes]:
+    """A plain ``requests.Session.post`` of the signed form, pool as large as the concurrency,
+    trusting ``ca_file`` over HTTPS (given on each call: a REQUESTS_CA_BUNDLE in the environment
+    would otherwise win over ``session.verify``)."""
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=concurrency)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    return lambda signed: session.post(url, data=signed, timeout=TIMEOUT_SECONDS).content
+    verify: str | bool = ca_file or True
+    return lambda signed: session.post(url, data=signed, timeout=TIMEOUT_SECONDS,
+                                       verify=verify).content
 
 
 def run(url: str, partner: str, key: str, jobs: list[dict[str, str]], concurrency: int,
-        deadline: float, kind: str = "worker") -> dict[str, Any]:
+        deadline: float, kind: str = "worker", ca_file: str | None = None) -> dict[str, Any]:
     signer = make_signer("MD5", key=key)
     if kind == "session":
-        post = session_post(url, concurrency)
+        post = session_post(url, concurrency, ca_file)
     else:
         client = GatewayClient(gateway_url=url, connect_timeout_seconds=TIMEOUT_SECONDS[0],
                                read_timeout_seconds=TIMEOUT_SECONDS[1], pool_size=concurrency,
-                               max_response_bytes=64 * 1024)
+                               max_response_bytes=64 * 1024, ca_bundle=ca_file)
 
         def post(signed: dict[str, str]) -> bytes:
             return client.post(signed, charset=CHARSET).body
@@ -117,11 +125,14 @@ def main() -> int:
     parser.add_argument("--client", choices=("worker", "session"), default="worker",
                         help="the worker's GatewayClient, or a plain requests.Session.post")
     parser.add_argument("--timeout-s", type=float, default=600.0)
+    parser.add_argument("--ca-file", default=None,
+                        help="over HTTPS, the CA certificate to trust (the sandbox's ca.pem)")
     args = parser.parse_args()
     with open(args.jobs_file, encoding="utf-8") as handle:
         jobs = json.load(handle)
     result = run(args.url, args.partner, os.environ.get("ALIPAY_KEY", ""), jobs,
-                 args.concurrency, time.monotonic() + args.timeout_s, args.client)
+                 args.concurrency, time.monotonic() + args.timeout_s, args.client,
+                 args.ca_file)
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump(result, handle)
     return 0

@@ -1,5 +1,5 @@
 """The campaign benchmark's readable table and its ratios (product / ceiling, product /
-baseline, each against the run of the same pool and the same round)."""
+baseline, each against the run of the same pool, transport and round)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                  "pool": run["pool"], "batch_size": run.get("batch_size")}
         for kind in ("ceiling", "baseline"):
             other = next((r for r in runs if r["kind"] == kind and r["pool"] == run["pool"]
+                          and r.get("transport") == run.get("transport")
                           and r.get("round", 1) == entry["round"]), None)
             if other and other["jobs_per_s"]:
                 entry[f"vs_{kind}"] = round(run["jobs_per_s"] / other["jobs_per_s"], 2)
@@ -57,9 +58,9 @@ def _rss(run: dict[str, Any]) -> str:
 def print_table(report: dict[str, Any]) -> None:
     runs = report.get("runs", [])
     by_run = {(r["label"], r["round"]): r for r in ratios(runs)}
-    head = (f"{'run':<28}{'jobs/s':>8}{'/ceil':>7}{'/base':>7}{'p50 ms':>9}{'p99 ms':>9}"
+    head = (f"{'run':<34}{'jobs/s':>8}{'/ceil':>7}{'/base':>7}{'p50 ms':>9}{'p99 ms':>9}"
             f"{'RSS MB':>8}{'cpu ms/job':>11}{'enq s':>7}{'busy':>6}{'other':>6}{'inflt':>6}"
-            "  check")
+            f"{'conn/1k':>8}{'req/job':>8}  check")
     print()
     print(head)
     print("-" * len(head))
@@ -68,24 +69,27 @@ def print_table(report: dict[str, Any]) -> None:
         ratio = by_run.get((run["label"], run.get("round", 1)), {})
         cpu = run["cpu_ms_per_job"]
         name = f"{run['label']} #{run.get('round', 1)}" if several else run["label"]
-        print(f"{name:<28}{_num(run['jobs_per_s']):>8}"
+        print(f"{name:<34}{_num(run['jobs_per_s']):>8}"
               f"{_num(ratio.get('vs_ceiling'), '.2f'):>7}{_num(ratio.get('vs_baseline'), '.2f'):>7}"
               f"{_num(run['latency_ms']['p50']):>9}{_num(run['latency_ms']['p99']):>9}"
               f"{_rss(run):>8}{_num(cpu['workers'], '.2f'):>11}"
               f"{_num(run.get('enqueue_seconds'), '.1f'):>7}"
               f"{_num(run['machine_busy_cores'], '.2f'):>6}"
               f"{_num(run['other_load_cores'], '.2f'):>6}"
-              f"{_num(run['emulator']['max_in_flight']):>6}  "
+              f"{_num(run['emulator']['max_in_flight']):>6}"
+              f"{_num(run.get('connections_per_1000_jobs'), '.1f'):>8}"
+              f"{_num(run.get('requests_per_job'), '.3f'):>8}  "
               f"{'ok' if run['ok'] else '; '.join(run['problems'])}")
     print("\njobs/s: first enqueue to last terminal state; p50/p99: enqueue to done (ceiling: "
           "one request); RSS: peak per process; cpu ms/job: worker (or client) processes; "
           "enq s: seconds to enqueue every job; busy: cores busy on the machine; other: cores "
           "taken by processes outside the benchmark; inflt: most requests the gateway held at "
-          "once. The JSON has the CPU of the producer, emulator and Redis too.")
+          "once; conn/1k: connections the emulator accepted per 1,000 jobs; req/job: gateway "
+          "requests per job. The JSON has the CPU of the producer, emulator and Redis too.")
     if several:
         print("\nmedians over the rounds (each ratio against the same round's runs):")
         for entry in medians(runs):
-            line = f"  {entry['label']:<28}{entry['median_jobs_per_s']:>8,.0f} jobs/s"
+            line = f"  {entry['label']:<34}{entry['median_jobs_per_s']:>8,.0f} jobs/s"
             for key in ("vs_ceiling", "vs_baseline"):
                 if f"median_{key}" in entry:
                     each = ", ".join(f"{v:.2f}" for v in entry[key])

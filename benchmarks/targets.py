@@ -3,6 +3,14 @@
 Every ratio is taken side by side in one invocation against its baseline, in interleaved
 rounds (``--rounds``, median reported, each round's value listed): the machine is shared.
 
+Over TLS by default (``--transport tls``): the emulator serves HTTPS with a sandbox PKI made
+once per run, the workers run with the production settings (no sandbox mode, the CA trusted
+through ``ALIPAY_CA_BUNDLE``), the ceiling and the baseline trust the same CA and reuse their
+connections. ``--transport http`` measures plain HTTP (sandbox mode) instead; ``--transport
+both`` runs every step over both, TLS beside plain HTTP in the same rounds (their order
+alternating between rounds), and prints each target table and TLS / HTTP per step: jobs/s,
+worker CPU per job, connections the emulator accepted per 1,000 jobs, requests per job.
+
 1. ``unsign-worker worker`` (no options) + ``unsign-worker campaign run FILE`` of
    ``--campaign-jobs`` rows vs the ceiling: a plain ``requests.Session.post`` in a gevent pool
    of 200, one process, the same signed requests (benchmarks/ceiling_client.py
@@ -15,14 +23,17 @@ rounds (``--rounds``, median reported, each round's value listed): the machine i
 4. whole-product CPU per job (workers + producer + Redis server) vs the ceiling client's CPU
    per request; our own code's CPU per job (benchmarks/job_cpu.py); worker RSS growth (over
    ``--long-jobs`` jobs when given, e.g. 100000);
-5. ``campaign run FILE --detach`` of ``--detach-rows`` rows while a default worker drains.
+5. ``campaign run FILE --detach`` of ``--detach-rows`` rows while a default worker drains
+   (over the first transport only).
 
     .venv/bin/python benchmarks/targets.py [--rounds 3] [--campaign-jobs 5000]
         [--single-jobs 5000] [--latency-jobs 100] [--detach-rows 100000] [--long-jobs 0]
+        [--transport tls|http|both]
 
 Redis: ``UNSIGN_REDIS_URL`` (``make bench`` gives db 14). Figures go to
 ``benchmarks/results/targets-<timestamp>.json``; the exit status is 1 if a run failed a check
-(a job missing, a duplicate unsign, a bad signature), not if a target is missed.
+(a job missing, a duplicate unsign, a bad signature), not if a target is missed: the targets
+are reported against, never gates.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -50,11 +62,12 @@ from bench_support import (
     machine,
     raise_interrupt,
     save_report,
-    start_emulator,
 )
+from bench_tls import TRANSPORT_CHOICES, start_emulators, transports
 from bench_workers import run_baseline
 from job_cpu import REPEATS, WARMUP_JOBS, measure
 from targets_table import print_targets
+from tls_table import print_tls_vs_http
 
 from unsign_worker.cli.emulator_cmds import write_agreements
 from unsign_worker.cli.worker_cmds import DEFAULT_CONCURRENCY, DEFAULT_POOL
@@ -84,6 +97,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also run targets 1 and 2 with these worker flags, in the same "
                         "rounds (e.g. --compare='--pool threads --concurrency 32'; the word "
                         "no-hiredis runs the worker as if hiredis were not installed)")
+    parser.add_argument("--transport", choices=TRANSPORT_CHOICES, default="tls",
+                        help="tls (default: HTTPS, the workers with the production settings), "
+                        "http (plain HTTP, sandbox mode), or both in the same rounds")
     parser.add_argument("--stall-s", type=float, default=60.0)
     parser.add_argument("--timeout-s", type=float, default=900.0)
     args = parser.parse_args(argv)
@@ -92,10 +108,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def round_steps(args: argparse.Namespace, skip: set[str], rows: list[dict[str, str]],
+                camp: dict[str, Setup], single: dict[str, Setup]
+                ) -> list[tuple[str, dict[str, Callable[[], dict[str, Any]]]]]:
+    """The steps of one round, each a run per transport (labels end with the transport)."""
+    jobs = rows[:args.campaign_jobs]
+    steps: list[tuple[str, dict[str, Callable[[], dict[str, Any]]]]] = []
+    if "1" not in skip:
+        steps += [("ceiling", {t: partial(run_ceiling, s) for t, s in camp.items()}),
+                  ("campaign", {t: partial(run_campaign_cli, s, jobs,
+                                           f"defaults campaign run {t}")
+                                for t, s in camp.items()})]
+    if "2" not in skip:
+        steps += [("baseline", {t: partial(run_baseline, s) for t, s in single.items()})]
+        steps += [(via, {t: partial(run_single, s, via, f"defaults single {via} {t}")
+                         for t, s in single.items()}) for via in ("client", "inbox")]
+    for flags in args.compare:
+        extra = tuple(flags.split())
+        if "1" not in skip:
+            steps.append((f"campaign {flags}", {t: partial(
+                run_campaign_cli, s, jobs, f"campaign run {flags} {t}", extra)
+                for t, s in camp.items()}))
+        if "2" not in skip:
+            steps.append((f"client {flags}", {t: partial(
+                run_single, s, "client", f"single client {flags} {t}", extra)
+                for t, s in single.items()}))
+    return steps
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     skip = set(args.skip.split(","))
+    wanted = transports(args.transport)
     signal.signal(signal.SIGTERM, raise_interrupt)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = RESULTS / f"targets-{stamp}.json"
@@ -108,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                               "options": vars(args), "defaults": {
                                   "pool": DEFAULT_POOL, "concurrency": DEFAULT_CONCURRENCY,
                                   "processes": default_processes()},
+                              "transports": list(wanted), "idle_latency": {},
                               "runs": []}
     size = max(args.campaign_jobs, args.single_jobs, args.long_jobs, args.latency_jobs)
     with tempfile.TemporaryDirectory(prefix="unsign-targets-") as tmp_dir:
@@ -120,58 +165,50 @@ def main(argv: list[str] | None = None) -> int:
             write_agreements(str(tmp / "agreements.json"), data)
             (tmp / "scenario.json").write_text(json.dumps(
                 {"faults": {"latency_ms": args.latency_ms}}))
-            gateway_url, admin, emulator_pid = start_emulator(
-                procs, agreements=tmp / "agreements.json", scenario=tmp / "scenario.json",
-                partner=PARTNER, key=key, cwd=tmp)
+            gateways = start_emulators(procs, wanted, tmp=tmp,
+                                       agreements=tmp / "agreements.json",
+                                       scenario=tmp / "scenario.json", partner=PARTNER, key=key)
             params = [{k: v for k, v in row.items() if v and k != "reference"}
                       for row in data.rows]
             refs = [row["reference"] or f"bench-{i}" for i, row in enumerate(data.rows)]
 
-            def setup(jobs: int, pool: str, concurrency: int) -> Setup:
+            def setup(transport: str, jobs: int, pool: str, concurrency: int) -> Setup:
+                gateway = gateways[transport]
                 return Setup(client=client, redis_url=redis_url, run_id=run_id,
-                             gateway_url=gateway_url, admin=admin, emulator_pid=emulator_pid,
-                             partner=PARTNER, key=key, params=params[:jobs],
-                             references=refs[:jobs], pool=pool, concurrency=concurrency,
-                             workers=1, loglevel="INFO", stall_seconds=args.stall_s,
-                             timeout_seconds=args.timeout_s, procs=procs, tmp=tmp,
-                             results_dir=RESULTS, stamp=stamp, ceiling_client="session")
+                             gateway_url=gateway.url, admin=gateway.admin,
+                             emulator_pid=gateway.pid, partner=PARTNER, key=key,
+                             params=params[:jobs], references=refs[:jobs], pool=pool,
+                             concurrency=concurrency, workers=1, loglevel="INFO",
+                             stall_seconds=args.stall_s, timeout_seconds=args.timeout_s,
+                             procs=procs, tmp=tmp, results_dir=RESULTS, stamp=stamp,
+                             ceiling_client="session", transport=transport,
+                             ca_file=gateway.ca_file)
 
-            camp = setup(args.campaign_jobs, CEILING_POOL, CEILING_CONCURRENCY)
-            single = setup(args.single_jobs, DEFAULT_POOL, DEFAULT_CONCURRENCY)
-            steps = []
-            if "1" not in skip:
-                steps += [("ceiling", lambda: run_ceiling(camp)),
-                          ("campaign", partial(run_campaign_cli, camp,
-                                               data.rows[:args.campaign_jobs],
-                                               "defaults campaign run"))]
-            if "2" not in skip:
-                steps += [("baseline", lambda: run_baseline(single)),
-                          ("client", lambda: run_single(single, "client",
-                                                        "defaults single client")),
-                          ("inbox", lambda: run_single(single, "inbox",
-                                                       "defaults single inbox"))]
-            for flags in args.compare:
-                extra = tuple(flags.split())
-                if "1" not in skip:
-                    steps.append((f"campaign {flags}", partial(
-                        run_campaign_cli, camp, data.rows[:args.campaign_jobs],
-                        f"campaign run {flags}", extra)))
-                if "2" not in skip:
-                    steps.append((f"client {flags}", partial(
-                        run_single, single, "client", f"single client {flags}", extra)))
+            camp = {t: setup(t, args.campaign_jobs, CEILING_POOL, CEILING_CONCURRENCY)
+                    for t in wanted}
+            single = {t: setup(t, args.single_jobs, DEFAULT_POOL, DEFAULT_CONCURRENCY)
+                      for t in wanted}
+            steps = round_steps(args, skip, data.rows, camp, single)
             for number in range(1, args.rounds + 1):
-                for name, step in steps:
-                    print(f"running {name} (round {number}) ...", file=sys.stderr)
-                    report["runs"].append({**step(), "step": name, "round": number})
-                    save_report(out, report)
+                order = wanted if number % 2 else wanted[::-1]  # neither always goes first
+                for name, by_transport in steps:
+                    for transport in order:
+                        print(f"running {name} over {transport} (round {number}) ...",
+                              file=sys.stderr)
+                        report["runs"].append({**by_transport[transport](), "step": name,
+                                               "round": number, "transport": transport})
+                        save_report(out, report)
             if "3" not in skip:
-                print("running idle latency ...", file=sys.stderr)
-                report["idle_latency"] = run_idle_latency(single, args.latency_jobs)
+                for transport in wanted:
+                    print(f"running idle latency over {transport} ...", file=sys.stderr)
+                    report["idle_latency"][transport] = run_idle_latency(single[transport],
+                                                                         args.latency_jobs)
+            first = wanted[0]
             if args.long_jobs:
                 print(f"running the {args.long_jobs}-job campaign ...", file=sys.stderr)
-                long = setup(args.long_jobs, CEILING_POOL, CEILING_CONCURRENCY)
+                long = setup(first, args.long_jobs, CEILING_POOL, CEILING_CONCURRENCY)
                 report["long"] = run_campaign_cli(long, data.rows[:args.long_jobs],
-                                                  "defaults long campaign")
+                                                  f"defaults long campaign {first}")
             if "4" not in skip:
                 print("measuring our own code's CPU per job in-process ...", file=sys.stderr)
                 rows = generate((REPEATS + 2) * args.cpu_jobs + WARMUP_JOBS, {"success": 1.0},
@@ -192,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)
                 rows = generate(args.detach_rows, {"success": 1.0}, partner=PARTNER,
                                 seed=3).rows
-                report["detach"] = run_detach(single, rows)
+                report["detach"] = run_detach(single[first], rows)
         except KeyboardInterrupt:
             print("interrupted: stopping the processes and deleting the keys", file=sys.stderr)
             report["interrupted"] = True
@@ -206,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, signal.default_int_handler)
     report["load_avg_end"] = os.getloadavg()
     save_report(out, report)
-    print_targets(report, latency_ms=args.latency_ms)
+    for transport in wanted:
+        print_targets(report, latency_ms=args.latency_ms, transport=transport)
+    print_tls_vs_http(report["runs"])
     print(f"\nfigures written to {out}")
     return exit_status(report)
 

@@ -1,12 +1,17 @@
-"""The one table of ``make bench`` (benchmarks/targets.py): each performance target, the
-product's figure, its baseline's, the ratio (median over the rounds, each round in brackets)
-and whether the goal is met."""
+"""The table of ``make bench`` (benchmarks/targets.py), one per transport (TLS first): each
+performance target, the product's figure, its baseline's (over the same transport), the ratio
+(median over the rounds, each round in brackets) and whether the goal is met (reported, never
+a gate); then a line per run with its connections per 1,000 jobs and requests per job."""
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
 from typing import Any
+
+#: How each transport is named above its table.
+TRANSPORT_NAMES = {"tls": "TLS (HTTPS, the workers with the production settings)",
+                   "http": "plain HTTP (sandbox mode)"}
 
 
 def _by_round(runs: list[dict[str, Any]], step: str) -> dict[int, dict[str, Any]]:
@@ -29,7 +34,8 @@ def _ratio(runs: list[dict[str, Any]], mine: str, base: str,
     return out
 
 
-def _med(values: list[float], fmt: str) -> str:
+def median_text(values: list[float], fmt: str) -> str:
+    """The median of ``values`` in ``fmt``, each value in brackets when there are several."""
     if not values:
         return "-"
     each = ", ".join(format(v, fmt) for v in values)
@@ -66,27 +72,31 @@ def client_cpu(run: dict[str, Any]) -> float | None:
     return run["cpu_ms_per_job"]["workers"]
 
 
-def print_targets(report: dict[str, Any], *, latency_ms: float) -> None:
-    runs = report.get("runs", [])
+def print_targets(report: dict[str, Any], *, latency_ms: float, transport: str) -> None:
+    """The targets over ``transport``; the figures measured once (own code, RSS over a long
+    run, the detached enqueue) in the table of the first transport only."""
+    runs = [r for r in report.get("runs", []) if r.get("transport", "http") == transport]
+    first = transport == (report.get("transports") or [transport])[0]
     rows: list[tuple[str, ...]] = []
     mine, base, ratio = _ratio(runs, "campaign", "ceiling", jobs_per_s)
     median = statistics.median(ratio) if ratio else None
     _row(rows, "1 defaults", "campaign run, jobs/s vs Session.post gevent 200",
-         _med(mine, ",.0f"), _med(base, ",.0f"), _med(ratio, ".2f"), ">= 0.80",
+         median_text(mine, ",.0f"), median_text(base, ",.0f"), median_text(ratio, ".2f"), ">= 0.80",
          None if median is None else median >= 0.8)
     for step, name in (("client", "UnsignClient.enqueue"), ("inbox", "inbox XADD")):
         mine, base, ratio = _ratio(runs, step, "baseline", jobs_per_s)
         median = statistics.median(ratio) if ratio else None
         _row(rows, "2 single jobs", f"{name}, jobs/s vs plain Celery task",
-             _med(mine, ",.0f"), _med(base, ",.0f"), _med(ratio, ".2f"), ">= 1.50",
+             median_text(mine, ",.0f"), median_text(base, ",.0f"), median_text(ratio, ".2f"),
+             ">= 1.50",
              None if median is None else median >= 1.5)
     for step in dict.fromkeys(r["step"] for r in runs if " " in r["step"]):
         kind, flags = step.split(" ", 1)
         base_step = "ceiling" if kind == "campaign" else "baseline"
         mine, base, ratio = _ratio(runs, step, base_step, jobs_per_s)
-        _row(rows, "  compare", f"{kind} with worker flags {flags}", _med(mine, ",.0f"),
-             _med(base, ",.0f"), _med(ratio, ".2f"), "", None)
-    idle = report.get("idle_latency")
+        _row(rows, "  compare", f"{kind} with worker flags {flags}", median_text(mine, ",.0f"),
+             median_text(base, ",.0f"), median_text(ratio, ".2f"), "", None)
+    idle = (report.get("idle_latency") or {}).get(transport)
     if idle:
         for q, goal in (("p50", 15.0), ("p99", 50.0)):
             rec, seen = idle["recorded_ms"][q], idle["caller_ms"][q]
@@ -102,25 +112,25 @@ def print_targets(report: dict[str, Any], *, latency_ms: float) -> None:
         ratio = [x / y for x, y in pairs]
         median = statistics.median(ratio) if ratio else None
         _row(rows, "4 cost", f"{name}: CPU ms/job worker+producer+Redis vs client ms/request",
-             _med([x for x, _ in pairs], ".2f"), _med([y for _, y in pairs], ".2f"),
-             _med(ratio, ".2f"), "<= 1.30", None if median is None else median <= 1.3)
-    cpu = report.get("job_cpu")
+             median_text([x for x, _ in pairs], ".2f"), median_text([y for _, y in pairs], ".2f"),
+             median_text(ratio, ".2f"), "<= 1.30", None if median is None else median <= 1.3)
+    cpu = report.get("job_cpu") if first else None
     if cpu:
         _row(rows, "4 cost", f"own code CPU ms/job (in-process, stub gateway, "
              f"{cpu.get('batch_size', 1)} jobs per call as the worker runs them)",
              f"{cpu['cpu_ms_per_job']:.3f}", "", "", f"< {cpu['target_ms']}",
              cpu["cpu_ms_per_job"] < cpu["target_ms"])
-    single = report.get("job_cpu_single")
+    single = report.get("job_cpu_single") if first else None
     if single:
         _row(rows, "  compare", "own code CPU ms/job, one job per call (a job retried later)",
              f"{single['cpu_ms_per_job']:.3f}", "", "", "-", None)
-    long = report.get("long") or max((r for r in runs if r["step"] == "campaign"),
-                                     key=lambda r: r["completed"], default=None)
+    long = (report.get("long") if first else None) or max(
+        (r for r in runs if r["step"] == "campaign"), key=lambda r: r["completed"], default=None)
     growth, text = _growth(long)
     _row(rows, "4 cost", f"worker RSS growth, 10% -> 100% ({text})",
          "-" if growth is None else f"{growth:+.1f}%", "", "", "< 20%",
          None if growth is None else growth < 20)
-    detach = report.get("detach")
+    detach = report.get("detach") if first else None
     if detach:
         _row(rows, "5 enqueue", f"campaign run --detach, {detach['rows']:,} rows, worker "
              f"draining ({detach['drained_meanwhile']:,} done meanwhile; command CPU "
@@ -130,7 +140,8 @@ def print_targets(report: dict[str, Any], *, latency_ms: float) -> None:
     heads = ("target", "figure", "unsign-worker", "baseline", "ratio", "goal", "met")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
     print()
-    print(f"defaults: --pool {report['defaults']['pool']} --concurrency "
+    print(f"over {TRANSPORT_NAMES.get(transport, transport)}; "
+          f"defaults: --pool {report['defaults']['pool']} --concurrency "
           f"{report['defaults']['concurrency']}, {report['defaults'].get('processes')} "
           "process(es); load average "
           f"{_load(report.get('load_avg_start'))} at the start, "
@@ -147,7 +158,16 @@ def print_targets(report: dict[str, Any], *, latency_ms: float) -> None:
     for r in runs:
         print(f"  {r['label']} #{r['round']}: {r['jobs_per_s']:,.0f} jobs/s, "
               f"states {r.get('states')}, gateway in flight max "
-              f"{r['emulator']['max_in_flight']}, other load {r['other_load_cores']} cores")
+              f"{r['emulator']['max_in_flight']}, connections opened "
+              f"{r['emulator'].get('connections_opened')} "
+              f"({_num(r.get('connections_per_1000_jobs'), '.1f')} per 1,000 jobs), requests "
+              f"per job {_num(r.get('requests_per_job'), '.3f')}, worker CPU "
+              f"{_num(r['cpu_ms_per_job']['workers'], '.2f')} ms/job, other load "
+              f"{r['other_load_cores']} cores")
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
 
 
 def _load(values: Any) -> str:
