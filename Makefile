@@ -49,7 +49,8 @@ test-lowest:
 		-m "not slow" --hypothesis-profile=fast -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep)
+	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep) \
+		$(if $(PLAIN_HTTP),--plain-http)
 
 # the performance targets with the product's defaults, one table (BENCH_ARGS: e.g. --long-jobs 100000)
 bench: $(BENCH_STAMP)
