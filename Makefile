@@ -48,8 +48,10 @@ test-lowest:
 	$(LOWEST)/bin/python scripts/with_redis.py --db $(TEST_DB) -- $(LOWEST)/bin/python -m pytest \
 		-m "not slow" --hypothesis-profile=fast -p no:cacheprovider $(PYTEST_ARGS)
 
+# KEEP=1: keep everything up after the campaign; PLAIN_HTTP=1: plain HTTP, sandbox mode (not TLS)
+DEMO_ARGS = $(if $(KEEP),--keep) $(if $(PLAIN_HTTP),--plain-http)
 demo: $(STAMP)
-	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(if $(KEEP),--keep)
+	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(DEMO_ARGS)
 
 # the performance targets with the product's defaults, one table (BENCH_ARGS: e.g. --long-jobs 100000)
 bench: $(BENCH_STAMP)

@@ -5,14 +5,17 @@
   the last :data:`HEARTBEAT_MAX_AGE_SECONDS`; the sweeper writes it every sweep interval.
 - ``flower``: Flower's ``/healthcheck`` answers ``OK`` (no credentials needed).
 - ``console``: the operations console's ``/healthz`` answers (no credentials needed).
-- ``emulator``: the emulator's ``/_emulator/health`` answers.
+- ``emulator``: the emulator's ``/_emulator/health`` answers; over HTTPS (``https://localhost``)
+  when given the CA file to trust, its certificate verified against that CA alone.
 
-Usage: healthcheck.py worker [HOSTNAME] | flower [PORT] | console [PORT] | emulator [PORT]
+Usage: healthcheck.py worker [HOSTNAME] | flower [PORT] | console [PORT]
+       | emulator [PORT [CA_FILE]]
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import time
 import urllib.request
@@ -33,8 +36,10 @@ def worker(hostname: str) -> bool:
     return seen is not None and time.time() - float(seen) < HEARTBEAT_MAX_AGE_SECONDS
 
 
-def http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=3) as resp:  # noqa: S310 - loopback only
+def http_ok(url: str, ca_file: str = "") -> bool:
+    """``url`` answers 200; an https URL's certificate verified against ``ca_file``."""
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    with urllib.request.urlopen(url, timeout=3, context=context) as resp:  # noqa: S310
         return resp.status == 200
 
 
@@ -49,7 +54,10 @@ def main(argv: list[str]) -> int:
         elif what == "console":
             healthy = http_ok(f"http://127.0.0.1:{arg or 5560}/healthz")
         elif what == "emulator":
-            healthy = http_ok(f"http://127.0.0.1:{arg or 8010}/_emulator/health")
+            ca_file = argv[3] if len(argv) > 3 else ""
+            origin = f"https://localhost:{arg or 8010}" if ca_file else \
+                f"http://127.0.0.1:{arg or 8010}"
+            healthy = http_ok(f"{origin}/_emulator/health", ca_file)
         else:
             print(__doc__, file=sys.stderr)
             return 2

@@ -7,17 +7,24 @@ sandbox profile) run on the parsed YAML everywhere.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tests import paths
+from unsign_worker.emulator.config import build_config
+from unsign_worker.emulator.runner import EmulatorThread
+from unsign_worker.emulator.state import EmulatorState
+from unsign_worker.emulator.tls import make_sandbox_pki, server_ssl_context
+from unsign_worker.settings import Settings, check_gateway_url
 
 ROOT = paths.ROOT
 COMPOSE = ROOT / "docker-compose.yml"
@@ -120,8 +127,52 @@ def test_the_emulator_runs_only_under_the_sandbox_profile(compose: dict[str, Any
         assert "profiles" not in services[name], name
     sandbox = services["sandbox-worker"]
     assert sandbox["network_mode"] == "service:emulator"
-    assert sandbox["environment"]["UNSIGN_SANDBOX"] == "1"
     assert "UNSIGN_SANDBOX" not in services["worker"]["environment"]
+
+
+def test_the_sandbox_runs_over_tls_with_productions_settings(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    emulator, sandbox = services["emulator"], services["sandbox-worker"]
+    # The emulator serves HTTPS with a sandbox PKI on the shared volume, and is checked over it
+    command = " ".join(emulator["command"])
+    assert "--tls-dir /sandbox/tls" in command
+    assert emulator["healthcheck"]["test"][-3:] == ["emulator", "8010", "/sandbox/tls/ca.pem"]
+    # The worker reaches it as production reaches Alipay: https, a host name, the CA it trusts
+    environment = sandbox["environment"]
+    assert environment["ALIPAY_GATEWAY_URL"] == "https://localhost:8010/gateway.do"
+    assert environment["ALIPAY_GATEWAY_ALLOWED_HOSTS"] == "localhost"
+    assert environment["ALIPAY_CA_BUNDLE"] == "/sandbox/tls/ca.pem"
+    assert "UNSIGN_SANDBOX" not in environment
+    assert any(v.startswith("sandbox-data:/sandbox") for v in sandbox["volumes"])
+    settings = Settings.from_env({"ALIPAY_PARTNER": "2088101568338364", "ALIPAY_KEY": "k" * 32,
+                                  **environment}, load_dotenv=False)
+    check_gateway_url(settings.gateway_url, sandbox=settings.sandbox,
+                      allowed_hosts=settings.gateway_allowed_hosts)
+    assert not settings.sandbox
+
+
+def _healthcheck() -> Any:
+    spec = importlib.util.spec_from_file_location("healthcheck", ROOT / "scripts" /
+                                                  "healthcheck.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_emulators_health_check_speaks_tls_when_given_its_ca(tmp_path: Path) -> None:
+    # Given an emulator serving HTTPS with a sandbox PKI
+    pki = make_sandbox_pki(tmp_path / "tls")
+    state = EmulatorState(build_config(partner="2088101568338364", key="k" * 32), [])
+    healthcheck = _healthcheck()
+    with EmulatorThread(state, ssl_context=server_ssl_context(pki.cert_file,
+                                                              pki.key_file)) as thread:
+        port = str(urlsplit(thread.url).port)
+        # Then the check passes with its CA, and fails without it (plain HTTP) or with another
+        assert healthcheck.main(["healthcheck.py", "emulator", port, str(pki.ca_file)]) == 0
+        assert healthcheck.main(["healthcheck.py", "emulator", port]) == 1
+        other = make_sandbox_pki(tmp_path / "other")
+        assert healthcheck.main(["healthcheck.py", "emulator", port, str(other.ca_file)]) == 1
 
 
 def test_every_long_running_service_has_a_health_check(compose: dict[str, Any]) -> None:

@@ -2,9 +2,11 @@
 
 ``make demo`` runs it with a Redis found or started by ``scripts/with_redis.py``. Steps: clear
 the demo's own keys (prefix ``unsign-demo:``), seed a data set, start the emulator with a
-realistic mix of faults, start workers and Flower, run the campaign with its live progress bar,
-then show the summary, the dead-letter queue by code with the advice for each, and the report
-file. Ctrl-C at any point stops everything the demo started, and only that
+realistic mix of faults over HTTPS (a sandbox PKI kept in the workdir; the workers trust its root
+through ``ALIPAY_CA_BUNDLE``, outside sandbox mode, as production does: see
+:mod:`unsign_worker.demo.gateway`), start workers and Flower, run the campaign with its live
+progress bar, then show the summary, the dead-letter queue by code with the advice for each, and
+the report file. Ctrl-C at any point stops everything the demo started, and only that
 (see :mod:`unsign_worker.demo.processes`).
 """
 
@@ -22,7 +24,8 @@ from typing import Any
 
 import click
 
-from unsign_worker.demo.data import describe_mix, dlq_by_code, seed_files
+from unsign_worker.demo.data import SeededFiles, describe_mix, dlq_by_code, seed_files
+from unsign_worker.demo.gateway import READY_PATTERN, GatewayLink, emulator_args, prepare_tls
 from unsign_worker.demo.processes import (
     Child,
     DemoError,
@@ -40,10 +43,15 @@ DEMO_CAMPAIGN = "demo"
 DEMO_USER = "demo"
 #: The campaign's global rate limit, jobs/s: slow enough to watch the progress bar and Flower.
 DEMO_RATE = 80
-#: Worker settings that keep a demo's retries short (production keeps the defaults).
+#: Worker settings that keep a demo's retries short (production keeps the defaults); the
+#: gateway's settings come from :class:`GatewayLink` (TLS, or sandbox mode for plain HTTP).
 DEMO_WORKER_ENV = {"UNSIGN_RETRY_COUNTDOWN_BASE": "1", "UNSIGN_RETRY_COUNTDOWN_CAP": "10",
-                   "UNSIGN_SWEEP_INTERVAL": "2", "UNSIGN_SANDBOX": "1",
-                   "UNSIGN_SUCCESS_HOOK": ""}
+                   "UNSIGN_SWEEP_INTERVAL": "2", "UNSIGN_SUCCESS_HOOK": ""}
+#: Seconds a process gets to say it is ready (the emulator, Flower, the console) and the
+#: workers to register: a few seconds on an idle machine, many times that on a loaded one.
+READY_TIMEOUT_SECONDS = 180.0
+#: Seconds ``campaign report`` gets to write the report.
+REPORT_TIMEOUT_SECONDS = 300.0
 BIN = Path(sys.executable).parent
 
 
@@ -59,6 +67,8 @@ class DemoOptions:
     rate: int = 0
     prefix: str = DEMO_PREFIX
     console_port: int = 5560
+    #: plain HTTP and sandbox mode instead of TLS
+    plain_http: bool = False
 
 
 def _say(step: str, text: str) -> None:
@@ -110,7 +120,8 @@ def _start_console(sup: Supervisor, env: dict[str, str], opts: DemoOptions, pass
     console = sup.start("console", [str(BIN / "unsign-worker"), "console", "--port", str(port)],
                         {**env, "UNSIGN_CONSOLE_AUTH": f"{DEMO_USER}:{password}"},
                         log=logs / "console.log")
-    url = wait_for_line(console, r"console: (http://\S+/) \(", timeout=60).group(1)
+    url = wait_for_line(console, r"console: (http://\S+/) \(",
+                        timeout=READY_TIMEOUT_SECONDS).group(1)
     _say("console", f"{url}  user {DEMO_USER}  password {password} (escalations, campaigns, "
                     "health)")
     return url
@@ -125,8 +136,24 @@ def _report(env: dict[str, str], client: Any, keys: Keys, opts: DemoOptions) -> 
     out = opts.workdir / "report.csv"
     run = subprocess.run([str(BIN / "unsign-worker"), "campaign", "report", newest[0].decode(),
                           "--out", str(out)], env=env, capture_output=True, text=True,
-                         timeout=120, start_new_session=True)
+                         timeout=REPORT_TIMEOUT_SECONDS, start_new_session=True)
     return out if run.returncode == 0 and out.exists() else None
+
+
+def _start_emulator(sup: Supervisor, env: dict[str, str], files: SeededFiles, key_file: Path,
+                    opts: DemoOptions) -> GatewayLink:
+    """Start the emulator (over HTTPS with the demo's sandbox PKI, unless ``--plain-http``)."""
+    trust = None if opts.plain_http else prepare_tls(opts.workdir)
+    emulator = sup.start("emulator", [
+        str(BIN / "unsign-worker"), "emulator", "--port", "0", "--agreements",
+        str(files.agreements), "--scenario", str(files.scenario), "--key-file",
+        str(key_file), *emulator_args(trust)], env, log=opts.workdir / "logs" / "emulator.log")
+    ready = wait_for_line(emulator, READY_PATTERN, timeout=READY_TIMEOUT_SECONDS)
+    link = GatewayLink(ready.group(1), ready.group(2), trust)
+    _say("emulator", f"{link.url} (20-50 ms per request, ~2% random faults, scripted "
+                     "escalations)")
+    _say("tls", link.describe())
+    return link
 
 
 def run_demo(opts: DemoOptions) -> int:
@@ -161,19 +188,10 @@ def run_demo(opts: DemoOptions) -> int:
         key_file = opts.workdir / "demo.key"
         key_file.write_text(secrets.token_hex(16), encoding="utf-8")
         key_file.chmod(0o600)
-        env = _child_env(redis_url, opts.prefix)
-        emulator = sup.start("emulator", [
-            str(BIN / "unsign-worker"), "emulator", "--port", "0", "--agreements",
-            str(files.agreements), "--scenario", str(files.scenario), "--key-file",
-            str(key_file)], env, log=logs / "emulator.log")
-        url = wait_for_line(emulator, r"emulator: serving (http://\S+) for partner (\d+)",
-                            timeout=60)
-        _say("emulator", f"{url.group(1)} (20-50 ms per request, ~2% random faults, "
-                         "scripted escalations)")
+        link = _start_emulator(sup, _child_env(redis_url, opts.prefix), files, key_file, opts)
 
-        worker_env = _child_env(redis_url, opts.prefix, ALIPAY_PARTNER=url.group(2),
-                                ALIPAY_KEY_FILE=str(key_file), ALIPAY_GATEWAY_URL=url.group(1),
-                                **DEMO_WORKER_ENV)
+        worker_env = _child_env(redis_url, opts.prefix, ALIPAY_PARTNER=link.partner,
+                                ALIPAY_KEY_FILE=str(key_file), **link.env(), **DEMO_WORKER_ENV)
         host = socket.gethostname()
         names = [f"demo-w{i}@{host}" for i in range(1, opts.workers + 1)]
         for i, name in enumerate(names, 1):
@@ -181,7 +199,7 @@ def run_demo(opts: DemoOptions) -> int:
                                       "--concurrency", str(opts.concurrency)], worker_env,
                       log=logs / f"worker-{i}.log")
         wait_until(lambda: all(client.zscore(keys.workers, n) is not None for n in names),
-                   timeout=90, what="the workers", check=sup.check)
+                   timeout=READY_TIMEOUT_SECONDS, what="the workers", check=sup.check)
         _say("workers", f"{opts.workers} x {opts.concurrency} threads ({', '.join(names)}); "
                         f"logs in {logs}/")
 
@@ -190,11 +208,15 @@ def run_demo(opts: DemoOptions) -> int:
         flower = sup.start("flower", [str(BIN / "unsign-worker"), "flower", "--port", str(port)],
                            {**worker_env, "FLOWER_BASIC_AUTH": f"{DEMO_USER}:{password}"},
                            log=logs / "flower.log")
-        found = wait_for_line(flower, r"flower: (http://\S+/) \(", timeout=60)
+        found = wait_for_line(flower, r"flower: (http://\S+/) \(",
+                              timeout=READY_TIMEOUT_SECONDS)
         _say("flower", f"{found.group(1)}  user {DEMO_USER}  password {password}")
         console_url = _start_console(sup, worker_env, opts, password, logs)
 
         ran = _run_campaign(sup, worker_env, campaign, opts)
+        traffic = link.traffic()
+        if traffic:
+            _say("gateway", f"the emulator answered {traffic}")
         _show_dlq(client, keys)
         report = _report(worker_env, client, keys, opts)
         click.echo()
@@ -206,7 +228,9 @@ def run_demo(opts: DemoOptions) -> int:
                    f"run: UNSIGN_KEY_PREFIX={opts.prefix} unsign-worker status")
         click.echo(f"Console: {console_url}  user {DEMO_USER}  password {password}")
         if opts.keep:
-            click.echo(f"Still running until Ctrl-C: the emulator at {url.group(1)}, "
+            trusted = (f" (trust it: export ALIPAY_CA_BUNDLE={link.trust.ca_file})"
+                       if link.trust else " (plain HTTP)")
+            click.echo(f"Still running until Ctrl-C: the emulator at {link.url}{trusted}, "
                        f"{opts.workers} worker(s), Flower at {found.group(1)} and the console "
                        f"at {console_url} (user {DEMO_USER}, password {password}).")
             click.echo("Press Ctrl-C to stop everything.")
@@ -261,14 +285,20 @@ def _safe(url: str) -> str:
               "console up after the campaign until Ctrl-C.")
 @click.option("--console-port", default=5560, show_default=True, type=int,
               help="The console's port (any free port if taken).")
+@click.option("--plain-http", is_flag=True, help="Serve the emulator in plain HTTP and run the "
+              "workers in sandbox mode (UNSIGN_SANDBOX=1) instead of over TLS with a private "
+              "CA, as production does.")
 @click.option("--prefix", default=DEMO_PREFIX, hidden=True,
               help="Key prefix of the demo (cleared at start).")
 def demo_cmd(count: int, workers: int, concurrency: int, flower_port: int, workdir: Path,
-             seed: int, rate: int, keep: bool, console_port: int, prefix: str) -> None:
+             seed: int, rate: int, keep: bool, console_port: int, plain_http: bool,
+             prefix: str) -> None:
     """Run a whole sample campaign against the gateway emulator and show the results.
 
     Needs a Redis (UNSIGN_REDIS_URL; 'make demo' finds or starts one). Uses only keys under
-    'unsign-demo:' and clears them at the next run. Ctrl-C stops everything it started.
+    'unsign-demo:' and clears them at the next run. The emulator serves HTTPS with a private CA
+    kept in WORKDIR/tls, which the workers trust through ALIPAY_CA_BUNDLE, outside sandbox mode
+    (--plain-http: plain HTTP, sandbox mode). Ctrl-C stops everything it started.
     """
     def on_term(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
@@ -276,7 +306,8 @@ def demo_cmd(count: int, workers: int, concurrency: int, flower_port: int, workd
     signal.signal(signal.SIGTERM, on_term)
     code = run_demo(DemoOptions(count=count, workers=workers, concurrency=concurrency,
                                 flower_port=flower_port, workdir=workdir, seed=seed, keep=keep,
-                                rate=rate, prefix=prefix, console_port=console_port))
+                                rate=rate, prefix=prefix, console_port=console_port,
+                                plain_http=plain_http))
     if code:
         raise click.exceptions.Exit(code)
 

@@ -41,6 +41,8 @@ class Child:
     log: Path | None
     #: signal that asks this child to stop gracefully
     stop_signal: int = signal.SIGTERM
+    #: where this child's output starts in ``log`` (logs are appended to across runs)
+    log_start: int = 0
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Supervisor:
               log: Path | None = None, stop_signal: int = signal.SIGTERM) -> Child:
         """Start ``argv``; its output goes to ``log`` (None: this process's terminal)."""
         out: IO[bytes] | None = open(log, "ab") if log else None
+        start = out.seek(0, os.SEEK_END) if out is not None else 0
         try:
             proc = subprocess.Popen(list(argv), env=dict(env), stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT if out else None,
@@ -61,7 +64,7 @@ class Supervisor:
         finally:
             if out is not None:
                 out.close()
-        child = Child(name, proc, log, stop_signal)
+        child = Child(name, proc, log, stop_signal, start)
         self.children.append(child)
         self._save()
         return child
@@ -136,14 +139,25 @@ def reap_leftovers(pidfile: Path) -> int:
     return ended
 
 
+def _output(child: Child) -> str:
+    """What ``child`` wrote to its log (not what earlier runs left there)."""
+    assert child.log is not None
+    try:
+        with open(child.log, "rb") as log:
+            log.seek(child.log_start)
+            return log.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
 def wait_for_line(child: Child, pattern: str, *, timeout: float) -> re.Match[str]:
-    """Wait until ``child``'s log has a line matching ``pattern``; return the match."""
+    """Wait until ``child`` has written a line matching ``pattern`` to its log; return the
+    match."""
     assert child.log is not None
     regex = re.compile(pattern)
     deadline = time.monotonic() + timeout
     while True:
-        text = child.log.read_text(encoding="utf-8", errors="replace") \
-            if child.log.exists() else ""
+        text = _output(child)
         found = regex.search(text)
         if found:
             return found
