@@ -232,3 +232,13 @@ def test_a_kept_alive_connection_older_than_its_maximum_age_follows_a_dns_change
     # Then it reconnects through a new lookup (or, without a maximum age, stays where it was)
     assert (len(new.requests), len(old.requests)) == ((1, 2) if moves else (0, 3))
     assert dns["lookups"] == (2 if moves else 1)
+
+
+def test_without_a_bundle_the_client_and_the_probe_trust_certifis_public_cas(
+        ca_file: str) -> None:
+    import certifi
+
+    from unsign_worker.protocol.gateway import trust_store
+
+    assert trust_store(None) == trust_store("  ") == certifi.where()
+    assert trust_store(ca_file) == ca_file

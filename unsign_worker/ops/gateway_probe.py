@@ -1,17 +1,20 @@
 """``check-config --probe``: resolve the gateway through DNS and complete a TLS handshake.
 
 Nothing is sent over the connection: the probe closes it right after the handshake, so it can
-never cause an unsign. The certificate and host name are verified, against ``ALIPAY_CA_BUNDLE``
-when set (which then replaces the system trust store, as in the gateway client).
+never cause an unsign. The certificate and host name are verified against the trust store the
+gateway client uses: ``ALIPAY_CA_BUNDLE`` when set, else the public CAs of ``certifi`` (not the
+operating system's store), so the probe passes exactly when the worker's handshake would.
 """
 
 from __future__ import annotations
 
 import socket
 import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from unsign_worker.ops.config_checks import Check, fail, ok
+from unsign_worker.protocol.gateway import trust_store
 from unsign_worker.protocol.tls_errors import describe_tls_failure
 from unsign_worker.settings import Settings
 
@@ -41,7 +44,9 @@ def probe_gateway(settings: Settings) -> list[Check]:
 def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) -> Check:
     name = "probe TLS"
     try:
-        context = ssl.create_default_context(cafile=ca_bundle)  # verifies chain and host name
+        store = trust_store(ca_bundle)
+        context = (ssl.create_default_context(capath=store) if Path(store).is_dir()
+                   else ssl.create_default_context(cafile=store))  # chain and host name
         with socket.create_connection((host, port), timeout=timeout) as raw:
             with context.wrap_socket(raw, server_hostname=host) as tls:
                 version, cert = tls.version(), tls.getpeercert() or {}
@@ -54,7 +59,7 @@ def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) 
                           f"{describe_tls_failure(exc, in_handshake=True)}")
     except OSError as exc:
         return fail(name, f"no TLS handshake with {host}:{port}: {exc}")
-    trust = "ALIPAY_CA_BUNDLE" if ca_bundle else "the system trust store"
+    trust = "ALIPAY_CA_BUNDLE" if ca_bundle else "the default trust store (certifi)"
     until = cert.get("notAfter", "?")
     return ok(name, f"handshake with {host}:{port} completed ({version}, certificate verified "
                     f"by {trust}, valid until {until}); no request sent")

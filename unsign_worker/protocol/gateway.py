@@ -278,6 +278,13 @@ def check_ca_bundle(ca_bundle: str | None) -> str | bool:
     return str(path)
 
 
+def trust_store(ca_bundle: str | None) -> str:
+    """The CA file or directory a client of ``ca_bundle`` verifies the gateway against:
+    ``ALIPAY_CA_BUNDLE`` when set, else the public CAs requests uses (certifi's bundle), not the
+    operating system's store. ``check-config --probe`` verifies against the same."""
+    return ca_bundle if ca_bundle and ca_bundle.strip() else requests.certs.where()
+
+
 def _make_session(pool_size: int, verify: str | bool,
                   max_connection_age_seconds: float) -> requests.Session:
     session = requests.Session()

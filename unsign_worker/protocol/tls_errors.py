@@ -18,11 +18,11 @@ _VERIFY_CODES: dict[int, str] = {
     10: "the gateway's certificate has expired",
     18: "the gateway's certificate is self-signed and not trusted",
     19: "the gateway's certificate chain ends in a CA that is not trusted "
-        "(ALIPAY_CA_BUNDLE or the system trust store)",
+        "(ALIPAY_CA_BUNDLE, else the default trust store)",
     20: "the gateway's certificate is not signed by a trusted CA "
-        "(ALIPAY_CA_BUNDLE or the system trust store)",
+        "(ALIPAY_CA_BUNDLE, else the default trust store)",
     21: "the gateway's certificate is not signed by a trusted CA "
-        "(ALIPAY_CA_BUNDLE or the system trust store)",
+        "(ALIPAY_CA_BUNDLE, else the default trust store)",
     23: "the gateway's certificate has been revoked",
     62: "the gateway's certificate is for another host name",
     64: "the gateway's certificate is for another IP address",
