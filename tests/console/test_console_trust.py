@@ -3,8 +3,9 @@
 A web page using DNS rebinding reaches a loopback console under its own name
 (``Host: rebind.attacker.example:PORT``): it must get no page, no CSRF token, no cookie, and
 change nothing. Names the operator lists in ``UNSIGN_CONSOLE_HOSTS`` work (a TLS proxy, an SSH
-tunnel); without credentials only loopback names may be listed. The console runs with no Alipay
-key at all: it never needs one.
+tunnel); without credentials only loopback names may be listed. Wrong passwords hammered at the
+console end in 429 for that user and address, while the real user signs in from elsewhere. The
+console runs with no Alipay key at all: it never needs one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.plugins.console_fixtures import CREDS, USER, ConsoleProcess, Reply, send
-from tests.plugins.worker_fixtures import BIN
+from tests.plugins.console_fixtures import CREDS, PASSWORD, USER, ConsoleProcess, Reply, send
+from tests.plugins.worker_fixtures import BIN, wait_for
 from unsign_worker.ops.actions import ActionLog
 from unsign_worker.store.breaker import Breaker
 from unsign_worker.store.keys import Keys
@@ -168,3 +169,37 @@ def test_listed_names_work_with_credentials_and_only_loopback_ones_without(
                              capture_output=True, text=True, timeout=60)
         assert run.returncode == 1 and "UNSIGN_CONSOLE_HOSTS" in run.stderr, run.stderr
         assert message in run.stderr
+
+
+def test_hammered_wrong_passwords_get_429_for_that_pair_only(
+        keyless_env: dict[str, str], start: Callable[..., ConsoleProcess]) -> None:
+    console = start({**keyless_env, "UNSIGN_CONSOLE_AUTH": CREDS})
+    base = console.base
+    wrong = f"{USER}:not-the-password"
+    # When someone hammers wrong passwords from one address
+    replies = [send(base, "GET", "/health", auth=wrong) for _ in range(200)]
+    # Then five are checked, every further one is answered 429 with when to come back
+    assert [r.status for r in replies[:5]] == [401] * 5
+    assert {r.status for r in replies[5:]} == {429}
+    for reply in replies[5:]:
+        assert 1 <= int(reply.headers["Retry-After"]) <= 60
+        assert "too many failed sign-ins" in reply.body
+        assert "WWW-Authenticate" not in reply.headers
+    # even the right password, from that address, while the penalty lasts
+    assert send(base, "GET", "/health", auth=CREDS).status == 429
+    # while the real user signs in from another address, where a wrong password is a plain 401
+    assert send(base, "GET", "/health", auth=CREDS, source="127.0.0.2").status == 200
+    assert send(base, "GET", "/health", auth=wrong, source="127.0.0.3").status == 401
+    # A user that does not exist is answered exactly alike: 401s, then the same 429
+    nobody = [send(base, "GET", "/health", auth=f"nobody:{PASSWORD}") for _ in range(6)]
+    assert [r.status for r in nobody] == [401] * 5 + [429]
+    assert nobody[5].body == replies[-1].body.replace(
+        replies[-1].headers["Retry-After"], nobody[5].headers["Retry-After"])
+    assert [r.body for r in nobody[:5]] == [replies[0].body] * 5
+    # And the log says so, at warning, without the password
+    log = wait_for(lambda: (lambda t: t if "'nobody'" in t else None)(console.log.read_text()),
+                   timeout=60, what="the lock-out warnings")
+    assert "WARNING" in log
+    assert "sign-in locked out for 60 s: user 'ops' from 127.0.0.1" in log
+    assert "sign-in locked out for 60 s: user 'nobody' from 127.0.0.1" in log
+    assert "not-the-password" not in log and PASSWORD not in log

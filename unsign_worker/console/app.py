@@ -3,12 +3,13 @@ templates.
 
 Secure by default: a request naming a ``Host`` the console does not know is refused before
 anything else runs (:mod:`.hosts`: no DNS rebinding); credentials are required on any address
-but loopback; every response says not to frame it (``X-Frame-Options: DENY``, ``frame-ancestors
-'none'``), not to sniff it, and carries a Content-Security-Policy that allows no script at all.
-Every string a template prints goes through :func:`unsign_worker.protocol.masking.mask_text`
-(Jinja's ``finalize``), so an email or account number that slipped into a reason or a note is
-still masked. The access log names the method, the path and the status, never a query string (a
-lookup may hold a reference).
+but loopback, and failed sign-ins are throttled per user and client address (:mod:`.throttle`);
+every response says not to frame it (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), not
+to sniff it, and carries a Content-Security-Policy that allows no script at all. Every string a
+template prints goes through :func:`unsign_worker.protocol.masking.mask_text` (Jinja's
+``finalize``), so an email or account number that slipped into a reason or a note is still
+masked. The access log names the method, the path and the status, never a query string (a lookup
+may hold a reference).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from unsign_worker.console.hosts import (
     check_without_credentials,
     host_middleware,
 )
+from unsign_worker.console.throttle import LoginThrottle
 from unsign_worker.ops.operations import Operations
 from unsign_worker.protocol.masking import mask_text
 from unsign_worker.settings import Settings
@@ -52,6 +54,7 @@ HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
            "Content-Security-Policy": CSP, "Referrer-Policy": "same-origin",
            "Cache-Control": "no-store"}
 USER = web.AppKey("user_map", dict)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 OPS = web.AppKey("ops", Operations)
 SECRET = web.AppKey("secret", bytes)
 JINJA = web.AppKey("jinja", jinja2.Environment)
@@ -136,13 +139,32 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not users:
         request["user"] = "local"
         return await handler(request)
-    user = auth.check(request.headers.get("Authorization"), users)
+    header = request.headers.get("Authorization")
+    claimed = auth.claimed(header)
+    throttle, address = request.app[THROTTLE], request.remote or "-"
+    if claimed is not None:
+        wait = throttle.retry_after(claimed[0], address)
+        if wait:  # locked out: the password is not even looked at
+            raise web.HTTPTooManyRequests(
+                text=f"too many failed sign-ins: try again in {wait} seconds\n",
+                headers={"Retry-After": str(wait)})
+    user = auth.check(header, users)
     if user is None:
+        if claimed is not None:
+            _failed(throttle, claimed[0], address)
         raise web.HTTPUnauthorized(
             text="credentials required", headers={
                 "WWW-Authenticate": f'Basic realm="{auth.REALM}", charset="UTF-8"'})
+    throttle.succeeded(user, address)
     request["user"] = user
     return await handler(request)
+
+
+def _failed(throttle: LoginThrottle, user: str, address: str) -> None:
+    penalty = throttle.failed(user, address)
+    if penalty:  # the name as sent, cut and quoted: never the password
+        log.warning("sign-in locked out for %.0f s: user %r from %s failed too often",
+                    penalty, user[:64], address)
 
 
 @web.middleware
@@ -202,7 +224,7 @@ async def index(_request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, client: redis.Redis, users: dict[str, str],
-               hosts: HostPolicy) -> web.Application:
+               hosts: HostPolicy, throttle: LoginThrottle | None = None) -> web.Application:
     """The application; ``hosts`` answers nothing until told the ports it listens on."""
     from unsign_worker.console import campaigns, escalations, health, lookup
 
@@ -211,6 +233,7 @@ def create_app(settings: Settings, client: redis.Redis, users: dict[str, str],
                           client_max_size=64 * 1024)
     app[USER] = users
     app[POLICY] = hosts
+    app[THROTTLE] = throttle or LoginThrottle()
     app[OPS] = Operations(settings, client)
     app[SECRET] = secrets.token_bytes(32)
     app[JINJA] = _environment()
