@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import http.client
 import http.cookiejar
 import os
 import re
@@ -34,11 +35,12 @@ class Reply:
 class ConsoleProcess:
     """The console on a free port, with the given environment."""
 
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+    def __init__(self, env: dict[str, str], log: Path, *args: str,
+                 cwd: Path | None = None) -> None:
         self.log = log
         self.proc = subprocess.Popen([str(BIN / "unsign-worker"), "console", "--port", "0",
                                       *args], env=env, stdout=open(log, "wb"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=cwd)
         found = wait_for(lambda: self.proc.poll() is not None or re.search(
             r"console: (http://\S+?)/ ", log.read_text(errors="replace")), timeout=60,
             what="the console to print its URL")
@@ -107,6 +109,34 @@ class Browser:
             return self.get(urllib.parse.urlparse(reply.headers["Location"]).path + "?" +
                             urllib.parse.urlparse(reply.headers["Location"]).query)
         return reply
+
+
+def send(base: str, method: str, path: str, *, host: str | None = None,
+         source: str = "127.0.0.1", auth: str | None = None,
+         headers: dict[str, str] | None = None, form: dict[str, str] | None = None) -> Reply:
+    """One request as a hostile page (or another machine) would send it: any ``Host`` header,
+    from the ``source`` address (any 127.x.x.x reaches a loopback console on Linux)."""
+    parts = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60,
+                                      source_address=(source, 0))
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host if host is not None else parts.netloc)
+        if auth:
+            conn.putheader("Authorization",
+                           "Basic " + base64.b64encode(auth.encode()).decode())
+        body = urllib.parse.urlencode(form).encode() if form is not None else b""
+        if form is not None:
+            conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return Reply(resp.status, resp.read().decode("utf-8", "replace"),
+                     {k: v for k, v in resp.getheaders()}, base + path)
+    finally:
+        conn.close()
 
 
 def text_of(page: str) -> str:

@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 from tests import paths
+from tests.plugins.console_fixtures import send
+from tests.plugins.worker_fixtures import BIN, wait_for
 from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.runner import EmulatorThread
 from unsign_worker.emulator.state import EmulatorState
@@ -117,6 +119,77 @@ def test_the_console_requires_auth_from_a_secret_and_is_published_on_loopback_on
     assert console["environment"]["UNSIGN_CONSOLE_AUTH_FILE"] == "/run/secrets/console_auth"
     assert "console_auth" in console["secrets"]
     assert all(str(p).startswith("127.0.0.1:") for p in console["ports"])
+
+
+def test_the_console_gets_no_alipay_key_and_names_the_hosts_it_answers(
+        compose: dict[str, Any]) -> None:
+    console = compose["services"]["console"]
+    # it signs nothing: no Alipay variable at all, no key mounted
+    assert not [v for v in console["environment"] if v.startswith("ALIPAY_")]
+    assert not [s for s in console["secrets"] if "alipay" in s]
+    assert set(console["secrets"]) == {"redis_url", "console_auth"}
+    assert console["environment"]["UNSIGN_REDIS_URL_FILE"] == "/run/secrets/redis_url"
+    hosts = console["environment"]["UNSIGN_CONSOLE_HOSTS"]
+    assert "localhost:${CONSOLE_PORT:-5560}" in hosts and "${CONSOLE_HOSTS:-}" in hosts
+    assert console["ports"] == ["127.0.0.1:${CONSOLE_PORT:-5560}:5560"]
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME:-default}`` (the only form the file uses), from ``env``."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m.group(1)) or m.group(2), value)
+
+
+@pytest.mark.slow
+def test_the_console_starts_from_its_compose_service_without_an_alipay_key(
+        compose: dict[str, Any], tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    # Given the console service's environment as compose would give it: the .env file, then its
+    # own variables, secrets as files (only the two it mounts), through the image's entry point
+    console = compose["services"]["console"]
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "redis_url").write_text(redis_url, encoding="utf-8")
+    (secrets / "console_auth").write_text("ops:compose-console-password\n", encoding="utf-8")
+    env = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
+    for line in (ROOT / ".env.example").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name] = value
+    for name, value in console["environment"].items():
+        env[name] = _interpolate(str(value), env).replace("/run/secrets", str(secrets))
+    env["UNSIGN_KEY_PREFIX"] = key_prefix  # the test's keys, not the example's "unsign:"
+    assert not [name for name in env if name.startswith("ALIPAY_KEY")]
+    command = list(console["command"])
+    command[command.index("--port") + 1] = "0"
+    log = tmp_path / "console.log"
+    proc = subprocess.Popen(["sh", str(ROOT / "scripts" / "docker-entrypoint.sh"), *command],
+                            env=env, cwd=tmp_path, stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # Then it listens, on the wildcard address as in its container
+        found = wait_for(lambda: proc.poll() is not None or re.search(
+            r"console: http://0\.0\.0\.0:(\d+)/ \(1 user", log.read_text()), timeout=60,
+            what="the console to listen")
+        assert proc.poll() is None, log.read_text()
+        port = int(found.group(1))
+        base = f"http://127.0.0.1:{port}"
+        # its container health check passes, the operator signs in, a foreign Host is refused
+        check = subprocess.run([str(BIN / "python"), str(ROOT / "scripts" / "healthcheck.py"),
+                                "console", str(port)], capture_output=True, text=True,
+                               timeout=60)
+        assert check.returncode == 0, check.stderr
+        auth = "ops:compose-console-password"
+        assert send(base, "GET", "/health").status == 401
+        assert send(base, "GET", "/health", auth=auth).status == 200
+        assert send(base, "GET", "/health", auth=auth, host="localhost:5560").status == 200
+        assert send(base, "GET", "/health", auth=auth,
+                    host=f"rebind.attacker.example:{port}").status == 421
+        # and no Alipay variable reached the process
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith(b"ALIPAY_KEY")]
+        assert b"UNSIGN_REDIS_URL_FILE" not in b"".join(environ)  # the entry point read it
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
 
 
 def test_the_emulator_runs_only_under_the_sandbox_profile(compose: dict[str, Any]) -> None:

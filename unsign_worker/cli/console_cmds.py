@@ -29,16 +29,20 @@ def console_cmd(host: str, port: int) -> None:
 
     Credentials come from UNSIGN_CONSOLE_AUTH (user:password, several separated by commas, each
     password at least 8 characters) or the file UNSIGN_CONSOLE_AUTH_FILE names; never from the
-    command line.
+    command line. It answers only the Host names it knows: the loopback names at its port, and
+    those UNSIGN_CONSOLE_HOSTS lists (host[:port] or https://host[:port], comma-separated; only
+    loopback names without credentials).
     """
     from unsign_worker.console import serve
     from unsign_worker.console.auth import parse_users
+    from unsign_worker.console.hosts import HOSTS_ENV, parse_hosts
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     settings = load_settings()
     try:
         users = parse_users(_auth_spec())
+        names = parse_hosts(os.environ.get(HOSTS_ENV, ""))
     except ConfigError as exc:
         fail(str(exc))
     who = f"{len(users)} user(s) from {AUTH_ENV}" if users else \
@@ -49,7 +53,7 @@ def console_cmd(host: str, port: int) -> None:
 
     try:
         serve(settings, redis_for(settings), host=host, port=port, users=users,
-              on_ready=ready)
+              on_ready=ready, names=names)
     except ConfigError as exc:
         fail(str(exc))
 

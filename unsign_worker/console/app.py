@@ -1,12 +1,15 @@
-"""The console's aiohttp application: security headers, authentication, CSRF, templates.
+"""The console's aiohttp application: security headers, Host names, authentication, CSRF,
+templates.
 
-Secure by default: credentials are required on any address but loopback; every response says
-not to frame it (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), not to sniff it, and
-carries a Content-Security-Policy that allows no script at all. Every string a template prints
-goes through :func:`unsign_worker.protocol.masking.mask_text` (Jinja's ``finalize``), so an email
-or
-account number that slipped into a reason or a note is still masked. The access log names the
-method, the path and the status, never a query string (a lookup may hold a reference).
+Secure by default: a request naming a ``Host`` the console does not know is refused before
+anything else runs (:mod:`.hosts`: no DNS rebinding); credentials are required on any address
+but loopback, and failed sign-ins are throttled per user and client address (:mod:`.throttle`);
+every response says not to frame it (``X-Frame-Options: DENY``, ``frame-ancestors 'none'``), not
+to sniff it, and carries a Content-Security-Policy that allows no script at all. Every string a
+template prints goes through :func:`unsign_worker.protocol.masking.mask_text` (Jinja's
+``finalize``), so an email or account number that slipped into a reason or a note is still
+masked. The access log names the method, the path and the status, never a query string (a lookup
+may hold a reference).
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from unsign_worker.console import auth, csrf
+from unsign_worker.console.hosts import (
+    POLICY,
+    HostPolicy,
+    Name,
+    check_without_credentials,
+    host_middleware,
+)
+from unsign_worker.console.throttle import LoginThrottle
 from unsign_worker.ops.operations import Operations
 from unsign_worker.protocol.masking import mask_text
 from unsign_worker.settings import Settings
@@ -43,6 +54,7 @@ HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
            "Content-Security-Policy": CSP, "Referrer-Policy": "same-origin",
            "Cache-Control": "no-store"}
 USER = web.AppKey("user_map", dict)
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 OPS = web.AppKey("ops", Operations)
 SECRET = web.AppKey("secret", bytes)
 JINJA = web.AppKey("jinja", jinja2.Environment)
@@ -127,13 +139,32 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if not users:
         request["user"] = "local"
         return await handler(request)
-    user = auth.check(request.headers.get("Authorization"), users)
+    header = request.headers.get("Authorization")
+    claimed = auth.claimed(header)
+    throttle, address = request.app[THROTTLE], request.remote or "-"
+    if claimed is not None:
+        wait = throttle.retry_after(claimed[0], address)
+        if wait:  # locked out: the password is not even looked at
+            raise web.HTTPTooManyRequests(
+                text=f"too many failed sign-ins: try again in {wait} seconds\n",
+                headers={"Retry-After": str(wait)})
+    user = auth.check(header, users)
     if user is None:
+        if claimed is not None:
+            _failed(throttle, claimed[0], address)
         raise web.HTTPUnauthorized(
             text="credentials required", headers={
                 "WWW-Authenticate": f'Basic realm="{auth.REALM}", charset="UTF-8"'})
+    throttle.succeeded(user, address)
     request["user"] = user
     return await handler(request)
+
+
+def _failed(throttle: LoginThrottle, user: str, address: str) -> None:
+    penalty = throttle.failed(user, address)
+    if penalty:  # the name as sent, cut and quoted: never the password
+        log.warning("sign-in locked out for %.0f s: user %r from %s failed too often",
+                    penalty, user[:64], address)
 
 
 @web.middleware
@@ -144,9 +175,9 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
         nonce = csrf.new_nonce()
     request["csrf_token"] = csrf.token_for(request.app[SECRET], request["user"], nonce)
     if request.method not in ("GET", "HEAD"):
-        origin = request.headers.get("Origin")
-        if origin and origin != f"{request.scheme}://{request.host}":
-            raise web.HTTPForbidden(text="cross-origin request refused")
+        if not request.app[POLICY].allows_origin(request.headers.get("Origin")):
+            raise web.HTTPForbidden(text="cross-origin request refused (the console's own "
+                                         "addresses: UNSIGN_CONSOLE_HOSTS)")
         form = await request.post()
         token = form.get(csrf.FIELD)
         if fresh or not csrf.valid(request.app[SECRET], request["user"], nonce,
@@ -192,14 +223,17 @@ async def index(_request: web.Request) -> web.Response:
     raise web.HTTPFound("/escalations")
 
 
-def create_app(settings: Settings, client: redis.Redis, users: dict[str, str]
-               ) -> web.Application:
+def create_app(settings: Settings, client: redis.Redis, users: dict[str, str],
+               hosts: HostPolicy, throttle: LoginThrottle | None = None) -> web.Application:
+    """The application; ``hosts`` answers nothing until told the ports it listens on."""
     from unsign_worker.console import campaigns, escalations, health, lookup
 
-    app = web.Application(middlewares=[headers_middleware, auth_middleware, outage_middleware,
-                                       csrf_middleware],
+    app = web.Application(middlewares=[headers_middleware, host_middleware, auth_middleware,
+                                       outage_middleware, csrf_middleware],
                           client_max_size=64 * 1024)
     app[USER] = users
+    app[POLICY] = hosts
+    app[THROTTLE] = throttle or LoginThrottle()
     app[OPS] = Operations(settings, client)
     app[SECRET] = secrets.token_bytes(32)
     app[JINJA] = _environment()
@@ -213,15 +247,20 @@ def create_app(settings: Settings, client: redis.Redis, users: dict[str, str]
 
 
 def serve(settings: Settings, client: redis.Redis, *, host: str, port: int,
-          users: dict[str, str], on_ready: Callable[[str], None]) -> None:
+          users: dict[str, str], on_ready: Callable[[str], None],
+          names: tuple[Name, ...] = ()) -> None:
     """Serve until SIGINT/SIGTERM; ``on_ready(url)`` once listening (``port`` 0: any free
-    port). Refuses a non-loopback address without credentials (raises ConfigError)."""
+    port). ``names``: ``UNSIGN_CONSOLE_HOSTS``. Refuses a non-loopback address, or a
+    non-loopback name, without credentials (raises ConfigError)."""
     from unsign_worker.protocol.exceptions import ConfigError
 
     if not users and not auth.is_loopback(host):
         raise ConfigError(f"console: refusing to listen on {host} without credentials; set "
                           "UNSIGN_CONSOLE_AUTH=user:password (or listen on 127.0.0.1)")
-    asyncio.run(_serve(create_app(settings, client, users), host, port, on_ready))
+    if not users:
+        check_without_credentials(names)
+    hosts = HostPolicy(host, names)
+    asyncio.run(_serve(create_app(settings, client, users, hosts), host, port, on_ready))
 
 
 async def _serve(app: web.Application, host: str, port: int,
@@ -236,7 +275,10 @@ async def _serve(app: web.Application, host: str, port: int,
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     server: Any = site._server  # aiohttp keeps the listening sockets there
-    bound = server.sockets[0].getsockname()[1] if server and server.sockets else port
+    ports = [s.getsockname()[1] for s in server.sockets] if server and server.sockets else []
+    bound = ports[0] if ports else port
+    app[POLICY].listening(ports or [port])
+    log.info("answering the Host names %s", app[POLICY].describe())
     shown = f"[{host}]" if ":" in host else host
     on_ready(f"http://{shown}:{bound}/")
     try:

@@ -36,15 +36,27 @@ def parse_users(spec: str, *, variable: str = "UNSIGN_CONSOLE_AUTH",
     return users
 
 
-def check(header: str | None, users: dict[str, str]) -> str | None:
-    """The user an ``Authorization`` header proves, or None. Every password is compared (in
-    constant time) so the time taken does not say which users exist."""
-    if not header or not header.startswith("Basic "):
+def claimed(header: str | None) -> tuple[str, str] | None:
+    """The (user, password) a basic ``Authorization`` header claims; None when there is no
+    header; ``("", "")`` for one that is not valid basic credentials."""
+    if not header:
         return None
+    if not header.startswith("Basic "):
+        return "", ""
     try:
         user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return user, password
+
+
+def check(header: str | None, users: dict[str, str]) -> str | None:
+    """The user an ``Authorization`` header proves, or None. Every password is compared (in
+    constant time) so the time taken does not say which users exist."""
+    credentials = claimed(header)
+    if not credentials or not credentials[0]:
         return None
+    user, password = credentials
     found = None
     for name, expected in users.items():
         same_user = hmac.compare_digest(name.encode(), user.encode())
