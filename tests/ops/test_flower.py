@@ -294,7 +294,13 @@ def test_flower_failed_view_shows_a_mixed_campaigns_failures(
         assert len(found) == 1 and batch_ids[11] in next(iter(found.values()))["kwargs"]
 
         # And Celery logged each as expected (no traceback, no error) and retried none of them
-        log = env.log_tail(lines=5000)
+        # (the worker may send a task's failed event before it writes that line: wait for it)
+        def logged() -> str | None:
+            text = env.log_tail(lines=100_000)
+            return text if all(f"[{t['uuid']}] raised expected" in text
+                               for t in failed.values()) else None
+
+        log = wait_for(logged, timeout=60, interval=0.5, what="the worker's log of each failure")
         _expected_failures_only(log, "BatchNotDone")
         for task in failed.values():
             after = log[log.index(f"[{task['uuid']}] raised expected"):]
