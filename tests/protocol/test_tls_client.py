@@ -142,6 +142,44 @@ def test_under_gevent_an_answer_cut_after_the_request_may_have_reached_the_gatew
     assert all(r.get("may_have_reached") is True and "status" not in r for r in results), results
 
 
+DRIP_CHILD = r"""
+import json, sys
+from gevent import monkey
+monkey.patch_all()
+from unsign_worker.protocol.exceptions import TransportError
+from unsign_worker.protocol.gateway import GatewayClient
+
+url, ca = sys.argv[1:3]
+client = GatewayClient(gateway_url=url, connect_timeout_seconds=5, read_timeout_seconds=1,
+                       total_timeout_seconds=1.5, pool_size=1, max_response_bytes=65536,
+                       ca_bundle=ca)
+try:
+    client.post({"service": "customer_unsign", "customer_code": "C1"}, charset="utf-8")
+    print(json.dumps({"answered": True}))
+except TransportError as exc:
+    print(json.dumps({"error": str(exc), "may_have_reached": exc.may_have_reached}))
+"""
+
+
+def drip(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:
+    sock.sendall(answer(200, content_length=10_000))
+    while not server.stopping.wait(0.05):  # a byte every 50 ms: each read is quick, the whole
+        sock.sendall(b" ")                 # answer never ends
+    return False
+
+
+def test_under_gevent_over_tls_a_dripping_answer_is_cut_by_the_total_deadline(
+        ca: trustme.CA, ca_file: str) -> None:
+    context = server_context(ca.issue_cert("localhost"))
+    with ScriptedServer(drip, ssl_context=context) as server:
+        done = subprocess.run([sys.executable, "-c", DRIP_CHILD, localhost_url(server), ca_file],
+                              capture_output=True, text=True, timeout=CHILD_SECONDS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"error": "no complete answer within the total deadline of 1.5s",
+                      "may_have_reached": True}
+
+
 # --- TLS failures, named -------------------------------------------------------------------
 
 def failure_of(server: ScriptedServer, ca_bundle: str | None) -> TransportError:
