@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trustme
@@ -37,18 +36,6 @@ def ok(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:
 
 def cut_after_request(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:
     return False  # the request was read; the connection closes without a byte of answer
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
 
 
 def server_context(cert: trustme.LeafCert) -> ssl.SSLContext:

@@ -27,18 +27,6 @@ def ok(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
-    path = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(path))
-    return str(path)
-
-
 def tls_server(ca: trustme.CA, identity: str = "127.0.0.1") -> ScriptedServer:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(identity).configure_cert(context)
