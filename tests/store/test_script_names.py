@@ -223,6 +223,7 @@ def test_every_script_is_called_by_its_store_owner_with_exactly_its_names(
     records = JobRecords(r, keys)
     job = Job(job_id="c" * 32, params={"customer_code": "C2"}, campaign="c1")
     assert records.write_campaign_jobs("c1", [job], {}) == set()
+    assert records.write_queued([Job(job_id="f" * 32, params={"customer_code": "C3"})]) == set()
     records.mark_sent([job.job_id], now=now)
     assert records.campaign_states("c1", [job.job_id])[1:] == ["queued", repr(now)]
     campaigns.transition("c1", CampaignState.PAUSED, CampaignState.RUNNING)

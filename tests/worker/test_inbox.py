@@ -258,3 +258,28 @@ def test_a_job_added_with_redis_cli_alone_is_carried_out_by_a_worker(
     assert jobs[job_id]["state"] == "unsigned"
     assert env.stats()["unsigns"] == 1
     assert env.workers.redis.xlen(keys.inbox) == 0
+
+
+def test_an_entry_whose_chosen_id_names_an_existing_job_never_overwrites_its_record(
+        producer: Producer) -> None:
+    # Given a job an earlier inbox entry created, which has since ended unsigned, and a stream
+    # emptied (deleted by an operator after it was blocked)
+    inbox = inbox_for(producer)
+    inbox.ensure_group()
+    entry = producer.redis.xadd(producer.keys.inbox, {"customer_code": "C00000000001"})
+    assert inbox.poll_once(block_ms=10) == 1
+    victim = job_id_for_entry(producer.keys.inbox, entry.decode())
+    producer.redis.hset(producer.keys.job(victim), "state", "unsigned")
+    producer.redis.delete(producer.keys.inbox)
+    inbox.ensure_group()
+
+    # When a producer re-adds that entry id, naming another agreement and a new reference
+    producer.redis.xadd(producer.keys.inbox, {"customer_code": "C00000000666",
+                                              "reference": "attacker-1"}, id=entry)
+    inbox.poll_once(block_ms=10)
+
+    # Then the victim's record still names its own agreement and outcome
+    record = job(producer, victim)
+    assert record["state"] == "unsigned"
+    assert json.loads(record["params"]) == {"customer_code": "C00000000001"}
+    assert record["reference"] == ""

@@ -36,6 +36,8 @@ CONFLICT_CODE = "REFERENCE_CONFLICT"
 #: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
 QUEUED_GRACE_SECONDS = 3600.0
 
+CREATE_QUEUED = load("create_queued")
+
 ENQUEUE_READ = load("enqueue_read")
 
 ENQUEUE_WRITE = load("enqueue_write")
@@ -58,33 +60,56 @@ class JobRecords:
         self._r = client
         self._keys = keys
         self.queued_grace_seconds = queued_grace_seconds
+        self._create = CREATE_QUEUED.register(client)
         self._read = ENQUEUE_READ.register(client)
         self._write = ENQUEUE_WRITE.register(client)
         self._mark = ENQUEUE_MARK.register(client)
 
-    def write_queued(self, jobs: Sequence[Job], *, pipe: Any = None) -> None:
-        """Record ``jobs`` as ``queued``, each in ``P leases`` until its grace ends (with
-        ``pipe``, only queued on that pipeline)."""
-        own = pipe is None
-        pipe = pipe if pipe is not None else self._r.pipeline(transaction=False)
-        for job in jobs:
-            pipe.hset(self._keys.job(job.job_id), mapping=record_fields(job))
-        pipe.zadd(self._keys.leases, {job.job_id: job.enqueued_at + self.queued_grace_seconds
-                                      for job in jobs}, nx=True)
-        if own:
-            pipe.execute()
+    def write_queued(self, jobs: Sequence[Job], *, pipe: Any = None) -> set[int] | None:
+        """Record ``jobs`` as ``queued``, each in ``P leases`` until its grace ends, unless a
+        record of its job id exists: a record is created once and never overwritten here.
+        Returns the positions (0-based) of the jobs whose record existed; with ``pipe``, the
+        call is only queued there and None is returned (the pipeline's reply holds them,
+        1-based)."""
+        if not jobs:
+            return set()
+        records = [list(chain.from_iterable(record_fields(job).items())) for job in jobs]
+        existing = self._create(
+            keys={"leases": self._keys.leases, "jobs": [self._keys.job(j.job_id) for j in jobs]},
+            args={"records": json.dumps(records, ensure_ascii=False),
+                  "ids": json.dumps([j.job_id for j in jobs]),
+                  "check_at": json.dumps([j.enqueued_at + self.queued_grace_seconds
+                                          for j in jobs])},
+            client=pipe)
+        return None if pipe is not None else {int(i) - 1 for i in existing}
 
     def record_rejected(self, job_id: str, *, reference: str, code: str, reason: str,
                         source: str, audit_maxlen: int = AUDIT_MAXLEN) -> bool:
         """Record ``job_id`` as ``rejected`` (never sent), counted and audited; a
         ``REFERENCE_CONFLICT`` is also listed in ``P conflicts:<reference>``, where the
         producer of the refused job finds it (``P ref:<reference>`` names the other job).
-        Returns False if it was recorded already (read again after a crash)."""
+        Only if no record of ``job_id`` exists: returns False, changing nothing, if one does
+        (recorded already and read again after a crash, or another job's)."""
         k, now = self._keys, time.time()
-        if self._r.hget(k.job(job_id), "state") == JobState.REJECTED.value.encode():
-            return False
         minute = k.rate(int(now // 60))
-        pipe = self._r.pipeline(transaction=True)
+        with self._r.pipeline(transaction=True) as pipe:
+            pipe.watch(k.job(job_id))  # created only if absent: never over another job's record
+            if pipe.exists(k.job(job_id)):
+                return False
+            pipe.multi()
+            self._queue_rejected(pipe, job_id, reference=reference, code=code, reason=reason,
+                                 source=source, now=now, minute=minute,
+                                 audit_maxlen=audit_maxlen)
+            try:
+                pipe.execute()
+            except redis.WatchError:  # created meanwhile
+                return False
+        return True
+
+    def _queue_rejected(self, pipe: Any, job_id: str, *, reference: str, code: str,
+                        reason: str, source: str, now: float, minute: str,
+                        audit_maxlen: int) -> None:
+        k = self._keys
         pipe.hset(k.job(job_id), mapping={
             "job_id": job_id, "state": str(JobState.REJECTED), "code": code, "reason": reason,
             "params": "{}", "campaign": "", "reference": reference, "attempts": 0,
@@ -101,8 +126,6 @@ class JobRecords:
                  "code": code, "reason": reason, "reference": reference, "campaign": "",
                  "source": source}
         pipe.xadd(k.audit, {"data": json.dumps(audit)}, maxlen=audit_maxlen, approximate=True)
-        pipe.execute()
-        return True
 
     def campaign_states(self, campaign_id: str, job_ids: Sequence[str]) -> list[str]:
         """The campaign's state, then the state and ``sent_at`` of each job ('' for none)."""
