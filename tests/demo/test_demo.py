@@ -87,6 +87,14 @@ class DemoRun:
             except (ProcessLookupError, PermissionError):
                 pass
 
+    def run_to_end(self) -> str:
+        """Wait for the demo to finish (whatever is left is killed after); its output."""
+        try:
+            wait_for(self.watch, timeout=DEMO_SECONDS, interval=0.2, what="the demo to finish")
+        finally:
+            self.kill_all()
+        return self.text()
+
 
 def _campaign_progress(client: redis.Redis, keys: Keys) -> tuple[str, int]:
     """The state of the demo's campaign and how many of its jobs have ended ('' and 0 before)."""
@@ -105,11 +113,7 @@ def test_the_demo_runs_a_whole_campaign_over_tls_and_leaves_nothing_running(
         tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     # Given a fresh folder, when the demo runs a small campaign
     demo = DemoRun(tmp_path, redis_url, key_prefix, "--count", "300", "--rate", "0")
-    try:
-        wait_for(demo.watch, timeout=DEMO_SECONDS, interval=0.2, what="the demo to finish")
-    finally:
-        demo.kill_all()
-    out = demo.text()
+    out = demo.run_to_end()
     # Then it showed each step, the summary, the dead-letter queue with advice, and the report
     assert demo.proc.returncode == 0, out
     assert len(demo.seen) >= 4, "the demo should start an emulator, workers and Flower"
@@ -151,11 +155,7 @@ def test_plain_http_runs_the_demo_in_sandbox_mode(
     # Given a fresh folder, when the demo runs with --plain-http
     demo = DemoRun(tmp_path, redis_url, key_prefix, "--count", "100", "--rate", "0",
                    "--plain-http")
-    try:
-        wait_for(demo.watch, timeout=DEMO_SECONDS, interval=0.2, what="the demo to finish")
-    finally:
-        demo.kill_all()
-    out = demo.text()
+    out = demo.run_to_end()
     # Then the emulator served plain HTTP on loopback, the workers in sandbox mode, and no PKI
     assert demo.proc.returncode == 0, out
     assert re.search(r"emulator   http://127\.0\.0\.1:\d+/gateway\.do ", out), out

@@ -36,11 +36,11 @@ CONFLICT_CODE = "REFERENCE_CONFLICT"
 #: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
 QUEUED_GRACE_SECONDS = 3600.0
 
-CREATE_QUEUED = load("create_queued")
+CREATE_QUEUED = load("create_queued", libraries=("create_absent",))
 
 ENQUEUE_READ = load("enqueue_read")
 
-ENQUEUE_WRITE = load("enqueue_write")
+ENQUEUE_WRITE = load("enqueue_write", libraries=("create_absent",))
 
 ENQUEUE_MARK = load("enqueue_mark")
 

@@ -1,0 +1,15 @@
+-- Creates the records of the jobs that have none (a record is never overwritten, whoever names
+-- its job id), each new one in the leases at its score; returns the positions (1-based) of the
+-- jobs whose record existed. records: flat field lists, one per job; scores: one per job.
+local function create_absent(jobs, records, ids, scores, leases)
+  local existing = {}
+  for i, job in ipairs(jobs) do
+    if redis.call('EXISTS', job) == 1 then
+      existing[#existing + 1] = i
+    else
+      redis.call('HSET', job, unpack(records[i]))
+      redis.call('ZADD', leases, 'NX', scores[i], ids[i])
+    end
+  end
+  return existing
+end
