@@ -6,6 +6,7 @@ import redis
 
 from unsign_worker.ops.status import PRIORITY_SEP, collect
 from unsign_worker.store.keys import HOOK_QUEUE, INBOX_GROUP, QUEUE, Keys
+from unsign_worker.store.producer_registry import ProducerRegistry
 
 NOW = 1_764_139_980.0 + 30  # 30 s into a minute
 
@@ -35,10 +36,12 @@ def test_status_reads_queues_leases_rates_counts_dlq_breaker_and_workers(
     r.zadd(k.parked, {"j3": NOW})
     r.zadd(k.campaigns, {"c1": NOW})
     r.zadd(k.campaign_parked("c1"), {"j4": NOW, "j5": NOW})
-    r.xgroup_create(k.inbox, INBOX_GROUP, id="0", mkstream=True)
-    r.xadd(k.inbox, {"customer_code": "C1"})
-    r.xreadgroup(INBOX_GROUP, "w1", {k.inbox: ">"})
-    r.xadd(k.intake, {"job": "{}"})  # a client's job, not yet read
+    ProducerRegistry(r, k).add("crm")
+    r.xgroup_create(k.inbox("crm"), INBOX_GROUP, id="0", mkstream=True)
+    r.xadd(k.inbox("crm"), {"customer_code": "C1"})
+    r.xreadgroup(INBOX_GROUP, "w1", {k.inbox("crm"): ">"})
+    r.xadd(k.intake, {"job": "{}"})  # an operator's job, not yet read
+    r.hset(k.producers_rejected, mapping={"crm:max_size": 2, "crm:invalid_job": 1})
     minute = int(NOW // 60)
     r.hset(k.rate(minute), mapping={"unsigned": 30})
     r.hset(k.rate(minute - 2), mapping={"unsigned": 200, "rejected": 10})
@@ -56,6 +59,8 @@ def test_status_reads_queues_leases_rates_counts_dlq_breaker_and_workers(
     assert (data["unacked"], data["in_flight"]) == (1, 2)
     assert data["parked"] == {"breaker": 1, "campaigns": 2}
     assert data["inbox"] == {"length": 2, "pending": 1}
+    assert data["producers"] == {"crm": {"waiting": 1,
+                                         "rejected": {"invalid_job": 1, "max_size": 2}}}
     assert data["rate"]["this_minute"] == 30 and data["rate"]["last_5_minutes"] == 240
     assert data["rate"]["per_second"] == round(240 / 270, 3)
     assert data["outcomes"]["unsigned"] == 5000 and data["outcomes"]["dead_lettered"] == 2

@@ -30,7 +30,11 @@ def test_every_builder_yields_a_documented_key_under_the_prefix():
              k.campaign("C"), k.campaign_counts("C"), k.campaign_jobs("C"),
              k.campaign_parked("C"), k.campaign_rate("C", 7), k.rate(5), k.leases, k.hooks,
              k.breaker, k.breaker_halts, k.breaker_probe, k.dlq, k.dlq_resolved, k.audit,
-             k.events, k.counts, k.campaigns, k.inbox, k.intake, k.workers, k.sweeper, k.parked]
+             k.events, k.counts, k.campaigns, k.inbox("crm"), k.intake, k.workers, k.sweeper,
+             k.parked, k.producers, k.producers_rejected, k.producer_settings("crm"),
+             k.producer_entry("crm", "1-0"), k.producer_ref("crm", "R"),
+             k.producer_conflicts("crm", "R"), k.producer_job("crm", "J"),
+             k.producer_refused("crm")]
     patterns = [re.compile("^pfx:" + re.sub(r"<[^>]+>", "[^:]+", re.escape(n[2:])
                                                 .replace(r"\<", "<").replace(r"\>", ">")) + "$")
                 for n in documented_in_module()]

@@ -22,6 +22,8 @@ from unsign_worker.store.hook_records import HookRecords
 from unsign_worker.store.job import Job
 from unsign_worker.store.job_records import JobRecords
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.producer_registry import ProducerSettings
+from unsign_worker.store.producer_streams import ProducerStreams
 from unsign_worker.store.requests import FinishRequest, SettleRequest
 from unsign_worker.store.scripts import (
     LIBRARIES,
@@ -83,7 +85,7 @@ def test_every_script_is_loaded_once_by_the_store() -> None:
 def test_the_loader_prepends_the_locals_of_the_declared_names() -> None:
     spec = load("dlq_resolve")
 
-    assert spec.keys == Names(("dlq", "dlq_entry", "resolved", "job", "audit"))
+    assert spec.keys == Names(("dlq", "dlq_entry", "resolved", "job", "audit", "view"))
     assert "local K = {dlq = KEYS[1], dlq_entry = KEYS[2], resolved = KEYS[3]" in spec.source
     assert "local A = {job_id = ARGV[1], now = ARGV[2]" in spec.source
 
@@ -237,5 +239,9 @@ def test_every_script_is_called_by_its_store_owner_with_exactly_its_names(
         r.zadd(keys.dlq, {job_id: now})
     dlq.requeue("d" * 32, republish=lambda job_id, at: True, by="t", lease_seconds=30)
     dlq.resolve("e" * 32, note="handled by hand", by="t")
+
+    r.xgroup_create(keys.inbox("crm"), "unsign-workers", id="0", mkstream=True)
+    read = ProducerStreams(r, keys).read([ProducerSettings("crm")], consumer="w", count=1)
+    assert read is not None and (read.accepted, read.refused) == ([], [])
 
     assert called == set(script_names())

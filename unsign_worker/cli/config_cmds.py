@@ -52,22 +52,30 @@ def register(group: click.Group) -> None:
     group.add_command(acl)
 
 
-@click.command("acl")
+@click.command("acl", epilog="""Examples:
+
+\b
+  unsign-worker acl > users.acl
+  unsign-worker acl --producer crm --producer billing > users.acl
+""")
 @click.option("--prefix", default=None,
               help="Key prefix (default: UNSIGN_KEY_PREFIX, else unsign:).")
 @click.option("--user-prefix", default="unsign-", show_default=True,
-              help="Prefix of the three user names.")
-def acl(prefix: str | None, user_prefix: str) -> None:
-    """Print the Redis ACL users of the roles producer, worker and operator (an aclfile).
+              help="Prefix of the user names.")
+@click.option("--producer", "producers", multiple=True, metavar="NAME",
+              help="Also print the user of this producing application (repeatable).")
+def acl(prefix: str | None, user_prefix: str, producers: tuple[str, ...]) -> None:
+    """Print the Redis ACL users of the worker, the operator and each producer (an aclfile).
 
-    Passwords are not printed: add each user's own. See docs/security.md for who may do what.
+    Passwords are not printed: add each user's own. A producer also needs `unsign-worker
+    producer add NAME`. See docs/security.md for who may do what.
     """
     from unsign_worker.store.acl import acl_file
 
     chosen = prefix if prefix is not None else (os.environ.get("UNSIGN_KEY_PREFIX")
                                                  or DEFAULT_KEY_PREFIX)
     try:
-        click.echo(acl_file(chosen, user_prefix), nl=False)
+        click.echo(acl_file(chosen, user_prefix, producers), nl=False)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 

@@ -42,11 +42,12 @@ def enqueue_cmd(customer_code: str, type_code: str, trans_account_out: str, biz_
     --wait) the job was rejected or dead-lettered.
     """
     from unsign_worker.cli.main import EXIT_ERROR, EXIT_FINISHED_WITH_FAILURES
-    from unsign_worker.producers.client import ReferenceConflictError, UnsignClient
+    from unsign_worker.producers.admission import ReferenceConflictError
+    from unsign_worker.producers.operator_client import OperatorClient
 
     settings = load_settings()
     redis_for(settings)  # fail early and clearly if Redis is down
-    with UnsignClient(broker_url=settings.broker_url, redis_url=settings.redis_url,
+    with OperatorClient(broker_url=settings.broker_url, redis_url=settings.redis_url,
                       key_prefix=settings.key_prefix,
                       input_charset=settings.input_charset) as client:
         try:
@@ -97,7 +98,7 @@ def job_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def job_show(job_id: str | None, reference: str, as_json: bool) -> None:
     """Show one job: state, code, reason, attempts, times, parameters (masked)."""
-    from unsign_worker.producers.client import JobStatus
+    from unsign_worker.producers.job_status import JobStatus
     from unsign_worker.store.keys import Keys
 
     if bool(job_id) == bool(reference):

@@ -29,7 +29,7 @@ COMMANDS = {
     "check-config": "config_cmds", "sign": "config_cmds", "acl": "config_cmds",
     "emulator": "emulator_cmds",
     "worker": "worker_cmds", "breaker": "breaker_cmds", "audit": "breaker_cmds",
-    "enqueue": "jobs_cmds", "job": "jobs_cmds",
+    "enqueue": "jobs_cmds", "job": "jobs_cmds", "producer": "producer_cmds",
     "campaign": "campaign_cmds",
     "dlq": "dlq_cmds",
     "status": "ops_cmds",

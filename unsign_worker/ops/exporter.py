@@ -20,6 +20,10 @@ registry, so one ``/metrics`` serves both. Series (all gauges unless noted):
 ``unsign_worker_heartbeat_age_seconds{worker}``  seconds since each worker's last heartbeat
 ``unsign_hooks_pending``            success hooks waiting for a (re)try, failed ones included
 ``unsign_campaign_jobs{campaign,kind}``  running or paused campaigns: ``total`` and ``done``
+``unsign_producer_waiting{producer}``  entries in each producer's stream, not yet taken
+``unsign_producer_rejected_total{producer,reason}``  counter: each producer's entries refused
+                                    (``max_size``, ``max_pending``: unread; ``invalid_job``,
+                                    ``reference_conflict``, ``poison_entry``: recorded rejected)
 ==================================  =========================================================
 """
 
@@ -38,6 +42,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from unsign_worker.store.keys import HOOK_QUEUE, QUEUE, Keys
+from unsign_worker.store.producer_registry import ProducerRegistry
 from unsign_worker.store.states import TERMINAL_STATES, BreakerStatus, CampaignState
 
 TERMINAL_OUTCOMES = frozenset(str(s) for s in TERMINAL_STATES)
@@ -161,6 +166,23 @@ class UnsignCollector(Collector):
         pending.add_metric([], hooks)
         yield pending
         yield self._campaigns([_text(c) for c in campaigns])
+        yield from self._producers()
+
+    def _producers(self) -> Iterator[Any]:
+        registry = ProducerRegistry(self.redis, self.keys)
+        names = list(registry.all())
+        waiting = GaugeMetricFamily("unsign_producer_waiting",
+                                    "Entries in each producer's stream, not yet taken",
+                                    labels=["producer"])
+        for name, n in registry.waiting(names).items():
+            waiting.add_metric([name], n)
+        yield waiting
+        rejected = CounterMetricFamily("unsign_producer_rejected",
+                                       "Entries of each producer refused, by reason",
+                                       labels=["producer", "reason"])
+        for (name, reason), n in sorted(registry.rejected().items()):
+            rejected.add_metric([name, reason], n)
+        yield rejected
 
     def _campaigns(self, ids: list[str]) -> Any:
         family = GaugeMetricFamily("unsign_campaign_jobs", "Jobs of a running or paused "

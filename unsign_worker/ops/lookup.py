@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from unsign_worker.ops.actions import ActionLog
-from unsign_worker.producers.client import JobStatus
+from unsign_worker.producers.job_status import JobStatus
 from unsign_worker.protocol.masking import mask_params
 from unsign_worker.store.deadletter import DeadLetters
 from unsign_worker.store.keys import Keys

@@ -13,6 +13,7 @@ import redis
 from unsign_worker.store.breaker import Breaker
 from unsign_worker.store.deadletter import DeadLetters
 from unsign_worker.store.keys import HOOK_QUEUE, INBOX_GROUP, QUEUE, Keys
+from unsign_worker.store.producer_registry import ProducerRegistry
 from unsign_worker.store.states import TERMINAL_STATES, JobState
 
 #: kombu's priority steps and separator: a queue with priorities is several lists.
@@ -37,6 +38,9 @@ def _int_map(raw: dict[bytes, bytes]) -> dict[str, int]:
 def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dict[str, Any]:
     """Everything ``unsign-worker status`` shows, as one JSON-able dict."""
     now = time.time() if now is None else now
+    registry = ProducerRegistry(client, keys)
+    producers = list(registry.all())
+    streams = [keys.intake] + [keys.inbox(name) for name in producers]
     minute = int(now // 60)
     pipe = client.pipeline(transaction=False)
     queues = {QUEUE: _queue_names(keys, QUEUE), HOOK_QUEUE: _queue_names(keys, HOOK_QUEUE)}
@@ -46,8 +50,8 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
     pipe.hlen(keys.unacked)
     pipe.zcard(keys.leases)
     pipe.zcard(keys.parked)
-    pipe.xlen(keys.inbox)
-    pipe.xlen(keys.intake)
+    for stream in streams:
+        pipe.xlen(stream)
     pipe.hgetall(keys.counts)
     for m in range(minute - RATE_MINUTES + 1, minute + 1):
         pipe.hgetall(keys.rate(m))
@@ -58,9 +62,12 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
     for name, names in queues.items():
         depth[name] = sum(out[:len(names)])
         out = out[len(names):]
-    unacked, leased, parked, inbox_len, intake_len, counts = out[:6]
-    per_minute = out[6:6 + RATE_MINUTES]
-    workers_raw, campaign_ids = out[6 + RATE_MINUTES:]
+    unacked, leased, parked = out[:3]
+    lengths = dict(zip(streams, out[3:3 + len(streams)], strict=True))
+    counts = out[3 + len(streams)]
+    out = out[4 + len(streams):]
+    per_minute = out[:RATE_MINUTES]
+    workers_raw, campaign_ids = out[RATE_MINUTES:]
     campaign_parked = 0
     if campaign_ids:
         pipe = client.pipeline(transaction=False)
@@ -76,8 +83,13 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
         "unacked": int(unacked),
         "in_flight": int(leased),
         "parked": {"breaker": int(parked), "campaigns": int(campaign_parked)},
-        "inbox": {"length": int(inbox_len) + int(intake_len),
-                  "pending": sum(_pending(client, s) for s in (keys.inbox, keys.intake))},
+        "inbox": {"length": sum(int(n) for n in lengths.values()),
+                  "pending": sum(_pending(client, s) for s in streams)},
+        "producers": {name: {"waiting": int(lengths[keys.inbox(name)]),
+                             "rejected": {reason: n for (who, reason), n
+                                          in sorted(registry.rejected().items())
+                                          if who == name}}
+                      for name in producers},
         "rate": {"this_minute": recent[-1], "last_5_minutes": sum(recent),
                  "per_second": round(sum(recent) / window, 3) if window > 0 else 0.0},
         "outcomes": {o: _int_map(counts).get(o, 0) for o in OUTCOMES},
@@ -91,7 +103,7 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
 
 
 def _pending(client: redis.Redis, stream: str) -> int:
-    """Entries of ``stream`` (``P inbox``, ``P intake``) read by a worker, not yet acknowledged."""
+    """Entries of ``stream`` (a producer's, ``P intake``) read by a worker, not acknowledged."""
     try:
         info = client.xpending(stream, INBOX_GROUP)
     except redis.ResponseError:  # no stream or no group yet

@@ -1,10 +1,12 @@
 """Admitting a job: bind its reference, write its record, hand it to the workers.
 
-A job enqueued by :class:`~unsign_worker.producers.client.UnsignClient` is written with its
-entry in ``P intake`` in one transaction (:meth:`Producer.admit`); the workers read that stream
-(:mod:`unsign_worker.worker.inbox`) and run its jobs in batches. The inbox, inside a worker,
-records its entries' jobs itself (the new ones of a read together: :func:`record_new`; any
-other with :func:`record`) and hands them to the pool.
+A job the operator enqueues (``unsign-worker enqueue``, with the operator's Redis rights) is
+written with its entry in ``P intake`` in one transaction (:func:`submit`,
+:meth:`Producer.admit`); the workers read that stream (:mod:`unsign_worker.worker.inbox`) and
+run its jobs in batches. The inbox, inside a worker, records the jobs of the producers'
+entries itself (the new ones of a read together: :func:`record_new`; any other with
+:func:`record`) and hands them to the pool. A reference is bound among its producer's own
+(``Job.producer``; the operator's and campaigns' in ``P ref:``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _resolve(producer: Producer, job: Job) -> tuple[Job, bytes | None]:
         ReferenceConflictError: the reference names a job with other parameters.
     """
     if job.reference:
-        bound, created = producer.resolve_reference(job.reference, job.job_id)
+        bound, created = producer.resolve_reference(job.reference, job.job_id, job.producer)
         if created:  # just bound to this job's id: no record can exist yet
             return job, None
         job = replace(job, job_id=bound)
@@ -98,7 +100,7 @@ def record_new(producer: Producer, jobs: Mapping[str, Job]) -> dict[str, Job]:
     pipe = producer.redis.pipeline(transaction=False)
     for job in jobs.values():
         if job.reference:
-            pipe.set(producer.keys.ref(job.reference), job.job_id, nx=True,
+            pipe.set(producer.keys.reference(job.producer, job.reference), job.job_id, nx=True,
                      ex=REF_RETENTION_SECONDS)
         else:
             pipe.exists(producer.keys.job(job.job_id))

@@ -29,6 +29,7 @@ from unsign_worker.store.job import (
     Job,
     batch_repr,
     masked_repr,
+    new_job_id,
 )
 from unsign_worker.store.job_records import (
     CONFLICT_CODE,
@@ -87,25 +88,56 @@ class Producer:
         #: ``.kombu``: the kombu producer of :meth:`batched` in this thread, while it lasts
         self._batch = threading.local()
 
-    def resolve_reference(self, reference: str, job_id: str) -> tuple[str, bool]:
-        """Bind ``reference`` to ``job_id`` unless it is bound already.
+    def resolve_reference(self, reference: str, job_id: str, producer: str = ""
+                          ) -> tuple[str, bool]:
+        """Bind ``reference`` (of ``producer``: references are namespaced per producer) to
+        ``job_id`` unless it is bound already.
 
         Returns ``(job_id, created)``: the bound job's id, and whether this call bound it.
         """
-        key = self.keys.ref(reference)
+        key = self.keys.reference(producer, reference)
         if self.redis.set(key, job_id, nx=True, ex=REF_RETENTION_SECONDS):
             return job_id, True
         existing = self.redis.get(key)
         return (existing.decode() if existing else job_id), False
 
+    def bind_entry(self, producer: str, entry_id: str) -> str:
+        """The job id of entry ``entry_id`` of ``producer``'s stream: a new random one, bound
+        to the entry with ``SET NX`` (one round trip), or the one bound by an earlier read, so
+        an entry read twice (a crash while it was taken) never makes a second job."""
+        candidate = new_job_id()
+        earlier = self.redis.set(self.keys.producer_entry(producer, entry_id), candidate,
+                                 nx=True, get=True, ex=REF_RETENTION_SECONDS)
+        return earlier.decode() if earlier else candidate
+
+    def bind_entries(self, producer: str, entry_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        """:meth:`bind_entry` for many entries in one round trip: entry id -> (job id,
+        whether this call bound it)."""
+        pipe = self.redis.pipeline(transaction=False)
+        candidates = [new_job_id() for _ in entry_ids]
+        for entry_id, candidate in zip(entry_ids, candidates, strict=True):
+            pipe.set(self.keys.producer_entry(producer, entry_id), candidate, nx=True, get=True,
+                     ex=REF_RETENTION_SECONDS)
+        return {entry_id: ((earlier.decode(), False) if earlier else (candidate, True))
+                for entry_id, candidate, earlier in zip(entry_ids, candidates, pipe.execute(),
+                                                        strict=True)}
+
+    def rebind_entry(self, producer: str, entry_id: str, job_id: str) -> None:
+        """Point an entry at the job its reference named (the entry repeats that job)."""
+        self.redis.set(self.keys.producer_entry(producer, entry_id), job_id,
+                       ex=REF_RETENTION_SECONDS)
+
     def record_rejected(self, job_id: str, *, reference: str, code: str, reason: str,
-                        source: str, audit_maxlen: int = AUDIT_MAXLEN) -> str:
+                        source: str, audit_maxlen: int = AUDIT_MAXLEN,
+                        producer: str = "") -> str:
         """Record ``job_id`` as ``rejected`` (never sent), counted and audited; a
         ``REFERENCE_CONFLICT`` is also listed in ``P conflicts:<reference>``, where the
         producer of the refused job finds it (``P ref:<reference>`` names the other job)."""
         if self.records.record_rejected(job_id, reference=reference, code=code, reason=reason,
-                                        source=source, audit_maxlen=audit_maxlen):
-            log.warning("%s job %s rejected: %s", source, job_id, reason)
+                                        source=source, audit_maxlen=audit_maxlen,
+                                        producer=producer):
+            log.warning("%s job %s%s rejected: %s", source, job_id,
+                        f" of producer {producer}" if producer else "", reason)
         return job_id
 
     def write_records(self, jobs: Sequence[Job], *, pipe: Any = None) -> None:

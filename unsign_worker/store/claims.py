@@ -24,7 +24,7 @@ The agreement hash (``P agreement:<identity>``) is the dedup record:
 - ``throttled``: the campaign's global rate limit (``P campaign:<id>:rate:<second>``, shared by
   every worker on every host) is used up for this second: wait and claim again.
 
-- ``mismatch``: the job's record names other parameters (or another campaign) than this
+- ``mismatch``: the job's record names other parameters (or another campaign or producer) than this
   message: a second message reusing the job's id is refused, never acted on, and the record is
   left alone (a job id is no secret: inbox and campaign ids are digests anyone can compute).
 
@@ -47,12 +47,12 @@ from unsign_worker.store.scripts import load
 # same_params: whether two job parameter JSON objects name the same parameters (empty values
 # count as absent, as they are neither sent nor signed); job_ended: what every terminal state
 # does to the leases, counts and the record's expiry.
-CLAIM = load("claim", terminal=True, libraries=("same_params",))
+CLAIM = load("claim", terminal=True, libraries=("same_params", "mirror_view"))
 
-SETTLE = load("settle", libraries=("job_ended",))
+SETTLE = load("settle", libraries=("job_ended", "mirror_view"))
 
 FINISH_UNCLAIMED = load("finish_unclaimed", terminal=True,
-                        libraries=("same_params", "job_ended"))
+                        libraries=("same_params", "job_ended", "mirror_view"))
 
 
 class ClaimStatus(StrEnum):
@@ -98,8 +98,8 @@ class DedupStore:
 
     def claim(self, *, job_id: str, identity: str, identity_masked: str, params_json: str,
               campaign: str, reference: str, now: float, lease_seconds: float,
-              probe_after_seconds: float, pipe: Any = None, renew_token: str = ""
-              ) -> Claim | None:
+              probe_after_seconds: float, pipe: Any = None, renew_token: str = "",
+              producer: str = "") -> Claim | None:
         """Claim the agreement for one delivery of a job (or, with ``renew_token``, extend the
         lease this delivery holds). With ``pipe`` the call is only queued on that pipeline
         (returns None; read its reply with :func:`parse_claim`)."""
@@ -108,12 +108,14 @@ class DedupStore:
             keys={"job": k.job(job_id), "agreement": k.agreement(identity), "leases": k.leases,
                   "breaker": k.breaker, "breaker_probe": k.breaker_probe, "parked": k.parked,
                   "campaign": k.campaign(c), "campaign_parked": k.campaign_parked(c),
-                  "campaign_rate": k.campaign_rate(c, int(now))},
+                  "campaign_rate": k.campaign_rate(c, int(now)),
+                  "view": k.producer_job(producer, job_id)},
             args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
                   "identity": identity, "identity_masked": identity_masked,
                   "params_json": params_json, "campaign": campaign, "reference": reference,
                   "probe_after": repr(probe_after_seconds),
-                  "probe_ttl_ms": int(lease_seconds * 1000), "renew_token": renew_token},
+                  "probe_ttl_ms": int(lease_seconds * 1000), "renew_token": renew_token,
+                  "producer": producer},
             client=pipe,
         )
         return None if pipe is not None else parse_claim(reply)

@@ -32,9 +32,9 @@ from unsign_worker.store.scripts import load
 #: Retention of a resolved entry, seconds.
 RESOLVED_RETENTION_SECONDS = 30 * 86400
 
-REQUEUE = load("dlq_requeue")
+REQUEUE = load("dlq_requeue", libraries=("mirror_view",))
 
-RESOLVE = load("dlq_resolve")
+RESOLVE = load("dlq_resolve", libraries=("mirror_view",))
 
 
 class DeadLetterError(Exception):
@@ -132,13 +132,16 @@ class DeadLetters:
         now = time.time()
         entry = self.get(job_id)
         campaign = entry.campaign if entry else ""
+        producer = self._producer(job_id)
         out = self._requeue(
             keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "job": k.job(job_id),
                   "counts": k.counts, "leases": k.leases, "audit": k.audit,
                   "campaign_counts": k.campaign_counts(campaign or NO_CAMPAIGN),
-                  "campaign": k.campaign(campaign or NO_CAMPAIGN)},
+                  "campaign": k.campaign(campaign or NO_CAMPAIGN),
+                  "view": k.producer_job(producer, job_id)},
             args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
-                  "by": by, "audit_maxlen": self._audit_maxlen, "campaign": campaign})
+                  "by": by, "audit_maxlen": self._audit_maxlen, "campaign": campaign,
+                  "producer": producer})
         result = out.decode() if isinstance(out, bytes) else str(out)
         if result == "absent":
             raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")
@@ -159,14 +162,22 @@ class DeadLetters:
         if not note.strip():
             raise DeadLetterError("--note: say why the entry is closed")
         k = self._keys
+        producer = self._producer(job_id)
         out = self._resolve(
             keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "resolved": k.dlq_resolved,
-                  "job": k.job(job_id), "audit": k.audit},
+                  "job": k.job(job_id), "audit": k.audit,
+                  "view": k.producer_job(producer, job_id)},
             args={"job_id": job_id, "now": repr(time.time()), "by": by, "note": note,
                   "entry_ttl": RESOLVED_RETENTION_SECONDS, "job_ttl": JOB_RETENTION_SECONDS,
-                  "audit_maxlen": self._audit_maxlen})
+                  "audit_maxlen": self._audit_maxlen, "producer": producer})
         if (out.decode() if isinstance(out, bytes) else str(out)) == "absent":
             raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")
+
+
+    def _producer(self, job_id: str) -> str:
+        """The producer named by the job's record ("" for none): the scripts keep its view."""
+        found = self._r.hget(self._keys.job(job_id), "producer")
+        return found.decode() if found else ""
 
 
 def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:

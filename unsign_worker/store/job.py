@@ -22,6 +22,7 @@ from typing import Any
 
 from unsign_worker.protocol.exceptions import FieldError, ValidationError
 from unsign_worker.protocol.masking import mask_params
+from unsign_worker.store.keys import producer_name_error
 
 #: Task names, used by producers that send by name.
 UNSIGN_TASK = "unsign_worker.unsign"
@@ -51,6 +52,8 @@ class Job:
     campaign: str = ""
     reference: str = ""
     enqueued_at: float = field(default_factory=time.time)
+    #: the producer whose entry made the job ("" for the operator's and campaigns' jobs)
+    producer: str = ""
 
     @classmethod
     def from_message(cls, data: Mapping[str, Any]) -> Job:
@@ -73,6 +76,9 @@ class Job:
         if isinstance(campaign, str) and campaign and not CAMPAIGN_ID_RE.fullmatch(campaign):
             errors.append(FieldError("campaign", "format", "must be 1 to 48 letters, digits, "
                                      "'_', '.' or '-', starting with a letter or digit"))
+        producer = data.get("producer") or ""
+        if not isinstance(producer, str) or (producer and producer_name_error(producer)):
+            errors.append(FieldError("producer", "format", "must be a producer's name"))
         reference = data.get("reference") or ""
         if isinstance(reference, str) and len(reference) > MAX_REFERENCE_LENGTH:
             errors.append(FieldError("reference", "max_length",
@@ -83,11 +89,15 @@ class Job:
         return cls(job_id=str(job_id), params=dict(params or {}),  # type: ignore[arg-type]
                    campaign=str(data.get("campaign") or ""), reference=str(reference),
                    enqueued_at=float(enqueued) if isinstance(enqueued, (int, float)) else
-                   time.time())
+                   time.time(), producer=str(producer))
 
     def to_message(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "params": dict(self.params), "campaign": self.campaign,
-                "reference": self.reference, "enqueued_at": self.enqueued_at}
+        message = {"job_id": self.job_id, "params": dict(self.params),
+                   "campaign": self.campaign, "reference": self.reference,
+                   "enqueued_at": self.enqueued_at}
+        if self.producer:
+            message["producer"] = self.producer
+        return message
 
     def params_json(self) -> str:
         """:func:`params_json` of the parameters, made once (kept in the instance's dict: a
@@ -99,12 +109,14 @@ class Job:
 
     def masked(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "params": mask_params(self.params),
-                "campaign": self.campaign, "reference": self.reference}
+                "campaign": self.campaign, "reference": self.reference,
+                "producer": self.producer}
 
     def __repr__(self) -> str:
         # a job ends up in log lines and tracebacks: never with its personal data in clear
         return (f"Job(job_id={self.job_id!r}, params={mask_params(self.params)!r}, "
-                f"campaign={self.campaign!r}, reference={self.reference!r})")
+                f"campaign={self.campaign!r}, reference={self.reference!r}, "
+                f"producer={self.producer!r})")
 
 
 def params_json(params: Mapping[str, Any]) -> str:

@@ -36,20 +36,24 @@ CONFLICT_CODE = "REFERENCE_CONFLICT"
 #: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
 QUEUED_GRACE_SECONDS = 3600.0
 
-CREATE_QUEUED = load("create_queued", libraries=("create_absent",))
+CREATE_QUEUED = load("create_queued", libraries=("mirror_view", "create_absent"))
 
 ENQUEUE_READ = load("enqueue_read")
 
-ENQUEUE_WRITE = load("enqueue_write", libraries=("create_absent",))
+ENQUEUE_WRITE = load("enqueue_write", libraries=("mirror_view", "create_absent"))
 
 ENQUEUE_MARK = load("enqueue_mark")
 
 
 def record_fields(job: Job) -> dict[str, Any]:
     """The record of a job not yet sent."""
-    return {"job_id": job.job_id, "state": str(JobState.QUEUED), "params": job.params_json(),
-            "campaign": job.campaign, "reference": job.reference,
-            "created_at": repr(job.enqueued_at), "attempts": 0}
+    fields: dict[str, Any] = {
+        "job_id": job.job_id, "state": str(JobState.QUEUED), "params": job.params_json(),
+        "campaign": job.campaign, "reference": job.reference,
+        "created_at": repr(job.enqueued_at), "attempts": 0}
+    if job.producer:
+        fields["producer"] = job.producer
+    return fields
 
 
 class JobRecords:
@@ -74,20 +78,26 @@ class JobRecords:
         if not jobs:
             return set()
         records = [list(chain.from_iterable(record_fields(job).items())) for job in jobs]
+        k = self._keys
         existing = self._create(
-            keys={"leases": self._keys.leases, "jobs": [self._keys.job(j.job_id) for j in jobs]},
+            keys={"leases": k.leases,
+                  "job_views": list(chain.from_iterable(
+                      (k.job(j.job_id), k.producer_job(j.producer, j.job_id)) for j in jobs))},
             args={"records": json.dumps(records, ensure_ascii=False),
                   "ids": json.dumps([j.job_id for j in jobs]),
                   "check_at": json.dumps([j.enqueued_at + self.queued_grace_seconds
-                                          for j in jobs])},
+                                          for j in jobs]),
+                  "producers": json.dumps([j.producer for j in jobs])},
             client=pipe)
         return None if pipe is not None else {int(i) - 1 for i in existing}
 
     def record_rejected(self, job_id: str, *, reference: str, code: str, reason: str,
-                        source: str, audit_maxlen: int = AUDIT_MAXLEN) -> bool:
-        """Record ``job_id`` as ``rejected`` (never sent), counted and audited; a
-        ``REFERENCE_CONFLICT`` is also listed in ``P conflicts:<reference>``, where the
-        producer of the refused job finds it (``P ref:<reference>`` names the other job).
+                        source: str, audit_maxlen: int = AUDIT_MAXLEN,
+                        producer: str = "") -> bool:
+        """Record ``job_id`` as ``rejected`` (never sent), counted and audited, and for a
+        producer's job its view too; a ``REFERENCE_CONFLICT`` is also listed in the
+        conflicts of the reference (``P conflicts:<reference>``, a producer's under its own
+        keys), where the producer of the refused job finds it.
         Only if no record of ``job_id`` exists: returns False, changing nothing, if one does
         (recorded already and read again after a crash, or another job's)."""
         k, now = self._keys, time.time()
@@ -99,7 +109,7 @@ class JobRecords:
             pipe.multi()
             self._queue_rejected(pipe, job_id, reference=reference, code=code, reason=reason,
                                  source=source, now=now, minute=minute,
-                                 audit_maxlen=audit_maxlen)
+                                 audit_maxlen=audit_maxlen, producer=producer)
             try:
                 pipe.execute()
             except redis.WatchError:  # created meanwhile
@@ -108,23 +118,29 @@ class JobRecords:
 
     def _queue_rejected(self, pipe: Any, job_id: str, *, reference: str, code: str,
                         reason: str, source: str, now: float, minute: str,
-                        audit_maxlen: int) -> None:
+                        audit_maxlen: int, producer: str) -> None:
         k = self._keys
-        pipe.hset(k.job(job_id), mapping={
-            "job_id": job_id, "state": str(JobState.REJECTED), "code": code, "reason": reason,
-            "params": "{}", "campaign": "", "reference": reference, "attempts": 0,
-            "created_at": repr(now), "updated_at": repr(now), "finished_at": repr(now),
-            "source": source})
+        view = {"job_id": job_id, "state": str(JobState.REJECTED), "code": code,
+                "reason": reason, "attempts": 0, "reference": reference,
+                "created_at": repr(now), "updated_at": repr(now), "finished_at": repr(now)}
+        pipe.hset(k.job(job_id), mapping={**view, "params": "{}", "campaign": "",
+                                          "source": source,
+                                          **({"producer": producer} if producer else {})})
         pipe.expire(k.job(job_id), REJECTED_RETENTION_SECONDS)
+        if producer:
+            pipe.hset(k.producer_job(producer, job_id), mapping=view)
+            pipe.expire(k.producer_job(producer, job_id), REJECTED_RETENTION_SECONDS)
+            pipe.hincrby(k.producers_rejected, f"{producer}:{code.lower()}", 1)
         if code == CONFLICT_CODE and reference:
-            pipe.sadd(k.conflicts(reference), job_id)
-            pipe.expire(k.conflicts(reference), REJECTED_RETENTION_SECONDS)
+            conflicts = k.reference_conflicts(producer, reference)
+            pipe.sadd(conflicts, job_id)
+            pipe.expire(conflicts, REJECTED_RETENTION_SECONDS)
         pipe.hincrby(k.counts, JobState.REJECTED.value, 1)
         pipe.hincrby(minute, JobState.REJECTED.value, 1)
         pipe.expire(minute, 3600)
         audit = {"time": now, "job_id": job_id, "outcome": str(JobState.REJECTED),
                  "code": code, "reason": reason, "reference": reference, "campaign": "",
-                 "source": source}
+                 "source": source, **({"producer": producer} if producer else {})}
         pipe.xadd(k.audit, {"data": json.dumps(audit)}, maxlen=audit_maxlen, approximate=True)
 
     def campaign_states(self, campaign_id: str, job_ids: Sequence[str]) -> list[str]:

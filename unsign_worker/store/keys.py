@@ -12,7 +12,9 @@ key                                    type    content and retention
                                                reference, attempts, retry state (retries,
                                                first_failure_at), code, reason, timestamps;
                                                expires ``JOB_RETENTION_SECONDS`` after it ends
-``P ref:<reference>``                  string  producer reference -> job id (same retention)
+``P ref:<reference>``                  string  reference of an operator's or campaign's job
+                                               -> job id (same retention); a producer's are
+                                               under ``P producer:<name>:ref:``
 ``P conflicts:<reference>``            set     ids of jobs rejected ``REFERENCE_CONFLICT``: they
                                                named a reference already bound to another job
 ``P agreement:<identity>``             hash    dedup: holder job, state (in_flight | held |
@@ -49,11 +51,29 @@ key                                    type    content and retention
 ``P campaign:<id>:jobs:new``           list    the jobs list being rebuilt (renamed over
                                                ``:jobs`` once complete)
 ``P campaigns``                        zset    campaign id -> creation time
-``P inbox``                            stream  jobs added by any language (consumer group
-                                               ``unsign-workers``)
-``P intake``                           stream  jobs of ``UnsignClient.enqueue``, already recorded:
-                                               {job: message JSON}; read with ``P inbox``
-                                               (same group), handed to the pool in batches
+``P inbox:<name>``                     stream  the jobs of producer ``<name>``, any language
+                                               (consumer group ``unsign-workers``); the only
+                                               key that producer may write
+``P producers``                        hash    producer name -> JSON settings (max_pending,
+                                               added_at): the producers the workers read
+``P producers:rejected``               hash    ``<name>:<reason>`` -> entries of that producer
+                                               refused for that reason, all time (metric)
+``P producer:<name>:settings``         hash    that producer's limits (max_pending,
+                                               max_entry_bytes), readable by it
+``P producer:<name>:entry:<entry_id>`` string  an entry of its stream -> the job id bound to it
+                                               (``SET NX``: a second read makes no second job)
+``P producer:<name>:ref:<reference>``  string  that producer's reference -> job id
+``P producer:<name>:conflicts:<ref>``  set     its jobs rejected ``REFERENCE_CONFLICT``
+``P producer:<name>:job:<job_id>``     hash    what the producer may read of its job: state,
+                                               code, reason, attempts, reference, timestamps,
+                                               never the parameters; kept as long as the job
+``P producer:<name>:refused``          stream  its entries refused unread (too large, over its
+                                               cap of pending entries): {entry, reason,
+                                               detail}, bounded (MAXLEN ~)
+``P intake``                           stream  jobs of ``unsign-worker enqueue`` (the operator),
+                                               already recorded: {job: message JSON}; read
+                                               with the producers' streams (same group),
+                                               handed to the pool in batches
 ``P workers``                          zset    worker hostname -> last heartbeat
 ``P sweeper``                          string  lock: one sweeper at a time (expires)
 ``P held``                             zset    task message id -> lease expiry of every message a
@@ -73,6 +93,7 @@ acknowledged).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 #: Every Redis key this project writes starts with this (``UNSIGN_KEY_PREFIX``).
@@ -91,6 +112,19 @@ INBOX_GROUP = "unsign-workers"
 #: the prefix (an ACL user limited to ``~<prefix>*`` may not name an empty key); the scripts
 #: test the campaign argument, and never touch these keys without a campaign.
 NO_CAMPAIGN = "-"
+#: Stands for "no producer" (a job of the operator or of a campaign) in the name of the
+#: producer's view a script declares; no producer may be called that (:data:`PRODUCER_NAME_RE`).
+NO_PRODUCER = "-"
+#: A producer's name: it goes into key names and into its ACL key patterns.
+PRODUCER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def producer_name_error(name: str) -> str | None:
+    """Why ``name`` cannot name a producer, or None."""
+    if PRODUCER_NAME_RE.fullmatch(name):
+        return None
+    return (f"producer name {name[:40]!r} must be 1 to 32 lower-case letters, digits, '_' or "
+            "'-', starting with a letter or digit")
 
 
 @dataclass(frozen=True)
@@ -189,9 +223,48 @@ class Keys:
     def campaigns(self) -> str:
         return f"{self.prefix}campaigns"
 
+    def inbox(self, producer: str) -> str:
+        """The stream of producer ``producer``'s entries."""
+        return f"{self.prefix}inbox:{producer}"
+
     @property
-    def inbox(self) -> str:
-        return f"{self.prefix}inbox"
+    def producers(self) -> str:
+        return f"{self.prefix}producers"
+
+    @property
+    def producers_rejected(self) -> str:
+        return f"{self.prefix}producers:rejected"
+
+    def producer_space(self, producer: str) -> str:
+        """The prefix of every key producer ``producer`` may read (its ACL pattern + ``*``)."""
+        return f"{self.prefix}producer:{producer}:"
+
+    def producer_settings(self, producer: str) -> str:
+        return f"{self.producer_space(producer)}settings"
+
+    def producer_entry(self, producer: str, entry_id: str) -> str:
+        return f"{self.producer_space(producer)}entry:{entry_id}"
+
+    def producer_ref(self, producer: str, reference: str) -> str:
+        return f"{self.producer_space(producer)}ref:{reference}"
+
+    def producer_conflicts(self, producer: str, reference: str) -> str:
+        return f"{self.producer_space(producer)}conflicts:{reference}"
+
+    def producer_job(self, producer: str, job_id: str) -> str:
+        """The producer's view of its job (``NO_PRODUCER`` for a job without one)."""
+        return f"{self.producer_space(producer or NO_PRODUCER)}job:{job_id}"
+
+    def producer_refused(self, producer: str) -> str:
+        return f"{self.producer_space(producer)}refused"
+
+    def reference(self, producer: str, reference: str) -> str:
+        """Where ``reference`` of ``producer`` ("" for the operator and campaigns) is bound."""
+        return self.producer_ref(producer, reference) if producer else self.ref(reference)
+
+    def reference_conflicts(self, producer: str, reference: str) -> str:
+        return (self.producer_conflicts(producer, reference) if producer
+                else self.conflicts(reference))
 
     @property
     def intake(self) -> str:

@@ -169,10 +169,14 @@ def message_from_record(client: redis.Redis, keys: Keys, job_id: str, now: float
                         ) -> dict[str, Any] | None:
     """The job's task message rebuilt from its record, or None if the job has ended (or has no
     record): what the sweeper and an operator's requeue publish again."""
-    fields = client.hmget(keys.job(job_id), "state", "params", "campaign", "reference")
+    fields = client.hmget(keys.job(job_id), "state", "params", "campaign", "reference",
+                          "producer")
     state = (fields[0] or b"").decode()
     if not state or state in TERMINAL_STATES:
         return None
-    return {"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
-            "campaign": (fields[2] or b"").decode(),
-            "reference": (fields[3] or b"").decode(), "enqueued_at": now}
+    message = {"job_id": job_id, "params": json.loads(fields[1] or b"{}"),
+               "campaign": (fields[2] or b"").decode(),
+               "reference": (fields[3] or b"").decode(), "enqueued_at": now}
+    if fields[4]:
+        message["producer"] = fields[4].decode()
+    return message

@@ -28,6 +28,8 @@ class ClaimRequest:
     params_json: str
     campaign: str
     reference: str
+    #: the producer whose entry made the job ("" for none)
+    producer: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +66,8 @@ class SettleRequest:
     hook: dict[str, Any] | None = None
     #: dead-lettered: the dead-letter entry
     dlq: dict[str, Any] | None = None
+    #: the producer whose entry made the job ("" for none): its view is kept up to date
+    producer: str = ""
 
     def script_keys(self, keys: Keys, minute: int) -> dict[str, str]:
         """The settle script's keys by name (``minute``: the counts' minute)."""
@@ -75,6 +79,7 @@ class SettleRequest:
             "rate": keys.rate(minute), "hook": keys.hook(self.identity), "hooks": keys.hooks,
             "dlq": keys.dlq, "dlq_entry": keys.dlq_entry(self.job_id), "breaker": keys.breaker,
             "breaker_probe": keys.breaker_probe, "parked": keys.parked,
+            "view": keys.producer_job(self.producer, self.job_id),
         }
 
     def script_args(self) -> dict[str, str]:
@@ -94,7 +99,7 @@ class SettleRequest:
             "retention": self.retention_seconds, "audit_maxlen": self.audit_maxlen,
             "events_maxlen": self.events_maxlen, "hook_identity": self.identity,
             "hook_due": self.hook_due, "close_breaker": self.close_breaker,
-            "campaign": self.campaign,
+            "campaign": self.campaign, "producer": self.producer,
         }
         for name in ("event", "hook", "dlq"):
             value = getattr(self, name)
@@ -123,6 +128,8 @@ class FinishRequest:
     audit: dict[str, Any]
     retention_seconds: int
     audit_maxlen: int
+    #: the producer whose entry made the job ("" for none)
+    producer: str = ""
 
     def script_keys(self, keys: Keys, minute: int) -> dict[str, str]:
         """The finish script's keys by name (``minute``: the counts' minute)."""
@@ -130,6 +137,7 @@ class FinishRequest:
             "job": keys.job(self.job_id), "audit": keys.audit, "counts": keys.counts,
             "campaign_counts": keys.campaign_counts(self.campaign or NO_CAMPAIGN),
             "rate": keys.rate(minute), "leases": keys.leases,
+            "view": keys.producer_job(self.producer, self.job_id),
         }
 
     def script_args(self) -> dict[str, str]:
@@ -145,4 +153,5 @@ class FinishRequest:
             "params": self.params_json, "campaign": self.campaign,
             "reference": self.reference, "retention": self.retention_seconds,
             "audit": self.audit, "audit_maxlen": self.audit_maxlen,
+            "producer": self.producer,
         })

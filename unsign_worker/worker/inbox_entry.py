@@ -1,31 +1,28 @@
-"""One entry of the inbox streams (:mod:`unsign_worker.worker.inbox`): of ``P inbox``, its job id,
-its fields read into a job and the rules that keep a hostile entry from stopping the inbox; of
-``P intake``, the job it carries."""
+"""One entry of the inbox streams (:mod:`unsign_worker.worker.inbox`): of a producer's stream
+``P inbox:<name>``, its fields read into a job and the rules that keep a hostile entry from
+stopping the inbox; of ``P intake``, the job it carries."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from unsign_worker.producers.client import reference_errors, validated_params
+from unsign_worker.producers.job_input import reference_errors, validated_params
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer
 from unsign_worker.protocol.exceptions import FieldError, ValidationError
 from unsign_worker.store.job import Job
+from unsign_worker.store.producer_registry import DEFAULT_MAX_ENTRY_BYTES
 
 INVALID_CODE = "INVALID_JOB"
-#: Largest entry read (field names and values together), bytes: a job is a few hundred.
-MAX_ENTRY_BYTES = 16_384
+#: Largest entry read (field names and values together), bytes: a job is a few hundred. Larger
+#: entries are refused inside Redis, before a worker reads them (``store/producer_streams.py``);
+#: this is the check of last resort.
+MAX_ENTRY_BYTES = DEFAULT_MAX_ENTRY_BYTES
 #: Most fields an entry may have (a flat job has at most six).
 MAX_ENTRY_FIELDS = 16
 #: Longest reason stored for a rejected entry, characters.
 MAX_REASON_CHARS = 2_000
-
-
-def job_id_for_entry(stream: str, entry_id: str) -> str:
-    """A stable job id for an entry without reference: a second read maps to the same job."""
-    return hashlib.sha256(f"{stream}\x1f{entry_id}".encode()).hexdigest()[:32]
 
 
 def parse_entry(fields: Mapping[bytes, bytes]) -> tuple[dict[str, Any], str]:
@@ -80,13 +77,14 @@ def intake_job(fields: Mapping[bytes, bytes]) -> Job:
 
 
 def reject(producer: Producer, job_id: str, reference: str, reason: str, *, code: str,
-           audit_maxlen: int) -> str:
-    """Record an entry's job as ``rejected`` (never sent) and bind its reference if valid and
-    free; a reference bound to another job gets this job in ``P conflicts:<ref>``."""
+           audit_maxlen: int, name: str) -> str:
+    """Record the job of an entry of producer ``name`` as ``rejected`` (never sent) and bind
+    its reference (among that producer's) if valid and free; a reference bound to another job
+    gets this job in that producer's conflicts of the reference."""
     if reference and reference_errors(reference):
         reference = ""
     if reference and code != CONFLICT_CODE:
-        bound, created = producer.resolve_reference(reference, job_id)
+        bound, created = producer.resolve_reference(reference, job_id, name)
         if bound == job_id and not created:
             return job_id  # read again after a crash: already recorded
         if not created:
@@ -94,11 +92,12 @@ def reject(producer: Producer, job_id: str, reference: str, reason: str, *, code
             reason = f"reference is already bound to job {bound}; {reason}"
     return producer.record_rejected(job_id, reference=reference, code=code,
                                     reason=storable(reason), source="inbox",
-                                    audit_maxlen=audit_maxlen)
+                                    audit_maxlen=audit_maxlen, producer=name)
 
 
-def valid_job(job_id: str, fields: Mapping[bytes, bytes], *, charset: str) -> Job:
-    """The job of a valid entry of ``P inbox``.
+def valid_job(job_id: str, fields: Mapping[bytes, bytes], *, charset: str,
+              producer: str) -> Job:
+    """The job of a valid entry of ``producer``'s stream.
 
     Raises:
         ValidationError: the entry, a parameter or the reference breaks a rule (every rule
@@ -112,7 +111,7 @@ def valid_job(job_id: str, fields: Mapping[bytes, bytes], *, charset: str) -> Jo
         errors = exc.errors + errors
     if errors:
         raise ValidationError(errors)
-    return Job(job_id=job_id, params=params, reference=reference)
+    return Job(job_id=job_id, params=params, reference=reference, producer=producer)
 
 
 def reference_of(fields: Mapping[bytes, bytes]) -> str:

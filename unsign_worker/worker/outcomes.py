@@ -87,7 +87,8 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
         events_maxlen=ctx.events_maxlen, hook_due=now + ctx.settings.lease_seconds,
         close_breaker=bool(run.claim.probe and state is not JobState.PARKED),
         event=event, hook=hook,
-        dlq=dead_letter(run, code, reason, dlq_kind, now, dlq_entry) if dlq_kind else None)
+        dlq=dead_letter(run, code, reason, dlq_kind, now, dlq_entry) if dlq_kind else None,
+        producer=job.producer)
     kind = DecisionKind.RETRY if state is JobState.RETRYING else DecisionKind.DONE
     return Pending(request, Decision(kind, job.job_id, str(state), code=code,
                                      countdown=countdown),
@@ -119,6 +120,7 @@ def finish_unclaimed(ctx: WorkerContext, job: Job, identity: Identity | None, st
         audit={"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,
                "reason": reason, "original": original, "campaign": job.campaign,
                "reference": job.reference},
-        retention_seconds=ctx.job_retention_seconds, audit_maxlen=ctx.settings.audit_maxlen)
+        retention_seconds=ctx.job_retention_seconds, audit_maxlen=ctx.settings.audit_maxlen,
+        producer=job.producer)
     return Pending(request, Decision(DecisionKind.DONE, job.job_id, str(state), code=code,
                                      detail=reason))

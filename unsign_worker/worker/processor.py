@@ -140,7 +140,7 @@ def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
                               reference=item.job.reference, now=time.time(),
                               lease_seconds=s.lease_seconds,
                               probe_after_seconds=s.breaker_probe_after_seconds,
-                              renew_token=claim.token)
+                              renew_token=claim.token, producer=item.job.producer)
     assert renewed is not None
     return renewed if renewed.status is not ClaimStatus.CLAIMED else Claim(
         ClaimStatus.CLAIMED, token=claim.token, reached=claim.reached, attempts=claim.attempts,
@@ -151,7 +151,7 @@ def _claim_request(item: _Ready) -> ClaimRequest:
     return ClaimRequest(job_id=item.job.job_id, identity=item.identity.key,
                         identity_masked=item.identity.identity_masked,
                         params_json=item.job.params_json(), campaign=item.job.campaign,
-                        reference=item.job.reference)
+                        reference=item.job.reference, producer=item.job.producer)
 
 
 def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | Pending:
@@ -192,7 +192,8 @@ def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
                                 params_json=job.params_json(),
                                 campaign=job.campaign, reference=job.reference, now=time.time(),
                                 lease_seconds=s.lease_seconds,
-                                probe_after_seconds=s.breaker_probe_after_seconds)
+                                probe_after_seconds=s.breaker_probe_after_seconds,
+                                producer=job.producer)
         if claim.status is not ClaimStatus.THROTTLED:
             return claim
         time.sleep(max(1, int(claim.detail or 0)) / 1000 + random.random() * 0.05)

@@ -121,7 +121,7 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
                                        reference=c.reference, now=now,
                                        lease_seconds=s.lease_seconds,
                                        probe_after_seconds=s.breaker_probe_after_seconds,
-                                       pipe=pipe))
+                                       pipe=pipe, producer=c.producer))
     if pipe is not None:
         replies = pipe.execute()
     _replicate(ctx)

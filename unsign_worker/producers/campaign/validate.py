@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from unsign_worker.producers.campaign.rows import RawRow
 from unsign_worker.producers.campaign.seen import FirstLines
-from unsign_worker.producers.client import reference_errors
+from unsign_worker.producers.job_input import reference_errors
 from unsign_worker.protocol.exceptions import FieldError
 from unsign_worker.protocol.param_rules import BUSINESS_FIELDS, params_errors
 

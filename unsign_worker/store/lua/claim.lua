@@ -1,7 +1,7 @@
 -- KEYS: job, agreement, leases, breaker, breaker_probe, parked, campaign, campaign_parked,
---       campaign_rate
+--       campaign_rate, view
 -- ARGV: job_id, now, lease_until, identity, identity_masked, params_json, campaign, reference,
---       probe_after, probe_ttl_ms, renew_token
+--       probe_after, probe_ttl_ms, renew_token, producer
 -- renew_token: '' for a new claim, else the token of the delivery that renews its lease
 local job, agr, leases, breaker, probe_key = K.job, K.agreement, K.leases, K.breaker,
   K.breaker_probe
@@ -9,14 +9,16 @@ local job_id, now, lease_until = A.job_id, tonumber(A.now), tonumber(A.lease_unt
 if redis.call('EXISTS', job) == 0 then
   redis.call('HSET', job, 'job_id', job_id, 'state', 'queued', 'identity', A.identity,
              'identity_masked', A.identity_masked, 'params', A.params_json,
-             'campaign', A.campaign, 'reference', A.reference, 'created_at', A.now, 'attempts', 0)
+             'campaign', A.campaign, 'reference', A.reference, 'created_at', A.now, 'attempts', 0,
+             'producer', A.producer)
 end
 local st = redis.call('HGET', job, 'state')
 if TERMINAL[st] then
   return {'terminal', st}
 end
-local rec = redis.call('HMGET', job, 'params', 'campaign')
-if not same_params(rec[1], A.params_json) or (rec[2] or '') ~= A.campaign then
+local rec = redis.call('HMGET', job, 'params', 'campaign', 'producer')
+if not same_params(rec[1], A.params_json) or (rec[2] or '') ~= A.campaign
+   or (rec[3] or '') ~= A.producer then
   return {'mismatch', ''}
 end
 if A.campaign ~= '' then
@@ -26,6 +28,7 @@ if A.campaign ~= '' then
     redis.call('HSET', job, 'state', 'parked', 'reason', 'campaign paused', 'updated_at', A.now)
     redis.call('ZADD', K.campaign_parked, A.now, job_id)
     redis.call('ZREM', leases, job_id)
+    mirror_view(job, K.view, A.producer)
     return {'paused', ''}
   end
   local rate = tonumber(c[2] or '0')
@@ -49,6 +52,7 @@ if redis.call('HGET', breaker, 'state') == 'open' then
                'updated_at', A.now)
     redis.call('ZADD', K.parked, A.now, job_id)
     redis.call('ZREM', leases, job_id)
+    mirror_view(job, K.view, A.producer)
     return {'parked', redis.call('HGET', breaker, 'code') or ''}
   end
 end
@@ -82,5 +86,6 @@ if info[1] == '1' then reached = '1' end
 redis.call('HSET', job, 'state', 'in_flight', 'open_attempt', 1, 'reached', reached,
            'updated_at', A.now)
 redis.call('ZADD', leases, A.lease_until, job_id)
+if st ~= 'in_flight' then mirror_view(job, K.view, A.producer) end
 return {'claimed', tostring(token), reached, info[3] or '0', info[4] or '', probe,
         info[5] or '0'}

@@ -1,5 +1,5 @@
--- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign
--- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign
+-- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign, view
+-- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign, producer
 if not redis.call('ZSCORE', K.dlq, A.job_id) then return 'absent' end
 local st = redis.call('HGET', K.job, 'state')
 if not st then return 'no_record' end
@@ -25,4 +25,5 @@ redis.call('ZADD', K.leases, A.lease_until, A.job_id)
 redis.call('XADD', K.audit, 'MAXLEN', '~', A.audit_maxlen, '*', 'data', cjson.encode({
   time = tonumber(A.now), job_id = A.job_id, outcome = 'requeued', code = code,
   by = A.by}))
+mirror_view(K.job, K.view, A.producer)
 return 'ok'

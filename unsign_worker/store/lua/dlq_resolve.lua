@@ -1,5 +1,5 @@
--- KEYS: dlq, dlq_entry, resolved, job, audit
--- ARGV: job_id, now, by, note, entry_ttl, job_ttl, audit_maxlen
+-- KEYS: dlq, dlq_entry, resolved, job, audit, view
+-- ARGV: job_id, now, by, note, entry_ttl, job_ttl, audit_maxlen, producer
 if not redis.call('ZSCORE', K.dlq, A.job_id) then return 'absent' end
 redis.call('HSET', K.dlq_entry, 'resolved_at', A.now, 'resolved_by', A.by,
            'resolution_note', A.note)
@@ -14,4 +14,5 @@ end
 redis.call('XADD', K.audit, 'MAXLEN', '~', A.audit_maxlen, '*', 'data', cjson.encode({
   time = tonumber(A.now), job_id = A.job_id, outcome = 'resolved', by = A.by,
   reason = A.note}))
+mirror_view(K.job, K.view, A.producer)
 return 'ok'

@@ -1,9 +1,10 @@
 -- KEYS: job, agreement, leases, audit, events, counts, campaign_counts, rate, hook, hooks,
---       dlq, dlq_entry, breaker, breaker_probe, parked
+--       dlq, dlq_entry, breaker, breaker_probe, parked, view
 -- ARGV: request
 -- request: JSON {job_id, token, now, state, code, reason, attempts, reached, lease_until,
 --          first_failure_at, retries, terminal, success, audit, event, hook, dlq, close_breaker,
---          retention, audit_maxlen, events_maxlen, hook_identity, hook_due} (store/requests.py)
+--          retention, audit_maxlen, events_maxlen, hook_identity, hook_due, producer}
+--          (store/requests.py)
 local a = cjson.decode(A.request)
 local job, agr = K.job, K.agreement
 local tok = redis.call('HGET', agr, 'token')
@@ -69,4 +70,5 @@ if a.close_breaker then
 end
 redis.call('XADD', K.audit, 'MAXLEN', '~', a.audit_maxlen, '*', 'data',
            cjson.encode(a.audit))
+mirror_view(job, K.view, a.producer)
 return 'ok'
