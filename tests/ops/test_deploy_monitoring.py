@@ -32,6 +32,8 @@ pytest_plugins = ["tests.plugins.worker_fixtures"]
 ROOT = paths.ROOT
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "unsign-worker.json"
+#: promtool's unit tests of the producers' alerts (series in, alerts expected out).
+ALERT_TESTS = paths.DATA / "prometheus" / "producer_alerts_test.yml"
 SERIES = re.compile(r"\b((?:unsign|flower)_[a-z_]+)\b")
 #: Sample-name endings Prometheus adds to a family's name.
 SUFFIXES = ("", "_total", "_bucket", "_sum", "_count", "_created")
@@ -79,19 +81,34 @@ def test_every_series_of_the_rules_and_the_dashboard_is_served_by_the_exporter(
         assert series in text, series
     alerts = ALERTS.read_text(encoding="utf-8")
     for name in ("UnsignBreakerOpen", "UnsignDeadLettersGrowing", "UnsignNoWorkerHeartbeat",
-                 "UnsignOldestQueuedJobTooOld", "UnsignHookFailures"):
+                 "UnsignOldestQueuedJobTooOld", "UnsignHookFailures", "UnsignProducerRejecting",
+                 "UnsignProducerBacklogNearCap"):
         assert f"alert: {name}" in alerts
 
 
-def test_promtool_accepts_the_rules() -> None:
+def _promtool() -> str:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package 'prometheus'): rules not checked "
                     "by Prometheus itself")
-    run = subprocess.run([promtool, "check", "rules", str(ALERTS)], capture_output=True,
+    return promtool
+
+
+def test_promtool_accepts_the_rules() -> None:
+    run = subprocess.run([_promtool(), "check", "rules", str(ALERTS)], capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "SUCCESS: 7 rules found" in run.stdout
+    assert "SUCCESS: 9 rules found" in run.stdout
+
+
+def test_the_producer_alerts_fire_on_a_first_refusal_and_a_backlog_near_its_cap() -> None:
+    # Given series of refusals (a producer's first one, a steady count, a gap in the scrapes)
+    # and backlogs, when Prometheus's own rule engine evaluates the rules over them, then each
+    # alert fires exactly where tests/data/prometheus/producer_alerts_test.yml expects it.
+    run = subprocess.run([_promtool(), "test", "rules", str(ALERT_TESTS)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "SUCCESS" in run.stdout
 
 
 

@@ -1,10 +1,11 @@
 """Flower and single jobs run in bulk: a real worker, a real Flower, the emulator.
 
-Given jobs enqueued one by one with ``UnsignClient.enqueue`` (the worker takes them from
-``P intake`` and runs them in ``unsign_worker.unsign_jobs`` batches), Flower still lists each job
-as its own ``unsign_worker.unsign`` task, under the job's id, with its state, its masked
-arguments and its outcome; a job that did not end well is failed; a job handed back for a
-later retry is one entry that ends succeeded; the batch message itself is not listed.
+Given jobs an application enqueues one by one with ``UnsignClient.enqueue``, as a producer
+(the worker takes them from its stream ``P inbox:<name>`` and runs them in
+``unsign_worker.unsign_jobs`` batches), Flower still lists each job as its own
+``unsign_worker.unsign`` task, under the job's id, with its state, its masked arguments and its
+outcome; a job that did not end well is failed; a job handed back for a later retry is one
+entry that ends succeeded; the batch message itself is not listed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tests.plugins.emulator import Emulator
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.producers.client import UnsignClient
+from unsign_worker.store.producer_registry import ProducerRegistry
 
 pytest_plugins = ["tests.plugins.worker_fixtures"]
 
@@ -62,12 +64,15 @@ def test_flower_shows_each_client_job_run_in_bulk_as_its_own_task(
     flower = Flower.watching(env, worker, tmp_path / "flower.log")
     try:
 
-        # When the jobs are enqueued one by one through the client
-        with UnsignClient(broker_url=env.redis_url, key_prefix=env.prefix) as client:
-            ids = {name: client.enqueue(**params, reference=f"bulk-{name}")
-                   for name, (params, _, _, _) in CASES.items()}
+        # When an application, added as a producer, enqueues the jobs one by one
+        ProducerRegistry(env.redis, env.keys).add("crm")
+        with UnsignClient(env.redis_url, producer="crm", key_prefix=env.prefix) as client:
+            requests = {name: client.enqueue(**params, reference=f"bulk-{name}")
+                        for name, (params, _, _, _) in CASES.items()}
+            ids = {name: client.wait(request, timeout=120).job_id
+                   for name, request in requests.items()}
         env.wait_terminal(list(ids.values()), timeout=120)
-        assert env.redis.xlen(env.keys.intake) == 0  # taken and acknowledged
+        assert env.redis.xlen(f"{env.prefix}inbox:crm") == 0  # taken and acknowledged
 
         # Then Flower lists each job under its own id, as the single-job task, ended
         def all_ended() -> dict[str, Any] | None:

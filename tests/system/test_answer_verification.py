@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from tests import paths
 from tests.plugins.scripted_http import Request, ScriptedServer, answer
 from unsign_worker.producers.client import UnsignClient
+from unsign_worker.producers.operator_client import OperatorClient
 from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.settings import Secret, Settings
 from unsign_worker.worker.context import build_context
@@ -26,6 +27,9 @@ BIN = Path(sys.executable).parent
 FORGED = (paths.DATA / "conformance" / "customer_unsign-5.3-success.xml"
           ).read_bytes().replace(b"  <sign>eb46497947ffddf5cd5c53711e122040</sign>\n"
                                  b"  <sign_type>MD5</sign_type>\n", b"")
+#: Both ways in refuse such an environment: an application's (a producer) and the operator's.
+CLIENTS = {"producer": lambda env: UnsignClient(producer="crm", env=env),
+           "operator": lambda env: OperatorClient(env=env)}
 
 
 def pem_pair(sign_type: str) -> tuple[bytes, bytes]:
@@ -120,19 +124,22 @@ def test_a_worker_context_needs_the_md5_key():
     ({"ALIPAY_SIGN_TYPE": "RSA", "ALIPAY_PUBLIC_KEY_FILE": "DSA-public"},
      "ALIPAY_PUBLIC_KEY_FILE: the key is not a RSA key"),
 ])
-def test_the_client_refuses_an_environment_that_could_not_verify_answers(keys, env, message):
+@pytest.mark.parametrize("make", list(CLIENTS.values()), ids=list(CLIENTS))
+def test_the_client_refuses_an_environment_that_could_not_verify_answers(keys, env, message,
+                                                                         make):
     env = {k: str(keys[v]) if v in keys else v for k, v in env.items()}
     with pytest.raises(ConfigError, match=f"^{message}") as caught:
-        UnsignClient(env=env)
+        make(env)
     assert "\n" not in str(caught.value)
 
 
 @pytest.mark.parametrize("env", [{}, {"ALIPAY_SIGN_TYPE": "MD5"},
                                  {"ALIPAY_SIGN_TYPE": "RSA", "ALIPAY_PUBLIC_KEY_FILE":
                                   "RSA-public"}])
-def test_the_client_starts_where_answers_can_be_verified(keys, env):
+@pytest.mark.parametrize("make", list(CLIENTS.values()), ids=list(CLIENTS))
+def test_the_client_starts_where_answers_can_be_verified(keys, env, make):
     env = {k: str(keys[v]) if v in keys else v for k, v in env.items()}
-    UnsignClient(env=env).close()
+    make(env).close()
 
 
 # --- a forged success -------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The smaller findings of a hostile review: URL redaction, the client's URL rule, what ``sign``
+"""The smaller findings of a hostile review: URL redaction, the clients' URL rule, what ``sign``
 signs, terminal escapes from campaign files, id formats in messages, private output files, and
 Flower's container without the Alipay key."""
 
@@ -19,6 +19,7 @@ from tests.plugins.ports import free_port
 from tests.producers.test_campaign_rows import errors_of, rows_of
 from unsign_worker.cli.main import cli
 from unsign_worker.producers.client import UnsignClient
+from unsign_worker.producers.operator_client import OperatorClient
 from unsign_worker.producers.reports import OutputFileError, open_output
 from unsign_worker.protocol.exceptions import ConfigError, ValidationError
 from unsign_worker.store.job import Job
@@ -39,19 +40,28 @@ def test_a_password_holding_an_at_sign_is_never_printed() -> None:
     assert ":********@127.0.0.1" in result.output
 
 
-@pytest.mark.parametrize("name, url", [
-    ("broker_url", "rediss://127.0.0.1:6380/0?ssl_cert_reqs=none"),
-    ("redis_url", "rediss://127.0.0.1:6380/0?ssl_check_hostname=false"),
-])
-def test_the_client_refuses_a_url_that_turns_verification_off(name: str, url: str) -> None:
+UNVERIFIED_URLS = ["rediss://127.0.0.1:6380/0?ssl_cert_reqs=none",
+                   "rediss://127.0.0.1:6380/0?ssl_check_hostname=false"]
+
+
+@pytest.mark.parametrize("name", ["broker_url", "redis_url"])
+@pytest.mark.parametrize("url", UNVERIFIED_URLS)
+def test_the_operator_client_refuses_a_url_that_turns_verification_off(name: str,
+                                                                       url: str) -> None:
     kwargs = {"broker_url": "redis://127.0.0.1:6379/0", name: url}
     with pytest.raises(ConfigError, match=name):
-        UnsignClient(**kwargs)
+        OperatorClient(**kwargs)
 
 
-def test_the_client_refuses_a_campaign_id_that_is_not_one(redis_url: str,
-                                                          key_prefix: str) -> None:
-    with UnsignClient(broker_url=redis_url, key_prefix=key_prefix) as client, \
+@pytest.mark.parametrize("url", UNVERIFIED_URLS)
+def test_the_producer_client_refuses_a_url_that_turns_verification_off(url: str) -> None:
+    with pytest.raises(ConfigError, match="redis_url"):
+        UnsignClient(url, producer="crm")
+
+
+def test_the_operator_client_refuses_a_campaign_id_that_is_not_one(redis_url: str,
+                                                                   key_prefix: str) -> None:
+    with OperatorClient(broker_url=redis_url, key_prefix=key_prefix) as client, \
             pytest.raises(ValidationError, match="campaign"):
         client.enqueue(customer_code="C00000000001", campaign="../x")
 

@@ -24,6 +24,7 @@ from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, DEFAULT_PARTNER, generate
 from unsign_worker.emulator.state import EmulatorState
 from unsign_worker.producers.client import UnsignClient
+from unsign_worker.producers.operator_client import OperatorClient
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.outage import Outage
 from unsign_worker.worker.hooks import HookRunner
@@ -65,20 +66,32 @@ def test_a_hook_that_ran_is_recorded_done_across_a_redis_restart(private_redis):
     assert calls == ["unsign:ident"]
 
 
-def test_client_wait_rides_out_a_redis_restart(private_redis, caplog):
-    unsign = UnsignClient(broker_url=private_redis.url, key_prefix="t:")
+#: The job the waiting client follows; where each client reads its state: a producer its own
+#: view of the job, the operator the job's record.
+WAITED = "a" * 32
+WAIT_CLIENTS = {
+    "producer": (lambda url: UnsignClient(url, producer="crm", key_prefix="t:"),
+                 f"t:producer:crm:job:{WAITED}"),
+    "operator": (lambda url: OperatorClient(broker_url=url, key_prefix="t:"), f"t:job:{WAITED}"),
+}
+
+
+@pytest.mark.parametrize("who", list(WAIT_CLIENTS))
+def test_client_wait_rides_out_a_redis_restart(private_redis, caplog, who):
+    make, state_key = WAIT_CLIENTS[who]
+    unsign = make(private_redis.url)
     client = private_redis.client()
-    client.hset(Keys("t:").job("j1"), mapping={"job_id": "j1", "state": "in_flight"})
+    client.hset(state_key, mapping={"job_id": WAITED, "state": "in_flight"})
     private_redis.stop()
 
     def come_back() -> None:
         time.sleep(3)
         private_redis.start()
-        private_redis.client().hset(Keys("t:").job("j1"), "state", "unsigned")
+        private_redis.client().hset(state_key, "state", "unsigned")
 
     threading.Thread(target=come_back, daemon=True).start()
     with caplog.at_level(logging.INFO):
-        status = unsign.wait("j1", timeout=60)
+        status = unsign.wait(WAITED, timeout=60)
     assert status.state == "unsigned"
     texts = [r.getMessage() for r in caplog.records]
     assert sum("Redis unavailable since" in t for t in texts) == 1, texts

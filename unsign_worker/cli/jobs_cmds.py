@@ -92,11 +92,15 @@ def job_group() -> None:
 \b
   unsign-worker job show 3f2a9c0d5e6b4a718293a4b5c6d7e8f9
   unsign-worker job show --reference order-42 --json
+  unsign-worker job show --reference order-42 --producer crm
 """)
 @click.argument("job_id", required=False)
-@click.option("--reference", default="", help="Find the job by its producer reference.")
+@click.option("--reference", default="", help="Find the job by its reference (the operator's, "
+              "or with --producer that producer's).")
+@click.option("--producer", default="", metavar="NAME",
+              help="With --reference: the producer whose reference it is.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def job_show(job_id: str | None, reference: str, as_json: bool) -> None:
+def job_show(job_id: str | None, reference: str, producer: str, as_json: bool) -> None:
     """Show one job: state, code, reason, attempts, times, parameters (masked)."""
     from unsign_worker.producers.job_status import JobStatus
     from unsign_worker.store.keys import Keys
@@ -107,9 +111,10 @@ def job_show(job_id: str | None, reference: str, as_json: bool) -> None:
     client = redis_for(settings)
     keys = Keys(settings.key_prefix)
     if reference:
-        found = client.get(keys.ref(reference))
+        found = client.get(keys.reference(producer, reference))
         if found is None:
-            fail(f"no job has the reference {reference!r}")
+            owner = f" of producer {producer}" if producer else " of the operator"
+            fail(f"no job has the reference {reference!r}{owner}")
         job_id = found.decode()
     assert job_id is not None
     raw = client.hgetall(keys.job(job_id))

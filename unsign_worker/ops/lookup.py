@@ -14,6 +14,7 @@ from unsign_worker.producers.job_status import JobStatus
 from unsign_worker.protocol.masking import mask_params
 from unsign_worker.store.deadletter import DeadLetters
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.producer_registry import ProducerRegistry
 
 #: Audit entries read at most when looking for one job's attempts.
 AUDIT_SCAN = 20_000
@@ -21,15 +22,27 @@ AUDIT_SCAN = 20_000
 AUDIT_MARGIN_SECONDS = 5.0
 
 
-def find_job_id(client: redis.Redis, keys: Keys, query: str) -> str | None:
-    """A job id from a job id or a producer reference."""
+def find_job_id(client: redis.Redis, keys: Keys, query: str, *, producer: str = ""
+                ) -> str | None:
+    """A job id from a job id or a reference: ``producer``'s, else the operator's (``P ref:``),
+    else the one producer's that has it (None if none, or several producers have it)."""
     query = query.strip()
     if not query:
         return None
+    if producer:
+        found = client.get(keys.producer_ref(producer, query))
+        return found.decode() if found else None
     if client.exists(keys.job(query)):
         return query
     found = client.get(keys.ref(query))
-    return found.decode() if found else None
+    if found:
+        return found.decode()
+    names = list(ProducerRegistry(client, keys).all())
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.get(keys.producer_ref(name, query))
+    matches = {bound.decode() for bound in pipe.execute() if bound}
+    return matches.pop() if len(matches) == 1 else None
 
 
 def attempts(client: redis.Redis, keys: Keys, job_id: str, *, since: float | None,

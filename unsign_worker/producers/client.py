@@ -30,7 +30,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from unsign_worker.producers.admission import ReferenceConflictError
 from unsign_worker.producers.job_input import reference_errors, validated_params
 from unsign_worker.producers.job_status import JobStatus
 from unsign_worker.protocol.exceptions import ConfigError, FieldError, UnsignError, ValidationError
@@ -44,8 +43,19 @@ from unsign_worker.store.producer_registry import REFUSED_MAXLEN
 from unsign_worker.store.sentinel import connect
 from unsign_worker.store.states import JobState
 
-__all__ = ["BacklogFullError", "JobStatus", "ReferenceConflictError", "UnsignClient",
-           "reference_errors", "validated_params"]
+__all__ = ["BacklogFullError", "JobStatus", "UnsignClient", "reference_errors",
+           "validated_params"]
+
+
+def __getattr__(name: str) -> Any:
+    """``ReferenceConflictError``, kept importable from here, loaded only when asked for: the
+    admission module it lives in loads Celery, which a producer never needs."""
+    if name == "ReferenceConflictError":
+        from unsign_worker.producers.admission import ReferenceConflictError
+
+        return ReferenceConflictError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 #: Seconds between two looks at a job's state in :meth:`UnsignClient.wait`.

@@ -38,6 +38,7 @@ from unsign_worker.store.job_records import (
     JobRecords,
 )
 from unsign_worker.store.keys import AUDIT_MAXLEN, QUEUE, Keys
+from unsign_worker.store.producer_registry import REFUSED_MAXLEN
 from unsign_worker.store.sentinel import is_sentinel, kombu_broker
 
 log = logging.getLogger(__name__)
@@ -101,14 +102,24 @@ class Producer:
         existing = self.redis.get(key)
         return (existing.decode() if existing else job_id), False
 
-    def bind_entry(self, producer: str, entry_id: str) -> str:
+    def bind_entry(self, producer: str, entry_id: str) -> tuple[str, bool]:
         """The job id of entry ``entry_id`` of ``producer``'s stream: a new random one, bound
         to the entry with ``SET NX`` (one round trip), or the one bound by an earlier read, so
-        an entry read twice (a crash while it was taken) never makes a second job."""
+        an entry read twice (a crash while it was taken) never makes a second job. Returns
+        ``(job_id, created)``: whether this call bound it."""
         candidate = new_job_id()
         earlier = self.redis.set(self.keys.producer_entry(producer, entry_id), candidate,
                                  nx=True, get=True, ex=REF_RETENTION_SECONDS)
-        return earlier.decode() if earlier else candidate
+        return (earlier.decode(), False) if earlier else (candidate, True)
+
+    def refuse_entry(self, producer: str, entry_id: str, reason: str, detail: str) -> None:
+        """List an entry taken without a job in ``producer``'s refused entries, counted."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(self.keys.producer_refused(producer),
+                  {"entry": entry_id, "reason": reason, "detail": detail},
+                  maxlen=REFUSED_MAXLEN, approximate=True)
+        pipe.hincrby(self.keys.producers_rejected, f"{producer}:{reason}", 1)
+        pipe.execute()
 
     def bind_entries(self, producer: str, entry_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
         """:meth:`bind_entry` for many entries in one round trip: entry id -> (job id,

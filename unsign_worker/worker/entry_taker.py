@@ -14,6 +14,7 @@ over and acknowledging the entries is :mod:`unsign_worker.worker.inbox`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -24,6 +25,7 @@ from unsign_worker.producers.admission import ReferenceConflictError, record, re
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer
 from unsign_worker.protocol.exceptions import ValidationError
 from unsign_worker.store.job import Job
+from unsign_worker.store.states import JobState
 from unsign_worker.worker.inbox_entry import (
     INVALID_CODE,
     intake_job,
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: An entry its consumers died or hung on this many times.
 POISON_CODE = "POISON_ENTRY"
+#: Why an entry whose id an earlier entry of its producer already took is refused.
+REUSED_REASON = "entry_reused"
 #: Failures that are not the entry's: the entry stays pending and is tried again.
 TRANSIENT_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError,
                     redis.exceptions.BusyLoadingError, OperationalError)
@@ -60,7 +64,7 @@ class EntryTaker:
         if not name:
             return self._intake_job(entry_id, fields, deliveries)
         if deliveries > self._max_deliveries:
-            self._reject(name, self._producer.bind_entry(name, entry_id), "",
+            self._reject(name, self._producer.bind_entry(name, entry_id)[0], "",
                          f"delivered {deliveries} times without being taken (its consumers "
                          "died or hung on it); given up unread", code=POISON_CODE)
             return None
@@ -89,7 +93,7 @@ class EntryTaker:
         except Exception as exc:  # a hostile entry must never stop the inbox
             log.error("entry %s of producer %s could not be taken (%s); rejected", entry_id,
                       name, type(exc).__name__)
-            self._reject(name, self._producer.bind_entry(name, entry_id), "",
+            self._reject(name, self._producer.bind_entry(name, entry_id)[0], "",
                          f"the entry could not be read ({type(exc).__name__})")
             return None
 
@@ -100,11 +104,19 @@ class EntryTaker:
 
         Raises only on Redis or broker errors, which leave the entry pending for a retry.
         """
-        job_id = self._producer.bind_entry(name, entry_id)
+        job_id, created = self._producer.bind_entry(name, entry_id)
         try:
             job = valid_job(job_id, fields, charset=self._charset, producer=name)
         except ValidationError as exc:
             return self._reject(name, job_id, reference_of(fields), str(exc)), None
+        if not created and self._reused(job):
+            log.warning("entry %s of producer %s reuses the id of an earlier entry, whose job "
+                        "%s names other parameters or another reference; refused", entry_id,
+                        name, job_id)
+            self._producer.refuse_entry(name, entry_id, REUSED_REASON,
+                                        f"the entry id was already taken by job {job_id}, "
+                                        "with other parameters or another reference")
+            return job_id, None
         try:
             found, handed = record(self._producer, job)
         except ReferenceConflictError as exc:
@@ -112,6 +124,23 @@ class EntryTaker:
         if found != job_id:  # the entry repeats the job its reference is bound to
             self._producer.rebind_entry(name, entry_id, found)
         return found, handed
+
+    def _reused(self, job: Job) -> bool:
+        """Whether the job already recorded under the entry's bound id is another request
+        (an entry id the producer reused after deleting its stream), not this entry read
+        again."""
+        state, params, reference = self._producer.redis.hmget(
+            self._producer.keys.job(job.job_id), "state", "params", "reference")
+        if state is None:  # bound, never recorded (a crash in between): this entry's job
+            return False
+        if (reference or b"").decode() != job.reference:
+            return True
+        if state == JobState.REJECTED.value.encode():  # recorded without its parameters
+            return False
+        try:
+            return bool(json.loads(params or b"{}") != job.params)
+        except ValueError:
+            return True
 
     def take_fresh(self, name: str, entries: Sequence[tuple[str, Mapping[bytes, bytes]]]
                    ) -> list[Job | None]:

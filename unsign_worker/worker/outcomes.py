@@ -47,7 +47,8 @@ def audit_entry(run: Run, record: AttemptRecord, outcome: str) -> dict[str, Any]
             "params": run.request.params_masked(), "http_status": record.http_status,
             "code": record.code, "duration_ms": record.duration_ms, "outcome": outcome,
             "reason": record.reason, "may_have_reached": record.may_have_reached,
-            "campaign": run.job.campaign, "reference": run.job.reference}
+            "campaign": run.job.campaign, "reference": run.job.reference,
+            **({"producer": run.job.producer} if run.job.producer else {})}
 
 
 def audit_now(run: Run, record: AttemptRecord, outcome: str) -> None:
@@ -68,13 +69,13 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
     if state.is_success:
         event = {"job_id": job.job_id, "outcome": str(state),
                  "identity": run.identity.identity_masked, "campaign": job.campaign,
-                 "reference": job.reference, "at": now}
+                 "reference": job.reference, "producer": job.producer, "at": now}
         if ctx.hooks.fn is not None:
             hook_identity = run.identity.key
             hook = {"idempotency_key": f"unsign:{run.identity.key}", "job_id": job.job_id,
                     "outcome": str(state), "params": job.params, "reference": job.reference,
-                    "campaign": job.campaign, "customer": dict(customer or {}),
-                    "unsigned_at": now}
+                    "campaign": job.campaign, "producer": job.producer,
+                    "customer": dict(customer or {}), "unsigned_at": now}
     request = SettleRequest(
         job_id=job.job_id, identity=run.identity.key, campaign=job.campaign,
         token=run.claim.token, now=now, state=state, code=code, reason=reason,
@@ -119,7 +120,8 @@ def finish_unclaimed(ctx: WorkerContext, job: Job, identity: Identity | None, st
         code=code, reason=reason, original=original,
         audit={"time": now, "job_id": job.job_id, "outcome": str(state), "code": code,
                "reason": reason, "original": original, "campaign": job.campaign,
-               "reference": job.reference},
+               "reference": job.reference,
+               **({"producer": job.producer} if job.producer else {})},
         retention_seconds=ctx.job_retention_seconds, audit_maxlen=ctx.settings.audit_maxlen,
         producer=job.producer)
     return Pending(request, Decision(DecisionKind.DONE, job.job_id, str(state), code=code,
