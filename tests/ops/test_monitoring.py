@@ -16,6 +16,7 @@ from unsign_worker.cli.flower_cmds import check_exposure, parse_basic_auth
 from unsign_worker.ops.exporter import UnsignCollector
 from unsign_worker.store.job import masked_repr
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.producer_registry import ProducerRegistry
 from unsign_worker.worker.monitoring import (
     MaskingFilter,
     format_task,
@@ -156,3 +157,23 @@ def test_the_exporter_says_down_when_redis_cannot_be_read() -> None:
                          retry=Retry(NoBackoff(), 0))  # refused at once, not retried
     samples = samples_of(UnsignCollector(client, Keys("unsign-test:none:")))
     assert samples == {"unsign_up": 0}
+
+
+def test_the_exporter_reports_each_producers_backlog_cap_and_refusals(
+        redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    ProducerRegistry(redis_client, keys).add("crm", max_pending=500)
+    ProducerRegistry(redis_client, keys).add("billing")
+    for n in range(3):
+        redis_client.xadd(f"{key_prefix}inbox:crm", {"customer_code": f"C{n:011d}"})
+    redis_client.hset(f"{key_prefix}producers:rejected",
+                      mapping={"crm:max_size": 4, "billing:invalid_job": 1})
+
+    samples = samples_of(UnsignCollector(redis_client, keys))
+
+    assert samples['unsign_producer_waiting{producer="crm"}'] == 3
+    assert samples['unsign_producer_waiting{producer="billing"}'] == 0
+    assert samples['unsign_producer_max_pending{producer="crm"}'] == 500
+    assert samples['unsign_producer_max_pending{producer="billing"}'] == 10_000
+    assert samples['unsign_producer_rejected_total{producer="crm",reason="max_size"}'] == 4
+    assert samples['unsign_producer_rejected_total{producer="billing",reason="invalid_job"}'] == 1

@@ -74,8 +74,8 @@ def test_a_removed_producer_is_no_longer_listed_and_its_entries_and_jobs_stay(
 @pytest.mark.parametrize(("limits", "setting", "rule"), [
     ({"max_pending": 0}, "max_pending", "must be 1 or more"),
     ({"max_pending": -5}, "max_pending", "must be 1 or more"),
-    ({"max_entry_bytes": 255}, "max_entry_bytes", "must be between 256 and 1048576"),
-    ({"max_entry_bytes": 1_048_577}, "max_entry_bytes", "must be between 256 and 1048576"),
+    ({"max_entry_bytes": 255}, "max_entry_bytes", "must be between 256 and 16384"),
+    ({"max_entry_bytes": 16_385}, "max_entry_bytes", "must be between 256 and 16384"),
 ])
 def test_a_limit_that_breaks_its_rule_is_refused_naming_the_setting(
         registry: ProducerRegistry, limits: dict[str, int], setting: str, rule: str) -> None:
@@ -87,7 +87,7 @@ def test_a_limit_that_breaks_its_rule_is_refused_naming_the_setting(
 
 @pytest.mark.parametrize("limits", [
     {"max_pending": 1, "max_entry_bytes": 256},
-    {"max_pending": 1_000_000, "max_entry_bytes": 1_048_576},
+    {"max_pending": 1_000_000, "max_entry_bytes": 16_384},
 ])
 def test_the_limits_at_their_bounds_are_accepted(registry: ProducerRegistry,
                                                  limits: dict[str, int]) -> None:

@@ -271,7 +271,9 @@ def test_attack_1_an_attacker_neither_writes_the_victims_stream_nor_reaches_its_
 
     # When an operator recovers the attacker's stream (deletes it), and the attacker adds
     # the old entry id again, this time naming the victim's agreement
-    d.acl.client("operator").delete(mine)
+    operator = d.acl.client("operator")
+    d.clients.append(operator)
+    operator.delete(mine)
     hostile.xadd(mine, entry(code(1)), id=request)
     wait_for(lambda: d.drained(ATTACKER), timeout=JOB_DEADLINE,
              what="the replayed entry to be taken")

@@ -9,7 +9,7 @@ made an error on purpose: a partner listed in ``ALIPAY_TEST_PARTNERS`` used outs
 key: the merchant's own aid for "why ILLEGAL_SIGN?". It is the one command that prints a
 signature, on purpose; it never prints the key.
 
-``acl`` prints the Redis ACL users of the three roles (producer, worker, operator) for the key
+``acl`` prints the Redis ACL users of the worker, the operator and each producer for the key
 prefix, as lines of a Redis ``aclfile`` (:mod:`unsign_worker.store.acl`).
 """
 

@@ -13,6 +13,7 @@ from unsign_worker.store.keys import Keys
 from unsign_worker.store.producer_registry import (
     DEFAULT_MAX_ENTRY_BYTES,
     DEFAULT_MAX_PENDING,
+    MAX_ENTRY_BYTES_LIMIT,
     ProducerError,
     ProducerRegistry,
 )
@@ -44,7 +45,8 @@ def producer_group() -> None:
               type=click.IntRange(min=1),
               help="Entries its stream may hold before the workers refuse the surplus.")
 @click.option("--max-entry-bytes", default=DEFAULT_MAX_ENTRY_BYTES, show_default=True,
-              type=click.IntRange(256, 1_048_576), help="Largest entry the workers read.")
+              type=click.IntRange(256, MAX_ENTRY_BYTES_LIMIT),
+              help="Largest entry the workers read (it may only be lowered).")
 def producer_add(name: str, max_pending: int, max_entry_bytes: int) -> None:
     """Let producer NAME enqueue (or change its limits): the workers read its stream within
     seconds. Its Redis user: `unsign-worker acl --producer NAME`."""

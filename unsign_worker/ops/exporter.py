@@ -21,9 +21,11 @@ registry, so one ``/metrics`` serves both. Series (all gauges unless noted):
 ``unsign_hooks_pending``            success hooks waiting for a (re)try, failed ones included
 ``unsign_campaign_jobs{campaign,kind}``  running or paused campaigns: ``total`` and ``done``
 ``unsign_producer_waiting{producer}``  entries in each producer's stream, not yet taken
+``unsign_producer_max_pending{producer}``  each producer's cap of entries waiting
 ``unsign_producer_rejected_total{producer,reason}``  counter: each producer's entries refused
-                                    (``max_size``, ``max_pending``: unread; ``invalid_job``,
-                                    ``reference_conflict``, ``poison_entry``: recorded rejected)
+                                    (``max_size``, ``max_pending``, ``entry_reused``: no job;
+                                    ``invalid_job``, ``reference_conflict``, ``poison_entry``:
+                                    recorded rejected)
 ==================================  =========================================================
 """
 
@@ -170,13 +172,18 @@ class UnsignCollector(Collector):
 
     def _producers(self) -> Iterator[Any]:
         registry = ProducerRegistry(self.redis, self.keys)
-        names = list(registry.all())
+        producers = registry.all()
         waiting = GaugeMetricFamily("unsign_producer_waiting",
                                     "Entries in each producer's stream, not yet taken",
                                     labels=["producer"])
-        for name, n in registry.waiting(names).items():
+        for name, n in registry.waiting(list(producers)).items():
             waiting.add_metric([name], n)
         yield waiting
+        cap = GaugeMetricFamily("unsign_producer_max_pending",
+                                "Each producer's cap of entries waiting", labels=["producer"])
+        for name, settings in producers.items():
+            cap.add_metric([name], settings.max_pending)
+        yield cap
         rejected = CounterMetricFamily("unsign_producer_rejected",
                                        "Entries of each producer refused, by reason",
                                        labels=["producer", "reason"])

@@ -24,8 +24,9 @@ from unsign_worker.store.keys import Keys, producer_name_error
 DEFAULT_MAX_PENDING = 10_000
 #: Largest entry read (field names and values together), bytes: a job is a few hundred.
 DEFAULT_MAX_ENTRY_BYTES = 16_384
-#: A producer's limit on its entries' size may not be set above this, bytes.
-MAX_ENTRY_BYTES_LIMIT = 1_048_576
+#: A producer's limit on its entries' size may not be set above this, bytes (the default: a
+#: limit may only be lowered; the workers' parser reads no more either).
+MAX_ENTRY_BYTES_LIMIT = DEFAULT_MAX_ENTRY_BYTES
 #: Approximate length kept of a producer's refused stream.
 REFUSED_MAXLEN = 10_000
 
