@@ -3,9 +3,11 @@ fed the ways applications feed it (the performance targets; driven by benchmarks
 
 - :func:`run_campaign_cli`: ``unsign-worker campaign run FILE`` (the whole command, following
   the campaign to its end) while default workers drain it;
-- :func:`run_single`: one job per call, enqueued one by one through
-  ``UnsignClient.enqueue`` or through the inbox stream (``XADD``);
-- :func:`run_idle_latency`: one job at a time into an idle worker, enqueue to terminal state;
+- :func:`run_single`: one job per call, enqueued one by one by an application, as producer
+  :data:`PRODUCER`: through ``UnsignClient.enqueue`` (its checks, then one ``XADD`` to its stream
+  ``P inbox:<name>``) or with a bare ``XADD`` to that stream, as any language does;
+- :func:`run_idle_latency`: one job at a time into an idle worker, enqueue to terminal state
+  (as the producer's client follows it);
 - :func:`run_detach`: ``campaign run FILE --detach`` of many rows while a worker drains them.
 
 Each worker run reuses :func:`bench_runs.run_workers` (same progress, CPU, RSS and emulator
@@ -33,12 +35,15 @@ from bench_tls import gateway_env
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS
 from unsign_worker.producers.client import UnsignClient
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.producer_registry import DEFAULT_MAX_PENDING, ProducerRegistry
 from unsign_worker.store.states import TERMINAL_STATES
 from unsign_worker.worker.processes import default_processes
 
 #: A worker flag of this benchmark only (never passed on): run the worker as if hiredis were
 #: not installed, to measure redis-py's own parser side by side with hiredis's.
 NO_HIREDIS = "no-hiredis"
+#: The application the single jobs come from: a producer of its own, as in production.
+PRODUCER = "bench"
 
 
 def product_env(setup: Setup, prefix: str, flags: tuple[str, ...] = ()) -> dict[str, str]:
@@ -154,13 +159,22 @@ def run_campaign_cli(setup: Setup, rows: list[dict[str, str]], label: str,
     return _with_product_cpu(figures, command.get("cpu_s", 0.0))
 
 
+def add_producer(setup: Setup, prefix: str, jobs: int) -> UnsignClient:
+    """Producer :data:`PRODUCER` under ``prefix``, its cap holding ``jobs`` entries (none is
+    refused for the backlog: the run measures the way in, not the cap), and its client."""
+    ProducerRegistry(setup.client, Keys(prefix)).add(
+        PRODUCER, max_pending=max(jobs, DEFAULT_MAX_PENDING))
+    return UnsignClient(setup.redis_url, producer=PRODUCER, key_prefix=prefix)
+
+
 def run_single(setup: Setup, via: str, label: str, flags: tuple[str, ...] = ()
                ) -> dict[str, Any]:
-    """Default workers; every job enqueued on its own by this process (the workers take them
-    from the inbox streams in bulk)."""
+    """Default workers; every job enqueued on its own by this process, as producer
+    :data:`PRODUCER` (the workers take them from its stream in bulk)."""
     prefix = f"bench:{setup.run_id}:{label.replace(' ', '-')}:"
     records = Records(setup, prefix)
-    client = UnsignClient(broker_url=setup.redis_url, key_prefix=prefix)
+    client = add_producer(setup, prefix, len(setup.params))
+    stream = records.keys.inbox(PRODUCER)
 
     def enqueue(cancel: threading.Event) -> None:
         for i, params in enumerate(setup.params):
@@ -168,7 +182,7 @@ def run_single(setup: Setup, via: str, label: str, flags: tuple[str, ...] = ()
                 return
             if via == "inbox":  # what an application in any language does
                 job = {**params, "reference": setup.references[i]}
-                setup.client.xadd(records.keys.inbox, {"job": json.dumps(job)})
+                setup.client.xadd(stream, {"job": json.dumps(job)})
             else:
                 client.enqueue(**params, reference=setup.references[i])
 
@@ -190,16 +204,17 @@ def _with_product_cpu(figures: dict[str, Any], command_cpu_s: float) -> dict[str
 
 
 def run_idle_latency(setup: Setup, jobs: int, gap_s: float = 0.1) -> dict[str, Any]:
-    """One job at a time into an idle default worker: enqueue to terminal, and as a caller
-    sees it (before ``enqueue`` to reading the terminal state, polling every millisecond)."""
+    """One job at a time into an idle default worker: recorded to terminal (the job's own
+    times: from the inbox recording it), and as the application sees it (before ``enqueue``
+    to its client reading the terminal state, polling every millisecond)."""
     prefix = f"bench:{setup.run_id}:idle-latency-{setup.transport}:"
     keys = Keys(prefix)
     host = f"idle-{setup.transport}-{setup.run_id}@bench"
     setup.admin.reset()
+    client = add_producer(setup, prefix, jobs)
     proc_name = f"idle-latency-worker-{setup.transport}"
     setup.procs.start(proc_name, default_worker(host), env=product_env(setup, prefix),
                       cwd=setup.tmp)
-    client = UnsignClient(broker_url=setup.redis_url, key_prefix=prefix)
     recorded, seen, states = [], [], Counter[str]()
     try:
         deadline = time.monotonic() + 90
@@ -210,19 +225,21 @@ def run_idle_latency(setup: Setup, jobs: int, gap_s: float = 0.1) -> dict[str, A
         time.sleep(1.0)  # start-up work (sweeps, inbox group) out of the way: idle
         for i in range(min(jobs, setup.total)):
             began = time.time()
-            job_id = client.enqueue(**setup.params[i], reference=setup.references[i])
-            name, until = keys.job(job_id), time.monotonic() + 30
-            state = b""
+            # the request id until a worker took the entry, then its job's id
+            asked = client.enqueue(**setup.params[i], reference=setup.references[i])
+            until = time.monotonic() + 30
+            status = None
             while time.monotonic() < until:
-                state = setup.client.hget(name, "state") or b""
-                if state.decode() in TERMINAL_STATES:
+                status = client.status(asked)
+                if status is not None and status.job_id:
+                    asked = status.job_id
+                if status is not None and status.state in TERMINAL_STATES:
                     break
                 time.sleep(0.001)
             done_at = time.time()
-            states[state.decode() or "missing"] += 1
-            created, finished = setup.client.hmget(name, "created_at", "finished_at")
-            if created and finished:
-                recorded.append((float(finished) - float(created)) * 1000)
+            states[status.state if status is not None else "missing"] += 1
+            if status is not None and status.created_at and status.finished_at:
+                recorded.append((status.finished_at - status.created_at) * 1000)
             seen.append((done_at - began) * 1000)
             time.sleep(gap_s)
     finally:

@@ -1,5 +1,7 @@
 """The inbox's own cost: CPU and wall time per entry of ``Inbox.poll_once`` taking ``--entries``
-valid entries of ``P inbox`` (each with a reference), the hand-over to the broker stubbed.
+valid entries of one producer's stream ``P inbox:<name>`` (each with a reference; read inside
+Redis with the producer's size and backlog checks, each bound to a random job id), the
+hand-over to the broker stubbed.
 
     .venv/bin/python scripts/with_redis.py --db 14 -- .venv/bin/python benchmarks/inbox_cost.py
 
@@ -18,7 +20,11 @@ import redis
 
 from unsign_worker.producers.producer import Producer, producer_app
 from unsign_worker.store.keys import Keys
+from unsign_worker.store.producer_registry import DEFAULT_MAX_PENDING, ProducerRegistry
 from unsign_worker.worker.inbox import Inbox
+
+#: The producer whose stream the entries are added to.
+PRODUCER = "bench"
 
 
 def run(client: redis.Redis, url: str, entries: int) -> dict[str, float]:
@@ -29,16 +35,22 @@ def run(client: redis.Redis, url: str, entries: int) -> dict[str, float]:
     inbox = Inbox(client, keys, Producer(app, client, keys), consumer="bench",
                   hand_over=lambda jobs: handed.append(len(jobs)))
     try:
-        inbox.ensure_group()
+        # a producer whose cap holds every entry: none is refused for the backlog
+        ProducerRegistry(client, keys).add(PRODUCER, max_pending=max(entries,
+                                                                     DEFAULT_MAX_PENDING))
+        inbox.refresh()
         pipe = client.pipeline(transaction=False)
         for n in range(entries):
-            pipe.xadd(keys.inbox, {"job": json.dumps({"customer_code": f"C{n:011d}",
-                                                      "reference": f"bench-{n}"})})
+            pipe.xadd(keys.inbox(PRODUCER), {"job": json.dumps(
+                {"customer_code": f"C{n:011d}", "reference": f"bench-{n}"})})
         pipe.execute()
+        taken = 0
         cpu, wall = time.process_time(), time.perf_counter()
-        while sum(handed) < entries:
-            inbox.poll_once(block_ms=1)
+        while taken < entries:
+            taken += inbox.poll_once(block_ms=1)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if sum(handed) != entries:
+            raise RuntimeError(f"{entries} entries taken, {sum(handed)} jobs handed over")
         return {"entries": entries, "cpu_ms_per_entry": round(1000 * cpu / entries, 3),
                 "wall_ms_per_entry": round(1000 * wall / entries, 3)}
     finally:

@@ -15,11 +15,12 @@ worker CPU per job, connections the emulator accepted per 1,000 jobs, requests p
    ``--campaign-jobs`` rows vs the ceiling: a plain ``requests.Session.post`` in a gevent pool
    of 200, one process, the same signed requests (benchmarks/ceiling_client.py
    ``--client session``);
-2. ``--single-jobs`` jobs, each its own call, enqueued one by one through
-   ``UnsignClient.enqueue`` and through the inbox stream, vs one plain Celery task per job
-   (benchmarks/baseline_app.py) with the worker's default pool and concurrency;
+2. ``--single-jobs`` jobs, each its own call, enqueued one by one by an application as a
+   producer, through ``UnsignClient.enqueue`` and with a bare ``XADD`` to its stream
+   ``P inbox:<name>``, vs one plain Celery task per job (benchmarks/baseline_app.py) with the
+   worker's default pool and concurrency;
 3. one job at a time into an idle worker: enqueue to terminal state, p50/p99, minus the
-   gateway latency;
+   gateway latency (and as the application's client sees it);
 4. whole-product CPU per job (workers + producer + Redis server) vs the ceiling client's CPU
    per request; our own code's CPU per job (benchmarks/job_cpu.py); worker RSS growth (over
    ``--long-jobs`` jobs when given, e.g. 100000);

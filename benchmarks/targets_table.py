@@ -83,7 +83,7 @@ def print_targets(report: dict[str, Any], *, latency_ms: float, transport: str) 
     _row(rows, "1 defaults", "campaign run, jobs/s vs Session.post gevent 200",
          median_text(mine, ",.0f"), median_text(base, ",.0f"), median_text(ratio, ".2f"), ">= 0.80",
          None if median is None else median >= 0.8)
-    for step, name in (("client", "UnsignClient.enqueue"), ("inbox", "inbox XADD")):
+    for step, name in (("client", "UnsignClient.enqueue"), ("inbox", "XADD to P inbox:<name>")):
         mine, base, ratio = _ratio(runs, step, "baseline", jobs_per_s)
         median = statistics.median(ratio) if ratio else None
         _row(rows, "2 single jobs", f"{name}, jobs/s vs plain Celery task",

@@ -28,6 +28,7 @@ from tests.system.test_security_redis import ADMIN_PASSWORD, RedisServer
 from unsign_worker.cli.main import cli
 from unsign_worker.emulator.agreements import Agreement
 from unsign_worker.producers.client import BacklogFullError, UnsignClient
+from unsign_worker.producers.job_status import JobStatus
 from unsign_worker.producers.operator_client import OperatorClient
 from unsign_worker.producers.producer import Producer, producer_app
 from unsign_worker.protocol.exceptions import ConfigError, ValidationError
@@ -84,6 +85,13 @@ class Rig:
 
     def keys_now(self) -> set[bytes]:
         return set(self.admin.scan_iter(match=f"{self.prefix}*", count=1000))
+
+
+def known(client: UnsignClient, request: str) -> JobStatus:
+    """The status of a request (or job) ``client`` must know."""
+    found = client.status(request)
+    assert found is not None, f"no status of {request}"
+    return found
 
 
 @pytest.fixture
@@ -235,7 +243,7 @@ def test_the_same_reference_and_parameters_resolve_to_the_same_job(
     # a later retry of the application names it too
     third = crm.enqueue(customer_code="C00000000001", reference="order-42")
     rig.take(1)
-    assert crm.status(third).job_id == one.job_id  # type: ignore[union-attr]
+    assert known(crm, third).job_id == one.job_id
     assert crm.conflicts("order-42") == []
 
 
@@ -252,7 +260,7 @@ def test_a_reference_bound_to_other_parameters_makes_a_job_rejected_reference_co
     assert refused.job_id != bound and JOB_ID.fullmatch(refused.job_id)
     assert crm.conflicts("order-44") == [refused.job_id]
     assert crm.find("order-44") == bound
-    assert crm.status(first).state == "queued"  # type: ignore[union-attr]
+    assert known(crm, first).state == "queued"
     assert [j.job_id for j in rig.handed] == [bound]
 
 
@@ -313,7 +321,7 @@ def test_an_entry_the_worker_refuses_unread_shows_rejected_entry_too_large(rig: 
     client = rig.client("crm")
     big = {"job": json.dumps({"customer_code": "C00000000001", "reference": "r" * 300})}
     request = client.redis.xadd(rig.stream(), big).decode()
-    assert client.status(request).state == "submitted"  # type: ignore[union-attr]
+    assert known(client, request).state == "submitted"
     # When the inbox reads it
     rig.take(1)
     # Then it was never taken: rejected by request id, no job, nothing handed over
@@ -333,13 +341,12 @@ def test_entries_over_the_backlog_cap_written_anyway_show_rejected_backlog_full(
     requests = [client.redis.xadd(rig.stream(), {"customer_code": f"C{n:011d}"}).decode()
                 for n in range(3)]
     rig.take(3)
-    statuses = [client.status(r) for r in requests]
-    assert all(s is not None for s in statuses)
-    refused = [s for s in statuses if s.state == "rejected"]  # type: ignore[union-attr]
-    assert [(s.code, s.job_id) for s in refused] == [("BACKLOG_FULL", "")]  # type: ignore[union-attr]
-    taken = [s for s in statuses if s.state == "queued"]  # type: ignore[union-attr]
-    assert len(taken) == 2 and sorted(j.job_id for j in rig.handed) == sorted(
-        s.job_id for s in taken)  # type: ignore[union-attr]
+    statuses = [known(client, r) for r in requests]
+    refused = [s for s in statuses if s.state == "rejected"]
+    assert [(s.code, s.job_id) for s in refused] == [("BACKLOG_FULL", "")]
+    taken = [s for s in statuses if s.state == "queued"]
+    assert len(taken) == 2
+    assert sorted(j.job_id for j in rig.handed) == sorted(s.job_id for s in taken)
 
 
 # --- as the producer's own Redis user -------------------------------------------------------
@@ -392,7 +399,7 @@ def test_a_producer_with_only_its_printed_acl_rights_enqueues_and_follows_its_jo
         # When it enqueues, is taken, and enqueues a conflicting request
         request = crm.enqueue(biz_type="10004", user_email="li.wei@example.com",
                               reference="order-1")
-        assert crm.status(request).state == "submitted"  # type: ignore[union-attr]
+        assert known(crm, request).state == "submitted"
         rig.take(1)
         status = crm.status(request)
         assert status is not None and status.state == "queued"

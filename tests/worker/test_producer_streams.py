@@ -146,12 +146,11 @@ def test_a_huge_entry_is_refused_inside_redis_and_never_reaches_the_worker(
 
 def test_the_memory_measure_sees_an_entry_the_worker_does_receive(
         producer: Producer, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The witness of the test above: the same measure, around an entry within its producer's
-    # (raised) limit, shows at least the entry's size; the worker's own last check refuses it
-    register(producer, NAME, max_entry_bytes=1_048_576)
+    # The witness of the test above: the same measure, around an entry just within its
+    # producer's limit, shows at least the entry's size (the entry, not JSON, is then rejected)
     inbox = inbox_for(producer)
     inbox.refresh()
-    size = 1_000_000
+    size = 16_000
     entry = add(producer, {"job": "x" * (size - 3)})
     spy = TakerSpy(monkeypatch)
 
@@ -161,7 +160,7 @@ def test_the_memory_measure_sees_an_entry_the_worker_does_receive(
     assert grew >= size
     rejected = job(producer, bound_job(producer, entry))
     assert (rejected["state"], rejected["code"]) == ("rejected", INVALID_CODE)
-    assert "[max_size]" in rejected["reason"]
+    assert "[json]" in rejected["reason"]
 
 
 def test_the_size_limit_is_the_producers_own(producer: Producer) -> None:

@@ -24,7 +24,7 @@ from unsign_worker.store.states import JobState
 class ReferenceConflictError(UnsignError):
     """The reference is already bound to a job with other parameters.
 
-    ``job_id`` is that other job; ``rejected_job_id`` (set by :meth:`UnsignClient.enqueue`) the
+    ``job_id`` is that other job; ``rejected_job_id`` (set by :meth:`OperatorClient.enqueue`) the
     job recorded ``rejected`` with code ``REFERENCE_CONFLICT`` for this refused request.
     """
 

@@ -47,16 +47,6 @@ __all__ = ["BacklogFullError", "JobStatus", "UnsignClient", "reference_errors",
            "validated_params"]
 
 
-def __getattr__(name: str) -> Any:
-    """``ReferenceConflictError``, kept importable from here, loaded only when asked for: the
-    admission module it lives in loads Celery, which a producer never needs."""
-    if name == "ReferenceConflictError":
-        from unsign_worker.producers.admission import ReferenceConflictError
-
-        return ReferenceConflictError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 #: Seconds between two looks at a job's state in :meth:`UnsignClient.wait`.
 POLL_INTERVAL_SECONDS = 0.2

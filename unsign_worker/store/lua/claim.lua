@@ -21,6 +21,9 @@ if not same_params(rec[1], A.params_json) or (rec[2] or '') ~= A.campaign
    or (rec[3] or '') ~= A.producer then
   return {'mismatch', ''}
 end
+-- a record its producer wrote names no agreement yet (the partner is the worker's): this one
+redis.call('HSETNX', job, 'identity', A.identity)
+redis.call('HSETNX', job, 'identity_masked', A.identity_masked)
 if A.campaign ~= '' then
   local c = redis.call('HMGET', K.campaign, 'state', 'rate')
   if c[1] == 'cancelled' then return {'cancelled', ''} end
