@@ -11,7 +11,7 @@ Redis through it, never through a role's user.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +93,15 @@ def start_acl_redis(tmp: Path, prefix: str, producers: Sequence[str]) -> AclRedi
         server.stop()
         raise
     return AclRedis(server=server, port=port, prefix=prefix, urls=urls, printed=printed)
+
+
+def assert_refused(attempts: dict[str, Callable[[], object]]) -> None:
+    """Each attempt is refused by Redis with NOPERM (named when one is let through)."""
+    allowed = []
+    for what, attempt in attempts.items():
+        try:
+            attempt()
+        except redis.exceptions.NoPermissionError:
+            continue
+        allowed.append(what)
+    assert not allowed, f"allowed: {allowed}"

@@ -37,7 +37,7 @@ import pytest
 import redis
 
 from tests.paths import ROOT
-from tests.plugins.acl_users import AclRedis, start_acl_redis
+from tests.plugins.acl_users import AclRedis, assert_refused, start_acl_redis
 from tests.plugins.crash_points import CRASH_POINTS
 from tests.plugins.emulator import KEY, PARTNER, Emulator, cae, partner_protocol
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
@@ -81,18 +81,6 @@ def entry(customer_code: str, reference: str = "") -> dict[str, str]:
     if reference:
         job["reference"] = reference
     return {"job": json.dumps(job)}
-
-
-def assert_refused(attempts: dict[str, Callable[[], object]]) -> None:
-    """Each attempt is refused by Redis with NOPERM (named when one is let through)."""
-    allowed = []
-    for what, attempt in attempts.items():
-        try:
-            attempt()
-        except redis.exceptions.NoPermissionError:
-            continue
-        allowed.append(what)
-    assert not allowed, f"allowed: {allowed}"
 
 
 def decoded(raw: dict[bytes, bytes]) -> dict[str, str]:

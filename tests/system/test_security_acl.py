@@ -16,15 +16,14 @@ The attacks a hostile producer could try against another are played in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from click.testing import CliRunner
 
-from tests.plugins.acl_users import AclRedis, printed_acl, start_acl_redis
+from tests.plugins.acl_users import AclRedis, assert_refused, printed_acl, start_acl_redis
 from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.worker_fixtures import WorkerEnv
 from tests.private_redis import needs_redis_server
@@ -58,18 +57,6 @@ def roles_redis(tmp_path: Path) -> Iterator[AclRedis]:
 
 def operator_env(acl: AclRedis) -> dict[str, str]:
     return {"UNSIGN_REDIS_URL": acl.url("operator"), "UNSIGN_KEY_PREFIX": PREFIX}
-
-
-def assert_refused(attempts: dict[str, Callable[[], object]]) -> None:
-    """Each attempt is refused by Redis with NOPERM (named when one is let through)."""
-    allowed = []
-    for what, attempt in attempts.items():
-        try:
-            attempt()
-        except redis.exceptions.NoPermissionError:
-            continue
-        allowed.append(what)
-    assert not allowed, f"allowed: {allowed}"
 
 
 def test_the_printed_acl_names_the_worker_the_operator_and_each_producer() -> None:

@@ -31,14 +31,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from unsign_worker.producers.job_input import reference_errors, validated_params
-from unsign_worker.producers.job_status import JobStatus
+from unsign_worker.producers.job_status import JobStatus, wait_for_end
 from unsign_worker.protocol.exceptions import ConfigError, FieldError, UnsignError, ValidationError
 from unsign_worker.protocol.param_rules import CHARSETS
 from unsign_worker.protocol.verification import require_public_key_in_env
 from unsign_worker.store.broker import check_store_url
 from unsign_worker.store.job import JOB_ID_RE
 from unsign_worker.store.keys import DEFAULT_KEY_PREFIX, Keys, producer_name_error
-from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.store.producer_registry import REFUSED_MAXLEN
 from unsign_worker.store.sentinel import connect
 from unsign_worker.store.states import JobState
@@ -214,23 +213,9 @@ class UnsignClient:
                 included: still unavailable when the time was up.
             KeyError: no such request or job.
         """
-        deadline = time.monotonic() + timeout
-        outage = Outage("Redis")
-        while True:
-            try:
-                found = ride_out(lambda: self.status(request_id), outage, deadline=deadline)
-            except OUTAGE_ERRORS as exc:
-                raise TimeoutError(f"request {request_id}: Redis still unavailable after "
-                                   f"{timeout:g}s ({type(exc).__name__}); the job goes "
-                                   "on") from exc
-            if found is None:
-                raise KeyError(f"no request or job {request_id} of producer {self.name}")
-            if found.is_terminal:
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"request {request_id} is still {found.state} after "
-                                   f"{timeout:g}s")
-            time.sleep(POLL_INTERVAL_SECONDS)
+        return wait_for_end(lambda: self.status(request_id),
+                            what=f"request or job {request_id} of producer {self.name}",
+                            timeout=timeout, poll_seconds=POLL_INTERVAL_SECONDS)
 
     def close(self) -> None:
         self.redis.close()

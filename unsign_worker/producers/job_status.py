@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from unsign_worker.protocol.masking import mask_params
+from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.store.states import FAILURE_STATES, TERMINAL_STATES, JobState
 
 
@@ -71,3 +74,32 @@ class JobStatus:
                    updated_at=num("updated_at"), finished_at=num("finished_at"),
                    params_masked=mask_params(params) if isinstance(params, dict) else {},
                    producer=rec.get("producer", ""))
+
+
+def wait_for_end(look: Callable[[], JobStatus | None], *, what: str, timeout: float,
+                 poll_seconds: float) -> JobStatus:
+    """Call ``look`` every ``poll_seconds`` until the status it returns is terminal; ``what``
+    names the job (or request) in errors. A Redis outage (restart, failover) is waited out
+    within ``timeout``: logged once as "Redis unavailable since …, retrying", then polling
+    carries on.
+
+    Raises:
+        TimeoutError: not terminal in time (the job goes on; wait again later), Redis included:
+            still unavailable when the time was up.
+        KeyError: ``look`` found nothing.
+    """
+    deadline = time.monotonic() + timeout
+    outage = Outage("Redis")
+    while True:
+        try:
+            found = ride_out(look, outage, deadline=deadline)
+        except OUTAGE_ERRORS as exc:
+            raise TimeoutError(f"{what}: Redis still unavailable after {timeout:g}s "
+                               f"({type(exc).__name__}); the job goes on") from exc
+        if found is None:
+            raise KeyError(f"no {what}")
+        if found.is_terminal:
+            return found
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} is still {found.state} after {timeout:g}s")
+        time.sleep(poll_seconds)

@@ -14,12 +14,11 @@ parameters raises :class:`~unsign_worker.producers.admission.ReferenceConflictEr
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 
 from unsign_worker.producers.admission import ReferenceConflictError, submit
 from unsign_worker.producers.job_input import reference_errors, validated_params
-from unsign_worker.producers.job_status import JobStatus
+from unsign_worker.producers.job_status import JobStatus, wait_for_end
 from unsign_worker.producers.producer import CONFLICT_CODE, Producer, producer_app
 from unsign_worker.protocol.exceptions import FieldError, ValidationError
 from unsign_worker.protocol.param_rules import CHARSETS
@@ -27,7 +26,6 @@ from unsign_worker.protocol.verification import require_public_key_in_env
 from unsign_worker.store.broker import check_store_url
 from unsign_worker.store.job import CAMPAIGN_ID_RE, Job, new_job_id
 from unsign_worker.store.keys import DEFAULT_KEY_PREFIX, Keys
-from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
 from unsign_worker.store.sentinel import connect
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -124,21 +122,8 @@ class OperatorClient:
                 included: still unavailable when the time was up.
             KeyError: no such job.
         """
-        deadline = time.monotonic() + timeout
-        outage = Outage("Redis")
-        while True:
-            try:
-                found = ride_out(lambda: self.status(job_id), outage, deadline=deadline)
-            except OUTAGE_ERRORS as exc:
-                raise TimeoutError(f"job {job_id}: Redis still unavailable after {timeout:g}s "
-                                   f"({type(exc).__name__}); the job goes on") from exc
-            if found is None:
-                raise KeyError(f"no job {job_id}")
-            if found.is_terminal:
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"job {job_id} is still {found.state} after {timeout:g}s")
-            time.sleep(POLL_INTERVAL_SECONDS)
+        return wait_for_end(lambda: self.status(job_id), what=f"job {job_id}",
+                            timeout=timeout, poll_seconds=POLL_INTERVAL_SECONDS)
 
     def close(self) -> None:
         self.redis.close()
