@@ -17,17 +17,20 @@ Each attack must fail, and nothing of the victim's be lost or changed:
 
 And a worker killed (SIGKILL) while it takes a batch of entries, at each step of taking them,
 never makes a second job: once another worker has taken over, every entry is exactly one job,
-unsigned once. The console's part (rebinding ``Host``, throttled logins) is in
-``tests/console/test_console_trust.py``.
+unsigned once. The operator's console runs as the operator's printed user and shows the
+producers; a rebinding page gets nothing from it (the rest of the console's part, throttled
+logins included, is in ``tests/console/test_console_trust.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import signal
 import subprocess
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,7 @@ import redis
 
 from tests.paths import ROOT
 from tests.plugins.acl_users import AclRedis, assert_refused, start_acl_redis
+from tests.plugins.console_fixtures import ConsoleProcess, send, text_of
 from tests.plugins.crash_points import CRASH_POINTS
 from tests.plugins.emulator import KEY, PARTNER, Emulator, cae, partner_protocol
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
@@ -524,6 +528,39 @@ def test_attack_5_a_reference_bound_first_by_the_attacker_is_not_the_victims(
     # the operator's references are another namespace still
     assert not d.admin.exists(KEYS.ref("order-1"))
 
+
+
+def test_the_console_as_the_operators_user_shows_producers_and_gives_a_rebinding_page_nothing(
+        deployment: Callable[..., Deployment], tmp_path: Path) -> None:
+    # Given a victim's job done, and an attacker's huge entry refused
+    d = deployment([victim_agreement(1)])
+    victim = d.client(VICTIM)
+    d.start_workers()
+    done = victim.wait(victim.enqueue(customer_code=code(1), reference="order-1"),
+                       timeout=JOB_DEADLINE)
+    d.raw(ATTACKER).xadd(KEYS.inbox(ATTACKER), {"job": "x" * 20_000})
+    wait_for(lambda: d.admin.hget("unsign:producers:rejected", "attacker:max_size") == b"1",
+             timeout=JOB_DEADLINE, what="the huge entry to be refused")
+    # When the console runs as the operator's printed user, without credentials, keyless
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIPAY_", "UNSIGN_"))}
+    env.update(UNSIGN_REDIS_URL=d.acl.url("operator"), UNSIGN_KEY_PREFIX=PREFIX,
+               PYTHONUNBUFFERED="1")
+    console = ConsoleProcess(env, tmp_path / "console.log")
+    try:
+        base, port = console.base, urllib.parse.urlsplit(console.base).port
+        # Then its pages work: the producers and their refusals, the victim's job by reference
+        health = send(base, "GET", "/health")
+        assert health.status == 200, health
+        shown = text_of(health.body)
+        assert "victim 0 -" in shown and "attacker 0 max_size 1" in shown, shown
+        found = send(base, "GET", "/lookup?q=order-1")
+        assert found.status == 200 and done.job_id in found.body
+        # and a page under a rebinding name gets nothing, on any path
+        for path in ("/health", "/lookup?q=order-1", "/escalations"):
+            reply = send(base, "GET", path, host=f"rebind.attacker.example:{port}")
+            assert reply.status == 421 and done.job_id not in reply.body
+    finally:
+        console.stop()
 
 # --- a crash while entries are being taken -----------------------------------------------------
 
