@@ -176,3 +176,37 @@ def test_acl_refuses_a_bad_producer_name_naming_the_rule(
     code, out, err = run(capsys, "acl", "--producer", name)
     assert code == EXIT_USAGE and out == ""
     assert "lower-case letters, digits, '_' or '-'" in err
+
+
+# --- entries stranded in the shared stream of earlier versions -----------------------------------
+
+def test_entries_left_in_the_shared_stream_are_reported_then_moved_to_a_producers_stream(
+        env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], redis_client: redis.Redis,
+        key_prefix: str) -> None:
+    # Given three entries an earlier version's producers left in the shared stream
+    shared = f"{key_prefix}inbox"
+    for n in range(3):
+        redis_client.xadd(shared, {"job": json.dumps({"customer_code": f"C{n:011d}"})})
+    # Then check-config says so, and names the way out
+    code, out, _ = run(capsys, "check-config", "--json")
+    producers = [c for c in json.loads(out)["checks"] if c["name"] == "producers"]
+    assert [c["status"] for c in producers] == ["ok", "warning"]
+    assert "none registered" in producers[0]["message"]
+    assert "3 entries wait in" in producers[1]["message"]
+    assert "producer adopt-legacy NAME" in producers[1]["message"]
+    # A producer must exist to adopt them
+    code, _, err = run(capsys, "producer", "adopt-legacy", "crm")
+    assert code == EXIT_ERROR and "no producer 'crm'" in err
+    assert redis_client.xlen(shared) == 3
+    # When the operator adopts them for a producer
+    assert run(capsys, "producer", "add", "crm")[0] == EXIT_OK
+    code, out, _ = run(capsys, "producer", "adopt-legacy", "crm")
+    # Then they all moved, fields unchanged, and nothing is left behind
+    assert code == EXIT_OK and out.startswith("3 entries moved")
+    moved = redis_client.xrange(f"{key_prefix}inbox:crm")
+    assert [json.loads(f[b"job"])["customer_code"] for _, f in moved] == [
+        "C00000000000", "C00000000001", "C00000000002"]
+    assert redis_client.xlen(shared) == 0
+    code, out, _ = run(capsys, "check-config", "--json")
+    producers = [c for c in json.loads(out)["checks"] if c["name"] == "producers"]
+    assert [(c["status"], c["message"]) for c in producers] == [("ok", "1 registered: crm")]

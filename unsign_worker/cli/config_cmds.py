@@ -86,7 +86,8 @@ def acl(prefix: str | None, user_prefix: str, producers: tuple[str, ...]) -> Non
 def run_checks(settings: Settings, *, probe: bool) -> list[Check]:
     """Every check, in the order they are printed."""
     checks = check_settings(settings)
-    checks += check_redis(settings.redis_url, name="UNSIGN_REDIS_URL")
+    checks += check_redis(settings.redis_url, name="UNSIGN_REDIS_URL",
+                          key_prefix=settings.key_prefix)
     if settings.broker_url != settings.redis_url:
         checks += check_redis(settings.broker_url, name="UNSIGN_BROKER_URL")
     gateway_ok = not any(c.name == "ALIPAY_GATEWAY_URL" and c.status == CheckStatus.ERROR

@@ -87,6 +87,19 @@ def producer_list(as_json: bool) -> None:
     console().print(table)
 
 
+@producer_group.command("adopt-legacy")
+@click.argument("name")
+def producer_adopt_legacy(name: str) -> None:
+    """Move the entries waiting in the stream every producer shared in earlier versions
+    (P inbox, which no worker reads any more) to producer NAME's stream."""
+    registry, keys = _registry()
+    try:
+        moved = registry.adopt_legacy(name)
+    except ProducerError as exc:
+        fail(str(exc))
+    click.echo(f"{moved} entries moved from {keys.legacy_inbox} to {keys.inbox(name)}")
+
+
 @producer_group.command("remove")
 @click.argument("name")
 def producer_remove(name: str) -> None:

@@ -60,14 +60,15 @@ def worker_cmd(ctx: click.Context) -> None:
 
 def _checked_settings() -> Any:
     """The settings, once the key, URLs, hooks and store are known good (else exit 1)."""
-    from unsign_worker.ops.config_checks import redis_health
+    from unsign_worker.ops.config_checks import producer_checks, redis_health
     from unsign_worker.worker.context import build_context
 
     settings = load_settings()
     try:
         worker_context = build_context(settings)  # fail fast on a bad key, URL or hook
         # the store must not forget: an evicted or unpersisted dedup key is a forgotten unsign
-        for check in redis_health(worker_context.redis, name="UNSIGN_REDIS_URL"):
+        for check in [*redis_health(worker_context.redis, name="UNSIGN_REDIS_URL"),
+                      *producer_checks(worker_context.redis, settings.key_prefix)]:
             if check.status != "ok":
                 click.echo(f"WARNING {check.name}: {check.message}", err=True)
         worker_context.close()

@@ -200,9 +200,10 @@ def _gateway(s: Settings) -> list[Check]:
 # --- Redis -----------------------------------------------------------------------------------
 
 
-def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS
-                ) -> list[Check]:
-    """PING the Redis at ``url``; if it answers, look at its eviction and persistence."""
+def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS,
+                key_prefix: str | None = None) -> list[Check]:
+    """PING the Redis at ``url``; if it answers, look at its eviction and persistence, and with
+    ``key_prefix`` at the producers (:func:`producer_checks`)."""
     import redis  # only here: the other checks must not need a Redis library loaded
     from redis.backoff import NoBackoff
     from redis.retry import Retry
@@ -219,7 +220,9 @@ def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_S
     except (redis.RedisError, OSError, ValueError) as exc:
         return [fail(name, f"{shown} does not answer PING: {exc}")]
     try:
-        return [ok(name, f"{shown} answers PING"), *redis_health(client, name=name)]
+        producers = producer_checks(client, key_prefix) if key_prefix is not None else []
+        return [ok(name, f"{shown} answers PING"), *redis_health(client, name=name),
+                *producers]
     finally:
         client.close()
 
@@ -261,6 +264,31 @@ def redis_health(client: Any, *, name: str) -> list[Check]:
     else:
         checks.append(warn(name, "no persistence (appendonly no, save ''): a Redis restart "
                                  "loses queued jobs, dedup keys and dead letters"))
+    return checks
+
+
+def producer_checks(client: Any, key_prefix: str) -> list[Check]:
+    """The producers the workers read, and entries stranded in the shared stream of earlier
+    versions (no worker reads it any more)."""
+    import redis
+
+    from unsign_worker.store.keys import Keys
+    from unsign_worker.store.producer_registry import ProducerRegistry
+
+    registry = ProducerRegistry(client, Keys(key_prefix))
+    try:
+        names, stranded = list(registry.all()), registry.legacy_waiting()
+    except redis.RedisError as exc:
+        return [warn("producers", f"cannot read the producers ({exc})")]
+    checks = [ok("producers", f"{len(names)} registered: {', '.join(names)}" if names else
+                 "none registered: only the operator and campaigns enqueue (applications are "
+                 "added with `unsign-worker producer add NAME`)")]
+    if stranded:
+        checks.append(warn("producers", f"{stranded} entries wait in {key_prefix}inbox, the "
+                                        "stream every producer shared before each had its "
+                                        "own; no worker reads it: move them to their "
+                                        "producer's stream with `unsign-worker producer "
+                                        "adopt-legacy NAME`"))
     return checks
 
 

@@ -54,6 +54,9 @@ key                                    type    content and retention
 ``P inbox:<name>``                     stream  the jobs of producer ``<name>``, any language
                                                (consumer group ``unsign-workers``); the only
                                                key that producer may write
+``P inbox``                            stream  the stream all producers shared in earlier versions:
+                                               no longer read; ``unsign-worker producer
+                                               adopt-legacy NAME`` moves its entries
 ``P producers``                        hash    producer name -> JSON settings (max_pending,
                                                added_at): the producers the workers read
 ``P producers:rejected``               hash    ``<name>:<reason>`` -> entries of that producer
@@ -230,6 +233,11 @@ class Keys:
     @property
     def producers(self) -> str:
         return f"{self.prefix}producers"
+
+    @property
+    def legacy_inbox(self) -> str:
+        """The stream every producer shared before each had its own (no longer read)."""
+        return f"{self.prefix}inbox"
 
     @property
     def producers_rejected(self) -> str:

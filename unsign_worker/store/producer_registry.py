@@ -132,7 +132,28 @@ class ProducerRegistry:
             out[(name, reason)] = int(value)
         return out
 
-    def count_rejected(self, name: str, reason: str, pipe: redis.client.Pipeline | None = None
-                       ) -> None:
-        """Count one refused entry of ``name`` for ``reason``."""
-        (pipe or self._r).hincrby(self._keys.producers_rejected, f"{name}:{reason}", 1)
+    def legacy_waiting(self) -> int:
+        """Entries in ``P inbox``, the stream every producer shared before each had its own:
+        no worker reads it any more (:meth:`adopt_legacy` moves them)."""
+        return int(self._r.xlen(self._keys.legacy_inbox))
+
+    def adopt_legacy(self, name: str, *, chunk: int = 500) -> int:
+        """Move every entry of the shared ``P inbox`` to producer ``name``'s stream (each one
+        added there and deleted here in one transaction, so none is lost or doubled); returns
+        how many moved.
+
+        Raises:
+            ProducerError: ``name`` is not a registered producer.
+        """
+        if self.get(name) is None:
+            raise ProducerError(f"no producer {name!r}: add it first (unsign-worker producer "
+                                f"add {name})")
+        moved = 0
+        while entries := self._r.xrange(self._keys.legacy_inbox, count=chunk):
+            pipe = self._r.pipeline(transaction=True)
+            for _, fields in entries:
+                pipe.xadd(self._keys.inbox(name), fields)
+            pipe.xdel(self._keys.legacy_inbox, *[entry_id for entry_id, _ in entries])
+            pipe.execute()
+            moved += len(entries)
+        return moved
