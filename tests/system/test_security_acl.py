@@ -16,6 +16,7 @@ The attacks a hostile producer could try against another are played in
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from click.testing import CliRunner
 
 from tests.plugins.acl_users import AclRedis, assert_refused, printed_acl, start_acl_redis
 from tests.plugins.emulator import KEY, PARTNER, cae
-from tests.plugins.worker_fixtures import WorkerEnv
+from tests.plugins.worker_fixtures import WorkerEnv, wait_for
 from tests.private_redis import needs_redis_server
 from tests.system.test_security_redis import run_cli
 from unsign_worker.cli.main import cli
@@ -197,7 +198,7 @@ def test_a_producer_cannot_send_remote_control(roles_redis: AclRedis, command: s
 def test_each_role_does_its_part_and_a_control_command_cannot_stop_a_worker(
         roles_redis: AclRedis, emulator_factory: Any, worker_env_factory: Any) -> None:
     acl = roles_redis
-    gateway = emulator_factory([cae("a1", 1), cae("a2", 2), cae("b1", 3)])
+    gateway = emulator_factory([cae("a1", 1), cae("a2", 2), cae("b1", 3), cae("b2", 4)])
     env: WorkerEnv = worker_env_factory(gateway_url=gateway.url, partner=PARTNER, key=KEY)
     env.redis_url, env.prefix = acl.url("worker"), PREFIX
     env.__post_init__()
@@ -218,6 +219,25 @@ def test_each_role_does_its_part_and_a_control_command_cannot_stop_a_worker(
         crm_job = unsigned(crm, "order-1", "C00001")
         billing_job = unsigned(billing, "order-1", "C00003")
         assert crm_job != billing_job  # the same reference, two producers: two jobs
+        # another language: redis-cli as billing's user adds an entry, then finds its job's
+        # state through the entry's binding, in billing's own keys only
+        cli_ = ["redis-cli", "--no-auth-warning", "-u", acl.url("producer-billing")]
+        entry_id = subprocess.run(
+            [*cli_, "XADD", KEYS.inbox("billing"), "*", "job",
+             '{"customer_code": "C00004", "reference": "order-9"}'],
+            check=True, capture_output=True, text=True).stdout.strip()
+        bound = wait_for(lambda: subprocess.run(
+            [*cli_, "GET", f"{PREFIX}producer:billing:entry:{entry_id}"], check=True,
+            capture_output=True, text=True).stdout.strip(), timeout=90, what="the entry's job")
+
+        def view() -> dict[str, str]:
+            flat = subprocess.run([*cli_, "HGETALL", f"{PREFIX}producer:billing:job:{bound}"],
+                                  check=True, capture_output=True, text=True).stdout.split("\n")
+            return dict(zip(flat[::2], flat[1::2], strict=False))
+
+        wait_for(lambda: view().get("state") == "unsigned", timeout=90,
+                 what="the job to end, as redis-cli reads it")
+        assert "params" not in view() and view()["reference"] == "order-9"
         # neither reads the other's job, nor its own job's record
         for client, other in ((crm, billing_job), (billing, crm_job)):
             assert client.status(other) is None
@@ -225,7 +245,7 @@ def test_each_role_does_its_part_and_a_control_command_cannot_stop_a_worker(
         # the operator's commands work with the operator's user
         code, out = run_cli({**env.env, "UNSIGN_REDIS_URL": acl.url("operator")}, "status",
                             "--json")
-        assert code == 0 and json.loads(out)["outcomes"]["unsigned"] == 2, out
+        assert code == 0 and json.loads(out)["outcomes"]["unsigned"] == 3, out
         code, out = run_cli(operator_env(acl), "producer", "list", "--json")
         assert code == 0, out
         assert [p["name"] for p in json.loads(out)["producers"]] == ["billing", "crm"]
@@ -244,6 +264,7 @@ def test_each_role_does_its_part_and_a_control_command_cannot_stop_a_worker(
         assert worker.poll() is None
         unsigned(crm, "order-2", "C00002")
         assert gateway.unsigns("a1") == gateway.unsigns("a2") == gateway.unsigns("b1") == 1
+        assert gateway.unsigns("b2") == 1
         assert "refused the remote-control command 'shutdown'" in env.log_tail(lines=100_000)
     finally:
         crm.close()
