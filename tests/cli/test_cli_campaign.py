@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.plugins.emulator import cae
 from tests.plugins.worker_fixtures import wait_for
 from unsign_worker.emulator.faults import FaultSettings
 from unsign_worker.emulator.seed import CAMPAIGN_COLUMNS, PRESETS, DataSet, generate
@@ -248,6 +249,32 @@ def test_a_paused_campaign_cancelled_closes_its_parked_jobs(
     assert env.stats()["unsigns"] == final["outcomes"]["unsigned"]
     again = env.cli("campaign", "resume", campaign_id)
     assert again.exit_code == 1 and "is cancelled" in again.stderr
+
+
+def test_a_row_that_mixes_two_forms_is_refused_with_its_rule_and_the_others_unsign(
+        ops_env: Callable[..., OpsEnv], tmp_path: Path) -> None:
+    # Given two CAE agreements and a file whose middle row gives customer_code with type_code
+    env = ops_env([cae("a1", 1), cae("a2", 2)])
+    path = tmp_path / "forms.csv"
+    path.write_text("reference,customer_code,type_code,trans_account_out\n"
+                    "r1,C00001,,\n"
+                    "r2,C00002,BUSI0031,\n"
+                    f"r3,,BUSI0031,2088{2:012d}0156\n", encoding="utf-8")
+    env.workers.start_worker()
+    # When it runs
+    result = env.cli("campaign", "run", str(path), "--name", "forms", "--json")
+    # Then line 3 is refused naming field and rule, and both agreements are unsigned by the
+    # good rows (a2 by its pair, never by the refused row)
+    assert result.exit_code == 3, result.output
+    summary = last_json(result.stdout)
+    assert (summary["rejected_rows"], summary["total"]) == (1, 2)
+    assert summary["outcomes"]["unsigned"] == 2
+    with open(f"{path}.rejects.csv", newline="", encoding="utf-8") as handle:
+        rejects = list(csv.DictReader(handle))
+    assert [(r["line"], r["field"], r["rule"]) for r in rejects] == [("3", "type_code",
+                                                                      "one_form")]
+    assert env.emulator.unsigns("a1") == env.emulator.unsigns("a2") == 1
+    assert env.emulator.stats()["unsign_requests"] == 2
 
 
 def test_a_gbk_json_lines_file_is_read_with_encoding_gbk(ops_env: Callable[..., OpsEnv],

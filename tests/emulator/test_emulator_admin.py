@@ -227,7 +227,7 @@ def test_a_host_name_that_is_not_loopback_is_refused(emulator):
 
 def test_answer_options_are_read_and_changed_through_the_api(emulator):
     assert emulator.admin.options() == {"sign_errors": False, "sign_query": False,
-                                        "charset": "utf-8"}
+                                        "charset": "utf-8", "lenient": False}
     assert emulator.admin.set_options(charset="GB2312")["charset"] == "gb2312"
     with pytest.raises(EmulatorAdminError, match="options.charset"):
         emulator.admin.set_options(charset="latin-1")

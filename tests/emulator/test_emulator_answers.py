@@ -81,11 +81,13 @@ def test_an_answer_is_declared_and_encoded_in_its_encoding(encoding):
 
 def test_answer_options_are_checked_and_name_the_field():
     options = AnswerOptions.from_mapping({"sign_errors": True, "charset": "GBK"})
-    assert options.as_dict() == {"sign_errors": True, "sign_query": False, "charset": "gbk"}
+    assert options.as_dict() == {"sign_errors": True, "sign_query": False, "charset": "gbk",
+                                 "lenient": False}
     assert options.encoding_for("utf-8") == "gbk"
     assert AnswerOptions(charset="request").encoding_for("gb2312") == "gb2312"
     assert AnswerOptions().encoding_for("gbk") == "utf-8"
     for bad, field in (({"charset": "latin-1"}, "x.charset"), ({"sign_query": 1}, "x.sign_query"),
+                       ({"lenient": "yes"}, "x.lenient"),
                        ({"colour": "red"}, "x.colour: unknown option")):
         with pytest.raises(EmulatorConfigError, match=field):
             AnswerOptions.from_mapping(bad, where="x")

@@ -90,7 +90,8 @@ def test_answer_option_flags_override_the_scenario(emulator_factory: EmulatorFac
     emu = emulator_factory(process=True,
                            scenario={"options": {"charset": "gb2312", "sign_query": True}},
                            extra_args=["--sign-errors", "--answer-charset", "gbk"])
-    assert emu.admin.options() == {"sign_errors": True, "sign_query": True, "charset": "gbk"}
+    assert emu.admin.options() == {"sign_errors": True, "sign_query": True, "charset": "gbk",
+                                   "lenient": False}
     # Then an error answer is declared gbk and signed over its <error> node
     body = emu.send(emu.signed(customer_code="C99999999999")).content
     assert body.startswith(b'<?xml version="1.0" encoding="gbk"?>')

@@ -89,9 +89,11 @@ def _book() -> AgreementBook:
 @pytest.mark.parametrize(("business", "expected"), [
     ({"customer_code": "C1"}, "cae"),
     ({"type_code": "T1", "trans_account_out": "20880000000000010156"}, "cae"),
-    ({"type_code": "T1", "biz_type": "10004", "user_email": "cae@example.com"}, "cae"),
+    # both pairs complete (the one mix the rules allow): type_code + trans_account_out wins
+    ({"type_code": "T1", "trans_account_out": "20880000000000010156", "biz_type": "10004",
+      "user_email": "pp@example.com"}, "cae"),
     ({"biz_type": "10004", "user_email": "PP@example.COM"}, "pp"),
-    ({"customer_code": "C9", "biz_type": "10004", "user_email": "pp@example.com"}, None),
+    ({"customer_code": "C9"}, None),
 ])
 def test_requests_find_agreements_with_the_gateways_priorities(business, expected):
     found = _book().find(identity(business))

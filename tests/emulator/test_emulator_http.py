@@ -172,6 +172,8 @@ def test_a_value_changed_after_signing_is_an_illegal_sign(emulator):
     {"trans_account_out": "20880020070189160156", "user_email": "x@example.com"},
     {"type_code": "B" * 31, "trans_account_out": "20880020070189160156"},
     {"user_email": "a" * 90 + "@example.com", "biz_type": "10004"},
+    # two forms mixed (the request sample of section 4.3 sends all five identifiers)
+    {"customer_code": "118400000013", "biz_type": "10003", "user_email": "maoamo@alipay.com"},
 ])
 def test_correctly_signed_requests_that_break_a_parameter_rule_are_illegal_argument(
         emulator, business):
@@ -181,11 +183,9 @@ def test_correctly_signed_requests_that_break_a_parameter_rule_are_illegal_argum
 @pytest.mark.parametrize("business", [
     {"customer_code": "1118400000013"},     # the answer sample's 13-digit code: String(20)
     {"type_code": "BUSI003100021000301", "trans_account_out": "20880020070189160157"},
-    {"customer_code": "118400000013", "biz_type": "10003", "user_email": "maoamo@alipay.com"},
 ])
 def test_what_the_documents_do_not_forbid_is_looked_up_not_refused(emulator, business):
-    # an account that is not user_id+0156 names no agreement; biz_type 10003 beside a
-    # customer_code is the request sample of section 4.3
+    # an account that is not user_id+0156 names no agreement
     assert code_of(emulator, emulator.signed(**business)) == "NOT_EXIST_CUST_SIGN"
 
 
@@ -221,11 +221,12 @@ def test_the_type_code_and_account_pair_names_a_cae_agreement(emulator):
                                "type_code": "BUSI003100021000301"}
 
 
-def test_customer_code_takes_priority_over_the_other_identifiers(emulator):
+def test_customer_code_beside_another_identifier_is_refused_and_unsigns_nothing(emulator):
+    # customer_code names the agreement alone (4.2 notes: one way or the other)
     params = emulator.signed(customer_code="C00000000002", type_code="BUSI003100021000302",
                              trans_account_out="20880020070189180156")
-    assert code_of(emulator, params) == "T"
-    assert emulator.admin.agreement("cae-2")["status"] == "unsigned"
+    assert code_of(emulator, params) == "ILLEGAL_ARGUMENT"
+    assert emulator.admin.agreement("cae-2")["status"] == "signed"
     assert emulator.admin.agreement("cae-3")["status"] == "signed"
 
 

@@ -19,12 +19,8 @@ EMAIL = "maoamo@alipay.com"
     {"customer_code": "C" * 20},                                 # String(20)
     {"type_code": TYPE, "trans_account_out": ACCOUNT},           # the CAE pair
     {"biz_type": "10004", "user_email": EMAIL},                  # the partner pair
-    # section 4.3's sample request: all five, biz_type 10003 beside a customer_code
-    {"customer_code": CODE, "type_code": TYPE, "biz_type": "10003",
-     "trans_account_out": ACCOUNT, "user_email": EMAIL},
-    {"customer_code": CODE, "type_code": TYPE},                  # customer_code decides
-    {"type_code": TYPE, "trans_account_out": ACCOUNT, "biz_type": "10003"},
-    {"type_code": TYPE, "biz_type": "10004", "user_email": EMAIL},
+    # both pairs complete: the priorities agree on type_code + trans_account_out
+    {"type_code": TYPE, "trans_account_out": ACCOUNT, "biz_type": "10004", "user_email": EMAIL},
     {"type_code": TYPE, "trans_account_out": "12345"},           # no format is documented
     {"biz_type": "10004", "user_email": "13800138000"},          # a phone-number login
     {"biz_type": "10004", "user_email": " 李雷@例子.公司 "},
@@ -44,6 +40,16 @@ def test_what_the_documents_allow_is_accepted(params):
     ({"biz_type": "10004", "trans_account_out": ACCOUNT}, "neither"),
     ({"biz_type": "10003", "user_email": EMAIL}, "biz_type must be 10004"),
     ({"biz_type": "1004", "user_email": EMAIL}, "biz_type must be 10004"),
+    # section 4.3's sample request: all five, biz_type 10003 beside a customer_code
+    ({"customer_code": CODE, "type_code": TYPE, "biz_type": "10003",
+      "trans_account_out": ACCOUNT, "user_email": EMAIL}, "customer_code names the agreement"),
+    ({"customer_code": CODE, "type_code": TYPE}, "customer_code names the agreement alone"),
+    ({"type_code": TYPE, "trans_account_out": ACCOUNT, "biz_type": "10003"},
+     "biz_type: sent without the rest of biz_type + user_email"),
+    ({"type_code": TYPE, "biz_type": "10004", "user_email": EMAIL},
+     "type_code: sent without the rest of type_code + trans_account_out"),
+    ({"type_code": TYPE, "trans_account_out": ACCOUNT, "biz_type": "10003",
+      "user_email": EMAIL}, "biz_type must be 10004"),
     ({"type_code": "T" * 31, "trans_account_out": ACCOUNT}, "type_code: longer than 30"),
     ({"biz_type": "100040", "user_email": EMAIL}, "biz_type: longer than 5"),
     ({"type_code": TYPE, "trans_account_out": ACCOUNT + "1"}, "longer than 20"),
@@ -55,14 +61,9 @@ def test_what_the_documents_forbid_is_an_illegal_argument(params, why):
 
 
 @pytest.mark.parametrize(("params", "expected"), [
-    ({"customer_code": CODE, "type_code": TYPE, "trans_account_out": ACCOUNT},
-     ("customer_code", CODE)),
+    ({"customer_code": CODE, "type_code": ""}, ("customer_code", CODE)),
     ({"type_code": TYPE, "trans_account_out": ACCOUNT, "biz_type": "10004",
       "user_email": EMAIL}, ("type_code", TYPE, ACCOUNT)),   # both priorities at once
-    ({"type_code": TYPE, "biz_type": "10004", "user_email": "MaoAmo@Alipay.com"},
-     ("type_code", TYPE, EMAIL)),                              # type_code over biz_type
-    ({"biz_type": "10004", "trans_account_out": ACCOUNT, "user_email": EMAIL,
-      "type_code": ""}, ("biz_type", "10004", ACCOUNT)),       # account over e-mail
     ({"biz_type": "10004", "user_email": "MaoAmo@Alipay.com"}, ("biz_type", "10004", EMAIL)),
 ])
 def test_the_identity_applies_the_usage_rules_priorities(params, expected):

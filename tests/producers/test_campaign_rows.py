@@ -57,6 +57,20 @@ def test_a_bad_row_names_its_line_field_and_rule_and_the_good_rows_still_pass() 
     assert str(verdicts[1].errors[0]).startswith("line 3: trans_account_out: ")
 
 
+def test_a_row_that_mixes_two_forms_names_its_line_field_and_rule() -> None:
+    # customer_code names the agreement alone; a lone field of the other pair beside a
+    # complete one names nothing the rules know
+    text = HEADER + ("C00000000001,BUSI01,,,,r1\n"
+                     ",,20880020070189160156,10004,li.wei@example.com,r2\n"
+                     ",BUSI01,20880020070189160156,,,r3\n")
+    verdicts = rows_of(text)
+    assert errors_of(verdicts[0]) == [(2, "type_code", "one_form")]
+    assert errors_of(verdicts[1]) == [(3, "trans_account_out", "incomplete_pair")]
+    assert isinstance(verdicts[2], ValidRow)
+    assert str(verdicts[1].errors[0]).startswith("line 3: trans_account_out: is given without "
+                                                 "type_code")
+
+
 def test_line_numbers_count_blank_lines_and_quoted_newlines() -> None:
     text = HEADER + '\n"C0000000\n0001",,,,,r1\nC0000000000123456789X,,,,,r2\n'
     verdicts = rows_of(text)

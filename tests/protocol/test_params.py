@@ -37,12 +37,9 @@ def rules(request: UnsignRequest, charset: str = "utf-8") -> set[tuple[str, str]
                      id="biz_type 10004 + user_email"),
         pytest.param(UnsignRequest(biz_type="10004", user_email="13800138000"),
                      id="biz_type 10004 + a phone-number login"),
-        pytest.param(UnsignRequest(customer_code="118400000013", type_code="BUSI003100021000301",
-                                   biz_type="10003", trans_account_out=ACCOUNT, user_email=EMAIL),
-                     id="all five, as in the document's sample 4.3"),
-        pytest.param(UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, biz_type="10003",
+        pytest.param(UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, biz_type="10004",
                                    user_email=EMAIL),
-                     id="a complete CAE pair makes a non-10004 biz_type harmless"),
+                     id="both pairs complete (the priorities agree on the CAE pair)"),
     ],
 )
 def test_valid_requests_of_each_agreement_form_pass_validation(request_: UnsignRequest) -> None:
@@ -114,6 +111,27 @@ FAILING = [
      UnsignRequest(biz_type="10004", trans_account_out=ACCOUNT), "user_email", "complete_pair"),
     ("biz_type + user_email with a biz_type other than 10004",
      UnsignRequest(biz_type="10003", user_email=EMAIL), "biz_type", "biz_type_10004"),
+    ("both pairs complete with a biz_type other than 10004",
+     UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, biz_type="10003",
+                   user_email=EMAIL), "biz_type", "biz_type_10004"),
+    ("all five, as in the document's sample 4.3 (customer_code names the agreement alone)",
+     UnsignRequest(customer_code="118400000013", type_code="BUSI003100021000301",
+                   biz_type="10003", trans_account_out=ACCOUNT, user_email=EMAIL),
+     "type_code", "one_form"),
+    ("customer_code beside user_email", UnsignRequest(customer_code="1", user_email=EMAIL),
+     "user_email", "one_form"),
+    ("trans_account_out beside biz_type + user_email (no type_code)",
+     UnsignRequest(biz_type="10004", user_email=EMAIL, trans_account_out=ACCOUNT),
+     "trans_account_out", "incomplete_pair"),
+    ("type_code beside biz_type + user_email (no trans_account_out)",
+     UnsignRequest(type_code="BUSI1", biz_type="10004", user_email=EMAIL),
+     "type_code", "incomplete_pair"),
+    ("user_email beside type_code + trans_account_out (no biz_type)",
+     UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, user_email=EMAIL),
+     "user_email", "incomplete_pair"),
+    ("biz_type beside type_code + trans_account_out (no user_email)",
+     UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, biz_type="10004"),
+     "biz_type", "incomplete_pair"),
 ]
 
 
@@ -210,21 +228,27 @@ def test_from_mapping_refuses_unknown_names_and_non_strings() -> None:
 # --- identity and priorities ------------------------------------------------------------------
 
 
-def test_identity_of_a_customer_code_ignores_every_other_parameter() -> None:
-    request = UnsignRequest(customer_code="118400000013", type_code="B", trans_account_out=ACCOUNT)
+def test_identity_of_a_customer_code_is_the_code() -> None:
+    request = UnsignRequest(customer_code="118400000013")
     assert request.identity(PARTNER) == Identity(PARTNER, "customer_code", ("118400000013",))
 
 
-def test_type_code_takes_priority_over_biz_type() -> None:
+def test_with_both_pairs_complete_the_priorities_pick_type_code_and_trans_account_out() -> None:
     request = UnsignRequest(type_code="BUSI1", biz_type="10004", trans_account_out=ACCOUNT,
                             user_email=EMAIL)
-    assert request.identity(PARTNER).kind == "type_code"
-    assert request.identity(PARTNER).values[0] == "BUSI1"
+    assert request.identity(PARTNER) == Identity(PARTNER, "type_code", ("BUSI1", ACCOUNT))
 
 
-def test_trans_account_out_takes_priority_over_user_email() -> None:
-    request = UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, user_email=EMAIL)
-    assert request.identity(PARTNER).values == ("BUSI1", ACCOUNT)
+@pytest.mark.parametrize("request_", [
+    UnsignRequest(customer_code="118400000013", type_code="B", trans_account_out=ACCOUNT),
+    UnsignRequest(biz_type="10004", user_email=EMAIL, trans_account_out=ACCOUNT),
+    UnsignRequest(type_code="BUSI1", biz_type="10004", user_email=EMAIL),
+    UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, user_email=EMAIL),
+])
+def test_a_request_that_mixes_forms_has_no_identity(request_: UnsignRequest) -> None:
+    # the pairs issue 23 found (biz_type/trans_account_out, type_code/user_email) name nothing
+    with pytest.raises(ValidationError, match=r"\[(one_form|incomplete_pair)\]"):
+        request_.identity(PARTNER)
 
 
 def test_biz_type_and_user_email_identify_a_partner_protocol_agreement() -> None:
@@ -235,7 +259,8 @@ def test_biz_type_and_user_email_identify_a_partner_protocol_agreement() -> None
 
 
 def test_the_same_agreement_written_differently_has_the_same_identity_key() -> None:
-    # The lower-priority parameters and the case of the login do not change which agreement it is
+    # A complete partner pair beside the CAE pair, and the case of the login, do not change
+    # which agreement it is
     a = UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT)
     b = UnsignRequest(type_code="BUSI1", trans_account_out=ACCOUNT, biz_type="10004",
                       user_email=EMAIL)
@@ -267,6 +292,20 @@ def test_a_cae_request_is_not_a_partner_protocol_one() -> None:
     assert not UnsignRequest(customer_code="1").is_partner_protocol
 
 
+@pytest.mark.parametrize("request_", [
+    UnsignRequest(biz_type="10004", user_email=EMAIL, trans_account_out=ACCOUNT),
+    UnsignRequest(biz_type="10004", user_email=EMAIL, type_code="BUSI1"),
+    UnsignRequest(biz_type="10004", user_email=EMAIL, customer_code="1"),
+    UnsignRequest(biz_type="10003", user_email=EMAIL),
+])
+def test_only_exactly_biz_type_10004_and_user_email_is_confirmed_by_a_query(
+        request_: UnsignRequest) -> None:
+    # the confirming query checks the agreement the identity names, or none at all
+    assert not request_.is_partner_protocol
+    with pytest.raises(ValidationError, match="biz_type_10004"):
+        build_query_params(request_, partner=PARTNER, charset="utf-8")
+
+
 def test_masked_parameters_hide_email_and_account() -> None:
     masked = UnsignRequest(type_code="B", trans_account_out=ACCOUNT,
                            user_email=EMAIL).params_masked()
@@ -277,7 +316,8 @@ def test_masked_parameters_hide_email_and_account() -> None:
 def test_query_params_exist_only_for_partner_protocol_agreements() -> None:
     params = build_query_params(UnsignRequest(biz_type="10004", user_email=EMAIL),
                                 partner=PARTNER, charset="utf-8")
-    assert params["service"] == "query_customer_protocol" and params["user_email"] == EMAIL
+    assert params == {"service": "query_customer_protocol", "partner": PARTNER,
+                      "_input_charset": "utf-8", "biz_type": "10004", "user_email": EMAIL}
     with pytest.raises(ValidationError, match="biz_type_10004"):
         build_query_params(UnsignRequest(customer_code="1"), partner=PARTNER, charset="utf-8")
 

@@ -12,7 +12,7 @@ from tests import paths
 from tests.plugins.emulator import Emulator
 from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.protocol.catalogue import Category, lookup, lookup_query
-from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError
+from unsign_worker.protocol.exceptions import BadSignatureError, ResponseError, ValidationError
 from unsign_worker.protocol.param_rules import validate_partner
 from unsign_worker.protocol.params import (
     QUERY_SERVICE,
@@ -50,14 +50,22 @@ def business(params: dict[str, str]) -> dict[str, str]:
 # --- the request samples validate in the worker ------------------------------------------------
 
 
-def test_the_customer_unsign_request_sample_validates_in_the_worker() -> None:
+def test_the_customer_unsign_request_sample_is_read_and_each_of_its_forms_validates() -> None:
     params = request_sample("customer_unsign-4.3-request.url")
     assert params["service"] == SERVICE and params["sign_type"] == "MD5"
     assert validate_partner(params["partner"]) == []
-    request = UnsignRequest.from_mapping(business(params)).validate(charset="utf-8")
+    request = UnsignRequest.from_mapping(business(params))
     assert request.user_email == "maoamo@alipay.com"  # %40 decoded: the signed value is raw
-    # customer_code given: it names the agreement, the other identifiers are not needed
-    assert request.identity(params["partner"]).kind == "customer_code"
+    # the sample ("本样例仅供参考") sends every identifier at once, which the notes of 4.2 ("任选
+    # 其一") and usage rules 4 (biz_type + user_email only with 10004) do not allow: refused,
+    # customer_code naming the agreement alone (docs/worker.md, which pair names it)
+    with pytest.raises(ValidationError) as caught:
+        request.validate(charset="utf-8")
+    assert ("type_code", "one_form") in {(e.field, e.rule) for e in caught.value.errors}
+    # each of its CAE forms alone validates and names the agreement by that form
+    for form in (("customer_code",), ("type_code", "trans_account_out")):
+        alone = UnsignRequest.from_mapping({name: params[name] for name in form})
+        assert alone.validate(charset="utf-8").identity(params["partner"]).kind == form[0]
 
 
 def test_the_query_request_sample_validates_and_the_worker_asks_the_same() -> None:

@@ -94,6 +94,9 @@ def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      type=click.Choice(["utf-8", "gbk", "gb2312", "gb18030", "request"]),
                      help="Declare and encode answers in this charset ('request': the "
                           "request's _input_charset) [default: utf-8, as the samples]."),
+        click.option("--lenient", is_flag=True, default=None,
+                     help="Accept parameters sent with an empty value, which the usage rules "
+                          "forbid (strict by default: ILLEGAL_ARGUMENT). For experiments."),
         click.option("--uvloop/--no-uvloop", "use_uvloop", default=True, show_default=True,
                      help="Use uvloop when it is installed."),
     ]
@@ -154,8 +157,8 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
            partner: str | None, key_file: str | None, merchant_public_key: str | None,
            alipay_private_key: str | None, public: bool, use_uvloop: bool,
            sign_errors: bool | None, sign_query: bool | None,
-           answer_charset: str | None, tls_cert: str | None, tls_key: str | None,
-           tls_dir: str | None) -> None:
+           answer_charset: str | None, lenient: bool | None, tls_cert: str | None,
+           tls_key: str | None, tls_dir: str | None) -> None:
     from dataclasses import replace
 
     from unsign_worker.emulator.config import build_config, load_agreements_file
@@ -186,7 +189,8 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
         scenario = load_scenario_file(scenario_path) if scenario_path else Scenario()
         flags = {name: value for name, value in (("sign_errors", sign_errors),
                                                  ("sign_query", sign_query),
-                                                 ("charset", answer_charset))
+                                                 ("charset", answer_charset),
+                                                 ("lenient", lenient))
                  if value is not None}
         scenario = replace(scenario, options=AnswerOptions.from_mapping(
             flags, where="options", base=scenario.options))

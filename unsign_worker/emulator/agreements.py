@@ -19,9 +19,10 @@ or a partner-protocol agreement (``biz_type`` 10004 + ``user_email``, signed thr
 ``status`` is ``signed`` (default) or ``unsigned``; ``script`` is an optional list of steps
 (see :mod:`unsign_worker.emulator.faults`).
 
-A request is matched through :func:`unsign_worker.emulator.rules.identity`, which applies the
-gateway's priorities (``customer_code`` first; then ``type_code`` over ``biz_type`` and
-``trans_account_out`` over ``user_email``), against every identity an agreement can be reached by.
+A request is matched through :func:`unsign_worker.emulator.rules.identity`, which names the one
+form the request uses (``customer_code`` alone, ``type_code`` + ``trans_account_out`` (also when
+both pairs are complete), or ``biz_type`` 10004 + ``user_email``; a request mixing forms is
+``ILLEGAL_ARGUMENT`` before that), against every identity an agreement can be reached by.
 
 Every agreement has a ``customer_code``: the answer table says it is never empty, so one given
 without it (a partner-protocol agreement, say) gets a stable 13-digit code derived from its id,

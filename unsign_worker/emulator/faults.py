@@ -7,7 +7,11 @@ drawn independently; the first that fires wins within a stage):
    ``reset_rate`` (connection reset), ``http_error_rate`` (HTTP 500/502/503), ``hang_rate``
    (no answer for ``hang_seconds``, then the connection is dropped);
 2. after the checks, instead of processing: ``error_rate`` (answer ``F`` with one of
-   ``error_codes``, nothing changes);
+   ``error_codes``, nothing changes), except that of the ``SYSTEM_ERROR`` and ``ILLEGAL_SYSTEM``
+   answers (drawn here or scripted) to ``customer_unsign``, the share
+   ``system_error_applied_share`` unsigns the agreement first: the usage rules ask to retry
+   them because "支付宝系统未来得及响应，用户可能未解约成功", the unsign may or may not have
+   happened;
 3. after processing (the unsign IS applied): ``lost_answer_rate`` (the connection drops without
    an answer), ``malformed_rate`` (truncated XML), ``oversized_rate`` (an answer of
    ``oversized_bytes``), ``wrong_sign_rate`` (the answer carries a signature that does not
@@ -36,9 +40,12 @@ OK = "OK"
 TRANSPORT_STEPS = ("RESET", "HANG", "HTTP_500", "HTTP_502", "HTTP_503")
 #: Steps that spoil the answer of a request that IS processed.
 BODY_STEPS = ("LOST_ANSWER", "MALFORMED", "OVERSIZED", "WRONG_SIGN")
+#: The codes the rules say to retry with the original request (usage rules, 错误码处理): the
+#: unsign may have been applied all the same (``system_error_applied_share``).
+MAYBE_APPLIED_CODES = frozenset({"SYSTEM_ERROR", "ILLEGAL_SYSTEM"})
 _CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{2,63}")
 _RATES = ("reset_rate", "http_error_rate", "hang_rate", "error_rate", "lost_answer_rate",
-          "malformed_rate", "oversized_rate", "wrong_sign_rate")
+          "malformed_rate", "oversized_rate", "wrong_sign_rate", "system_error_applied_share")
 
 
 def check_step(step: object, where: str) -> str:
@@ -72,6 +79,9 @@ class FaultSettings:
     error_rate: float = 0.0
     #: codes drawn from (uniformly) when ``error_rate`` fires
     error_codes: tuple[str, ...] = ("SYSTEM_ERROR",)
+    #: share of the SYSTEM_ERROR / ILLEGAL_SYSTEM answers (drawn or scripted) to an unsign of a
+    #: signed agreement that unsign it before answering the error (0: never, 1: always)
+    system_error_applied_share: float = 0.0
     lost_answer_rate: float = 0.0
     malformed_rate: float = 0.0
     oversized_rate: float = 0.0
@@ -135,6 +145,11 @@ class FaultSettings:
         if self.error_rate and rand.random() < self.error_rate:
             return rand.choice(self.error_codes)
         return None
+
+    def draw_applied(self, rand: random.Random) -> bool:
+        """Whether this system error unsigns the agreement all the same (no draw at 0 or 1)."""
+        share = self.system_error_applied_share
+        return share >= 1.0 or (share > 0.0 and rand.random() < share)
 
     def draw_body(self, rand: random.Random) -> str | None:
         """Stage 3: one of :data:`BODY_STEPS`, or None."""

@@ -1,15 +1,19 @@
-"""How answers are written, beyond what the documents' samples show.
+"""How answers are written, beyond what the documents' samples show, and how strictly requests
+are read.
 
-The defaults are the samples: errors and query answers unsigned, bodies in UTF-8. Each option
-turns on a variant a real gateway (or a proxy in front of it) may produce, so a client can be
-tried against it:
+The defaults are the samples: errors and query answers unsigned, bodies in UTF-8; and requests
+read as strictly as the usage rules ask. Each option turns on a variant a real gateway (or a
+proxy in front of it) may produce, so a client can be tried against it:
 
 - ``sign_errors``: ``customer_unsign`` error answers carry a signature over ``<error>``;
 - ``sign_query``: ``query_customer_protocol`` answers (successes and errors) are signed;
 - ``charset``: the answer is declared and encoded in ``utf-8``, ``gbk``, ``gb2312`` or
   ``gb18030``, or ``request`` (the request's ``_input_charset``). Signatures are computed over
   the ``_input_charset`` bytes whatever the answer's encoding (7.1.2), as in sample 5.3, which
-  is declared utf-8 for a GBK request.
+  is declared utf-8 for a GBK request;
+- ``lenient``: a parameter sent with an empty value is accepted (it counts as not sent) instead
+  of being refused ``ILLEGAL_ARGUMENT`` (see :mod:`.strictness`): for experiments only, since
+  the rules forbid it. A parameter outside the request table is refused in both modes.
 
 An answer is signed only with the key of the request's own sign type, and only once the partner
 and that sign type are known good: never with another type.
@@ -32,6 +36,8 @@ class AnswerOptions:
     sign_errors: bool = False
     sign_query: bool = False
     charset: str = "utf-8"
+    #: accept empty values (the rules forbid them; strict, the default, refuses them)
+    lenient: bool = False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object], *, where: str = "options",
@@ -43,7 +49,7 @@ class AnswerOptions:
         """
         changes: dict[str, object] = {}
         for name, value in data.items():
-            if name in ("sign_errors", "sign_query"):
+            if name in ("sign_errors", "sign_query", "lenient"):
                 if not isinstance(value, bool):
                     raise EmulatorConfigError(f"{where}.{name}: must be true or false")
             elif name == "charset":
@@ -53,7 +59,7 @@ class AnswerOptions:
                 value = value.lower()
             else:
                 raise EmulatorConfigError(f"{where}.{name}: unknown option (known: charset, "
-                                          "sign_errors, sign_query)")
+                                          "lenient, sign_errors, sign_query)")
             changes[name] = value
         return replace(base or cls(), **changes)  # type: ignore[arg-type]
 

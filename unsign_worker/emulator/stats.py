@@ -6,8 +6,12 @@
   them are being handled now, and at most ``max_in_flight`` were at the same time.
 - ``answers``: answers written, by ``T`` or error code (spoiled bodies included, lost ones not).
 - ``faults``: injected faults by name (``RESET``, ``HTTP_503``, ``HANG``, ``LOST_ANSWER``,
-  ``MALFORMED``, ``OVERSIZED``, ``WRONG_SIGN``, ``ERROR_RATE``, ``SCRIPTED``, ``GLOBAL_CODE``).
+  ``MALFORMED``, ``OVERSIZED``, ``WRONG_SIGN``, ``ERROR_RATE``, ``SCRIPTED``, ``GLOBAL_CODE``,
+  ``ERROR_APPLIED``: a system error answered for an unsign that was applied).
 - ``bad_signatures``: requests refused with ``ILLEGAL_SIGN`` because their signature is wrong.
+- ``unknown_parameters``: requests refused with ``ILLEGAL_SIGN`` because they carry a parameter
+  outside their service's request table; ``empty_values``: correctly signed requests carrying
+  a parameter with an empty value (refused in strict mode, let through in lenient mode).
 - per agreement: ``requests`` that reached it (after the checks), ``unsigns`` applied, and
   ``after_success``: requests that arrived after an earlier request had unsigned it (answered
   ``STATUS_CUSTOMER_SIGN``). These are legitimate after a lost answer or a timeout (the rules
@@ -41,6 +45,8 @@ class Stats:
     unsign_requests: int = 0
     query_requests: int = 0
     bad_signatures: int = 0
+    unknown_parameters: int = 0
+    empty_values: int = 0
     unsigns: int = 0
     duplicates: int = 0
     after_success: int = 0
@@ -78,6 +84,8 @@ class Stats:
             "unsign_requests": self.unsign_requests,
             "query_requests": self.query_requests,
             "bad_signatures": self.bad_signatures,
+            "unknown_parameters": self.unknown_parameters,
+            "empty_values": self.empty_values,
             "unsigns": self.unsigns,
             "duplicates": self.duplicates,
             "after_success": self.after_success,

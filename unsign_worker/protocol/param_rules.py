@@ -8,10 +8,15 @@ rules (section 3 "参数配置", section 4 "业务操作"):
 - lengths: customer_code <= 20, type_code <= 30, biz_type <= 5, trans_account_out <= 20,
   user_email <= 100; partner is 16 digits starting with 2088;
 - trans_account_out is the customer's RMB fund account: user_id (2088 + 12 digits) + ``0156``;
-- which agreement: ``customer_code`` alone, or ``type_code`` + ``trans_account_out``, or
-  ``biz_type=10004`` + ``user_email``; without ``customer_code``, ``type_code``/``biz_type`` must
-  not both be empty and ``trans_account_out``/``user_email`` must not both be empty, and one of
-  the two pairs must be complete;
+- which agreement (:func:`agreement_form`, docs/worker.md "Which pair names the agreement"): a
+  request names it in exactly one form, ``customer_code`` alone, or ``type_code`` +
+  ``trans_account_out``, or ``biz_type=10004`` + ``user_email``; the one mix allowed is both
+  pairs complete, where the priorities (``type_code`` > ``biz_type``, ``trans_account_out`` >
+  ``user_email``) agree on ``type_code`` + ``trans_account_out``. Any other field beside a form
+  is refused (``one_form`` beside ``customer_code``, ``incomplete_pair`` beside a pair);
+  without ``customer_code``, ``type_code``/``biz_type`` must not both be empty and
+  ``trans_account_out``/``user_email`` must not both be empty, and one of the two pairs must be
+  complete;
 - ``biz_type`` + ``user_email`` only with ``biz_type=10004``;
 - every value must be encodable in ``_input_charset``, with no control characters and no
   surrounding white space (the gateway would sign and match the value as given).
@@ -42,6 +47,17 @@ MAX_LENGTHS = {
 CHARSETS = ("utf-8", "gbk", "gb2312")
 #: biz_type of agreements signed through sign_protocol_with_partner.
 PARTNER_PROTOCOL_BIZ_TYPE = "10004"
+#: The two pairs that name an agreement without customer_code, by the field that leads each.
+PAIRS = {"type_code": ("type_code", "trans_account_out"), "biz_type": ("biz_type", "user_email")}
+#: The fields a request may give -> the form that names its agreement (the kind of its
+#: identity). Nothing else names one: customer_code alone, one complete pair, or both pairs
+#: complete, where both priorities of usage rules 4 pick type_code + trans_account_out.
+FORMS: dict[frozenset[str], str] = {
+    frozenset({"customer_code"}): "customer_code",
+    frozenset(PAIRS["type_code"]): "type_code",
+    frozenset(PAIRS["biz_type"]): "biz_type",
+    frozenset((*PAIRS["type_code"], *PAIRS["biz_type"])): "type_code",
+}
 
 # re.ASCII: without it \d also matches full-width and other Unicode digits
 _PARTNER_RE = re.compile(r"2088\d{12}", re.ASCII)
@@ -101,12 +117,37 @@ def params_errors(params: Mapping[str, str], *, charset: str) -> list[FieldError
     return errors
 
 
+_BIZ_TYPE_10004 = FieldError("biz_type", "biz_type_10004",
+                             "biz_type + user_email is only for sign_protocol_with_partner "
+                             "agreements: biz_type must be 10004")
+
+
+def agreement_form(params: Mapping[str, str]) -> str | None:
+    """The form that names the agreement of ``params`` (``customer_code``, ``type_code`` or
+    ``biz_type``: see :data:`FORMS`), or None when the non-empty fields given are not exactly
+    one form or send ``biz_type`` + ``user_email`` with a ``biz_type`` other than 10004; the
+    values' own rules are :func:`params_errors`' business."""
+    given = frozenset(name for name in BUSINESS_FIELDS if params.get(name))
+    if "user_email" in given and params.get("biz_type") != PARTNER_PROTOCOL_BIZ_TYPE:
+        return None
+    return FORMS.get(given)
+
+
 def _combination_errors(params: Mapping[str, str]) -> list[FieldError]:
-    """The rules of which parameters must go together."""
-    if params.get("customer_code"):
+    """The rules of which parameters must go together (see :data:`FORMS`)."""
+    given = [name for name in BUSINESS_FIELDS if params.get(name)]
+    biz_type = params.get("biz_type")
+    if FORMS.get(frozenset(given)) is not None:
+        if "user_email" in given and biz_type != PARTNER_PROTOCOL_BIZ_TYPE:
+            return [_BIZ_TYPE_10004]
         return []
-    type_code, biz_type = params.get("type_code"), params.get("biz_type")
-    account, email = params.get("trans_account_out"), params.get("user_email")
+    if "customer_code" in given:
+        return [FieldError(name, "one_form",
+                           f"customer_code names the agreement alone: leave out {name}, or "
+                           "leave out customer_code and name it by a complete pair")
+                for name in given if name != "customer_code"]
+    type_code, account, email = (params.get(name) for name in
+                                 ("type_code", "trans_account_out", "user_email"))
     errors: list[FieldError] = []
     if not type_code and not biz_type:
         errors.append(FieldError("type_code", "type_code_or_biz_type",
@@ -118,17 +159,24 @@ def _combination_errors(params: Mapping[str, str]) -> list[FieldError]:
                                  "not both be empty"))
     if errors:
         return errors
-    cae_pair = bool(type_code and account)
-    partner_pair = bool(biz_type and email)
-    if not cae_pair and not partner_pair:
+    complete = [lead for lead, pair in PAIRS.items() if all(params.get(n) for n in pair)]
+    if not complete:
         field = "trans_account_out" if type_code else "user_email"
-        errors.append(FieldError(field, "complete_pair",
-                                 "without customer_code, give type_code + trans_account_out or "
-                                 "biz_type + user_email"))
-    elif partner_pair and not cae_pair and biz_type != PARTNER_PROTOCOL_BIZ_TYPE:
-        errors.append(FieldError("biz_type", "biz_type_10004",
-                                 "biz_type + user_email is only for sign_protocol_with_partner "
-                                 "agreements: biz_type must be 10004"))
+        return [FieldError(field, "complete_pair",
+                           "without customer_code, give type_code + trans_account_out or "
+                           "biz_type + user_email")]
+    # one pair complete (both would be a form) and a field of the other pair beside it
+    (lead,) = complete
+    other = PAIRS["biz_type" if lead == "type_code" else "type_code"]
+    for name in given:
+        if name in other:
+            missing = other[1 - other.index(name)]
+            errors.append(FieldError(name, "incomplete_pair",
+                                     f"is given without {missing}; {' + '.join(PAIRS[lead])} "
+                                     f"names the agreement: leave out {name}, or give "
+                                     f"{' + '.join(other)} complete"))
+    if lead == "biz_type" and biz_type != PARTNER_PROTOCOL_BIZ_TYPE:
+        errors.append(_BIZ_TYPE_10004)
     return errors
 
 

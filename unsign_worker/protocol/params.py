@@ -4,8 +4,12 @@ parameter sets to sign and send.
 Pure: no I/O, no globals read. The rules each request must keep are in
 :mod:`unsign_worker.protocol.param_rules` (their names are importable from here too).
 
-Priorities when both are given: ``type_code`` over ``biz_type``, ``trans_account_out`` over
-``user_email``. :meth:`UnsignRequest.identity` applies them.
+A request names its agreement in exactly one form (:data:`~unsign_worker.protocol.param_rules.
+FORMS`): ``customer_code`` alone, ``type_code`` + ``trans_account_out``, or ``biz_type=10004`` +
+``user_email``; with both pairs complete the priorities (``type_code`` over ``biz_type``,
+``trans_account_out`` over ``user_email``) pick ``type_code`` + ``trans_account_out``.
+:meth:`UnsignRequest.identity` (the dedup key) and :func:`build_query_params` (the lost answer's
+confirming query) follow that one rule.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from unsign_worker.protocol.exceptions import FieldError, ValidationError, shown
 from unsign_worker.protocol.masking import mask_email, mask_params
 from unsign_worker.protocol.param_rules import (
     BUSINESS_FIELDS,
-    PARTNER_PROTOCOL_BIZ_TYPE,
+    agreement_form,
     params_errors,
     validate_charset,
     validate_partner,
@@ -34,7 +38,7 @@ QUERY_SERVICE = "query_customer_protocol"
 
 @dataclass(frozen=True)
 class Identity:
-    """Which agreement a request means, after the priorities are applied."""
+    """Which agreement a request means: the form that names it (see the module docstring)."""
 
     partner: str
     #: ``customer_code``, ``type_code`` or ``biz_type``: the form that names the agreement
@@ -112,26 +116,29 @@ class UnsignRequest:
         return self
 
     def identity(self, partner: str) -> Identity:
-        """The agreement meant, with the rules' priorities (type_code > biz_type,
-        trans_account_out > user_email). Call on a valid request."""
-        if self.customer_code:
-            return Identity(partner, "customer_code", (self.customer_code,))
-        kind, agreement = (
-            ("type_code", self.type_code) if self.type_code else ("biz_type", self.biz_type)
-        )
-        account = self.trans_account_out or self.user_email.lower()
-        return Identity(partner, kind, (agreement, account))
+        """The agreement meant, by the form that names it: ``customer_code``, else the complete
+        pair (``type_code`` + ``trans_account_out`` when both pairs are complete, the rules'
+        priorities). Call on a valid request.
+
+        Raises:
+            ValidationError: the fields given name no agreement in one form.
+        """
+        params = self.business_params()
+        kind = agreement_form(params)
+        if kind is None:
+            # never empty: the fields that name no form break a rule of which go together
+            raise ValidationError(params_errors(params, charset="utf-8"))
+        if kind == "customer_code":
+            return Identity(partner, kind, (self.customer_code,))
+        if kind == "type_code":
+            return Identity(partner, kind, (self.type_code, self.trans_account_out))
+        return Identity(partner, kind, (self.biz_type, self.user_email.lower()))
 
     @property
     def is_partner_protocol(self) -> bool:
-        """True for sign_protocol_with_partner agreements (biz_type=10004 + user_email),
-        which query_customer_protocol can check."""
-        return (
-            not self.customer_code
-            and not (self.type_code and self.trans_account_out)
-            and self.biz_type == PARTNER_PROTOCOL_BIZ_TYPE
-            and bool(self.user_email)
-        )
+        """True for sign_protocol_with_partner agreements: exactly biz_type=10004 + user_email,
+        the only identity query_customer_protocol can check."""
+        return agreement_form(self.business_params()) == "biz_type"
 
     def params_masked(self) -> dict[str, str]:
         """The business parameters with personal data masked, for logs, events and tables
@@ -168,11 +175,16 @@ def request_params(request: UnsignRequest, *, partner: str, charset: str,
 
 
 def build_query_params(request: UnsignRequest, *, partner: str, charset: str) -> dict[str, str]:
-    """Parameters of query_customer_protocol for a biz_type=10004 agreement."""
+    """Parameters of query_customer_protocol for a biz_type=10004 agreement: exactly the two
+    fields of its identity (:attr:`UnsignRequest.is_partner_protocol`).
+
+    Raises:
+        ValidationError: the request's identity is not of the biz_type + user_email form.
+    """
     if not request.is_partner_protocol:
         raise ValidationError([FieldError("biz_type", "biz_type_10004",
-                                          "query_customer_protocol only checks biz_type=10004 "
-                                          "+ user_email agreements")])
+                                          "query_customer_protocol only checks agreements "
+                                          "named by exactly biz_type=10004 + user_email")])
     return {
         "service": QUERY_SERVICE,
         "partner": partner,
