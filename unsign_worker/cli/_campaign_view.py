@@ -93,7 +93,9 @@ def watch(read: Callable[[], CampaignStatus], out: Console) -> CampaignStatus:
 
 
 def summary_table(status: CampaignStatus) -> Table:
-    table = Table(title=f"campaign {status.campaign}", show_header=True)
+    title = f"campaign {status.campaign}"
+    # as wide as its title, so that the campaign id in it is never folded
+    table = Table(title=title, show_header=True, min_width=len(title) + 4)
     table.add_column("")
     table.add_column("jobs", justify="right")
     for outcome in OUTCOMES:
@@ -113,7 +115,9 @@ def summary_table(status: CampaignStatus) -> Table:
 def list_table(statuses: list[CampaignStatus]) -> Table:
     table = Table(title="campaigns")
     for name in ("id", "name", "state", "done / total", "failures", "refused rows", "created"):
-        table.add_column(name, justify="right" if name[0] in "dfr" else "left")
+        # the id is to be copied: never wrapped or cut; the others fold rather than lose text
+        table.add_column(name, justify="right" if name[0] in "dfr" else "left",
+                         no_wrap=name == "id", overflow="fold")
     for s in statuses:
         table.add_row(s.campaign, escape(s.name or "-"), s.state, f"{s.done} / {s.total}",
                       str(s.failures), str(s.rejected_rows), when(s.created_at))

@@ -46,12 +46,18 @@ def operator() -> str:
 
 #: Width of tables written to a file or pipe (a terminal uses its own width).
 PIPE_WIDTH = 160
+#: Width of a console that never wraps (:func:`console` with ``whole_rows``): tables keep their
+#: natural width, one line per row.
+UNBOUNDED_WIDTH = 100_000
 
 
-def console(*, err: bool = False) -> Console:
-    """A rich console on the current standard stream (click's test runner swaps them)."""
+def console(*, err: bool = False, whole_rows: bool = False) -> Console:
+    """A rich console on the current standard stream (click's test runner swaps them).
+
+    Written to a file or pipe, it is :data:`PIPE_WIDTH` wide, or with ``whole_rows`` as wide as
+    what it prints (tables of ids: a row is never wrapped or cut, so it can be grepped)."""
     stream = sys.stderr if err else sys.stdout
-    width = None if stream.isatty() else PIPE_WIDTH
+    width = None if stream.isatty() else UNBOUNDED_WIDTH if whole_rows else PIPE_WIDTH
     return Console(file=stream, highlight=False, soft_wrap=False, width=width)
 
 

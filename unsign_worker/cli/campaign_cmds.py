@@ -218,7 +218,7 @@ def campaign_list(as_json: bool) -> None:
     if as_json:
         echo_json([s.as_dict() for s in statuses])
     else:
-        console().print(list_table(statuses))
+        console(whole_rows=True).print(list_table(statuses))
 
 
 @campaign_group.command("report", epilog="""Example:

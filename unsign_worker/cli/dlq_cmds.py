@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 
 from unsign_worker.cli._ops import console, echo_json, operator, when
 from unsign_worker.cli.common import fail, load_settings, output_file, redis_for
 from unsign_worker.store.keys import Keys
+
+if TYPE_CHECKING:
+    from unsign_worker.store.deadletter import Entry
 
 
 def _dlq() -> Any:
@@ -50,21 +54,64 @@ def dlq_list(code: str, campaign: str, limit: int, as_json: bool) -> None:
     if as_json:
         echo_json([e.as_dict() for e in entries])
         return
-    table = Table(title=f"dead-letter queue: {len(entries)} open")
-    for name in ("job", "code", "kind", "attempts", "identity", "campaign", "reference",
-                 "since"):
-        table.add_column(name)
-    for entry in entries[:limit or None]:
-        d = entry.as_dict()
-        table.add_row(*(escape(str(v)) for v in (
-            d["job_id"], d["code"], d["kind"], d["attempts"], d["identity"], d["campaign"] or "-",
-            d["reference"] or "-", when(d["dead_lettered_at"]))))
-    console().print(table)
+    out = console(whole_rows=True)
+    out.print(list_table(entries[:limit or None], total=len(entries), width=out.width))
     if limit and len(entries) > limit:
         click.echo(f"... {len(entries) - limit} more (use --limit 0 or --json)")
 
 
-@dlq_group.command("show", epilog="Example: unsign-worker dlq show 3f2a9c0d5e6b4a71")
+#: Columns of ``dlq list``; ids and times are never wrapped or cut, the others fold.
+_COLUMNS = ("job", "code", "kind", "attempts", "identity", "campaign", "reference", "since")
+_WHOLE_COLUMNS = ("job", "campaign", "since")
+#: Left out, in this order, while the table is wider than the terminal (``dlq show`` has them).
+_SPARE_COLUMNS = ("identity", "reference", "kind", "campaign")
+#: Narrowest a folding column is made before a spare column is left out instead.
+_FOLDED_WIDTH = 10
+
+
+def list_table(entries: list[Entry], *, total: int, width: int) -> Table:
+    """The ``dlq list`` table, fitted to ``width`` columns when the spare columns can go.
+
+    Job and campaign ids are never wrapped or cut (they are to be copied); the other columns
+    fold, and :data:`_SPARE_COLUMNS` are left out while they would fold too narrow."""
+    rows = [_cells(entry.as_dict()) for entry in entries]
+    left_out: list[str] = []
+    spares = iter(_SPARE_COLUMNS)
+    while (_least_width([c for c in _COLUMNS if c not in left_out], rows) > width
+           and (spare := next(spares, None))):
+        left_out.append(spare)
+    columns = [c for c in _COLUMNS if c not in left_out]
+    table = Table(title=f"dead-letter queue: {total} open")
+    for name in columns:
+        table.add_column(name, no_wrap=name in _WHOLE_COLUMNS, overflow="fold")
+    for cells in rows:
+        table.add_row(*(escape(cells[name]) for name in columns))
+    if left_out:
+        table.caption = f"{', '.join(left_out)} left out to fit: dlq show JOB_ID has them"
+    return table
+
+
+def _cells(d: dict[str, Any]) -> dict[str, str]:
+    return {"job": d["job_id"], "code": d["code"], "kind": d["kind"],
+            "attempts": str(d["attempts"]), "identity": d["identity"],
+            "campaign": d["campaign"] or "-", "reference": d["reference"] or "-",
+            "since": when(d["dead_lettered_at"])}
+
+
+def _least_width(columns: list[str], rows: list[dict[str, str]]) -> int:
+    """Width of the table with its folding columns folded to :data:`_FOLDED_WIDTH`."""
+    total = 1
+    for name in columns:
+        natural = max([cell_len(name), *(cell_len(cells[name]) for cells in rows)])
+        total += (natural if name in _WHOLE_COLUMNS else min(natural, _FOLDED_WIDTH)) + 3
+    return total
+
+
+@dlq_group.command("show", epilog="""Example:
+
+\b
+  unsign-worker dlq show 3f2a9c0d5e6b4a718293a4b5c6d7e8f9
+""")
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def dlq_show(job_id: str, as_json: bool) -> None:
@@ -137,7 +184,7 @@ def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool, 
 @dlq_group.command("resolve", epilog="""Example:
 
 \b
-  unsign-worker dlq resolve 3f2a9c0d5e6b4a71 --note "customer unsigned at the counter"
+  unsign-worker dlq resolve 3f2a9c0d5e6b4a718293a4b5c6d7e8f9 --note "unsigned at the counter"
 """)
 @click.argument("job_id")
 @click.option("--note", required=True, help="Why the entry is closed by hand (kept).")
