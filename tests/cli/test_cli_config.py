@@ -253,6 +253,74 @@ def test_an_unreachable_redis_fails_without_showing_its_password(
     assert f"✗ UNSIGN_REDIS_URL: redis://:********@127.0.0.1:{port}/0 does not answer PING" in out
 
 
+def _path_with(tmp_path: Path, *programs: str) -> str:
+    """A PATH of one folder holding stand-in executables of these names (and nothing else)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for program in programs:
+        (folder / program).write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
+        (folder / program).chmod(0o755)
+    return str(folder)
+
+
+def test_a_local_redis_that_is_not_running_gets_how_to_start_the_installed_redis_server(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given redis-server on PATH and a loopback URL where nothing listens
+    bin_dir = _path_with(tmp_path, "redis-server")
+    env.setenv("PATH", bin_dir)
+    port = free_port()
+    env.setenv("UNSIGN_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    # When check-config runs
+    code, out, _ = run(capsys, "check-config")
+    # Then the failed PING is followed by one line saying how to start it on that port
+    assert code == EXIT_ERROR
+    lines = out.splitlines()
+    failed = lines.index(next(line for line in lines if "does not answer PING" in line))
+    assert lines[failed + 1] == (f"  → {bin_dir}/redis-server is installed but not running on "
+                                 f"port {port}: start it with `redis-server --daemonize yes "
+                                 f"--port {port}`")
+    assert "apt-get" not in out
+
+
+def test_a_local_redis_that_is_not_installed_gets_how_to_install_it(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a PATH without redis-server and a loopback URL where nothing listens
+    env.setenv("PATH", _path_with(tmp_path))
+    port = free_port()
+    env.setenv("UNSIGN_REDIS_URL", f"redis://localhost:{port}/0")
+    # When check-config runs, as JSON too
+    code, out, _ = run(capsys, "check-config")
+    _, as_json, _ = run(capsys, "check-config", "--json")
+    # Then it says how to install redis-server, then how to start it
+    assert code == EXIT_ERROR
+    advice = ("  → redis-server is not installed (not on PATH): `sudo apt-get install "
+              "redis-server` (Debian/Ubuntu) or `brew install redis` (macOS), then "
+              f"`redis-server --daemonize yes --port {port}`; or set UNSIGN_REDIS_URL to a "
+              "Redis that runs")
+    assert advice in out.splitlines()
+    redis_check = next(c for c in json.loads(as_json)["checks"] if c["status"] == "error")
+    assert redis_check["advice"] == advice.removeprefix("  → ")
+
+
+def test_a_redis_that_answers_but_refuses_or_is_remote_gets_no_install_advice(
+    env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, redis_url: str
+) -> None:
+    # Given the running test Redis asked with a password it does not have, and no redis-server
+    env.setenv("PATH", _path_with(tmp_path))
+    host_port = redis_url.split("//", 1)[1].split("/", 1)[0]
+    env.setenv("UNSIGN_REDIS_URL", f"redis://nobody:hunter2@{host_port}/0")
+    code, out, _ = run(capsys, "check-config")
+    # Then PING fails, but installing or starting redis-server would not help: no advice
+    assert code == EXIT_ERROR
+    assert "does not answer PING" in out and "→" not in out
+    # And a Redis on another host gets none either (this machine cannot start it)
+    env.setenv("UNSIGN_REDIS_URL", "redis://redis.invalid:6379/0")
+    code, out, _ = run(capsys, "check-config")
+    assert code == EXIT_ERROR and "does not answer PING" in out and "→" not in out
+
+
 def test_a_separate_broker_url_is_checked_too(
     env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -255,6 +255,19 @@ def test_demo_keep_leaves_everything_up_with_addresses_and_credentials_until_ctr
             assert env["ALIPAY_CA_BUNDLE"] == kept.group(2)
             assert env["ALIPAY_GATEWAY_ALLOWED_HOSTS"] == "localhost"
             assert env.get("UNSIGN_SANDBOX", "") == ""
+        # And the printed command shows the status of the demo's jobs, run as written from a
+        # shell that has none of the demo's settings
+        hint = re.search(r"until the next run: (UNSIGN_REDIS_URL=.*status)$", out, re.MULTILINE)
+        assert hint, out
+        shell_env = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("ALIPAY_", "UNSIGN_", "FLOWER_"))}
+        status = subprocess.run(hint.group(1), shell=True, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=CALL_SECONDS,
+                                env={**shell_env, "COLUMNS": "120"})
+        assert status.returncode == 0, status.stderr
+        assert "demo-w1@" in status.stdout and "demo-w2@" in status.stdout, status.stdout
+        unsigned = re.search(r"│ unsigned\s+│\s+(\d+) │", status.stdout)
+        assert unsigned and int(unsigned.group(1)) >= 50, status.stdout
         assert demo.proc.poll() is None, "still up after the campaign"
         # When Ctrl-C reaches it, everything stops and it exits 0
         demo.watch()

@@ -3,6 +3,8 @@ it links its processes to the emulator (TLS by default, sandbox mode for plain H
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import requests
 
 from tests.plugins.emulator import KEY, PARTNER
 from unsign_worker.demo.gateway import GatewayLink, emulator_args, prepare_tls
+from unsign_worker.demo.hints import keys_hint
 from unsign_worker.demo.processes import DemoError, Supervisor, wait_for_line
 from unsign_worker.emulator.config import build_config
 from unsign_worker.emulator.runner import EmulatorThread
@@ -145,3 +148,61 @@ def test_the_traffic_line_comes_from_the_emulators_counters_over_tls(tmp_path: P
         assert link.traffic() == "2 gateway requests on 1 connections, over TLS"
     # And says nothing once the emulator is gone
     assert link.traffic() is None
+
+
+# --- the closing line on the demo's keys ------------------------------------------------------
+
+
+def test_with_a_redis_of_its_own_the_demo_says_its_keys_go_with_it_and_how_to_keep_them() -> None:
+    # Given the private Redis that 'make demo' starts when none answers, and no --keep
+    line = keys_hint("redis://127.0.0.1:41234/0", "unsign-demo:", program="unsign-worker",
+                     private=True, keep=False)
+    # Then no command is offered that would find nothing; how to keep the keys is
+    assert "UNSIGN_KEY_PREFIX=" not in line
+    assert "private Redis that 'make demo' started, which stops with the demo" in line
+    assert "'make demo KEEP=1'" in line and "redis-server --daemonize yes" in line
+
+
+def test_with_keep_the_private_redis_is_named_in_a_command_that_works_while_the_demo_runs(
+) -> None:
+    line = keys_hint("redis://127.0.0.1:41234/0", "unsign-demo:",
+                     program=".venv/bin/unsign-worker", private=True, keep=True)
+    assert line.endswith("while it runs, from another shell: UNSIGN_REDIS_URL="
+                         "redis://127.0.0.1:41234/0 UNSIGN_KEY_PREFIX=unsign-demo: "
+                         ".venv/bin/unsign-worker status")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_redis_that_stays_is_named_in_the_command_unless_its_url_carries_a_password(
+        keep: bool) -> None:
+    plain = keys_hint("redis://127.0.0.1:6379/0", "unsign-demo:", program="unsign-worker",
+                      private=False, keep=keep)
+    assert plain == ("Its keys stay in redis://127.0.0.1:6379/0 under 'unsign-demo:' until the "
+                     "next run: UNSIGN_REDIS_URL=redis://127.0.0.1:6379/0 "
+                     "UNSIGN_KEY_PREFIX=unsign-demo: unsign-worker status")
+    secret = keys_hint("redis://ops:hunter2@redis.example:6379/0", "unsign-demo:",
+                       program="unsign-worker", private=False, keep=keep)
+    assert "hunter2" not in secret
+    assert secret.endswith("UNSIGN_KEY_PREFIX=unsign-demo: unsign-worker status (with "
+                           "UNSIGN_REDIS_URL set to redis://ops:********@redis.example:6379/0)")
+
+
+def test_with_redis_marks_a_private_redis_for_the_command_and_not_one_it_found(
+        tmp_path: Path) -> None:
+    # Given the command's environment printed by a command run under scripts/with_redis.py
+    script = Path(__file__).resolve().parents[2] / "scripts" / "with_redis.py"
+    show = [sys.executable, "-c", "import os; print(os.environ.get('UNSIGN_REDIS_URL'), "
+                                  "os.environ.get('UNSIGN_REDIS_PRIVATE'))"]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("UNSIGN_")}
+
+    def run(*args: str, **env: str) -> list[str]:
+        done = subprocess.run([sys.executable, str(script), *args, "--", *show],
+                              env={**base, **env}, capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    # When it starts a private redis-server, the command is told; when it uses a given URL, not
+    url, private = run("--private", UNSIGN_REDIS_PRIVATE="")
+    assert url.startswith("redis://127.0.0.1:") and private == "1"
+    assert run(UNSIGN_REDIS_URL="redis://127.0.0.1:1/0") == ["redis://127.0.0.1:1/0", "None"]

@@ -124,6 +124,8 @@ def check_config(probe: bool, as_json: bool) -> None:
     else:
         for check in checks:
             click.echo(f"{_MARKS[check.status]} {check.name}: {check.message}")
+            if check.advice:
+                click.echo(f"  → {check.advice}")
         verdict = "configuration OK" if errors == 0 else "configuration NOT OK"
         click.echo(f"{verdict}: {errors} error(s), {warnings} warning(s)")
     # SystemExit rather than ctx.exit: with standalone_mode=False click turns ctx.exit(code) into

@@ -6,14 +6,17 @@ realistic mix of faults over HTTPS (a sandbox PKI kept in the workdir; the worke
 through ``ALIPAY_CA_BUNDLE``, outside sandbox mode, as production does: see
 :mod:`unsign_worker.demo.gateway`), start workers and Flower, run the campaign with its live
 progress bar, then show the summary, the dead-letter queue by code with the advice for each, and
-the report file. Ctrl-C at any point stops everything the demo started, and only that
-(see :mod:`unsign_worker.demo.processes`).
+the report file, and where its keys are (:mod:`unsign_worker.demo.hints`: a private Redis
+that ``with_redis.py`` started stops with the demo). Ctrl-C at any point stops everything the
+demo started, and only that (see :mod:`unsign_worker.demo.processes`).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -26,6 +29,7 @@ import click
 
 from unsign_worker.demo.data import SeededFiles, describe_mix, dlq_by_code, seed_files
 from unsign_worker.demo.gateway import READY_PATTERN, GatewayLink, emulator_args, prepare_tls
+from unsign_worker.demo.hints import PRIVATE_REDIS_VARIABLE, keys_hint
 from unsign_worker.demo.processes import (
     Child,
     DemoError,
@@ -224,8 +228,8 @@ def run_demo(opts: DemoOptions) -> int:
             click.echo(f"Report (one row per input row): {report}")
         click.echo(f"Refused rows: {campaign}.rejects.csv   Logs: {logs}/   "
                    f"Data: {opts.workdir}/")
-        click.echo(f"Its keys stay in {_safe(redis_url)} under {opts.prefix!r} until the next "
-                   f"run: UNSIGN_KEY_PREFIX={opts.prefix} unsign-worker status")
+        click.echo(keys_hint(redis_url, opts.prefix, program=_program(), keep=opts.keep,
+                             private=os.environ.get(PRIVATE_REDIS_VARIABLE) == "1"))
         click.echo(f"Console: {console_url}  user {DEMO_USER}  password {password}")
         if opts.keep:
             trusted = (f" (trust it: export ALIPAY_CA_BUNDLE={link.trust.ca_file})"
@@ -257,6 +261,20 @@ def run_demo(opts: DemoOptions) -> int:
         stopped = sup.stop()
         if stopped:
             click.echo(f"stopped: {', '.join(stopped)}", err=True)
+
+
+def _program() -> str:
+    """How a shell here calls this ``unsign-worker``: by name when PATH finds it, else by its
+    path (relative to the working folder when inside it, as ``.venv/bin/unsign-worker``)."""
+    program = BIN / "unsign-worker"
+    found = shutil.which("unsign-worker")
+    if found and Path(found).resolve() == program.resolve():
+        return "unsign-worker"
+    try:
+        shown = str(program.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(program)
+    return shlex.quote(shown)
 
 
 def _safe(url: str) -> str:

@@ -8,6 +8,9 @@ puts a secret in its message.
 from __future__ import annotations
 
 import re
+import shutil
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,7 +31,8 @@ from unsign_worker.settings import (
 
 #: Connect and read timeout of the Redis checks.
 REDIS_TIMEOUT_SECONDS = 2.0
-
+#: Host names of this machine's own loopback interface, where a developer runs a Redis.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 class CheckStatus(StrEnum):
@@ -48,9 +52,14 @@ class Check:
     name: str
     status: CheckStatus
     message: str
+    #: one line on what to do about it, or "" (printed under the check, and in JSON if set)
+    advice: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "status": self.status, "message": self.message}
+        data = {"name": self.name, "status": self.status, "message": self.message}
+        if self.advice:
+            data["advice"] = self.advice
+        return data
 
 
 def ok(name: str, message: str) -> Check:
@@ -218,13 +227,46 @@ def check_redis(url: str, *, name: str, timeout_seconds: float = REDIS_TIMEOUT_S
                          socket_timeout=timeout_seconds, retry=Retry(NoBackoff(), 0))
         client.ping()
     except (redis.RedisError, OSError, ValueError) as exc:
-        return [fail(name, f"{shown} does not answer PING: {exc}")]
+        return [Check(name, CheckStatus.ERROR, f"{shown} does not answer PING: {exc}",
+                      advice=_local_redis_advice(url, timeout_seconds))]
     try:
         producers = producer_checks(client, key_prefix) if key_prefix is not None else []
         return [ok(name, f"{shown} answers PING"), *redis_health(client, name=name),
                 *producers]
     finally:
         client.close()
+
+
+def _local_redis_advice(url: str, timeout_seconds: float) -> str:
+    """How to get the Redis a loopback ``redis://`` URL names, if nothing listens on its port;
+    "" otherwise (another host, or a server that is there but refused: installing won't help)."""
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname or "", parts.port or 6379
+    except ValueError:
+        return ""
+    if parts.scheme != "redis" or not (host in LOOPBACK_HOSTS or host.startswith("127.")):
+        return ""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_seconds):
+            return ""  # something listens: a password, a full server, not Redis...
+    except ConnectionRefusedError:
+        return start_redis_advice(port)
+    except OSError:
+        return ""
+
+
+def start_redis_advice(port: int, *, which: Callable[[str], str | None] = shutil.which
+                       ) -> str:
+    """One line on starting ``redis-server`` on ``port`` of this machine when it is on PATH
+    (``which``), or on installing it when it is not."""
+    start = "redis-server --daemonize yes" + ("" if port == 6379 else f" --port {port}")
+    server = which("redis-server")
+    if server:
+        return f"{server} is installed but not running on port {port}: start it with `{start}`"
+    return ("redis-server is not installed (not on PATH): `sudo apt-get install redis-server` "
+            f"(Debian/Ubuntu) or `brew install redis` (macOS), then `{start}`; or set "
+            "UNSIGN_REDIS_URL to a Redis that runs")
 
 
 def redis_health(client: Any, *, name: str) -> list[Check]:
