@@ -304,3 +304,30 @@ def test_unknown_campaigns_and_bad_options_fail_clearly(ops_env: Callable[..., O
     bad_header.write_text("customer_code,phone\nC1,1\n", encoding="utf-8")
     result = env.cli("campaign", "run", str(bad_header))
     assert result.exit_code == 1 and "unknown column 'phone'" in result.stderr
+
+
+def test_two_seeded_data_sets_run_through_one_emulator_and_one_redis_without_duplicates(
+        ops_env: Callable[..., OpsEnv], tmp_path: Path) -> None:
+    # Given a first data set, its emulator and workers, and its campaign run to its end
+    env, first, first_csv = campaign_env(ops_env, tmp_path, 8, PRESETS["clean"], seed=1)
+    env.workers.start_worker()
+    run = env.cli("campaign", "run", str(first_csv), "--name", "first", "--json")
+    assert run.exit_code == 0, run.output
+    # When a second data set is seeded, loaded into the running emulator, and run on the same
+    # Redis
+    second_agreements, second_csv = tmp_path / "second.json", tmp_path / "second.csv"
+    seeded = env.cli("emulator", "seed", "--count", "8", "--mix", "clean", "--seed", "2",
+                     "--partner", first.partner, "--agreements", str(second_agreements),
+                     "--campaign", str(second_csv))
+    assert seeded.exit_code == 0, seeded.output
+    trust = ["--ca-bundle", env.emulator.ca_bundle] if env.emulator.ca_bundle else []
+    loaded = env.cli("emulator", "load", str(second_agreements), "--url", env.emulator.url,
+                     *trust)
+    assert loaded.exit_code == 0, loaded.output
+    run = env.cli("campaign", "run", str(second_csv), "--name", "second", "--json")
+    # Then every row of the second set is unsigned: none is a duplicate of the first set
+    assert run.exit_code == 0, run.output
+    summary = last_json(run.stdout)
+    assert summary["outcomes"].get("duplicate", 0) == 0
+    assert summary["outcomes"]["unsigned"] == 8
+    assert env.stats()["unsigns"] == 16 and env.stats()["duplicates"] == 0

@@ -10,6 +10,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from tests.plugins.emulator import Emulator
 from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
+from unsign_worker.emulator.seed import generate
 from unsign_worker.emulator.server import make_handler
 from unsign_worker.protocol.response import parse_response
 from unsign_worker.protocol.signing import Md5Signer
@@ -237,3 +238,46 @@ def test_answer_options_are_read_and_changed_through_the_api(emulator):
     assert emulator.admin.options()["charset"] == "gb2312"
     emulator.admin.reset()
     assert emulator.admin.options()["charset"] == "utf-8"
+
+
+def business_of(row: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in row.items() if k != "reference" and v}
+
+
+def test_agreements_loaded_while_serving_are_unsigned_and_scripted(emulator):
+    # Given a data set the emulator did not start with
+    data = generate(6, {"success": 1, "transient": 1}, partner=emulator.partner, seed=11)
+    # When it is loaded through the admin API
+    result = emulator.admin.load_agreements({"partner": data.partner,
+                                             "agreements": data.agreements})
+    # Then its rows reach their agreements, scripts included
+    assert result == {"added": 6, "agreements": 12}
+    for row in data.rows:
+        first = code_of(emulator, **business_of(row))
+        if data.outcomes[row["reference"]] == "transient":
+            assert first in ("SYSTEM_ERROR", "ILLEGAL_SYSTEM")
+        else:
+            assert first == "T"
+    # and a reset keeps them, in the status they were loaded with
+    emulator.admin.reset()
+    assert emulator.admin.health()["agreements"] == 12
+    assert code_of(emulator, **business_of(data.rows[0])) in ("T", "SYSTEM_ERROR",
+                                                              "ILLEGAL_SYSTEM")
+
+
+def test_a_load_repeating_an_identity_or_for_another_partner_adds_nothing(emulator):
+    data = generate(3, {"success": 1}, partner=emulator.partner, seed=12)
+    emulator.admin.load_agreements({"agreements": data.agreements})
+    clash = [*generate(2, {"success": 1}, seed=13).agreements, data.agreements[0]]
+    with pytest.raises(EmulatorAdminError, match="used twice") as refused:
+        emulator.admin.load_agreements({"agreements": clash})
+    assert refused.value.status == 400
+    with pytest.raises(EmulatorAdminError, match="not the partner") as other:
+        emulator.admin.load_agreements({"partner": "2088000000000001",
+                                        "agreements": generate(1, {"success": 1},
+                                                               seed=14).agreements})
+    assert other.value.status == 400
+    with pytest.raises(EmulatorAdminError, match="unknown field"):
+        emulator.admin.load_agreements({"agreements": [{"id": "x", "colour": "red"}]})
+    assert emulator.admin.health()["agreements"] == 9
+    assert code_of(emulator, customer_code=str(clash[0]["customer_code"])) == "NOT_EXIST_CUST_SIGN"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -136,3 +137,30 @@ def test_serve_on_port_zero_prints_its_url_never_the_key_and_stops_on_sigterm(tm
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     assert KEY not in log.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_agreements_loaded_into_a_running_process_are_unsigned_without_a_restart(
+        emulator_factory: EmulatorFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # Given an emulator process serving the sample agreements, and a data set seeded after
+    emu = emulator_factory(process=True)
+    agreements, campaign = tmp_path / "new.json", tmp_path / "new.csv"
+    assert main(["emulator", "seed", "--count", "5", "--mix", "clean", "--seed", "21",
+                 "--partner", PARTNER, "--agreements", str(agreements),
+                 "--campaign", str(campaign)]) == 0
+    # When `emulator load` pushes it into the running process (HTTPS: it trusts the test CA)
+    trust = ["--ca-bundle", emu.ca_bundle] if emu.ca_bundle else []
+    assert main(["emulator", "load", str(agreements), "--url", emu.url, *trust]) == 0
+    assert "loaded 5 agreements" in capsys.readouterr().out
+    # Then signed requests for the new rows unsign their agreements
+    with open(campaign, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        params = emu.signed(**{k: v for k, v in row.items() if k != "reference" and v})
+        assert parse_response(emu.send(params).content,
+                              verifier=Md5Signer(emu.key)).is_success, row
+    assert emu.admin.stats()["unsigns"] == 5
+    # and loading the same set again is refused as a whole
+    assert main(["emulator", "load", str(agreements), "--url", emu.url, *trust]) == 1
+    assert "used twice" in capsys.readouterr().err
+    assert emu.admin.health()["agreements"] == len(SAMPLE_AGREEMENTS) + 5

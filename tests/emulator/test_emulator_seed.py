@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -14,10 +15,12 @@ from hypothesis import strategies as st
 
 from tests.plugins.emulator_fixtures import EmulatorFactory
 from unsign_worker.cli.main import main
+from unsign_worker.emulator.agreements import AgreementBook, agreement_from_entry
 from unsign_worker.emulator.config import load_agreements_file
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.seed import (
     ESCALATION_CODES,
+    MAX_SEED,
     OUTCOMES,
     PRESETS,
     allocate,
@@ -177,3 +180,48 @@ def test_the_seeded_data_set_gives_each_row_its_intended_outcome(tmp_path,
         assert (len(codes) > 1) == (outcome == "transient")
     assert set(seen) == set(OUTCOMES) - {"bad_row"}
 
+
+
+def identities(data) -> set[tuple[str, str]]:
+    """Every id and identity a data set uses, in its agreements and its rows."""
+    found: set[tuple[str, str]] = set()
+    for entry in data.agreements:
+        found.update((name, str(value).lower()) for name, value in entry.items()
+                     if name in ("id", "customer_code", "user_id", "trans_account_out",
+                                 "user_email"))
+    for row in data.rows:
+        found.update((name, value.lower()) for name, value in row.items()
+                     if name != "type_code" and name != "biz_type" and value)
+    return found
+
+
+@given(st.integers(0, MAX_SEED), st.integers(0, MAX_SEED))
+def test_two_seeds_give_disjoint_identities_and_one_seed_the_same_set(first, second):
+    # Given two data sets of the same size and mix
+    one = generate(30, PRESETS["mixed"], seed=first)
+    other = generate(30, PRESETS["mixed"], seed=second)
+    if first == second:
+        # Then the same seed gives the same set
+        assert one == other
+    else:
+        # Then different seeds share no id, code, account, user id or email
+        assert identities(one).isdisjoint(identities(other))
+        # and one emulator can hold both
+        book = AgreementBook.build([agreement_from_entry(e, "a")
+                                    for e in one.agreements + other.agreements])
+        assert len(book) == len(one.agreements) + len(other.agreements)
+
+
+def test_without_a_seed_one_is_drawn_and_printed(tmp_path, capsys):
+    seed(tmp_path, "--count", "3")
+    printed = int(re.search(r"seed (\d+)\)", capsys.readouterr().out).group(1))
+    again = tmp_path / "again"
+    again.mkdir()
+    seed(again, "--count", "3", "--seed", str(printed))
+    assert (again / "a.json").read_bytes() == (tmp_path / "a.json").read_bytes()
+
+
+def test_a_seed_outside_the_five_digits_is_refused(tmp_path, capsys):
+    code = main(["emulator", "seed", "--count", "3", "--seed", str(MAX_SEED + 1),
+                 "--agreements", str(tmp_path / "a.json"), "--campaign", str(tmp_path / "c.csv")])
+    assert code == 1 and "--seed: must be 0 .. 99999" in capsys.readouterr().err

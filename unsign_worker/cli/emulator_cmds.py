@@ -1,5 +1,6 @@
-"""``unsign-worker emulator``: serve the gateway emulator, write a data set for it (``seed``), or
-write a sandbox PKI to serve it over HTTPS (``tls``).
+"""``unsign-worker emulator``: serve the gateway emulator, write a data set for it (``seed``),
+load agreements into a running one (``load``), or write a sandbox PKI to serve it over HTTPS
+(``tls``).
 
 ``unsign-worker emulator --agreements FILE`` and ``unsign-worker emulator serve --agreements
 FILE`` are the same. The MD5 key comes from ``ALIPAY_KEY`` (or ``--key-file`` /
@@ -247,7 +248,9 @@ def serve(**options: Any) -> None:
               help="Also write reference,outcome (the intended outcome of each row).")
 @click.option("--partner", default=None,
               help=f"Partner ID [default: ALIPAY_PARTNER, else {DEFAULT_PARTNER}].")
-@click.option("--seed", "seed", default=None, type=int, help="Random seed (same seed, same files).")
+@click.option("--seed", "seed", default=None, type=int,
+              help="Random seed, 0-99999: the same seed gives the same files, another seed "
+                   "other identities [default: drawn at random, and printed].")
 def seed_cmd(count: int, mix: str, agreements_out: str, campaign_out: str,
              expected_out: str | None, partner: str | None, seed: int | None) -> None:
     """Write an agreements file and a campaign CSV with a chosen mix of outcomes."""
@@ -268,9 +271,40 @@ def seed_cmd(count: int, mix: str, agreements_out: str, campaign_out: str,
         write_expected(expected_out, data)
     summary = Counter(data.outcomes.values())
     click.echo(f"wrote {len(data.agreements)} agreements to {agreements_out} and "
-               f"{len(data.rows)} rows to {campaign_out} (partner {partner})")
+               f"{len(data.rows)} rows to {campaign_out} (partner {partner}, seed {data.seed})")
     for outcome, n in sorted(summary.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {outcome:<32} {n}")
+
+
+@emulator.command("load")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--url", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}", show_default=True,
+              help="The running emulator (its gateway URL works too); loopback only.")
+@click.option("--ca-bundle", default=None, type=click.Path(dir_okay=False),
+              help="Over HTTPS: the CA file to trust (a sandbox PKI's ca.pem) "
+                   "[default: ALIPAY_CA_BUNDLE].")
+def load_cmd(file: str, url: str, ca_bundle: str | None) -> None:
+    """Load the agreements of FILE (an agreements file, e.g. from `emulator seed`) into a running
+    emulator, without a restart: all of them, or none if an id or identity is already there."""
+    from unsign_worker.emulator.admin import EmulatorAdmin, EmulatorAdminError
+    from unsign_worker.emulator.config import parse_agreements, read_json_file
+
+    try:
+        data = read_json_file(file, "FILE")
+        parse_agreements(data, source=file)  # a bad file is named here, not by the server
+    except EmulatorConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    bundle = ca_bundle or _env().get("ALIPAY_CA_BUNDLE") or None
+    admin = EmulatorAdmin(url, ca_bundle=bundle if url.startswith("https:") else None)
+    try:
+        # parse_agreements refused anything but a JSON object
+        result = admin.load_agreements(data if isinstance(data, dict) else {})
+    except EmulatorAdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        admin.close()
+    click.echo(f"loaded {result['added']} agreements into {admin.base_url} "
+               f"({result['agreements']} in all)")
 
 
 @emulator.command("tls")

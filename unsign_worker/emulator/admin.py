@@ -133,6 +133,13 @@ class EmulatorAdmin:
                                             {"status": status})
         return result
 
+    def load_agreements(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Load more agreements into the running emulator: ``data`` is the content of an
+        agreements file (``{"partner": ..., "agreements": [...]}``), added all or none.
+        Returns ``{"added": n, "agreements": total}``."""
+        result: dict[str, Any] = self._call("POST", "/agreements", data)
+        return result
+
     def clear(self) -> None:
         """No faults and no scripts from now on (agreements and stats kept)."""
         self._call("POST", "/clear")

@@ -20,6 +20,7 @@ GET      ``/options``                the answer options in force
 POST     ``/options``                change some: ``{"sign_errors": true, "charset": "gbk"}``
 POST     ``/scripts``                ``{"agreement": id, "steps": [...]}`` replaces a script
 GET      ``/scripts``                the steps still to come, by agreement id
+POST     ``/agreements``             load more agreements (the agreements file's format)
 GET      ``/agreements/<id>``        one agreement's status and counters
 POST     ``/agreements/<id>``        ``{"status": "signed"}`` re-signs (or unsigns) by hand
 POST     ``/clear``                  no faults, no scripts (agreements and stats kept)
@@ -35,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from unsign_worker.emulator.config import parse_agreements
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.faults import FaultSettings
 from unsign_worker.emulator.loopback import is_loopback
@@ -143,6 +145,16 @@ async def _set_agreement(request: web.BaseRequest, state: EmulatorState,
     return _agreement_view(state, agreement_id)
 
 
+async def _load_agreements(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
+    """Parse the whole body as an agreements file, then add all of it or none."""
+    loaded = parse_agreements(await _body(request), source="body")
+    if loaded.partner and loaded.partner != state.config.partner:
+        raise EmulatorConfigError(f"body.partner: {loaded.partner!r} is not the partner this "
+                                  f"emulator answers for ({state.config.partner!r})")
+    added = state.add_agreements(loaded.agreements)
+    return {"added": added, "agreements": len(state.book)}
+
+
 async def _clear(request: web.BaseRequest, state: EmulatorState, _: str) -> Any:
     state.clear()
     return {"ok": True}
@@ -161,6 +173,7 @@ _ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/faults"): _set_faults,
     ("GET", "/options"): _get_options,
     ("POST", "/options"): _set_options,
+    ("POST", "/agreements"): _load_agreements,
     ("GET", "/scripts"): _get_scripts,
     ("POST", "/scripts"): _set_script,
     ("POST", "/clear"): _clear,
@@ -192,4 +205,6 @@ async def handle_admin(request: web.BaseRequest, state: EmulatorState,
         return _json_error(400, str(exc))
     except KeyError as exc:
         return _json_error(404, f"no agreement has the id {exc.args[0]!r}")
+    except web.HTTPRequestEntityTooLarge:
+        return _json_error(413, "body over 1 MiB: load a large set in several parts")
     return web.json_response(result)

@@ -157,22 +157,35 @@ class AgreementBook:
     def build(cls, agreements: list[Agreement]) -> AgreementBook:
         """Index ``agreements``. Raises: EmulatorConfigError on a repeated id or identity."""
         book = cls()
+        book.add(agreements)
+        return book
+
+    def add(self, agreements: list[Agreement]) -> None:
+        """Index more agreements, all or none (a running emulator loads a second data set).
+
+        Raises:
+            EmulatorConfigError: an id or identity repeated among them or already in the book.
+        """
+        ids: set[str] = set()
+        index: dict[IndexKey, Agreement] = {}
         for position, agreement in enumerate(agreements):
             where = f"agreements[{position}]"
-            if agreement.id in book.agreements:
+            if agreement.id in ids or agreement.id in self.agreements:
                 raise EmulatorConfigError(f"{where}.id: {agreement.id!r} is used twice")
+            ids.add(agreement.id)
             for key in agreement.keys():
-                other = book._index.get(key)
+                other = index.get(key) or self._index.get(key)
                 if other is not None:
                     raise EmulatorConfigError(f"{where}: identity {key[0]} also names agreement "
                                               f"{other.id!r}; each identity must name one "
                                               "agreement")
-                book._index[key] = agreement
+                index[key] = agreement
+        self._index.update(index)
+        for agreement in agreements:
             if agreement.is_partner_protocol and agreement.user_id:
-                book._by_user_id.setdefault(agreement.user_id, agreement)
-            book.agreements[agreement.id] = agreement
-            book._initial[agreement.id] = agreement.status
-        return book
+                self._by_user_id.setdefault(agreement.user_id, agreement)
+            self.agreements[agreement.id] = agreement
+            self._initial[agreement.id] = agreement.status
 
     def __len__(self) -> int:
         return len(self.agreements)

@@ -14,6 +14,13 @@ Rows name their agreement in the three ways the interface allows: ``customer_cod
 ``type_code`` + ``trans_account_out`` (both CAE agreements); ``biz_type`` 10004 + ``user_email``
 (partner-protocol agreements). The ``reference`` column is the agreement's id in the
 agreements file. The same ``seed`` gives the same files. Pure: returns data, writes nothing.
+
+Identities come from the seed: an agreement's id ``ag-SSSSS-NNNNNN``, its ``customer_code``
+``CSSSSSNNNNNN``, its user id ``2088SSSSSNNNNNNN`` (and so its account), its email
+``<name>N.sS@<domain>``, with S the seed and N the row number. So two data sets of different
+seeds never share an identity (they can be loaded into one emulator and run through one Redis
+without a ``duplicate``), and the same seed gives the same set. Without a seed one is drawn at
+random (:attr:`DataSet.seed` tells which).
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ _NAMES = ("li.wei", "wang.fang", "zhang.min", "liu.yang", "chen.jie", "yang.li",
           "huang.xin", "zhou.tao", "wu.hua", "xu.ning", "sun.yue")
 _DOMAINS = ("example.com", "example.cn", "mail.example.net", "163.example.com")
 _FORMS = ("customer_code", "type_code", "biz_type")
+#: Seeds are 0 .. MAX_SEED: five digits of every identity.
+MAX_SEED = 99_999
+#: Rows of one data set at most: six digits of the customer code.
+MAX_COUNT = 999_999
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class DataSet:
     rows: list[dict[str, str]]
     #: reference -> intended outcome
     outcomes: dict[str, str]
+    #: the seed the identities derive from (drawn at random when none was given)
+    seed: int = 0
 
 
 def parse_mix(data: object, *, source: str = "mix") -> dict[str, float]:
@@ -130,21 +143,27 @@ def _bad(row: dict[str, str], rand: random.Random) -> None:
 def generate(count: int, mix: Mapping[str, float], *, partner: str = DEFAULT_PARTNER,
              seed: int | None = None) -> DataSet:
     """Build ``count`` campaign rows with the given outcome mix, and their agreements."""
-    if count < 0:
-        raise EmulatorConfigError("--count: must not be negative")
+    if not 0 <= count <= MAX_COUNT:
+        raise EmulatorConfigError(f"--count: must be 0 .. {MAX_COUNT}")
+    if seed is None:
+        seed = random.SystemRandom().randint(0, MAX_SEED)
+    if not 0 <= seed <= MAX_SEED:
+        raise EmulatorConfigError(f"--seed: must be 0 .. {MAX_SEED} (five digits of every "
+                                  "identity)")
     rand = random.Random(seed)
     plan = [name for name, n in allocate(count, mix).items() for _ in range(n)]
     rand.shuffle(plan)
-    user_ids = rand.sample(range(10**11, 10**12), count)
     agreements: list[dict[str, object]] = []
     rows: list[dict[str, str]] = []
     outcomes: dict[str, str] = {}
     for i, outcome in enumerate(plan, start=1):
-        ref = f"ag-{i:06d}"
-        user_id = f"2088{user_ids[i - 1]:012d}"
+        ref = f"ag-{seed:05d}-{i:06d}"
+        user_id = f"2088{seed:05d}{i:07d}"
         form = rand.choices(_FORMS, weights=(4, 3, 3))[0]
-        email = f"{rand.choice(_NAMES)}{i}@{rand.choice(_DOMAINS)}"
-        entry: dict[str, object] = {"id": ref, "customer_code": f"C{i:011d}", "user_id": user_id}
+        # names end in a letter, so "<name><i>.s<seed>" reads back one (i, seed) only
+        email = f"{rand.choice(_NAMES)}{i}.s{seed}@{rand.choice(_DOMAINS)}"
+        entry: dict[str, object] = {"id": ref, "customer_code": f"C{seed:05d}{i:06d}",
+                                    "user_id": user_id}
         if form == "biz_type":
             entry.update(biz_type="10004", user_email=email)
         else:
@@ -172,4 +191,5 @@ def generate(count: int, mix: Mapping[str, float], *, partner: str = DEFAULT_PAR
             agreements.append(entry)
         rows.append(row)
         outcomes[ref] = outcome
-    return DataSet(partner=partner, agreements=agreements, rows=rows, outcomes=outcomes)
+    return DataSet(partner=partner, agreements=agreements, rows=rows, outcomes=outcomes,
+                   seed=seed)

@@ -2,8 +2,9 @@
 random source.
 
 Touched only from the server's event loop (gateway and admin handlers alike), so it needs no
-locks. :meth:`EmulatorState.reset` returns to the state at start-up; :meth:`clear` removes every
-fault and script but keeps agreements, answer options and stats.
+locks. :meth:`EmulatorState.reset` returns to the state at start-up (with the agreements loaded
+since, in the status they were loaded with); :meth:`clear` removes every fault and script but
+keeps agreements, answer options and stats.
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ class EmulatorState:
 
     def reset_stats(self) -> None:
         self.stats = Stats(max_in_flight=self.in_flight)
+
+    def add_agreements(self, agreements: Iterable[Agreement]) -> int:
+        """Load more agreements while serving, all or none; their scripts start now and are
+        kept by :meth:`reset` like those of the files loaded at start-up. Returns how many.
+
+        Raises:
+            EmulatorConfigError: an id or identity already loaded, or repeated.
+        """
+        added = list(agreements)
+        self.book.add(added)
+        for agreement in added:
+            if agreement.script:
+                self._initial_scripts[agreement.id] = agreement.script
+                self.scripts[agreement.id] = deque(agreement.script)
+        return len(added)
 
     def agreement(self, agreement_id: str) -> Agreement:
         """Raises: KeyError if no agreement has this id."""
