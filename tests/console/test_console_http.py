@@ -210,6 +210,8 @@ def test_escalations_group_explain_filter_export_resolve_and_requeue_with_notes(
     # Resolve needs a note; without one nothing changes
     back = ops.post(f"/escalations/{ids['r-email']}/resolve", {"note": "  "})
     assert "a note is required" in text_of(back.body)
+    back = ops.post(f"/escalations/{ids['r-email']}/requeue", {"note": ""})
+    assert "requeue: a note is required" in text_of(back.body)
     assert env.workers.redis.zscore(env.workers.keys.dlq, ids["r-email"]) is not None
     note = f"Alipay support fixed the agreement; told {EMAIL}"
     done = ops.post(f"/escalations/{ids['r-email']}/resolve", {"note": note})

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from unsign_worker.protocol.catalogue import lookup
-from unsign_worker.store.deadletter import DeadLetterError, DeadLetters
+from unsign_worker.store.deadletter import DeadLetterError, DeadLetters, NoteRequired, require_note
 from unsign_worker.store.keys import Keys
 
 
@@ -123,9 +123,21 @@ def test_resolve_keeps_who_when_and_why_and_closes_the_entry(
 def test_resolve_needs_a_note(redis_client: redis.Redis, keys: Keys,
                               dlq: DeadLetters) -> None:
     dead_letter(redis_client, keys, "j1")
-    with pytest.raises(DeadLetterError, match="--note"):
+    with pytest.raises(NoteRequired, match="resolve: a note is required"):
         dlq.resolve("j1", note="  ", by="ops")
     assert dlq.is_open("j1")
+
+
+@pytest.mark.parametrize(("note", "kept"), [("", None), ("  \t\n", None),
+                                            (" ticket 4711 ", "ticket 4711")])
+def test_one_rule_says_whether_a_note_will_do_for_requeue_and_resolve(
+        note: str, kept: str | None) -> None:
+    for action in ("requeue", "resolve"):
+        if kept is None:
+            with pytest.raises(NoteRequired, match=f"^{action}: a note is required"):
+                require_note(action, note)
+        else:
+            assert require_note(action, note) == kept
 
 
 def test_requeue_and_resolve_are_written_to_the_audit_stream(

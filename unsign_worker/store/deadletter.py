@@ -41,6 +41,28 @@ class DeadLetterError(Exception):
     """A dead-letter operation that cannot be done; the message says why."""
 
 
+class NoteRequired(DeadLetterError):
+    """A requeue or resolve without a note (blank counts as none)."""
+
+
+def require_note(action: str, note: str) -> str:
+    """The one rule for every way out of the queue: an operator says why, in a non-blank note.
+
+    Parameters:
+        action: ``requeue`` or ``resolve`` (named in the message).
+        note: what the operator typed.
+
+    Raises:
+        NoteRequired: the note is empty or only blanks.
+
+    Returns:
+        The note without its surrounding blanks.
+    """
+    if not note.strip():
+        raise NoteRequired(f"{action}: a note is required (what was done, or why)")
+    return note.strip()
+
+
 @dataclass(frozen=True)
 class Entry:
     """One dead-letter entry; :meth:`as_dict` is the stable JSON shape (docs/cli.md)."""
@@ -157,10 +179,9 @@ class DeadLetters:
         """Close the entry by hand, keeping who, when and why.
 
         Raises:
-            DeadLetterError: not in the queue, or no note.
+            DeadLetterError: not in the queue; NoteRequired: no note.
         """
-        if not note.strip():
-            raise DeadLetterError("--note: say why the entry is closed")
+        note = require_note("resolve", note)
         k = self._keys
         producer = self._producer(job_id)
         out = self._resolve(
