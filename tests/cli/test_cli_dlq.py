@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.ops.status import outcomes
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv
@@ -90,6 +91,10 @@ def test_the_queue_lists_shows_exports_resolves_and_requeues_after_the_fault_is_
     status = json.loads(env.cli("status", "--json").stdout)
     assert status["outcomes"]["unsigned"] == 2 and status["outcomes"]["dead_lettered"] == 1
     assert status["dlq"] == {"size": 0, "by_code": {}}
+    # four dead letters this hour, three of them requeued: the hour counts one, as all time does
+    seen = outcomes(env.workers.redis, env.workers.keys)
+    assert seen["last_hour"]["dead_lettered"] == seen["all_time"]["dead_lettered"] == 1
+    assert seen["last_hour"]["unsigned"] == seen["all_time"]["unsigned"] == 2
 
 
 def test_requeue_needs_exactly_one_selection_and_reports_unknown_ids(
