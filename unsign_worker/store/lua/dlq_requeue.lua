@@ -22,6 +22,9 @@ redis.call('PERSIST', K.job)
 redis.call('HINCRBY', K.counts, 'dead_lettered', -1)
 if A.campaign ~= '' then
   redis.call('HINCRBY', K.campaign_counts, 'dead_lettered', -1)
+  if redis.call('HEXISTS', K.campaign, 'run_finished_at') == 1 then
+    redis.call('HINCRBY', K.campaign, 'requeued_after_run', 1)
+  end
   if redis.call('HGET', K.campaign, 'state') == 'done' then
     redis.call('HSET', K.campaign, 'state', 'running')
     redis.call('HDEL', K.campaign, 'finished_at')
