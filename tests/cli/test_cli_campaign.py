@@ -68,8 +68,7 @@ def test_a_mixed_campaign_reports_bad_rows_and_every_outcome(
     assert summary["outcomes"]["unsigned"] == expected["success"] + expected["transient"]
     assert summary["outcomes"]["dead_lettered"] == sum(
         n for o, n in expected.items() if o.isupper())
-    assert summary["outcomes"]["rejected"] == expected["not_found"] + expected[
-        "already_unsigned"]
+    assert summary["outcomes"]["rejected"] == expected["not_found"] + expected["not_signed"]
     assert summary["enqueue"]["new"] == summary["total"]
     with open(f"{path}.rejects.csv", newline="", encoding="utf-8") as handle:
         rejects = list(csv.DictReader(handle))

@@ -4,12 +4,14 @@ it links its processes to the emulator (TLS by default, sandbox mode for plain H
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.plugins.emulator import KEY, PARTNER
+from unsign_worker.demo.data import describe_mix
 from unsign_worker.demo.gateway import GatewayLink, emulator_args, prepare_tls
 from unsign_worker.demo.processes import DemoError, Supervisor, wait_for_line
 from unsign_worker.emulator.config import build_config
@@ -145,3 +147,13 @@ def test_the_traffic_line_comes_from_the_emulators_counters_over_tls(tmp_path: P
         assert link.traffic() == "2 gateway requests on 1 connections, over TLS"
     # And says nothing once the emulator is gone
     assert link.traffic() is None
+
+
+def test_the_data_line_names_each_share_by_how_its_rows_end_never_by_an_outcome_it_is_not() -> None:
+    mix = Counter({"success": 80, "transient": 8, "TOO_MUCH_TYPE_CODE": 6, "not_found": 2,
+                   "not_signed": 2, "bad_row": 2})
+    line = describe_mix(mix, 100)
+    assert line == ("80% clean, 8% transient errors, 6% escalations, "
+                    "2% not found (rejected NOT_EXIST_CUST_SIGN), "
+                    "2% not signed (rejected STATUS_CUSTOMER_SIGN), 2% bad rows (refused)")
+    assert "already" not in line
