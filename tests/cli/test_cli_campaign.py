@@ -68,8 +68,7 @@ def test_a_mixed_campaign_reports_bad_rows_and_every_outcome(
     assert summary["outcomes"]["unsigned"] == expected["success"] + expected["transient"]
     assert summary["outcomes"]["dead_lettered"] == sum(
         n for o, n in expected.items() if o.isupper())
-    assert summary["outcomes"]["rejected"] == expected["not_found"] + expected[
-        "already_unsigned"]
+    assert summary["outcomes"]["rejected"] == expected["not_found"] + expected["not_signed"]
     assert summary["enqueue"]["new"] == summary["total"]
     with open(f"{path}.rejects.csv", newline="", encoding="utf-8") as handle:
         rejects = list(csv.DictReader(handle))
@@ -114,6 +113,16 @@ def test_the_report_has_one_row_per_input_row_masked_unless_asked(
     expected = Counter(data.outcomes.values())
     assert status["done"] == status["total"] == 12 - expected["bad_row"]
     assert status["failures"] == expected["TOO_MUCH_TYPE_CODE"]
+    # A dead letter requeued after the run is counted apart; the run keeps its end and rate
+    assert "over its run" in run.stdout
+    dead = [e["job_id"] for e in json.loads(env.cli("dlq", "list", "--json").stdout)]
+    assert len(dead) == expected["TOO_MUCH_TYPE_CODE"] >= 1
+    assert env.cli("dlq", "requeue", *dead, "--note", "once more, after the run").exit_code == 0
+    after = json.loads(env.cli("campaign", "status", campaign_id, "--json").stdout)
+    assert after["requeued_after_run"] == len(dead)
+    assert after["run_done"] == status["run_done"] == status["done"]
+    assert after["run_finished_at"] == status["run_finished_at"] is not None
+    assert "requeued after the run" in env.cli("campaign", "status", campaign_id).stdout
 
 
 def test_a_dry_run_only_validates(ops_env: Callable[..., OpsEnv], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from unsign_worker.emulator.agreements import Agreement
+from unsign_worker.ops.status import outcomes
 
 if TYPE_CHECKING:
     from tests.plugins.ops_fixtures import OpsEnv
@@ -60,8 +61,15 @@ def test_the_queue_lists_shows_exports_resolves_and_requeues_after_the_fault_is_
     assert len(rows) == 3 and {r["code"] for r in rows} == {"TOO_MUCH_TYPE_CODE",
                                                             "FAIL_UNFREEZE_STANDARD_BAIL"}
     assert "'=HYPERLINK(1)" in {r["reference"] for r in rows}
+    # requeue and resolve need a note that says something; refused ones change nothing
+    for args in (("requeue", ids["r2"]), ("requeue", ids["r2"], "--note", "  "),
+                 ("requeue", "--all", "--note", ""), ("resolve", ids["r3"], "--note", " ")):
+        refused = env.cli("dlq", *args)
+        assert refused.exit_code == 2 and "--note" in refused.stderr, refused.output
+    assert sorted(e["job_id"] for e in json.loads(env.cli("dlq", "list", "--json").stdout)) \
+        == sorted(ids.values())
     # requeue while the fault is still there: dead-lettered again, still in the queue
-    assert env.cli("dlq", "requeue", ids["r2"]).exit_code == 0
+    assert env.cli("dlq", "requeue", ids["r2"], "--note", "try once more").exit_code == 0
     again = env.workers.wait_terminal([ids["r2"]])
     assert again[ids["r2"]]["state"] == "dead_lettered" and again[ids["r2"]]["requeues"] == "1"
     # resolve one by hand: who, when and why are kept
@@ -74,7 +82,7 @@ def test_the_queue_lists_shows_exports_resolves_and_requeues_after_the_fault_is_
     # the fault is fixed: requeue by code; both jobs end unsigned under their own ids
     env.clear_faults()
     requeued = json.loads(env.cli("dlq", "requeue", "--code", "TOO_MUCH_TYPE_CODE",
-                                  "--json").stdout)
+                                  "--note", "fault cleared", "--json").stdout)
     assert sorted(requeued["requeued"]) == sorted([ids["r1"], ids["r2"]])
     final = env.workers.wait_terminal([ids["r1"], ids["r2"]])
     assert {j["state"] for j in final.values()} == {"unsigned"}
@@ -83,14 +91,18 @@ def test_the_queue_lists_shows_exports_resolves_and_requeues_after_the_fault_is_
     status = json.loads(env.cli("status", "--json").stdout)
     assert status["outcomes"]["unsigned"] == 2 and status["outcomes"]["dead_lettered"] == 1
     assert status["dlq"] == {"size": 0, "by_code": {}}
+    # four dead letters this hour, three of them requeued: the hour counts one, as all time does
+    seen = outcomes(env.workers.redis, env.workers.keys)
+    assert seen["last_hour"]["dead_lettered"] == seen["all_time"]["dead_lettered"] == 1
+    assert seen["last_hour"]["unsigned"] == seen["all_time"]["unsigned"] == 2
 
 
 def test_requeue_needs_exactly_one_selection_and_reports_unknown_ids(
         ops_env: Callable[..., OpsEnv]) -> None:
     env = ops_env([])
-    assert env.cli("dlq", "requeue").exit_code == 2
-    assert env.cli("dlq", "requeue", "x", "--all").exit_code == 2
-    result = env.cli("dlq", "requeue", "f" * 32)
+    assert env.cli("dlq", "requeue", "--note", "n").exit_code == 2
+    assert env.cli("dlq", "requeue", "x", "--all", "--note", "n").exit_code == 2
+    result = env.cli("dlq", "requeue", "f" * 32, "--note", "n")
     assert result.exit_code == 1 and "not in the dead-letter queue" in result.stderr
     assert env.cli("dlq", "resolve", "f" * 32, "--note", "n").exit_code == 1
     assert env.cli("dlq", "show", "f" * 32).exit_code == 1

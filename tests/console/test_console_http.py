@@ -210,6 +210,8 @@ def test_escalations_group_explain_filter_export_resolve_and_requeue_with_notes(
     # Resolve needs a note; without one nothing changes
     back = ops.post(f"/escalations/{ids['r-email']}/resolve", {"note": "  "})
     assert "a note is required" in text_of(back.body)
+    back = ops.post(f"/escalations/{ids['r-email']}/requeue", {"note": ""})
+    assert "requeue: a note is required" in text_of(back.body)
     assert env.workers.redis.zscore(env.workers.keys.dlq, ids["r-email"]) is not None
     note = f"Alipay support fixed the agreement; told {EMAIL}"
     done = ops.post(f"/escalations/{ids['r-email']}/resolve", {"note": note})
@@ -229,6 +231,10 @@ def test_escalations_group_explain_filter_export_resolve_and_requeue_with_notes(
     # Requeueing a resolved entry says why it cannot
     again = ops.post(f"/escalations/{ids['r-email']}/requeue", {"note": "again"})
     assert "not in the dead-letter queue" in text_of(again.body)
+    # Health: the requeued dead letter left the last hour as it left all time
+    health = text_of(ops.get("/health").body)
+    found = re.search(r"dead_lettered\s+(\d+)\s+(\d+)", health)
+    assert found and found.group(1) == found.group(2) != "0", health
     # Nothing served holds personal data or the key
     served = "\n".join(ops.get(p).body for p in (*PAGES, f"/lookup?q={ids['r-email']}",
                                                  f"/lookup?q={ids['r-account']}"))

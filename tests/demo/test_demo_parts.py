@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.plugins.emulator import KEY, PARTNER
+from unsign_worker.demo.data import describe_mix
 from unsign_worker.demo.gateway import GatewayLink, emulator_args, prepare_tls
 from unsign_worker.demo.hints import keys_hint
 from unsign_worker.demo.processes import DemoError, Supervisor, wait_for_line
@@ -206,3 +208,13 @@ def test_with_redis_marks_a_private_redis_for_the_command_and_not_one_it_found(
     url, private = run("--private", UNSIGN_REDIS_PRIVATE="")
     assert url.startswith("redis://127.0.0.1:") and private == "1"
     assert run(UNSIGN_REDIS_URL="redis://127.0.0.1:1/0") == ["redis://127.0.0.1:1/0", "None"]
+
+
+def test_the_data_line_names_each_share_by_how_its_rows_end_never_by_an_outcome_it_is_not() -> None:
+    mix = Counter({"success": 80, "transient": 8, "TOO_MUCH_TYPE_CODE": 6, "not_found": 2,
+                   "not_signed": 2, "bad_row": 2})
+    line = describe_mix(mix, 100)
+    assert line == ("80% clean, 8% transient errors, 6% escalations, "
+                    "2% not found (rejected NOT_EXIST_CUST_SIGN), "
+                    "2% not signed (rejected STATUS_CUSTOMER_SIGN), 2% bad rows (refused)")
+    assert "already" not in line

@@ -175,7 +175,7 @@ def test_the_seeded_data_set_gives_each_row_its_intended_outcome(tmp_path,
         seen[outcome] = codes[-1]
         # Then each outcome answers as intended
         expected = {"success": "T", "transient": "T", "not_found": "NOT_EXIST_CUST_SIGN",
-                    "already_unsigned": "STATUS_CUSTOMER_SIGN"}.get(outcome, outcome)
+                    "not_signed": "STATUS_CUSTOMER_SIGN"}.get(outcome, outcome)
         assert codes[-1] == expected, (row, codes)
         assert (len(codes) > 1) == (outcome == "transient")
     assert set(seen) == set(OUTCOMES) - {"bad_row"}
@@ -225,3 +225,9 @@ def test_a_seed_outside_the_five_digits_is_refused(tmp_path, capsys):
     code = main(["emulator", "seed", "--count", "3", "--seed", str(MAX_SEED + 1),
                  "--agreements", str(tmp_path / "a.json"), "--campaign", str(tmp_path / "c.csv")])
     assert code == 1 and "--seed: must be 0 .. 99999" in capsys.readouterr().err
+
+
+def test_the_old_name_of_not_signed_is_refused_pointing_at_the_new_one() -> None:
+    with pytest.raises(EmulatorConfigError, match="already_unsigned: now called 'not_signed'"):
+        parse_mix({"success": 1, "already_unsigned": 1})
+    assert parse_mix({"not_signed": 1}) == {"not_signed": 1.0}

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from tests.plugins.campaign_plan import Plan, plan_file, run_jobs, start
+from unsign_worker.console.campaigns import progress
 from unsign_worker.producers.campaign.enqueue import CampaignEnqueuer
 from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv
 from unsign_worker.producers.producer import Producer
 from unsign_worker.store.campaign_control import CampaignControl
 from unsign_worker.store.campaigns import CampaignError, CampaignStore
+from unsign_worker.store.deadletter import DeadLetters
 
 HEADER = "customer_code,type_code,trans_account_out,biz_type,user_email,reference\n"
 
@@ -125,6 +127,37 @@ def test_a_campaign_is_done_once_every_job_has_an_outcome(
     assert status is not None
     assert (status.state, status.finished, status.failures) == ("done", True, 1)
     assert status.finished_at is not None
+
+
+def test_a_requeue_after_the_run_leaves_the_runs_rate_and_is_counted_apart(
+        tmp_path: Path, producer: Producer, store: CampaignStore) -> None:
+    # Given a campaign of 3 jobs that ran 10 s and ended with one dead letter
+    plan = plan_file(write_file(tmp_path, customer_rows(3)))
+    start(plan, CampaignEnqueuer(producer, store))
+    k, r, cid = producer.keys, producer.redis, plan.campaign_id
+    dead = plan.jobs[2].job_id
+    r.hset(k.campaign(cid), "created_at", repr(time.time() - 10))
+    r.hset(k.campaign_counts(cid), mapping={"unsigned": 2, "dead_lettered": 1})
+    r.hset(k.job(dead), mapping={"state": "dead_lettered", "finished_at": repr(time.time())})
+    r.zadd(k.dlq, {dead: time.time()})
+    r.hset(k.dlq_entry(dead), mapping={"job_id": dead, "campaign": cid, "code": "X"})
+    done = store.status(cid)
+    assert done is not None and done.state == "done" and done.run_finished_at is not None
+    run_rate = done.run_rate()
+    assert 0.25 < run_rate <= 0.31  # 3 jobs in about 10 s
+    # When its dead letter is requeued (the campaign runs again) and looked at a minute later
+    DeadLetters(r, k).requeue(dead, republish=lambda j, n: True, by="ops", lease_seconds=60)
+    again = store.status(cid)
+    assert again is not None and again.state == "running" and again.finished_at is None
+    # Then the run's rate is the same and the requeue is shown apart
+    assert again.run_rate(time.time() + 60) == run_rate
+    assert progress(again, time.time() + 60)["per_second"] == round(run_rate, 2)
+    assert (again.requeued_after_run, again.as_dict()["run_done"]) == (1, 3)
+    # And once the requeued job ends, the run keeps its end; the campaign gets a new finished_at
+    r.hincrby(k.campaign_counts(cid), "unsigned", 1)
+    final = store.status(cid)
+    assert final is not None and final.state == "done"
+    assert final.run_finished_at == done.run_finished_at and final.run_rate() == run_rate
 
 
 def test_pause_and_resume_move_between_states_and_refuse_the_wrong_ones(

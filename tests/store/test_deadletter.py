@@ -8,8 +8,9 @@ import time
 import pytest
 import redis
 
+from unsign_worker.ops.status import outcomes
 from unsign_worker.protocol.catalogue import lookup
-from unsign_worker.store.deadletter import DeadLetterError, DeadLetters
+from unsign_worker.store.deadletter import DeadLetterError, DeadLetters, NoteRequired, require_note
 from unsign_worker.store.keys import Keys
 
 
@@ -31,6 +32,8 @@ def dead_letter(r: redis.Redis, keys: Keys, job_id: str, *, code: str = "TOO_MUC
         "campaign": campaign, "reference": f"ref-{job_id}", "dead_lettered_at": repr(now)})
     r.zadd(keys.dlq, {job_id: now})
     r.hincrby(keys.counts, "dead_lettered", 1)
+    r.hincrby(keys.rate(int(now // 60)), "dead_lettered", 1)
+    r.expire(keys.rate(int(now // 60)), 3600)
     if campaign:
         r.hincrby(keys.campaign_counts(campaign), "dead_lettered", 1)
 
@@ -123,9 +126,21 @@ def test_resolve_keeps_who_when_and_why_and_closes_the_entry(
 def test_resolve_needs_a_note(redis_client: redis.Redis, keys: Keys,
                               dlq: DeadLetters) -> None:
     dead_letter(redis_client, keys, "j1")
-    with pytest.raises(DeadLetterError, match="--note"):
+    with pytest.raises(NoteRequired, match="resolve: a note is required"):
         dlq.resolve("j1", note="  ", by="ops")
     assert dlq.is_open("j1")
+
+
+@pytest.mark.parametrize(("note", "kept"), [("", None), ("  \t\n", None),
+                                            (" ticket 4711 ", "ticket 4711")])
+def test_one_rule_says_whether_a_note_will_do_for_requeue_and_resolve(
+        note: str, kept: str | None) -> None:
+    for action in ("requeue", "resolve"):
+        if kept is None:
+            with pytest.raises(NoteRequired, match=f"^{action}: a note is required"):
+                require_note(action, note)
+        else:
+            assert require_note(action, note) == kept
 
 
 def test_requeue_and_resolve_are_written_to_the_audit_stream(
@@ -137,3 +152,28 @@ def test_requeue_and_resolve_are_written_to_the_audit_stream(
     audit = [json.loads(f[b"data"]) for _, f in redis_client.xrange(keys.audit)]
     assert [(a["job_id"], a["outcome"], a["by"]) for a in audit] == [
         ("j1", "requeued", "ops@h"), ("j2", "resolved", "ops@h")]
+
+
+def test_a_requeue_takes_the_dead_letter_back_from_its_minute_so_the_hour_stays_within_all_time(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    # Given two jobs dead-lettered this minute (all time 2, last hour 2)
+    dead_letter(redis_client, keys, "j1")
+    dead_letter(redis_client, keys, "j2")
+    # When one is requeued and then ends unsigned, as the worker's scripts count it
+    dlq.requeue("j1", republish=lambda j, n: True, by="ops", lease_seconds=60)
+    for key in (keys.counts, keys.rate(int(time.time() // 60))):
+        redis_client.hincrby(key, "unsigned", 1)
+    # Then the last hour counts one dead letter, as all time does (it counted two before)
+    seen = outcomes(redis_client, keys)
+    assert seen["all_time"]["dead_lettered"] == seen["last_hour"]["dead_lettered"] == 1
+    assert all(seen["last_hour"][o] <= seen["all_time"][o] for o in seen["all_time"])
+
+
+def test_a_requeue_after_the_hour_leaves_the_minutes_alone(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    dead_letter(redis_client, keys, "j1")
+    old = time.time() - 7200
+    redis_client.hset(keys.job("j1"), "finished_at", repr(old))
+    dlq.requeue("j1", republish=lambda j, n: True, by="ops", lease_seconds=60)
+    assert not redis_client.exists(keys.rate(int(old // 60)))
+    assert redis_client.hget(keys.rate(int(time.time() // 60)), "dead_lettered") == b"1"

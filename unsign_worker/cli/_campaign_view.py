@@ -106,6 +106,9 @@ def summary_table(status: CampaignStatus) -> Table:
     if status.parked:
         table.add_row("parked (paused)", str(status.parked))
     table.add_row("[bold]done / total[/]", f"{status.done} / {status.total}")
+    table.add_row("jobs/s over its run (start to done)", f"{status.run_rate():.2f}")
+    if status.requeued_after_run:
+        table.add_row("requeued after the run", str(status.requeued_after_run))
     table.caption = (f"state {status.state} · name {escape(status.name or '-')} · rate "
                      f"{status.rate or 'unlimited'}{'/s' if status.rate else ''} · created "
                      f"{when(status.created_at)} · finished {when(status.finished_at)}")

@@ -100,8 +100,8 @@ def _show_dlq(client: Any, keys: Keys) -> None:
     for group in groups:
         click.echo(f"  {click.style(group.code, fg='yellow')} x{group.jobs}: {group.meaning}")
         click.echo(f"      what to do: {group.advice}")
-    click.echo("  In production: 'unsign-worker dlq list' to inspect, 'unsign-worker dlq requeue' "
-               "once the cause is fixed.")
+    click.echo("  In production: 'unsign-worker dlq list' to inspect, "
+               "'unsign-worker dlq requeue --note ...' once the cause is fixed.")
 
 
 def _run_campaign(sup: Supervisor, env: dict[str, str], campaign: Path, opts: DemoOptions

@@ -31,6 +31,16 @@ def _dlq() -> Any:
                                  audit_maxlen=settings.audit_maxlen)
 
 
+def _note(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--note`` holds the one rule of :func:`~unsign_worker.store.deadletter.require_note`."""
+    from unsign_worker.store.deadletter import NoteRequired, require_note
+
+    try:
+        return require_note(ctx.command.name or "", value)
+    except NoteRequired as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 @click.group("dlq")
 def dlq_group() -> None:
     """The dead-letter queue: jobs that need a human."""
@@ -148,15 +158,16 @@ def dlq_show(job_id: str, as_json: bool) -> None:
 @dlq_group.command("requeue", epilog="""Examples:
 
 \b
-  unsign-worker dlq requeue 3f2a9c0d5e6b4a718293a4b5c6d7e8f9
-  unsign-worker dlq requeue --code TOO_MUCH_TYPE_CODE
-  unsign-worker dlq requeue --all --campaign c-3f9a1b2c4d5e
+  unsign-worker dlq requeue 3f2a9c0d5e6b4a718293a4b5c6d7e8f9 --note "agreement renewed"
+  unsign-worker dlq requeue --code TOO_MUCH_TYPE_CODE --note "Alipay support ticket 4711"
+  unsign-worker dlq requeue --all --campaign c-3f9a1b2c4d5e --note "partner key fixed"
 """)
 @click.argument("job_ids", nargs=-1)
 @click.option("--code", default="", help="Requeue every open entry with this code.")
 @click.option("--campaign", default="", help="With --code or --all: only this campaign.")
 @click.option("--all", "all_", is_flag=True, help="Requeue every open entry.")
-@click.option("--note", default="", help="Why it is sent again (kept in the operators' journal).")
+@click.option("--note", required=True, callback=_note,
+              help="Why it is sent again (required, not blank; kept in the operators' journal).")
 @click.option("--json", "as_json", is_flag=True, help="Print {requeued, failed} as JSON.")
 def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool, note: str,
                 as_json: bool) -> None:
@@ -187,7 +198,8 @@ def dlq_requeue(job_ids: tuple[str, ...], code: str, campaign: str, all_: bool, 
   unsign-worker dlq resolve 3f2a9c0d5e6b4a718293a4b5c6d7e8f9 --note "unsigned at the counter"
 """)
 @click.argument("job_id")
-@click.option("--note", required=True, help="Why the entry is closed by hand (kept).")
+@click.option("--note", required=True, callback=_note,
+              help="Why the entry is closed by hand (required, not blank; kept).")
 @click.option("--by", default=None, help="Who closes it [default: user@host].")
 def dlq_resolve(job_id: str, note: str, by: str | None) -> None:
     """Close an entry by hand; who, when and why are kept with it (30 days)."""

@@ -22,12 +22,11 @@ ALLOWED = {CampaignState.RUNNING: ("pause", "cancel"), CampaignState.PAUSED: ("r
 
 
 def progress(status: CampaignStatus, now: float | None = None) -> dict[str, Any]:
-    """Done, percent, jobs per second since the start and the ETA that implies."""
+    """Done, percent, jobs per second over the campaign's own run (start to first done; a
+    requeue after it is shown apart) and the ETA that implies."""
     now = time.time() if now is None else now
     data = status.as_dict()
-    end = status.finished_at or now
-    elapsed = max(0.0, end - (status.created_at or end))
-    rate = status.done / elapsed if elapsed > 0 else 0.0
+    rate = status.run_rate(now)
     remaining = data["remaining"]
     if status.finished or remaining <= 0:
         eta = "-"

@@ -15,7 +15,7 @@ from unsign_worker.ops import dlq_export
 from unsign_worker.ops.lookup import attempts
 from unsign_worker.ops.operations import Operations
 from unsign_worker.protocol.catalogue import lookup as error_info
-from unsign_worker.store.deadletter import DeadLetterError, Entry
+from unsign_worker.store.deadletter import DeadLetterError, Entry, NoteRequired
 
 #: Age filters offered: label -> seconds (entries at least this old).
 AGES = {"": 0, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
@@ -96,14 +96,11 @@ async def _act(request: web.Request, action: str) -> web.Response:
     ops = request.app[OPS]
     job_id = request.match_info["job_id"]
     form = await request.post()
-    note = str(form.get("note", "")).strip()
+    note = str(form.get("note", ""))
     back = str(form.get("back", "")) or "/escalations"
     if not back.startswith("/") or back.startswith("//"):
         back = "/escalations"
     sep = "&" if "?" in back else "?"
-    if not note:
-        raise web.HTTPSeeOther(f"{back}{sep}" + urlencode(
-            {"error": f"{action} {job_id}: a note is required (what was done, or why)"}))
     try:
         if action == "requeue":
             done = ops.requeue([job_id], by=operator(request), note=note)
@@ -111,6 +108,8 @@ async def _act(request: web.Request, action: str) -> web.Response:
                 raise DeadLetterError(done.failed[job_id])
         else:
             ops.resolve(job_id, by=operator(request), note=note)
+    except NoteRequired as exc:
+        raise web.HTTPSeeOther(f"{back}{sep}" + urlencode({"error": f"{job_id}: {exc}"})) from None
     except DeadLetterError as exc:
         raise web.HTTPSeeOther(f"{back}{sep}" + urlencode({"error": str(exc)})) from None
     said = "requeued" if action == "requeue" else "resolved"

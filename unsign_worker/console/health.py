@@ -1,5 +1,6 @@
 """Health: the breaker (state, code, since when, the rules' advice) with a reset action; queue
-depths, jobs in flight and parked, worker heartbeats, outcomes of the last hour."""
+depths, jobs in flight and parked, worker heartbeats, outcomes of the last hour and of all time
+(one read, so the hour never exceeds all time)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from unsign_worker.console.app import OPS, operator, render
-from unsign_worker.ops.status import collect, outcomes_last_hour
+from unsign_worker.ops.status import collect, outcomes
 from unsign_worker.protocol.catalogue import lookup as error_info
 
 
@@ -18,7 +19,7 @@ async def page(request: web.Request) -> web.Response:
     breaker = data["breaker"]
     info = error_info(breaker["code"]) if breaker.get("code") else None
     return render(request, "health.html", status=data, breaker=breaker, info=info,
-                  last_hour=outcomes_last_hour(ops.redis, ops.keys),
+                  outcomes=outcomes(ops.redis, ops.keys),
                   history=[a.as_dict() for a in ops.journal.for_target("breaker")][-10:],
                   journal=[a.as_dict() for a in ops.journal.recent(30)])
 

@@ -45,11 +45,15 @@ def seed_files(workdir: Path, *, count: int, seed: int) -> SeededFiles:
 
 
 def describe_mix(mix: Counter[str], total: int) -> str:
-    """``80% clean, 8% transient errors, …`` for the seeded outcomes."""
+    """``80% clean, 8% transient errors, …`` for the seeded outcomes, each named by how its rows
+    end, in words no outcome uses for something else (``already_unsigned`` is an outcome of its
+    own: an agreement our earlier request unsigned)."""
     escalations = sum(n for k, n in mix.items() if k.isupper())
     parts = [("clean", mix["success"]), ("transient errors", mix["transient"]),
-             ("escalations", escalations), ("not found", mix["not_found"]),
-             ("already unsigned", mix["already_unsigned"]), ("bad rows", mix["bad_row"])]
+             ("escalations", escalations),
+             ("not found (rejected NOT_EXIST_CUST_SIGN)", mix["not_found"]),
+             ("not signed (rejected STATUS_CUSTOMER_SIGN)", mix["not_signed"]),
+             ("bad rows (refused)", mix["bad_row"])]
     return ", ".join(f"{n * 100 / max(total, 1):.0f}% {name}" for name, n in parts if n)
 
 

@@ -7,7 +7,9 @@ Each campaign row is built for one intended outcome:
 - each escalation code (:data:`ESCALATION_CODES`): scripted once, then ``OK`` (a requeue after
   support has fixed the merchant agreement succeeds);
 - ``not_found``: a valid row naming no agreement (``NOT_EXIST_CUST_SIGN``);
-- ``already_unsigned``: an agreement loaded as unsigned (``STATUS_CUSTOMER_SIGN``);
+- ``not_signed``: an agreement loaded as no longer signed; the gateway answers
+  ``STATUS_CUSTOMER_SIGN`` and the job ends ``rejected`` (not to be confused with the job outcome
+  ``already_unsigned``: our own earlier request unsigned it);
 - ``bad_row``: a row that breaks a parameter rule (the worker rejects it before any request).
 
 Rows name their agreement in the three ways the interface allows: ``customer_code``;
@@ -36,12 +38,13 @@ from unsign_worker.emulator.errors import EmulatorConfigError
 ESCALATION_CODES = ("TOO_MUCH_TYPE_CODE", "FAIL_UNFREEZE_STANDARD_BAIL", "STATUS_TYPE_CODE",
                     "ILLEGAL_SERVICE_TIME_OUT", "NOT_EXIST_PARTNER_TYPE_CODE",
                     "FAIL_UNSIGN_BATCH_PAY_PRIVILEGE")
-OUTCOMES = ("success", "transient", *ESCALATION_CODES, "not_found", "already_unsigned",
-            "bad_row")
+OUTCOMES = ("success", "transient", *ESCALATION_CODES, "not_found", "not_signed", "bad_row")
+#: Names an outcome of the data set once had, and what they are called now.
+RENAMED = {"already_unsigned": "not_signed"}
 PRESETS: dict[str, dict[str, float]] = {
     "clean": {"success": 1.0},
     "demo": {"success": 0.80, "transient": 0.08, **{c: 0.01 for c in ESCALATION_CODES},
-             "not_found": 0.02, "already_unsigned": 0.02, "bad_row": 0.02},
+             "not_found": 0.02, "not_signed": 0.02, "bad_row": 0.02},
     "mixed": dict.fromkeys(OUTCOMES, 1.0),
 }
 CAMPAIGN_COLUMNS = ("reference", "customer_code", "type_code", "trans_account_out", "biz_type",
@@ -79,6 +82,10 @@ def parse_mix(data: object, *, source: str = "mix") -> dict[str, float]:
         raise EmulatorConfigError(f"{source}: must be a non-empty JSON object of outcome -> weight")
     mix: dict[str, float] = {}
     for name, weight in data.items():
+        if name in RENAMED:
+            raise EmulatorConfigError(
+                f"{source}.{name}: now called {RENAMED[name]!r} (an agreement loaded as not "
+                f"signed, which ends rejected STATUS_CUSTOMER_SIGN; {name} is a job outcome)")
         if name not in OUTCOMES:
             raise EmulatorConfigError(f"{source}.{name}: unknown outcome "
                                       f"(known: {', '.join(OUTCOMES)})")
@@ -185,7 +192,7 @@ def generate(count: int, mix: Mapping[str, float], *, partner: str = DEFAULT_PAR
             entry["script"] = [*errors, "OK"]
         elif outcome in ESCALATION_CODES:
             entry["script"] = [outcome]
-        elif outcome == "already_unsigned":
+        elif outcome == "not_signed":
             entry["status"] = "unsigned"
         if outcome != "not_found":
             agreements.append(entry)

@@ -16,7 +16,7 @@ from unsign_worker.settings import Settings
 from unsign_worker.store.breaker import Breaker
 from unsign_worker.store.campaign_control import CampaignControl
 from unsign_worker.store.campaigns import CampaignStore
-from unsign_worker.store.deadletter import DeadLetterError, DeadLetters
+from unsign_worker.store.deadletter import DeadLetterError, DeadLetters, require_note
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.recovery import message_from_record
@@ -66,8 +66,11 @@ class Operations:
         self.journal = ActionLog(client, self.keys)
         self.campaigns = CampaignStore(client, self.keys)
 
-    def requeue(self, job_ids: Sequence[str], *, by: str, note: str = "") -> Requeued:
-        """Send dead-lettered jobs again; each success is journaled with ``note``."""
+    def requeue(self, job_ids: Sequence[str], *, by: str, note: str) -> Requeued:
+        """Send dead-lettered jobs again; each success is journaled with ``note``.
+
+        Raises: NoteRequired (blank note; nothing is requeued)."""
+        note = require_note("requeue", note)
         out = Requeued()
         producer = producer_for(self.settings, self.redis)
         republish = republisher(self.settings, producer)
@@ -86,7 +89,8 @@ class Operations:
         return out
 
     def resolve(self, job_id: str, *, by: str, note: str) -> None:
-        """Close a dead-letter entry by hand. Raises: DeadLetterError (absent, no note)."""
+        """Close a dead-letter entry by hand. Raises: DeadLetterError (absent), NoteRequired."""
+        note = require_note("resolve", note)
         self.dlq.resolve(job_id, note=note, by=by)
         self.journal.record(by=by, action="resolve", target=job_id, note=note)
 

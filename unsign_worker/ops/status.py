@@ -111,17 +111,26 @@ def _pending(client: redis.Redis, stream: str) -> int:
     return int(info.get("pending", 0)) if isinstance(info, dict) else 0
 
 
-def outcomes_last_hour(client: redis.Redis, keys: Keys, *, now: float | None = None
-                       ) -> dict[str, int]:
-    """Jobs that reached each state in the last 60 minutes (the per-minute counts live an
-    hour)."""
+def outcomes(client: redis.Redis, keys: Keys, *, now: float | None = None
+             ) -> dict[str, dict[str, int]]:
+    """Jobs in each outcome, ``{"last_hour": {...}, "all_time": {...}}``, read together.
+
+    Both count jobs by the outcome they hold: the scripts that end a job add it to ``P counts``
+    and to its minute's ``P rate:<minute>`` (kept an hour), and a requeue takes a dead letter
+    back from both. Read in one transaction, no job can end between the two reads, so the last
+    hour never exceeds all time.
+    """
     now = time.time() if now is None else now
     minute = int(now // 60)
-    pipe = client.pipeline(transaction=False)
+    pipe = client.pipeline(transaction=True)
+    pipe.hgetall(keys.counts)
     for m in range(minute - 59, minute + 1):
         pipe.hgetall(keys.rate(m))
-    total: dict[str, int] = {}
-    for counts in pipe.execute():
+    all_time, *minutes = pipe.execute()
+    hour: dict[str, int] = {}
+    for counts in minutes:
         for state, n in _int_map(counts).items():
-            total[state] = total.get(state, 0) + n
-    return {o: total.get(o, 0) for o in OUTCOMES}
+            hour[state] = hour.get(state, 0) + n
+    total = _int_map(all_time)
+    return {"last_hour": {o: hour.get(o, 0) for o in OUTCOMES},
+            "all_time": {o: total.get(o, 0) for o in OUTCOMES}}

@@ -4,8 +4,10 @@ Meta (``P campaign:<id>``): ``id``, ``name``, ``source`` (file name), ``state`` 
 paused | cancelled | done), ``rate`` (jobs/s, 0 = unlimited; enforced by the workers' claim),
 ``total`` (valid rows), ``rejected`` (rows refused by the validator), ``enqueued`` (jobs
 recorded), ``enqueue_complete`` (0/1), ``created_at``, ``updated_at``, ``finished_at`` and
-``<state>_at`` for each operator action (epoch seconds). Outcome counts are kept by the workers
-in ``P campaign:<id>:counts``.
+``<state>_at`` for each operator action (epoch seconds). Its run: ``run_finished_at`` and
+``run_done`` (jobs ended then), written the first time it is done and kept when a requeue makes
+it ``running`` again (which takes ``finished_at`` away); ``requeued_after_run`` counts those
+requeues. Outcome counts are kept by the workers in ``P campaign:<id>:counts``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ class CampaignStatus:
     created_at: float | None = None
     updated_at: float | None = None
     finished_at: float | None = None
+    #: when the campaign was first done (its run's end; kept through requeues), epoch seconds
+    run_finished_at: float | None = None
+    #: jobs ended when the run ended
+    run_done: int = 0
+    #: dead letters requeued after the run ended (shown apart from the run)
+    requeued_after_run: int = 0
 
     @property
     def done(self) -> int:
@@ -78,6 +86,15 @@ class CampaignStatus:
             return self.done >= self.enqueued
         return self.enqueue_complete and self.done >= self.total
 
+    def run_rate(self, now: float | None = None) -> float:
+        """Jobs/s over the campaign's own run: from its start to when it was first done (to
+        ``now`` while it runs), so a requeue after the run does not change it."""
+        now = time.time() if now is None else now
+        end = self.run_finished_at or self.finished_at or now
+        done = self.run_done if self.run_finished_at else self.done
+        elapsed = end - (self.created_at or end)
+        return done / elapsed if elapsed > 0 else 0.0
+
     def as_dict(self) -> dict[str, Any]:
         return {"campaign": self.campaign, "name": self.name, "source": self.source,
                 "state": self.state, "rate": self.rate, "total": self.total,
@@ -87,7 +104,8 @@ class CampaignStatus:
                 "failures": self.failures, "parked": self.parked,
                 "outcomes": {o: self.outcomes.get(o, 0) for o in OUTCOMES},
                 "created_at": self.created_at, "updated_at": self.updated_at,
-                "finished_at": self.finished_at}
+                "finished_at": self.finished_at, "run_finished_at": self.run_finished_at,
+                "run_done": self.run_done, "requeued_after_run": self.requeued_after_run}
 
 
 def _num(raw: dict[str, str], name: str) -> float | None:
@@ -219,14 +237,22 @@ class CampaignStore:
             enqueued=int(meta.get("enqueued") or 0),
             enqueue_complete=meta.get("enqueue_complete") == "1", outcomes=counts,
             parked=int(parked), created_at=_num(meta, "created_at"),
-            updated_at=_num(meta, "updated_at"), finished_at=_num(meta, "finished_at"))
+            updated_at=_num(meta, "updated_at"), finished_at=_num(meta, "finished_at"),
+            run_finished_at=_num(meta, "run_finished_at"),
+            run_done=int(meta.get("run_done") or 0),
+            requeued_after_run=int(meta.get("requeued_after_run") or 0))
         if status.state == CampaignState.RUNNING and status.finished:
             now = time.time()
             if self._transition(keys={"meta": k.campaign(campaign_id)},
                                 args={"to": CampaignState.DONE, "now": repr(now),
                                       "from": [CampaignState.RUNNING]}
                                 ) in (b"ok", "ok"):
-                self.redis.hset(k.campaign(campaign_id), "finished_at", repr(now))
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.hset(k.campaign(campaign_id), "finished_at", repr(now))
+                # The first time only: the run's end stays when a requeue reopens it.
+                pipe.hsetnx(k.campaign(campaign_id), "run_finished_at", repr(now))
+                pipe.hsetnx(k.campaign(campaign_id), "run_done", status.done)
+                pipe.execute()
                 return self.status(campaign_id)
         return status
 

@@ -7,7 +7,8 @@ retry_exhausted), ``code``, ``zh``, ``en``, ``category``, ``advice``, ``reason``
 without expiry. Nothing leaves the queue except by
 
 - :meth:`DeadLetters.requeue`: the job goes back to ``queued`` under the same id (so dedup
-  still holds), its outcome counts are taken back, its entry removed, and it is sent again from
+  still holds), its outcome counts are taken back (all time, its campaign's, and its minute's
+  while that minute is kept), its entry removed, and it is sent again from
   its record. It is also put in ``P leases`` so that, should this process die before the
   message is sent, the sweeper sends it;
 - :meth:`DeadLetters.resolve`: closed by hand; the entry keeps who, when and why
@@ -39,6 +40,28 @@ RESOLVE = load("dlq_resolve", libraries=("mirror_view",))
 
 class DeadLetterError(Exception):
     """A dead-letter operation that cannot be done; the message says why."""
+
+
+class NoteRequired(DeadLetterError):
+    """A requeue or resolve without a note (blank counts as none)."""
+
+
+def require_note(action: str, note: str) -> str:
+    """The one rule for every way out of the queue: an operator says why, in a non-blank note.
+
+    Parameters:
+        action: ``requeue`` or ``resolve`` (named in the message).
+        note: what the operator typed.
+
+    Raises:
+        NoteRequired: the note is empty or only blanks.
+
+    Returns:
+        The note without its surrounding blanks.
+    """
+    if not note.strip():
+        raise NoteRequired(f"{action}: a note is required (what was done, or why)")
+    return note.strip()
 
 
 @dataclass(frozen=True)
@@ -133,15 +156,20 @@ class DeadLetters:
         entry = self.get(job_id)
         campaign = entry.campaign if entry else ""
         producer = self._producer(job_id)
+        # The minute it was counted in (settle counts a job in its finished_at's minute); the
+        # script checks it against the record before taking the dead letter back there.
+        finished = self._r.hget(k.job(job_id), "finished_at")
+        minute = int(float(finished) // 60) if finished else None
         out = self._requeue(
             keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "job": k.job(job_id),
                   "counts": k.counts, "leases": k.leases, "audit": k.audit,
                   "campaign_counts": k.campaign_counts(campaign or NO_CAMPAIGN),
                   "campaign": k.campaign(campaign or NO_CAMPAIGN),
-                  "view": k.producer_job(producer, job_id)},
+                  "view": k.producer_job(producer, job_id),
+                  "rate": k.rate(int(now // 60) if minute is None else minute)},
             args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
                   "by": by, "audit_maxlen": self._audit_maxlen, "campaign": campaign,
-                  "producer": producer})
+                  "producer": producer, "minute": "" if minute is None else str(minute)})
         result = out.decode() if isinstance(out, bytes) else str(out)
         if result == "absent":
             raise DeadLetterError(f"job {job_id} is not in the dead-letter queue")
@@ -157,10 +185,9 @@ class DeadLetters:
         """Close the entry by hand, keeping who, when and why.
 
         Raises:
-            DeadLetterError: not in the queue, or no note.
+            DeadLetterError: not in the queue; NoteRequired: no note.
         """
-        if not note.strip():
-            raise DeadLetterError("--note: say why the entry is closed")
+        note = require_note("resolve", note)
         k = self._keys
         producer = self._producer(job_id)
         out = self._resolve(

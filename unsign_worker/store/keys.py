@@ -37,8 +37,10 @@ key                                    type    content and retention
 ``P dlq:resolved``                     zset    resolved job id -> time (entries kept 30 days)
 ``P audit``                            stream  every attempt (bounded with MAXLEN ~)
 ``P events``                           stream  every success (unsigned / already_unsigned)
-``P counts``                           hash    outcome -> count, all time
-``P rate:<minute>``                    hash    outcome -> count for one minute (expires 1 h)
+``P counts``                           hash    outcome -> jobs that hold it, all time
+``P rate:<minute>``                    hash    outcome -> jobs that reached it in that minute
+                                               (of their finished_at) and hold it; a requeue
+                                               takes a dead letter back from both (expires 1 h)
 ``P campaign:<id>``                    hash    campaign meta: name, total, state (running |
                                                paused | cancelled | done), rate (jobs/s, 0 =
                                                unlimited), timestamps

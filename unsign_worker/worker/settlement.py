@@ -104,12 +104,13 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
     if not pending and not claims:
         return [], []
     now = time.time()
-    minute = int(now // 60)
     s = ctx.settings
     single = len(pending) + len(claims) == 1
     pipe = None if single else ctx.redis.pipeline(transaction=False)
     replies: list[Any] = []
     for item in pending:
+        # Counted in the minute of the job's own finished_at, so that a requeue finds it there.
+        minute = int(item.request.now // 60)
         if isinstance(item.request, SettleRequest):
             replies.append(ctx.dedup.settle(item.request, minute=minute, pipe=pipe))
         else:

@@ -1,10 +1,18 @@
--- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign, view
--- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign, producer
+-- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign, view, rate
+-- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign, producer, minute
+-- rate is the per-minute counts of the minute the job was dead-lettered (minute: that minute,
+-- '' when the record has no finished_at): its dead letter is taken back there as from all time,
+-- so that the last hour never counts more than all time.
 if not redis.call('ZSCORE', K.dlq, A.job_id) then return 'absent' end
 local st = redis.call('HGET', K.job, 'state')
 if not st then return 'no_record' end
 if st ~= 'dead_lettered' then return 'state:' .. st end
 local code = redis.call('HGET', K.dlq_entry, 'code') or ''
+local finished = tonumber(redis.call('HGET', K.job, 'finished_at') or '')
+if finished and A.minute ~= '' and math.floor(finished / 60) == tonumber(A.minute)
+    and tonumber(redis.call('HGET', K.rate, 'dead_lettered') or '0') > 0 then
+  redis.call('HINCRBY', K.rate, 'dead_lettered', -1)
+end
 redis.call('HSET', K.job, 'state', 'queued', 'updated_at', A.now, 'requeued_at', A.now,
            'requeued_by', A.by, 'last_dead_letter_code', code, 'code', '',
            'reason', 'requeued from the dead-letter queue', 'open_attempt', 0)
@@ -14,6 +22,9 @@ redis.call('PERSIST', K.job)
 redis.call('HINCRBY', K.counts, 'dead_lettered', -1)
 if A.campaign ~= '' then
   redis.call('HINCRBY', K.campaign_counts, 'dead_lettered', -1)
+  if redis.call('HEXISTS', K.campaign, 'run_finished_at') == 1 then
+    redis.call('HINCRBY', K.campaign, 'requeued_after_run', 1)
+  end
   if redis.call('HGET', K.campaign, 'state') == 'done' then
     redis.call('HSET', K.campaign, 'state', 'running')
     redis.call('HDEL', K.campaign, 'finished_at')
