@@ -131,7 +131,11 @@ def test_a_campaign_survives_killed_workers_a_redis_restart_and_a_faulty_gateway
         # the watcher rode it all out and reported the end
         assert code == (0,), output
         assert "Traceback" not in output and output.count("Redis unavailable since") <= 1
-        # hooks: one per agreement; a repeat only after its worker was SIGKILLed mid-hook
+        # hooks: one per agreement; a repeat only after its worker was SIGKILLed mid-hook. A
+        # job can end before its hook has run (its worker killed in between): the sweeper runs
+        # such a hook once it is due, a lease later, so wait for every hook to be done
+        wait_for(lambda: env.redis.zcard(env.keys.hooks) == 0, timeout=4 * LEASE + 120,
+                 interval=0.5, what="every success hook to have run")
         calls: dict[str, list[int]] = defaultdict(list)
         for line in hooks_file.read_text().splitlines():
             key, _, group = line.split()
