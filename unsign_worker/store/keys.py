@@ -182,7 +182,12 @@ class Keys:
         return f"{self.prefix}campaign:{campaign_id}:parked"
 
     def campaign_rate(self, campaign_id: str, second: int) -> str:
-        return f"{self.prefix}campaign:{campaign_id}:rate:{second}"
+        return f"{self.campaign_rates(campaign_id)}{second}"
+
+    def campaign_rates(self, campaign_id: str) -> str:
+        """The prefix of the campaign's per-second counters: the claim script appends the
+        second of the Redis server's clock."""
+        return f"{self.prefix}campaign:{campaign_id}:rate:"
 
     @property
     def parked(self) -> str:
@@ -292,6 +297,12 @@ class Keys:
     def unacked(self) -> str:
         """kombu's hash of delivered, unacknowledged messages (global_keyprefix applied)."""
         return f"{self.prefix}unacked"
+
+    @property
+    def unacked_index(self) -> str:
+        """kombu's zset of those messages' delivery tags -> when the consumer received them
+        (its own clock)."""
+        return f"{self.prefix}unacked_index"
 
     @property
     def held(self) -> str:
