@@ -11,6 +11,7 @@ import redis
 
 from tests.plugins.campaign_plan import run_jobs
 from unsign_worker.producers.producer import Producer, producer_app
+from unsign_worker.store.claims import ClaimStatus, DedupStore
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
 from unsign_worker.worker.sweeper import Sweeper
@@ -140,3 +141,25 @@ def test_a_due_hook_is_sent_again_and_not_due_before_a_lease_has_passed(redis_cl
     assert redis_client.zscore(keys.hooks, "due") == pytest.approx(now + LEASE)
     assert sweep(s, redis_client, keys, now + 1)["hooks"] == 0
     assert sent == ["due"]
+
+
+@pytest.mark.parametrize("skew", [600.0, -600.0], ids=["ahead", "behind"])
+def test_a_sweeper_whose_clock_is_off_neither_takes_over_a_live_lease_nor_strands_an_expired_one(
+        redis_client, keys, producer, monkeypatch, skew):
+    # Given one job whose claim is live and one whose claim has just expired
+    live, expired = jobs(2)
+    producer.write_records([live, expired])
+    dedup = DedupStore(redis_client, keys)
+    for job, lease in ((live, LEASE), (expired, 0.0)):
+        claim = dedup.claim(job_id=job.job_id, identity=f"agr-{job.job_id}",
+                            identity_masked="customer_code:C***", params_json=job.params_json(),
+                            campaign="", reference="", lease_seconds=lease,
+                            probe_after_seconds=60)
+        assert claim is not None and claim.status == ClaimStatus.CLAIMED
+    # When a sweeper whose host clock is ten minutes off sweeps
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + skew)
+    published: list[str] = []
+    sweeper(redis_client, keys, published).sweep_once()
+    # Then only the expired one comes back
+    assert published == [expired.job_id]
