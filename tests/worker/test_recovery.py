@@ -3,6 +3,7 @@ Redis restart), and leaves a plain backlog alone. Real Redis, real kombu message
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -12,6 +13,7 @@ import redis
 from tests.plugins.campaign_plan import run_jobs
 from unsign_worker.producers.producer import Producer, producer_app
 from unsign_worker.store.claims import ClaimStatus, DedupStore
+from unsign_worker.store.clock import server_now
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
 from unsign_worker.worker.sweeper import Sweeper
@@ -43,7 +45,8 @@ def jobs(n: int) -> list[Job]:
             for i in range(n)]
 
 
-def sweep(s: Sweeper, client: redis.Redis, keys: Keys, now: float) -> dict[str, int]:
+def sweep(s: Sweeper, client: redis.Redis, keys: Keys, now: float | None
+          ) -> dict[str, int]:
     client.delete(keys.sweeper)  # one pass per call, whatever the lock's timing
     return s.sweep_once(now)
 
@@ -163,3 +166,75 @@ def test_a_sweeper_whose_clock_is_off_neither_takes_over_a_live_lease_nor_strand
     sweeper(redis_client, keys, published).sweep_once()
     # Then only the expired one comes back
     assert published == [expired.job_id]
+
+
+def lose_a_message(client: redis.Redis, keys: Keys) -> bytes:
+    """What a worker cut from the broker just as it popped a message does to it: the BRPOP
+    took it off the queue, and the worker never wrote it to ``unacked`` nor to ``P held``."""
+    raw = client.rpop(keys.queue())
+    assert raw is not None
+    return raw
+
+
+def test_a_batch_message_popped_and_lost_before_its_first_check_comes_back_at_that_check(
+        redis_client, keys, redis_url):
+    # Given a batch message whose first look comes a lease after its jobs were recorded
+    producer = Producer(producer_app(redis_url, keys.prefix), redis_client, keys,
+                        queued_grace_seconds=LEASE)
+    published: list[str] = []
+    s = sweeper(redis_client, keys, published)
+    sweep(s, redis_client, keys, None)  # the first pass records the Redis run id
+    batch, waiting = jobs(3), jobs(1)
+    producer.enqueue(batch, batch_size=3)
+    # When a worker pops it and is cut off before recording it anywhere
+    lose_a_message(redis_client, keys)
+    producer.enqueue(waiting)
+    now = server_now(redis_client)
+    sweep(s, redis_client, keys, now)
+    assert published == []  # not looked for before its first check
+    # Then the first look finds it nowhere and re-publishes its jobs, and only those
+    sweep(s, redis_client, keys, now + LEASE + 1)
+    assert sorted(published) == sorted(j.job_id for j in batch)
+
+
+def test_a_message_seen_waiting_then_lost_comes_back_a_lease_after_it_was_seen(
+        redis_client, keys, redis_url):
+    # Given a message seen waiting in the broker's queue at its first check
+    producer = Producer(producer_app(redis_url, keys.prefix), redis_client, keys,
+                        queued_grace_seconds=0)
+    batch = jobs(2)
+    producer.enqueue(batch, batch_size=2)
+    published: list[str] = []
+    s = sweeper(redis_client, keys, published)
+    seen = server_now(redis_client) + 1
+    sweep(s, redis_client, keys, seen)
+    assert published == []
+    # When a worker pops it and is cut off before recording it anywhere
+    lose_a_message(redis_client, keys)
+    sweep(s, redis_client, keys, seen + LEASE / 2)
+    assert published == []  # not due yet
+    # Then the next look, a lease after it was seen, re-publishes its jobs
+    sweep(s, redis_client, keys, seen + LEASE)
+    assert sorted(published) == sorted(j.job_id for j in batch)
+
+
+def test_unacknowledged_messages_whose_jobs_all_ended_are_dropped_from_the_broker(
+        redis_client, keys, producer):
+    # Given two batch messages left in the broker's unacked hash by a worker cut off before it
+    # acknowledged them, one whose jobs have all ended and one with a job still to do
+    done, pending = jobs(2), jobs(2)
+    producer.enqueue(done, batch_size=2)
+    producer.enqueue(pending, batch_size=2)
+    for job in (*done, pending[0]):
+        redis_client.hset(keys.job(job.job_id), "state", "unsigned")
+    delivered = server_now(redis_client) - LEASE - 1
+    for tag in ("tag-done", "tag-pending"):
+        raw = json.loads(lose_a_message(redis_client, keys))
+        redis_client.hset(keys.unacked, tag, json.dumps([raw, "unsign", "unsign"]))
+        redis_client.zadd(keys.unacked_index, {tag: delivered})
+    # When the sweeper passes
+    published: list[str] = []
+    sweep(sweeper(redis_client, keys, published), redis_client, keys, None)
+    # Then the first is gone from the broker, the second left for its visibility timeout
+    assert redis_client.hkeys(keys.unacked) == [b"tag-pending"]
+    assert redis_client.zrange(keys.unacked_index, 0, -1) == [b"tag-pending"]
