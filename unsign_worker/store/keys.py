@@ -20,10 +20,10 @@ key                                    type    content and retention
 ``P agreement:<identity>``             hash    dedup: holder job, state (in_flight | held |
                                                unsigned), fencing token, lease expiry; kept
                                                without expiry once ``unsigned``
-``P leases``                           zset    job id -> lease expiry (epoch s) of every job that
-                                               is not terminal (a queued job: enqueue time +
-                                               grace); the sweeper re-publishes those past
-                                               expiry
+``P leases``                           zset    job id -> lease expiry (epoch s, Redis's clock)
+                                               of every job that is not terminal (a queued
+                                               job: when its message is next looked for); the
+                                               sweeper re-publishes those past expiry
 ``P parked``                           zset    job id -> time parked while the breaker is open
 ``P hook:<identity>``                  hash    success hook state: pending | running | done |
                                                failed, attempts, idempotency key, last error
