@@ -103,8 +103,9 @@ class WorkerEnv:
         hostname = f"{name}-{uuid.uuid4().hex[:6]}@test"
         log = open(self.tmp / f"{name}.log", "ab")
         proc = subprocess.Popen(
-            [*(wrapper or []), str(BIN / "unsign-worker"), "worker", "--hostname", hostname, "--pool", pool,
-             "--concurrency", str(concurrency), "--loglevel", "INFO", *(extra or [])],
+            [*(wrapper or []), str(BIN / "unsign-worker"), "worker", "--hostname", hostname,
+             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
+             *(extra or [])],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.hostname = hostname  # type: ignore[attr-defined]
         self.procs.append(proc)

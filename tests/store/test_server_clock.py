@@ -95,3 +95,15 @@ def test_the_breaker_opens_on_the_servers_clock(
     opened_at = breaker.state().opened_at
     assert opened_at is not None
     near_server_time(redis_client, opened_at, 0)
+
+
+def test_a_worker_renews_however_many_messages_it_holds(redis_client: redis.Redis,
+                                                        keys: Keys) -> None:
+    # a worker holding thousands of delayed retries passes all their ids (only those recorded
+    # are renewed): more than a script can take as arguments at once
+    held = HeldMessages(redis_client, keys, lease_seconds=LEASE)
+    ids = [f"m{i}" for i in range(12_000)]
+    for message_id in ids[:3]:
+        held.record(message_id, ["j1"])
+    assert held.renew(ids) == 3
+    assert redis_client.zcard(keys.held) == 3

@@ -80,11 +80,13 @@ class HeldMessages:
         """Extend the leases of messages this worker still holds (only those recorded), on
         the Redis server's clock."""
         ids = list(message_ids)
-        if not ids:
-            return 0
-        return int(self._renew(keys={"held": self._keys.held},
-                               args={"lease_seconds": repr(self.lease_seconds),
-                                     "message_ids": ids}) or 0)
+        changed = 0
+        for start in range(0, len(ids), SCAN_CHUNK):  # a script's arguments unpack on its stack
+            changed += int(self._renew(keys={"held": self._keys.held},
+                                       args={"lease_seconds": repr(self.lease_seconds),
+                                             "message_ids": ids[start:start + SCAN_CHUNK]})
+                           or 0)
+        return changed
 
     def release(self, message_id: str) -> None:
         """The message was handled: its jobs have their own state now."""
