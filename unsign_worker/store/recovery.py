@@ -16,8 +16,13 @@ Two gaps the job leases (``P leases``) do not close by themselves:
   broker's Redis (when it is a separate one); when either changes, every
   ``queued`` job in ``P leases`` is checked at once against the broker's queue, the held
   messages and the intake stream (``P intake``), and those found in none are re-published.
-  The same check runs for queued jobs whose grace in ``P leases`` ran out, so a long backlog
-  is never re-published blindly.
+  The same check runs for every queued job when its turn in ``P leases`` comes (shortly after
+  its record, then every lease): a message a worker popped just as it was cut from Redis is in
+  neither the queue nor ``unacked`` nor ``P held``, and comes back this way; a long backlog is
+  never re-published blindly.
+- **Messages left unacknowledged.** A worker cut off after it received messages leaves them in
+  the broker's ``unacked`` hash until the visibility timeout; once their jobs have all ended
+  the sweeper drops them (:func:`unacked_messages`, :func:`forget_unacked`).
 """
 
 from __future__ import annotations

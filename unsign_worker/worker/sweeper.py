@@ -11,7 +11,10 @@ heartbeat per worker (``P workers``).
 Jobs that are merely ``queued`` are checked before they are re-published: those of a message a
 dead worker had received (``P held``, see :mod:`unsign_worker.store.recovery`) come back within one
 lease; those whose message is still waiting in the broker, or held by a live worker, are left
-alone; after a Redis restart, every queued job is checked against the broker at once.
+alone and looked for again a lease later; those whose message is nowhere (popped by a worker
+cut off before it recorded it) are re-published; after a Redis restart, every queued job is
+checked against the broker at once. Every time compared is the Redis server's
+(:mod:`unsign_worker.store.clock`).
 """
 
 from __future__ import annotations
