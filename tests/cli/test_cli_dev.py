@@ -58,6 +58,16 @@ def test_without_redis_server_it_says_how_to_install_it_and_exits_1(
     assert not (tmp_path / "dev" / "env").exists()
 
 
+def test_a_bad_partner_is_named_before_anything_starts(
+        tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+        signals_kept: None) -> None:
+    monkeypatch.setenv("UNSIGN_REDIS_URL", redis_url)
+    result = CliRunner().invoke(cli, ["dev", "--dir", str(tmp_path / "dev"), "--partner", "123"])
+    assert result.exit_code == 1, result.output
+    assert "dev: --partner: " in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "dev" / "logs" / "emulator.log").exists()
+
+
 @pytest.mark.parametrize("url", ["redis://10.1.2.3:6379/0", "rediss://127.0.0.1:6379/0",
                                  "redis://:secret@127.0.0.1:6379/0"])
 def test_a_redis_it_may_not_start_is_refused_with_the_url_redacted(url: str) -> None:

@@ -18,7 +18,7 @@ import os
 import secrets
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ class Sandbox:
     redis_url: str
     prefix: str
     partner: str
-    key: str
+    key: str = field(repr=False)
     gateway: dict[str, str]
     flower_url: str
     console_url: str
@@ -109,7 +109,11 @@ def _seed(opts: DevOptions, folder: Path) -> Path:
     file."""
     from unsign_worker.emulator.files import write_agreements, write_campaign
     from unsign_worker.emulator.seed import generate, resolve_mix
+    from unsign_worker.protocol.param_rules import validate_partner
 
+    problems = validate_partner(opts.partner)
+    if problems:
+        raise DemoError(f"--partner: {problems[0].message}")
     data = generate(opts.count, resolve_mix(opts.mix), partner=opts.partner, seed=opts.seed)
     agreements, campaign = folder / "agreements.json", folder / "campaign.csv"
     write_agreements(str(agreements), data)
