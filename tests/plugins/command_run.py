@@ -36,6 +36,13 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def _foreground() -> None:
+    """In the child: Ctrl-C as a terminal's foreground job has it, even when the tests run as a
+    background job (whose shell ignores SIGINT, and an ignored signal stays ignored across
+    exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class CommandRun:
     """A running ``argv`` whose output goes to ``out``."""
 
@@ -45,7 +52,7 @@ class CommandRun:
         with open(out, "wb") as sink:
             self.proc = subprocess.Popen(list(argv), cwd=cwd, env=dict(env), stdout=sink,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_foreground)
         self.seen: set[int] = set()
 
     def text(self) -> str:
