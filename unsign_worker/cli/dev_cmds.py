@@ -43,6 +43,7 @@ from unsign_worker.demo.processes import (
     wait_until,
 )
 from unsign_worker.emulator.errors import EmulatorConfigError
+from unsign_worker.emulator.seed import DEFAULT_PARTNER
 from unsign_worker.protocol.hosts import redact_url
 from unsign_worker.settings import Settings
 from unsign_worker.store.keys import Keys
@@ -243,7 +244,7 @@ def _shown(path: Path) -> str:
 @click.option("--mix", default="clean", show_default=True,
               help="Outcome mix of the data set: clean, demo, mixed or a JSON file "
                    "(see 'emulator seed').")
-@click.option("--partner", envvar="ALIPAY_PARTNER", default="2088101568338364",
+@click.option("--partner", envvar="ALIPAY_PARTNER", default=DEFAULT_PARTNER,
               show_default=True, help="The sandbox partner ID [env ALIPAY_PARTNER]. The MD5 key "
               "is ALIPAY_KEY when set, else drawn at random.")
 @process_options(workers=1)
