@@ -201,7 +201,7 @@ def _claim_args(message: dict[str, Any], *, lease_seconds: float) -> dict[str, A
 
 def _claim_by_hand(ctx: WorkerContext, message: dict[str, Any]) -> str:
     kwargs = _claim_args(message, lease_seconds=30)
-    assert ctx.dedup.claim(now=time.time(), **kwargs).status == "claimed"
+    assert ctx.dedup.claim(**kwargs).status == "claimed"
     return str(kwargs["identity"])
 
 
@@ -210,16 +210,16 @@ def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(emulator_factor
     gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
-    kwargs = _claim_args(message, lease_seconds=1)
-    old = ctx.dedup.claim(now=time.time() - 5, **kwargs)
-    new = ctx.dedup.claim(now=time.time(), **kwargs)
+    old = ctx.dedup.claim(**_claim_args(message, lease_seconds=0))  # expired as it is written
+    kwargs = _claim_args(message, lease_seconds=30)
+    new = ctx.dedup.claim(**kwargs)
     assert int(new.token) == int(old.token) + 1
     # When the old one settles
     out = ctx.dedup.settle(SettleRequest(
         job_id=message["job_id"], identity=kwargs["identity"], campaign="", token=old.token,
         now=time.time(), state=JobState.UNSIGNED, code="", reason="unsigned", attempts=1,
         reached=True, audit={"note": "stale"}, retention_seconds=60, audit_maxlen=100,
-        events_maxlen=100, hook_due=0), minute=0)
+        events_maxlen=100, hook_delay=0), minute=0)
     # Then its outcome is refused
     assert out == "stale"
     assert record(ctx, message["job_id"])["state"] == "in_flight"
@@ -333,13 +333,14 @@ def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(emulator_factory, 
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
     kwargs = _claim_args(message, lease_seconds=30)
-    first = ctx.dedup.claim(now=time.time(), **kwargs)
+    first = ctx.dedup.claim(**kwargs)
+    first_lease = float(ctx.redis.hget(ctx.keys.agreement(kwargs["identity"]), "lease_until"))
     # a copy without the token is busy; the holder with its token renews, keeping the token
-    assert ctx.dedup.claim(now=time.time(), **kwargs).status == "busy"
-    renewed = ctx.dedup.claim(now=time.time() + 10, renew_token=first.token, **kwargs)
+    assert ctx.dedup.claim(**kwargs).status == "busy"
+    renewed = ctx.dedup.claim(**{**kwargs, "lease_seconds": 60}, renew_token=first.token)
     assert (renewed.status, renewed.token) == ("claimed", first.token)
     lease = float(ctx.redis.hget(ctx.keys.agreement(kwargs["identity"]), "lease_until"))
-    assert lease > time.time() + 35
+    assert lease >= first_lease + 30
 
 
 def test_after_a_halt_the_process_stops_sending_the_jobs_it_already_claimed(emulator_factory,

@@ -33,7 +33,7 @@ from unsign_worker.store.scripts import load
 #: Retention of a resolved entry, seconds.
 RESOLVED_RETENTION_SECONDS = 30 * 86400
 
-REQUEUE = load("dlq_requeue", libraries=("mirror_view",))
+REQUEUE = load("dlq_requeue", libraries=("mirror_view", "server_time"))
 
 RESOLVE = load("dlq_resolve", libraries=("mirror_view",))
 
@@ -167,7 +167,7 @@ class DeadLetters:
                   "campaign": k.campaign(campaign or NO_CAMPAIGN),
                   "view": k.producer_job(producer, job_id),
                   "rate": k.rate(int(now // 60) if minute is None else minute)},
-            args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
+            args={"job_id": job_id, "now": repr(now), "lease_seconds": repr(lease_seconds),
                   "by": by, "audit_maxlen": self._audit_maxlen, "campaign": campaign,
                   "producer": producer, "minute": "" if minute is None else str(minute)})
         result = out.decode() if isinstance(out, bytes) else str(out)

@@ -20,10 +20,10 @@ key                                    type    content and retention
 ``P agreement:<identity>``             hash    dedup: holder job, state (in_flight | held |
                                                unsigned), fencing token, lease expiry; kept
                                                without expiry once ``unsigned``
-``P leases``                           zset    job id -> lease expiry (epoch s) of every job that
-                                               is not terminal (a queued job: enqueue time +
-                                               grace); the sweeper re-publishes those past
-                                               expiry
+``P leases``                           zset    job id -> lease expiry (epoch s, Redis's clock)
+                                               of every job that is not terminal (a queued
+                                               job: when its message is next looked for); the
+                                               sweeper re-publishes those past expiry
 ``P parked``                           zset    job id -> time parked while the breaker is open
 ``P hook:<identity>``                  hash    success hook state: pending | running | done |
                                                failed, attempts, idempotency key, last error
@@ -182,7 +182,12 @@ class Keys:
         return f"{self.prefix}campaign:{campaign_id}:parked"
 
     def campaign_rate(self, campaign_id: str, second: int) -> str:
-        return f"{self.prefix}campaign:{campaign_id}:rate:{second}"
+        return f"{self.campaign_rates(campaign_id)}{second}"
+
+    def campaign_rates(self, campaign_id: str) -> str:
+        """The prefix of the campaign's per-second counters: the claim script appends the
+        second of the Redis server's clock."""
+        return f"{self.prefix}campaign:{campaign_id}:rate:"
 
     @property
     def parked(self) -> str:
@@ -292,6 +297,12 @@ class Keys:
     def unacked(self) -> str:
         """kombu's hash of delivered, unacknowledged messages (global_keyprefix applied)."""
         return f"{self.prefix}unacked"
+
+    @property
+    def unacked_index(self) -> str:
+        """kombu's zset of those messages' delivery tags -> when the consumer received them
+        (its own clock)."""
+        return f"{self.prefix}unacked_index"
 
     @property
     def held(self) -> str:

@@ -1,8 +1,9 @@
 -- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign, view, rate
--- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign, producer, minute
+-- ARGV: job_id, now, lease_seconds, by, audit_maxlen, campaign, producer, minute
 -- rate is the per-minute counts of the minute the job was dead-lettered (minute: that minute,
 -- '' when the record has no finished_at): its dead letter is taken back there as from all time,
--- so that the last hour never counts more than all time.
+-- so that the last hour never counts more than all time. The job's lease is on the server's
+-- clock (server_time); A.now only stamps the record.
 if not redis.call('ZSCORE', K.dlq, A.job_id) then return 'absent' end
 local st = redis.call('HGET', K.job, 'state')
 if not st then return 'no_record' end
@@ -32,7 +33,7 @@ if A.campaign ~= '' then
 end
 redis.call('ZREM', K.dlq, A.job_id)
 redis.call('DEL', K.dlq_entry)
-redis.call('ZADD', K.leases, A.lease_until, A.job_id)
+redis.call('ZADD', K.leases, server_time() + tonumber(A.lease_seconds), A.job_id)
 redis.call('XADD', K.audit, 'MAXLEN', '~', A.audit_maxlen, '*', 'data', cjson.encode({
   time = tonumber(A.now), job_id = A.job_id, outcome = 'requeued', code = code,
   by = A.by}))
