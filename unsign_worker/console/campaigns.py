@@ -1,24 +1,80 @@
 """Campaigns: progress, counts by outcome, rate and ETA; pause, resume and cancel (each
-confirmed); the report CSV (identities masked)."""
+confirmed); the report CSV (identities masked); one campaign's page with a chart of its progress
+over time (from ``P campaign:<id>:minutes``)."""
 
 from __future__ import annotations
 
 import io
+import math
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 from unsign_worker.console.app import OPS, operator, render
+from unsign_worker.console.charts import Layer, stacked_area
 from unsign_worker.ops.operations import CAMPAIGN_ACTIONS
 from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv_to
 from unsign_worker.protocol.masking import mask_text
 from unsign_worker.store.campaigns import OUTCOMES, CampaignError, CampaignStatus
-from unsign_worker.store.states import CampaignState
+from unsign_worker.store.states import FAILURE_STATES, CampaignState
 
 #: The actions each state allows.
 ALLOWED = {CampaignState.RUNNING: ("pause", "cancel"), CampaignState.PAUSED: ("resume", "cancel")}
+#: Points drawn at most on a campaign's chart (a longer campaign is drawn in wider steps).
+CHART_POINTS = 240
+#: Rows at most in the table beside the chart.
+TABLE_ROWS = 12
+FAILED = frozenset(str(s) for s in FAILURE_STATES)
+
+
+def progress_series(minutes: dict[int, dict[str, int]], *, total: int, start: float,
+                    end: float, points: int = CHART_POINTS) -> list[dict[str, int]]:
+    """The campaign's progress at the end of each minute (or of each step of several minutes
+    when its run spans more than ``points``) from ``start`` to ``end`` (epoch seconds): the
+    time and, so far, its jobs done without failure, failed (rejected, dead-lettered) and
+    remaining. Pure."""
+    first = int(start // 60)
+    last = max(int(end // 60), max(minutes, default=first), first)
+    step = max(1, math.ceil((last - first + 1) / points))
+    ok = failed = 0
+    out = []
+    for minute in range(first, last + 1):
+        for outcome, n in minutes.get(minute, {}).items():
+            if outcome in FAILED:
+                failed += n
+            else:
+                ok += n
+        if (minute - first) % step == step - 1 or minute == last:
+            out.append({"time": (minute + 1) * 60, "ok": ok, "failed": failed,
+                        "remaining": max(0, total - ok - failed)})
+    return out
+
+
+def _clock(epoch: float, *, days: bool) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%m-%d %H:%M" if days else "%H:%M")
+
+
+def progress_chart(campaign_id: str, series: list[dict[str, int]]) -> dict[str, Any]:
+    """The chart of ``series`` (:func:`progress_series`), its summary and its table."""
+    xs = [p["time"] for p in series]
+    days = xs[-1] - xs[0] > 86400 if xs else False
+    marks = [xs[0] + (xs[-1] - xs[0]) * i / 4 for i in range(5)] if len(xs) > 1 else xs
+    last = series[-1] if series else {"time": 0, "ok": 0, "failed": 0, "remaining": 0}
+    summary = (f"At {_clock(last['time'], days=True)} UTC: {last['ok']} done, "
+               f"{last['failed']} failed, {last['remaining']} remaining.")
+    svg = stacked_area(
+        f"progress-{campaign_id}", title=f"Progress of campaign {campaign_id} over time",
+        description=summary, xs=xs, x_labels=[(m, _clock(m, days=days)) for m in marks],
+        layers=[Layer("ok", "done", [p["ok"] for p in series]),
+                Layer("failed", "failed", [p["failed"] for p in series]),
+                Layer("remaining", "remaining", [p["remaining"] for p in series])])
+    every = max(1, math.ceil(len(series) / TABLE_ROWS))
+    rows = [p for i, p in enumerate(series) if i % every == 0 or i == len(series) - 1]
+    return {"svg": svg, "summary": summary,
+            "rows": [{**p, "at": _clock(p["time"], days=True)} for p in rows]}
 
 
 def progress(status: CampaignStatus, now: float | None = None) -> dict[str, Any]:
@@ -50,6 +106,22 @@ async def page(request: web.Request) -> web.Response:
         row["history"] = [a.as_dict() for a in history.get(f"campaign:{status.campaign}", [])]
         rows.append(row)
     return render(request, "campaigns.html", campaigns=rows, outcomes=OUTCOMES)
+
+
+async def detail(request: web.Request) -> web.Response:
+    """One campaign: what the list shows, and its progress over time as a chart and a table."""
+    ops = request.app[OPS]
+    campaign_id = request.match_info["campaign_id"]
+    status = ops.campaigns.status(campaign_id)
+    if status is None:
+        raise web.HTTPNotFound(text=f"no campaign {mask_text(campaign_id)}")
+    row = progress(status)
+    row["history"] = [a.as_dict() for a in ops.journal.for_target(f"campaign:{campaign_id}")]
+    end = status.finished_at or time.time()
+    series = progress_series(ops.campaigns.minutes(campaign_id), total=status.total,
+                             start=status.created_at or end, end=end)
+    return render(request, "campaign.html", c=row, outcomes=OUTCOMES,
+                  chart=progress_chart(campaign_id, series))
 
 
 async def act(request: web.Request) -> web.Response:
@@ -87,5 +159,6 @@ async def report(request: web.Request) -> web.Response:
 
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/campaigns", page)
+    router.add_get("/campaigns/{campaign_id}", detail)
     router.add_post("/campaigns/{campaign_id}/{action}", act)
     router.add_get("/campaigns/{campaign_id}/report.csv", report)

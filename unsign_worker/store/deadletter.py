@@ -7,9 +7,9 @@ retry_exhausted), ``code``, ``zh``, ``en``, ``category``, ``advice``, ``reason``
 without expiry. Nothing leaves the queue except by
 
 - :meth:`DeadLetters.requeue`: the job goes back to ``queued`` under the same id (so dedup
-  still holds), its outcome counts are taken back (all time, its campaign's, and its minute's
-  while that minute is kept), its entry removed, and it is sent again from
-  its record. It is also put in ``P leases`` so that, should this process die before the
+  still holds), its outcome counts are taken back (all time, its campaign's and its campaign's
+  minute's, and its minute's while that minute is kept), its entry removed, and it is sent
+  again from its record. It is also put in ``P leases`` so that, should this process die before the
   message is sent, the sweeper sends it;
 - :meth:`DeadLetters.resolve`: closed by hand; the entry keeps who, when and why
   (``resolved_by``, ``resolved_at``, ``resolution_note``), moves to ``P dlq:resolved`` and is
@@ -217,6 +217,7 @@ class DeadLetters:
             keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "job": k.job(job_id),
                   "counts": k.counts, "leases": k.leases, "audit": k.audit,
                   "campaign_counts": k.campaign_counts(campaign or NO_CAMPAIGN),
+                  "campaign_minutes": k.campaign_minutes(campaign or NO_CAMPAIGN),
                   "campaign": k.campaign(campaign or NO_CAMPAIGN),
                   "view": k.producer_job(producer, job_id),
                   "rate": k.rate(int(now // 60) if minute is None else minute)},
