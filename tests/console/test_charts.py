@@ -118,3 +118,11 @@ def test_labels_under_the_axis_stay_inside_the_drawing_at_either_end() -> None:
     anchors = [t.get("text-anchor") for t in root.findall(f"{SVG}text")
                if t.text and ":" in t.text]
     assert anchors == ["start", "middle", "end"]
+
+
+def test_bars_label_every_few_counting_back_from_the_newest() -> None:
+    labels = [f"{h:02d}:00" for h in range(24)]
+    root = parsed(stacked_bars("h", title="t", description="d", labels=labels, label_every=3,
+                               layers=[Layer("unsigned", "unsigned", [1] * 24)]))
+    shown = [t.text for t in root.findall(f"{SVG}text") if t.text and ":" in t.text]
+    assert shown == labels[2::3] and shown[-1] == "23:00"

@@ -133,8 +133,9 @@ def stacked_area(ident: str, *, title: str, description: str, xs: Sequence[float
 
 def stacked_bars(ident: str, *, title: str, description: str, labels: Sequence[str],
                  layers: Sequence[Layer], label_every: int = 1) -> Markup:
-    """One bar per label, its layers stacked bottom first; every ``label_every``-th label is
-    written under its bar. Each segment's tooltip says its label, layer and value."""
+    """One bar per label, its layers stacked bottom first; every ``label_every``-th label,
+    counted back from the last (the newest), is written under its bar. Each segment's tooltip
+    says its label, layer and value."""
     count = len(labels)
     slot = (WIDTH - LEFT - RIGHT) / max(count, 1)
     tops = [sum(la.values[i] for la in layers) for i in range(count)]
@@ -156,5 +157,5 @@ def stacked_bars(ident: str, *, title: str, description: str, labels: Sequence[s
     body.append(f'<line class="axis" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{HEIGHT - BOTTOM}" '
                 f'y2="{HEIGHT - BOTTOM}"/>')
     body += _x_labels([(LEFT + slot * (i + 0.5), label) for i, label in enumerate(labels)
-                       if i % label_every == 0])
+                       if (count - 1 - i) % label_every == 0])
     return _frame(ident, title, description, body)

@@ -116,7 +116,7 @@ def outcomes(client: redis.Redis, keys: Keys, *, now: float | None = None
     """Jobs in each outcome, ``{"last_hour": {...}, "all_time": {...}}``, read together.
 
     Both count jobs by the outcome they hold: the scripts that end a job add it to ``P counts``
-    and to its minute's ``P rate:<minute>`` (kept an hour), and a requeue takes a dead letter
+    and to its minute's ``P rate:<minute>`` (kept 25 hours), and a requeue takes a dead letter
     back from both. Read in one transaction, no job can end between the two reads, so the last
     hour never exceeds all time.
     """
