@@ -118,10 +118,13 @@ async def detail(request: web.Request) -> web.Response:
     row = progress(status)
     row["history"] = [a.as_dict() for a in ops.journal.for_target(f"campaign:{campaign_id}")]
     end = status.finished_at or time.time()
-    series = progress_series(ops.campaigns.minutes(campaign_id), total=status.total,
-                             start=status.created_at or end, end=end)
+    minutes = ops.campaigns.minutes(campaign_id)
+    series = progress_series(minutes, total=status.total, start=status.created_at or end,
+                             end=end)
+    # jobs that ended before the worker counted them minute by minute (an older version)
+    unrecorded = status.done - sum(n for counts in minutes.values() for n in counts.values())
     return render(request, "campaign.html", c=row, outcomes=OUTCOMES,
-                  chart=progress_chart(campaign_id, series))
+                  chart=progress_chart(campaign_id, series), unrecorded=max(0, unrecorded))
 
 
 async def act(request: web.Request) -> web.Response:

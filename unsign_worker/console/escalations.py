@@ -115,12 +115,7 @@ async def page(request: web.Request) -> web.Response:
 
 def _recently_resolved(ops: Operations, count: int = 20) -> list[dict[str, Any]]:
     ids = [i.decode() for i in ops.redis.zrevrange(ops.keys.dlq_resolved, 0, count - 1)]
-    out = []
-    for job_id in ids:
-        entry = ops.dlq.get(job_id)
-        if entry is not None:
-            out.append(entry.as_dict())
-    return out
+    return [entry.as_dict() for entry in ops.dlq.get_many(ids)]
 
 
 async def export(request: web.Request) -> web.Response:
