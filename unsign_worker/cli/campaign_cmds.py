@@ -7,6 +7,7 @@ this module while it loads.)
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -248,7 +249,7 @@ def campaign_report(campaign_id: str, out: str | None, show_personal_data: bool)
         fail(f"no campaign {campaign_id}")
     rows = report_rows(store, campaign_id, show_personal_data=show_personal_data)
     if out is None:  # the CSV alone on standard output, ready for a pipe
-        write_csv_to(click.get_text_stream("stdout"), REPORT_COLUMNS, rows)
+        write_csv_to(sys.stdout, REPORT_COLUMNS, rows)
         return
     from unsign_worker.producers.reports import OutputFileError
 
