@@ -69,24 +69,27 @@ def test_a_stacked_area_draws_one_band_per_layer_even_for_a_single_point() -> No
     assert parsed(stacked_area("e", title="t", description="d", xs=[], layers=[])) is not None
 
 
-def test_a_campaigns_progress_is_cumulative_per_minute_from_its_start() -> None:
-    # Given a campaign of 10 jobs started at minute 100 (6000 s), ending at minute 103
-    minutes = {100: {"unsigned": 2}, 101: {"dead_lettered": 1, "unsigned": 1},
-               103: {"unsigned": 3, "rejected": 1}}
-    series = progress_series(minutes, total=10, start=6010, end=6200)
+def test_a_campaigns_progress_is_cumulative_per_step_from_its_start() -> None:
+    # Given a campaign of 10 jobs started at 6005 s, its jobs counted per 10 seconds
+    counted = {6000: {"unsigned": 2}, 6010: {"dead_lettered": 1, "unsigned": 1},
+               6030: {"unsigned": 3, "rejected": 1}}
+    series = progress_series(counted, total=10, start=6005, end=6035)
     assert series == [
-        {"time": 6060, "ok": 2, "failed": 0, "remaining": 8},
-        {"time": 6120, "ok": 3, "failed": 1, "remaining": 6},
-        {"time": 6180, "ok": 3, "failed": 1, "remaining": 6},
-        {"time": 6240, "ok": 6, "failed": 2, "remaining": 2}]
-    # A long run is drawn in steps, its last minute always included
-    long = progress_series({100 + i: {"unsigned": 1} for i in range(1000)}, total=1000,
-                           start=6000, end=6000 + 999 * 60, points=100)
-    assert len(long) == 100 and long[-1] == {"time": (1100) * 60, "ok": 1000, "failed": 0,
-                                             "remaining": 0}
+        {"time": 6010, "ok": 2, "failed": 0, "remaining": 8},
+        {"time": 6020, "ok": 3, "failed": 1, "remaining": 6},
+        {"time": 6030, "ok": 3, "failed": 1, "remaining": 6},
+        {"time": 6040, "ok": 6, "failed": 2, "remaining": 2}]
+    # A long run is drawn in wider steps (a multiple of 10 s), the last count always included
+    long = progress_series({6000 + 10 * i: {"unsigned": 1} for i in range(1000)}, total=1000,
+                           start=6000, end=6000 + 9990, points=100)
+    assert len(long) == 100 and long[1]["time"] - long[0]["time"] == 100
+    assert long[-1] == {"time": 16000, "ok": 1000, "failed": 0, "remaining": 0}
     chart = progress_chart("c-1", series)
-    assert chart["summary"] == "At 01-01 01:44 UTC: 6 done, 2 failed, 2 remaining."
-    assert len(parsed(chart["svg"]).findall(f"{SVG}polygon")) == 3
+    assert chart["summary"] == "At 1970-01-01 01:40:40 UTC: 6 done, 2 failed, 2 remaining."
+    root = parsed(chart["svg"])
+    assert len(root.findall(f"{SVG}polygon")) == 3
+    # a run of seconds is labelled to the second
+    assert "01:40:10" in [t.text for t in root.findall(f"{SVG}text")]
 
 
 def test_outcomes_by_hour_sum_each_hours_minutes_for_the_last_24(

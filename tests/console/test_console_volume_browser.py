@@ -49,13 +49,13 @@ def seed_campaign(r: redis.Redis, keys: Keys, now: float) -> None:
         "enqueue_complete": 1, "source": "spring.csv"})
     r.zadd(keys.campaigns, {CAMPAIGN: start})
     totals: dict[str, int] = {}
-    for i in range(80):
-        minute = int(start // 60) + i
+    for i in range(80):  # each minute's jobs counted in its first 10 seconds
+        step = int(start // 60) * 60 + 60 * i
         done = {"unsigned": 24 + i % 7, "already_unsigned": 1, "rejected": i % 3,
                 "dead_lettered": 1 if i % 4 == 0 else 0}
         for outcome, n in done.items():
             if n:
-                r.hincrby(keys.campaign_minutes(CAMPAIGN), f"{minute}:{outcome}", n)
+                r.hincrby(keys.campaign_progress(CAMPAIGN), f"{step}:{outcome}", n)
                 totals[outcome] = totals.get(outcome, 0) + n
     for outcome, n in totals.items():
         r.hincrby(keys.campaign_counts(CAMPAIGN), outcome, n)

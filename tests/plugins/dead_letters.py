@@ -36,7 +36,7 @@ def dead_letter(r: redis.Redis | redis.client.Pipeline, keys: Keys, job_id: str,
     r.expire(keys.rate(int(now // 60)), 3600)
     if campaign:
         r.hincrby(keys.campaign_counts(campaign), "dead_lettered", 1)
-        r.hincrby(keys.campaign_minutes(campaign), f"{int(now // 60)}:dead_lettered", 1)
+        r.hincrby(keys.campaign_progress(campaign), f"{int(now // 10) * 10}:dead_lettered", 1)
 
 
 def dead_letters(r: redis.Redis, keys: Keys, counts: dict[str, int], *,

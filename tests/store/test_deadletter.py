@@ -72,7 +72,7 @@ def test_requeue_puts_the_job_back_under_its_id_and_takes_its_count_back(
     assert not dlq.is_open("j1") and dlq.get("j1") is None
     assert redis_client.hget(keys.counts, "dead_lettered") == b"0"
     assert redis_client.hget(keys.campaign_counts("c1"), "dead_lettered") == b"0"
-    assert CampaignStore(redis_client, keys).minutes("c1") == {}  # its progress over time too
+    assert CampaignStore(redis_client, keys).progress("c1") == {}  # its progress over time too
     assert redis_client.hget(keys.campaign("c1"), "state") == b"running"
     # should this process die before sending, the sweeper re-sends it after the lease
     assert redis_client.zscore(keys.leases, "j1") is not None

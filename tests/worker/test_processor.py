@@ -330,7 +330,7 @@ def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(emulator_fa
     assert counts == {"unsigned": 14, "duplicate": 1, "dead_lettered": 1, "rejected": 1}
     # And the campaign's progress over time adds up to its counts (settled and finished jobs)
     over_time: Counter[str] = Counter()
-    for outcomes in CampaignStore(ctx.redis, ctx.keys).minutes("c9").values():
+    for outcomes in CampaignStore(ctx.redis, ctx.keys).progress("c9").values():
         over_time.update(outcomes)
     assert over_time == counts
     # And each minute's outcomes are kept 25 hours, for the chart of the last 24

@@ -217,7 +217,7 @@ class DeadLetters:
             keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "job": k.job(job_id),
                   "counts": k.counts, "leases": k.leases, "audit": k.audit,
                   "campaign_counts": k.campaign_counts(campaign or NO_CAMPAIGN),
-                  "campaign_minutes": k.campaign_minutes(campaign or NO_CAMPAIGN),
+                  "campaign_progress": k.campaign_progress(campaign or NO_CAMPAIGN),
                   "campaign": k.campaign(campaign or NO_CAMPAIGN),
                   "view": k.producer_job(producer, job_id),
                   "rate": k.rate(int(now // 60) if minute is None else minute)},
