@@ -1,18 +1,18 @@
 """The escalations page at real volume, in this process against real Redis: 2,000 dead letters
-are grouped by code with counts, paged within a group, their details folded, and exported with
-ISO 8601 times."""
+are grouped by code with counts, the oldest of each group shown, each group paged on its own,
+their details folded, and exported with ISO 8601 times."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
-from html import unescape
 
 import redis
 
 from tests.plugins.console_app import get_pages
 from tests.plugins.dead_letters import dead_letters
+from unsign_worker.console.escalations import PREVIEW
 from unsign_worker.console.paging import PAGE_SIZE
 from unsign_worker.store.keys import Keys
 
@@ -28,9 +28,9 @@ def test_thousands_of_escalations_are_grouped_counted_and_paged_within_a_group(
         redis_client: redis.Redis, key_prefix: str) -> None:
     # Given 2,000 dead letters of three codes
     ids = dead_letters(redis_client, Keys(key_prefix), COUNTS, campaigns=("c-1", "c-2"))
-    # When the operator opens the page, then a group's second and last page
-    (status, first), (_, second), (_, last), (_, beyond) = get_pages(
-        redis_client, key_prefix, "/escalations",
+    # When the operator opens the page, then a group alone, its second and last page
+    (status, first), (_, alone), (_, second), (_, last), (_, beyond) = get_pages(
+        redis_client, key_prefix, "/escalations", "/escalations?code=STATUS_TYPE_CODE",
         "/escalations?code=STATUS_TYPE_CODE&page=2",
         "/escalations?code=SYSTEM_ERROR&page=3", "/escalations?code=SYSTEM_ERROR&page=99")
     # Then every code is listed with its count and meaning, largest first
@@ -40,13 +40,16 @@ def test_thousands_of_escalations_are_grouped_counted_and_paged_within_a_group(
                         codes)
     assert listed == [(code, str(n)) for code, n in COUNTS.items()]
     assert "The merchant agreement is not in a normal state" in codes
-    # And each group shows one page of its oldest entries, folded, with a link to the next
-    assert len(entries(first)) == 3 * PAGE_SIZE
-    assert entries(first)[:PAGE_SIZE] == ids[:PAGE_SIZE]
+    # And each group shows its oldest entries, folded, with a link to the whole group
+    assert len(entries(first)) == 3 * PREVIEW
+    assert entries(first)[:PREVIEW] == ids[:PREVIEW]
     assert not re.search(r"<details[^>]*\bopen\b", first)
-    assert unescape('href="/escalations?code=STATUS_TYPE_CODE&amp;page=2"') in unescape(first)
-    assert "1–20 of 1500 · page 1 of 75" in first
-    # A group's page shows that group alone, the next rows, linked both ways
+    assert "1–5 of 1500, the oldest" in first
+    assert '<a class="more" href="/escalations?code=STATUS_TYPE_CODE">all 1500' in first
+    # A group alone is paged, linked both ways
+    assert entries(alone) == ids[:PAGE_SIZE]
+    assert "1–20 of 1500 · page 1 of 75" in alone and 'rel="prev"' not in alone
+    assert 'rel="next" href="/escalations?code=STATUS_TYPE_CODE&amp;page=2"' in alone
     assert entries(second) == ids[PAGE_SIZE:2 * PAGE_SIZE]
     assert 'rel="prev" href="/escalations?code=STATUS_TYPE_CODE&amp;page=1"' in second
     assert 'rel="next" href="/escalations?code=STATUS_TYPE_CODE&amp;page=3"' in second

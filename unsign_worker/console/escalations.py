@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from unsign_worker.console.app import OPS, operator, render
-from unsign_worker.console.paging import Page
+from unsign_worker.console.paging import PAGE_SIZE, Page
 from unsign_worker.ops import dlq_export
 from unsign_worker.ops.lookup import attempts
 from unsign_worker.ops.operations import Operations
@@ -32,6 +32,8 @@ from unsign_worker.store.deadletter import (
 AGES = {"": 0, "1h": 3600, "24h": 86400, "7d": 7 * 86400}
 #: Entries read whole at once for the CSV export.
 EXPORT_CHUNK = 500
+#: Entries of each group shown when every group is (the oldest; the group's link shows all).
+PREVIEW = 5
 
 
 def _filters(request: web.Request) -> dict[str, str]:
@@ -75,8 +77,10 @@ def _shown(ops: Operations, entry: Entry) -> dict[str, Any]:
 def _group(ops: Operations, filters: dict[str, str], code: str, members: list[Brief],
            asked: str | None) -> dict[str, Any]:
     """One code's group: the rules' meaning and advice, and one page of its entries (the
-    only ones read whole)."""
-    paged = Page.of(asked, len(members))
+    only ones read whole): a page of :data:`PAGE_SIZE` when the group is shown alone
+    (``asked``: the page number in the URL), its first :data:`PREVIEW` among every group."""
+    alone = bool(filters["code"])
+    paged = Page.of(asked, len(members), size=PAGE_SIZE if alone else PREVIEW)
     entries = [_shown(ops, e) for e in ops.dlq.get_many(
         [b.job_id for b in members[paged.start:paged.stop]])]
     history = ops.journal.for_targets([e["job_id"] for e in entries])
@@ -88,13 +92,15 @@ def _group(ops: Operations, filters: dict[str, str], code: str, members: list[Br
             "zh": first.get("zh") or info.zh, "en": first.get("en") or info.en,
             "advice": first.get("advice") or info.advice,
             "category": first.get("category") or str(info.category),
-            "previous": paged.previous and _link(filters, code=code, page=paged.previous),
-            "next": paged.next and _link(filters, code=code, page=paged.next)}
+            "previous": alone and paged.previous and _link(filters, code=code,
+                                                           page=paged.previous),
+            "next": alone and paged.next and _link(filters, code=code, page=paged.next),
+            "more": not alone and paged.next and _link(filters, code=code)}
 
 
 async def page(request: web.Request) -> web.Response:
-    """Every code with its count and meaning, then each code's group one page at a time
-    (``?code=C&page=N``: that group alone); each entry's details folded."""
+    """Every code with its count and meaning, then each code's group: its oldest entries, or
+    that group alone a page at a time (``?code=C&page=N``); each entry's details folded."""
     ops = request.app[OPS]
     filters = _filters(request)
     every = briefs(ops, filters, by_code=False)
@@ -108,7 +114,7 @@ async def page(request: web.Request) -> web.Response:
     here = _link(filters, page=asked or "")
     return render(request, "escalations.html", filters=filters, ages=list(AGES),
                   total=sum(g["count"] for g in groups), summary=summary, groups=groups,
-                  all_codes=_link(filters, code=""), back=here,
+                  all_codes=_link(filters, code=""), back=here, page_size=PAGE_SIZE,
                   csv=_link(filters).replace("/escalations", "/escalations.csv", 1),
                   resolved=_recently_resolved(ops))
 
