@@ -75,6 +75,7 @@ def test_a_campaigns_progress_is_cumulative_per_step_from_its_start() -> None:
                6030: {"unsigned": 3, "rejected": 1}}
     series = progress_series(counted, total=10, start=6005, end=6035)
     assert series == [
+        {"time": 6000, "ok": 0, "failed": 0, "remaining": 10},
         {"time": 6010, "ok": 2, "failed": 0, "remaining": 8},
         {"time": 6020, "ok": 3, "failed": 1, "remaining": 6},
         {"time": 6030, "ok": 3, "failed": 1, "remaining": 6},
@@ -82,14 +83,14 @@ def test_a_campaigns_progress_is_cumulative_per_step_from_its_start() -> None:
     # A long run is drawn in wider steps (a multiple of 10 s), the last count always included
     long = progress_series({6000 + 10 * i: {"unsigned": 1} for i in range(1000)}, total=1000,
                            start=6000, end=6000 + 9990, points=100)
-    assert len(long) == 100 and long[1]["time"] - long[0]["time"] == 100
+    assert len(long) == 101 and long[2]["time"] - long[1]["time"] == 100
     assert long[-1] == {"time": 16000, "ok": 1000, "failed": 0, "remaining": 0}
     chart = progress_chart("c-1", series)
     assert chart["summary"] == "At 1970-01-01 01:40:40 UTC: 6 done, 2 failed, 2 remaining."
     root = parsed(chart["svg"])
     assert len(root.findall(f"{SVG}polygon")) == 3
     # a run of seconds is labelled to the second
-    assert "01:40:10" in [t.text for t in root.findall(f"{SVG}text")]
+    assert "01:40:00" in [t.text for t in root.findall(f"{SVG}text")]
 
 
 def test_outcomes_by_hour_sum_each_hours_minutes_for_the_last_24(

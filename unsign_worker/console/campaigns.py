@@ -35,9 +35,9 @@ WHOLE = -1.0
 
 def progress_series(counted: dict[int, dict[str, int]], *, total: int, start: float,
                     end: float, points: int = CHART_POINTS) -> list[dict[str, int]]:
-    """The campaign's progress at the end of each step from ``start`` to ``end`` (epoch
-    seconds): the time and, so far, its jobs done without failure, failed (rejected,
-    dead-lettered) and remaining. ``counted``: outcomes per step of
+    """The campaign's progress at the start of its first step, then at the end of each step
+    up to ``end`` (epoch seconds): the time and, so far, its jobs done without failure, failed
+    (rejected, dead-lettered) and remaining. ``counted``: outcomes per step of
     ``PROGRESS_STEP_SECONDS`` (:meth:`CampaignStore.progress`); a run longer than ``points``
     such steps is drawn in wider steps (a multiple of them). Pure."""
     step = PROGRESS_STEP_SECONDS * max(1, math.ceil((end - start) / PROGRESS_STEP_SECONDS
@@ -50,7 +50,7 @@ def progress_series(counted: dict[int, dict[str, int]], *, total: int, start: fl
     first = min(int(start // step) * step, min(per_step, default=int(start // step) * step))
     last = max(int(end // step) * step, max(per_step, default=first))
     ok = failed = 0
-    out = []
+    out = [{"time": first, "ok": 0, "failed": 0, "remaining": total}]  # where the run starts
     for at in range(first, last + step, step):
         for outcome, n in per_step.get(at, {}).items():
             if outcome in FAILED:
