@@ -14,6 +14,7 @@ from tests.plugins.console_app import get_pages
 from tests.plugins.dead_letters import dead_letters
 from unsign_worker.console.escalations import PREVIEW
 from unsign_worker.console.paging import PAGE_SIZE
+from unsign_worker.ops.actions import ActionLog
 from unsign_worker.store.keys import Keys
 
 COUNTS = {"STATUS_TYPE_CODE": 1500, "TOO_MUCH_TYPE_CODE": 450, "SYSTEM_ERROR": 50}
@@ -69,6 +70,8 @@ def test_filters_keep_their_counts_and_the_csv_has_iso_times(
                        campaigns=("c-1", "c-2"))
     redis_client.zadd(keys.dlq, {ids[0]: 1_765_149_590.0})
     redis_client.hset(keys.dlq_entry(ids[0]), "dead_lettered_at", "1765149590.25")
+    ActionLog(redis_client, keys).record(by="ops (console)", action="note", target=ids[0],
+                                         note="asked Alipay support")
     (_, campaign), (_, old), (status, exported) = get_pages(
         redis_client, key_prefix, "/escalations?campaign=c-2",
         "/escalations?age=24h", "/escalations.csv?code=STATUS_TYPE_CODE")
@@ -80,4 +83,6 @@ def test_filters_keep_their_counts_and_the_csv_has_iso_times(
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert len(rows) == 30
     assert rows[0]["dead_lettered_at"] == "2025-12-07T23:19:50Z"
+    when, said = rows[0]["actions"].split(" ", 1)
+    assert ISO.fullmatch(when) and said == "note by ops (console): asked Alipay support"
     assert all(ISO.fullmatch(r["dead_lettered_at"]) for r in rows)

@@ -19,6 +19,7 @@ from unsign_worker.console.paging import PAGE_SIZE, Page
 from unsign_worker.ops import dlq_export
 from unsign_worker.ops.lookup import attempts
 from unsign_worker.ops.operations import Operations
+from unsign_worker.producers.reports import iso_time
 from unsign_worker.protocol.catalogue import lookup as error_info
 from unsign_worker.store.deadletter import (
     Brief,
@@ -128,7 +129,8 @@ async def export(request: web.Request) -> web.Response:
     ops = request.app[OPS]
     entries = list(filtered(ops, _filters(request)))
     history = ops.journal.for_targets([e.job_id for e in entries])
-    extra = {job_id: {"actions": "; ".join(f"{a.action} by {a.by}: {a.note}" for a in acts)}
+    extra = {job_id: {"actions": "; ".join(f"{iso_time(a.time)} {a.action} by {a.by}: {a.note}"
+                                           for a in acts)}
              for job_id, acts in history.items()}
     buffer = io.StringIO()
     dlq_export.write(entries, buffer, fmt="csv", extra=extra)
