@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import redis
 
 from tests.plugins.emulator import PARTNER, cae, partner_protocol
 from unsign_worker.emulator.options import AnswerOptions
+from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.requests import SettleRequest
 from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
@@ -326,6 +328,14 @@ def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(emulator_fa
     counts = {k.decode(): int(v) for k, v in
               ctx.redis.hgetall(ctx.keys.campaign_counts("c9")).items()}
     assert counts == {"unsigned": 14, "duplicate": 1, "dead_lettered": 1, "rejected": 1}
+    # And the campaign's progress over time adds up to its counts (settled and finished jobs)
+    over_time: Counter[str] = Counter()
+    for outcomes in CampaignStore(ctx.redis, ctx.keys).progress("c9").values():
+        over_time.update(outcomes)
+    assert over_time == counts
+    # And each minute's outcomes are kept 25 hours, for the chart of the last 24
+    rates = list(ctx.redis.scan_iter(f"{ctx.keys.prefix}rate:*"))
+    assert rates and all(ctx.redis.ttl(key) > 24 * 3600 for key in rates)
 
 
 def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(emulator_factory, make_ctx):

@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from unsign_worker.store.job import Job
-from unsign_worker.store.keys import AUDIT_MAXLEN, Keys
+from unsign_worker.store.keys import AUDIT_MAXLEN, RATE_RETENTION_SECONDS, Keys
 from unsign_worker.store.scripts import load
 from unsign_worker.store.states import JobState
 
@@ -141,7 +141,7 @@ class JobRecords:
             pipe.expire(conflicts, REJECTED_RETENTION_SECONDS)
         pipe.hincrby(k.counts, JobState.REJECTED.value, 1)
         pipe.hincrby(minute, JobState.REJECTED.value, 1)
-        pipe.expire(minute, 3600)
+        pipe.expire(minute, RATE_RETENTION_SECONDS)
         audit = {"time": now, "job_id": job_id, "outcome": str(JobState.REJECTED),
                  "code": code, "reason": reason, "reference": reference, "campaign": "",
                  "source": source, **({"producer": producer} if producer else {})}

@@ -77,6 +77,7 @@ class SettleRequest:
             "leases": keys.leases, "audit": keys.audit, "events": keys.events,
             "counts": keys.counts,
             "campaign_counts": keys.campaign_counts(self.campaign or NO_CAMPAIGN),
+            "campaign_progress": keys.campaign_progress(self.campaign or NO_CAMPAIGN),
             "rate": keys.rate(minute), "hook": keys.hook(self.identity), "hooks": keys.hooks,
             "dlq": keys.dlq, "dlq_entry": keys.dlq_entry(self.job_id), "breaker": keys.breaker,
             "breaker_probe": keys.breaker_probe, "parked": keys.parked,
@@ -137,6 +138,7 @@ class FinishRequest:
         return {
             "job": keys.job(self.job_id), "audit": keys.audit, "counts": keys.counts,
             "campaign_counts": keys.campaign_counts(self.campaign or NO_CAMPAIGN),
+            "campaign_progress": keys.campaign_progress(self.campaign or NO_CAMPAIGN),
             "rate": keys.rate(minute), "leases": keys.leases,
             "view": keys.producer_job(self.producer, self.job_id),
         }

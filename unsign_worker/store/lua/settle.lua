@@ -1,5 +1,5 @@
 -- KEYS: job, agreement, leases, audit, events, counts, campaign_counts, rate, hook, hooks,
---       dlq, dlq_entry, breaker, breaker_probe, parked, view
+--       dlq, dlq_entry, breaker, breaker_probe, parked, view, campaign_progress
 -- ARGV: request
 -- request: JSON {job_id, token, now, state, code, reason, attempts, reached, lease_seconds,
 --          first_failure_at, retries, terminal, success, audit, event, hook, dlq, close_breaker,
@@ -24,7 +24,7 @@ if a.first_failure_at ~= '' then
 end
 if a.terminal then
   redis.call('HSET', job, 'finished_at', a.now)
-  job_ended(a, job, K.leases, K.counts, K.campaign_counts, K.rate)
+  job_ended(a, job, K.leases, K.counts, K.campaign_counts, K.rate, K.campaign_progress)
   if a.success then
     redis.call('HSET', agr, 'state', 'unsigned', 'holder', a.job_id, 'lease_until', 0,
                'unsigned_at', a.now)
