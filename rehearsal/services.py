@@ -196,10 +196,10 @@ class Services:
 
         return base_env()
 
-    def start_campaign(self, campaign_id: str, rate: float) -> Proc:
+    def start_campaign(self, campaign_id: str, rate: int) -> Proc:
         return self.procs.start("producer", "campaign", [
             CLI, "campaign", "run", str(self.stage.campaign_file), "--id", campaign_id,
-            "--name", campaign_id, "--rate", f"{rate:g}/s", "--json",
+            "--name", campaign_id, "--rate", f"{rate}/s", "--json",
             "--rejects", str(self.stage.root / "campaign-rejects.csv")],
             env=self.operator_env())
 

@@ -1,0 +1,72 @@
+"""Carrying out a fault of the schedule on the hosts, and healing it.
+
+:meth:`Faults.begin` applies a :class:`~rehearsal.nemesis.Fault` and returns the hosts it
+disturbs; :meth:`Faults.end` heals it. Partitions are blackhole routes
+(:meth:`~rehearsal.topology.Topology.cut`); a killed host loses every process in its
+namespace and is started again at the heal.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from rehearsal.nemesis import Fault
+from rehearsal.processes import Processes
+from rehearsal.services import WORKERS, Services
+from rehearsal.stage import REDIS_HOSTS, SENTINEL_HOSTS
+
+REDIS_SIDE = REDIS_HOSTS + SENTINEL_HOSTS
+
+
+class Faults:
+    def __init__(self, services: Services, procs: Processes) -> None:
+        self.services = services
+        self.procs = procs
+        self.topology = services.topology
+        #: fault -> the (a, b) pairs it cut
+        self._cuts: dict[Fault, list[tuple[str, str]]] = {}
+        #: fault -> the host it resolved to (``primary``, ``replica``)
+        self.resolved: dict[Fault, str] = {}
+
+    def begin(self, fault: Fault) -> frozenset[str]:
+        """Apply ``fault``; returns the hosts it is about (the cut-off worker; the isolated
+        primary and the worker on its side; the killed or restarted host)."""
+        kind = fault.kind
+        if kind == "redis_cut":
+            self._cut(fault, [(fault.target, other) for other in REDIS_SIDE])
+            return frozenset({fault.target})
+        if kind == "gateway_cut":
+            self._cut(fault, [(fault.target, "gateway")])
+            return frozenset({fault.target})
+        if kind == "split_brain":
+            primary = self.services.primary_host()
+            self.resolved[fault] = primary
+            others = [h for h in REDIS_SIDE if h != primary]
+            others += [w for w in WORKERS if w != fault.ally] + ["producer", "operator"]
+            self._cut(fault, [(primary, other) for other in others])
+            return frozenset({primary, fault.ally})
+        if kind == "host_kill":
+            self.topology.kill_host(fault.target)
+            return frozenset({fault.target})
+        if kind == "replica_restart":
+            primary = self.services.primary_host()
+            replica = next(h for h in REDIS_HOSTS if h != primary)
+            self.resolved[fault] = replica
+            self.procs.stop(self.procs.get(replica, "redis"), signal.SIGTERM)
+            return frozenset({replica})
+        raise ValueError(f"fault kind {kind!r} is not implemented")
+
+    def _cut(self, fault: Fault, pairs: list[tuple[str, str]]) -> None:
+        for a, b in pairs:
+            self.topology.cut(a, b)
+        self._cuts[fault] = pairs
+
+    def end(self, fault: Fault) -> None:
+        """Heal ``fault``: links back, the killed host or the stopped replica started again."""
+        for a, b in self._cuts.pop(fault, []):
+            self.topology.heal(a, b)
+        if fault.kind == "host_kill":
+            for proc in self.procs.on(fault.target):
+                self.procs.restart(proc)
+        if fault.kind == "replica_restart":
+            self.procs.restart(self.procs.get(self.resolved[fault], "redis"))
