@@ -54,7 +54,10 @@ class Violation:
     #: the job, agreement, idempotency key or campaign it concerns
     subject: str
     detail: str
-    #: when it happened (epoch seconds), to attribute it to a fault
+    #: when the history first went wrong (epoch seconds), to attribute it to a fault: (a) the
+    #: last request for the job's agreement (else the job's creation), (b) the answer read
+    #: before the request sent again, (c) our request that unsigned, (d) the first call of a
+    #: repeated hook (a missing one: the job's end), (e) the job's end, (f) the reading
     at: float
 
 
@@ -68,20 +71,27 @@ def check(history: History) -> list[Violation]:
 def terminal_in_time(history: History) -> list[Violation]:
     """(a) Every enqueued job has a record, is terminal, and ended by the last heal + bound."""
     deadline = history.last_heal + history.bound
+    last_seen: dict[str, float] = {}
+    for request in history.requests:
+        last_seen[request.agreement] = max(last_seen.get(request.agreement, 0.0),
+                                           request.received_at)
     found = []
     for job_id in history.enqueued:
         job = history.jobs.get(job_id)
         if job is None:
             found.append(Violation("a", job_id, "enqueued, but no job record",
                                    history.observed_at))
-        elif job.state not in TERMINAL_STATES:
-            found.append(Violation("a", job_id, f"still {job.state} when the records were read, "
-                                   f"{history.observed_at - history.last_heal:.0f}s after the "
-                                   "last heal", history.observed_at))
+            continue
+        at = last_seen.get(job.agreement) or job.created_at or history.observed_at
+        origin = f"campaign {job.campaign}" if job.campaign else "single job"
+        if job.state not in TERMINAL_STATES:
+            found.append(Violation("a", job_id, f"{origin}, still {job.state} when the records "
+                                   f"were read, {history.observed_at - history.last_heal:.0f}s "
+                                   f"after the last heal", at))
         elif job.finished_at is not None and job.finished_at > deadline:
             late = job.finished_at - history.last_heal
-            found.append(Violation("a", job_id, f"{job.state} {late:.1f}s after the last heal "
-                                   f"(bound {history.bound:.0f}s)", job.finished_at))
+            found.append(Violation("a", job_id, f"{origin}, {job.state} {late:.1f}s after the "
+                                   f"last heal (bound {history.bound:.0f}s)", at))
     return found
 
 
@@ -116,7 +126,7 @@ def no_unsign_after_answer(history: History) -> list[Violation]:
                 found.append(Violation(
                     "b", agreement, f"customer_unsign from {request.peer} answered "
                     f"{request.code or request.action} {after:.1f}s after {first_read.peer} "
-                    f"read {first_read.code}", request.received_at))
+                    f"read {first_read.code}", first_read.answered_at))
             if first_read is None and read_answer(request, history.faults):
                 first_read = request
     return found
@@ -135,7 +145,7 @@ def no_failure_after_our_unsign(history: History) -> list[Violation]:
     """(c) A job reported rejected or dead-lettered, for an agreement our request unsigned."""
     applied = _applied(history)
     return [Violation("c", job.job_id, f"{job.state}, but our request unsigned {job.agreement} "
-                      "at the gateway", job.finished_at or history.observed_at)
+                      "at the gateway", applied[job.agreement])
             for job in history.jobs.values()
             if job.state in FAILURE_STATES and job.agreement in applied]
 
@@ -144,12 +154,12 @@ def hook_once(history: History) -> list[Violation]:
     """(d) No idempotency key called twice; every agreement reported unsigned has its call."""
     calls = Counter(call.key for call in history.hooks)
     found = []
-    seen: set[str] = set()
+    first: dict[str, float] = {}
     for call in sorted(history.hooks, key=lambda c: c.at):
-        if calls[call.key] > 1 and call.key in seen:
+        if call.key in first:
             found.append(Violation("d", call.key, f"hook called {calls[call.key]} times "
-                                   f"(again for job {call.job_id})", call.at))
-        seen.add(call.key)
+                                   f"(again for job {call.job_id})", first[call.key]))
+        first.setdefault(call.key, call.at)
     hooked = {call.agreement for call in history.hooks}
     found += [Violation("d", job.job_id, f"{job.state}, but the hook never ran for "
                         f"{job.agreement}", job.finished_at or history.observed_at)
