@@ -9,13 +9,17 @@ namespace and is started again at the heal.
 from __future__ import annotations
 
 import signal
+import threading
 
 from rehearsal.nemesis import Fault
 from rehearsal.processes import Processes
+from rehearsal.proxy import write_mode
 from rehearsal.services import WORKERS, Services
 from rehearsal.stage import REDIS_HOSTS, SENTINEL_HOSTS
 
 REDIS_SIDE = REDIS_HOSTS + SENTINEL_HOSTS
+#: how long the proxy holds each chunk while a link is slow, milliseconds
+SLOW_DELAY_MS = 1500.0
 
 
 class Faults:
@@ -27,6 +31,7 @@ class Faults:
         self._cuts: dict[Fault, list[tuple[str, str]]] = {}
         #: fault -> the host it resolved to (``primary``, ``replica``)
         self.resolved: dict[Fault, str] = {}
+        self._timers: dict[Fault, threading.Timer] = {}
 
     def begin(self, fault: Fault) -> frozenset[str]:
         """Apply ``fault``; returns the hosts it is about (the cut-off worker; the isolated
@@ -48,6 +53,14 @@ class Faults:
         if kind == "host_kill":
             self.topology.kill_host(fault.target)
             return frozenset({fault.target})
+        if kind == "slow_gateway":
+            # slow for the first half (each chunk held 1.5 s), then stalled until the heal
+            control = self.services.proxy_control(fault.target)
+            write_mode(control, "slow", SLOW_DELAY_MS)
+            timer = threading.Timer(fault.duration / 2, write_mode, (control, "stall"))
+            timer.start()
+            self._timers[fault] = timer
+            return frozenset({fault.target})
         if kind == "replica_restart":
             primary = self.services.primary_host()
             replica = next(h for h in REDIS_HOSTS if h != primary)
@@ -65,6 +78,9 @@ class Faults:
         """Heal ``fault``: links back, the killed host or the stopped replica started again."""
         for a, b in self._cuts.pop(fault, []):
             self.topology.heal(a, b)
+        if fault.kind == "slow_gateway":
+            self._timers.pop(fault).cancel()
+            write_mode(self.services.proxy_control(fault.target), "pass")
         if fault.kind == "host_kill":
             for proc in self.procs.on(fault.target):
                 self.procs.restart(proc)

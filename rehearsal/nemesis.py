@@ -20,12 +20,12 @@ KINDS: tuple[str, ...] = (
     "split_brain",      # the primary cut from replicas, Sentinels and all but one worker
     "host_kill",        # every process of a worker host SIGKILLed, then the host restarted
     "slow_redis",       # a worker's link to Redis slowed and stalled (the TCP proxy)
-    "slow_gateway",     # a worker's link to the gateway slowed and stalled (the TCP proxy)
+    "slow_gateway",     # a worker's link to the gateway slowed, then stalled (the TCP proxy)
     "replica_restart",  # a replica stopped and started again
     "clock_skew",       # one worker host's clock ahead (libfaketime, per process)
 )
 IMPLEMENTED: tuple[str, ...] = (
-    "redis_cut", "gateway_cut", "split_brain", "host_kill", "replica_restart",
+    "redis_cut", "gateway_cut", "split_brain", "host_kill", "slow_gateway", "replica_restart",
 )
 WORKERS: tuple[str, ...] = ("worker1", "worker2", "worker3")
 

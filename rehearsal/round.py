@@ -68,7 +68,7 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 def run_round(config: RoundConfig, console: Console | None = None) -> RoundReport:
     console = console or Console()
     run_id = secrets.token_hex(3)
-    topology = Topology(run_id, subnet=100 + int(run_id, 16) % 150)
+    topology = Topology(run_id, subnet=100 + int(run_id, 16) % 150, proxied=WORKERS)
     procs = Processes(topology, config.root / "logs")
     atexit.register(cleanup, topology.prefix)
     previous = {sig: signal.signal(sig, _raise_interrupted)

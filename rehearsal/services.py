@@ -14,6 +14,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from rehearsal.processes import Proc, Processes
+from rehearsal.proxy import write_mode
 from rehearsal.stage import (
     CLI,
     MASTER,
@@ -24,7 +25,7 @@ from rehearsal.stage import (
     SENTINEL_HOSTS,
     Stage,
 )
-from rehearsal.topology import GATEWAY_NAME
+from rehearsal.topology import GATEWAY_NAME, PROXY_ADDRESS
 
 WORKERS = ("worker1", "worker2", "worker3")
 READY_SECONDS = 90.0
@@ -145,7 +146,24 @@ class Services:
             "REHEARSAL_HOOK_FILE": str(self.hook_file),
         }
 
+    def proxy_control(self, host: str) -> Path:
+        return self.stage.root / f"proxy-{host}.json"
+
+    def start_proxy(self, host: str) -> Proc:
+        """The TCP proxy on the host's path to the gateway (its /etc/hosts names it)."""
+        control = self.proxy_control(host)
+        write_mode(control, "pass")
+        proc = self.procs.start(host, "proxy", [
+            str(Path(CLI).with_name("python")), "-m", "rehearsal.proxy",
+            "--listen", f"{PROXY_ADDRESS}:443",
+            "--target", f"{self.topology.address('gateway')}:443", "--control", str(control)])
+        wait_until(lambda: "proxy: " in proc.log.read_text(errors="replace"),
+                   f"the proxy of {host}", procs=[proc])
+        return proc
+
     def start_worker(self, host: str) -> Proc:
+        if host in self.topology.proxied:
+            self.start_proxy(host)
         return self.procs.start(host, "worker", [
             CLI, "worker", "--hostname", f"unsign@{host}", "--concurrency", "20",
             "--loglevel", "INFO"], env=self.worker_env())

@@ -23,6 +23,8 @@ from pathlib import Path
 PREFIX = "rh"
 NETNS_ETC = Path("/etc/netns")
 GATEWAY_NAME = "mapi.alipay.com"
+#: where a proxied host's TCP proxy to the gateway listens (its own loopback)
+PROXY_ADDRESS = "127.0.0.2"
 #: The hosts of a round, in the order their addresses are given (.11, .12...).
 HOSTS: tuple[str, ...] = (
     "gateway", "redis1", "redis2", "redis3", "sentinel1", "sentinel2", "sentinel3",
@@ -45,7 +47,10 @@ class Host:
 class Topology:
     """The namespaces of one round (:meth:`build` makes them, :meth:`teardown` removes them)."""
 
-    def __init__(self, run_id: str, *, subnet: int, hosts: Iterable[str] = HOSTS) -> None:
+    def __init__(self, run_id: str, *, subnet: int, hosts: Iterable[str] = HOSTS,
+                 proxied: Iterable[str] = ()) -> None:
+        """``proxied`` hosts reach the gateway through a proxy on their own loopback
+        (:data:`PROXY_ADDRESS`): their ``/etc/hosts`` resolves the gateway's name there."""
         self.prefix = f"{PREFIX}{run_id}"
         self.subnet = f"10.77.{subnet}"
         self.bridge_ns = f"{self.prefix}-bridge"
@@ -53,6 +58,7 @@ class Topology:
         self.control_address = f"{self.subnet}.1"
         self.hosts = {name: Host(name, f"{self.subnet}.{11 + i}", f"{self.prefix}-{name}")
                       for i, name in enumerate(hosts)}
+        self.proxied = frozenset(proxied)
         #: blackhole routes in place: (netns, address)
         self._cuts: set[tuple[str, str]] = set()
 
@@ -89,7 +95,9 @@ class Topology:
         folder.mkdir(parents=True, exist_ok=True)
         lines = ["127.0.0.1 localhost", f"127.0.1.1 {host.name}"]
         lines += [f"{h.address} {h.name}" for h in self.hosts.values() if h is not host]
-        if "gateway" in self.hosts:
+        if host.name in self.proxied:
+            lines.append(f"{PROXY_ADDRESS} {GATEWAY_NAME}")
+        elif "gateway" in self.hosts:
             lines.append(f"{self.address('gateway')} {GATEWAY_NAME}")
         (folder / "hosts").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
