@@ -8,6 +8,7 @@ namespace and is started again at the heal.
 
 from __future__ import annotations
 
+import glob
 import signal
 import threading
 
@@ -20,6 +21,19 @@ from rehearsal.stage import REDIS_HOSTS, SENTINEL_HOSTS
 REDIS_SIDE = REDIS_HOSTS + SENTINEL_HOSTS
 #: how long the proxy holds each chunk while a link is slow, milliseconds
 SLOW_DELAY_MS = 1500.0
+#: libfaketime (Debian's ``faketime`` package), None when not installed
+FAKETIME_LIBRARY = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
+#: how far ahead a skewed worker's clock runs, in leases
+SKEW_LEASES = 1.5
+
+
+def faketime_env(seconds: float) -> dict[str, str]:
+    """The environment that runs a process with its wall clock ``seconds`` ahead (its monotonic
+    clock untouched, so its timers stay sane)."""
+    if FAKETIME_LIBRARY is None:
+        raise RuntimeError("clock_skew needs libfaketime: apt-get install faketime")
+    return {"LD_PRELOAD": FAKETIME_LIBRARY, "FAKETIME": f"{seconds:+.0f}s",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}
 
 
 class Faults:
@@ -61,6 +75,13 @@ class Faults:
             timer.start()
             self._timers[fault] = timer
             return frozenset({fault.target})
+        if kind == "clock_skew":
+            # the host's worker started again with its clock ahead (namespaces share the clock)
+            worker = self.procs.get(fault.target, "worker")
+            self.procs.stop(worker)
+            worker.env.update(faketime_env(SKEW_LEASES * self.services.lease))
+            self.procs.restart(worker)
+            return frozenset({fault.target})
         if kind == "replica_restart":
             primary = self.services.primary_host()
             replica = next(h for h in REDIS_HOSTS if h != primary)
@@ -86,3 +107,9 @@ class Faults:
                 self.procs.restart(proc)
         if fault.kind == "replica_restart":
             self.procs.restart(self.procs.get(self.resolved[fault], "redis"))
+        if fault.kind == "clock_skew":
+            worker = self.procs.get(fault.target, "worker")
+            self.procs.stop(worker)
+            for name in faketime_env(0):
+                worker.env.pop(name, None)
+            self.procs.restart(worker)

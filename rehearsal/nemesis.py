@@ -26,6 +26,7 @@ KINDS: tuple[str, ...] = (
 )
 IMPLEMENTED: tuple[str, ...] = (
     "redis_cut", "gateway_cut", "split_brain", "host_kill", "slow_gateway", "replica_restart",
+    "clock_skew",
 )
 WORKERS: tuple[str, ...] = ("worker1", "worker2", "worker3")
 

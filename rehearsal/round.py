@@ -99,7 +99,7 @@ def _play(config: RoundConfig, services: Services, procs: Processes,
     span = schedule[-1].heal
     campaign_id = f"rehearsal-{config.seed}-{config.number}"
     began = time.time()
-    services.start_campaign(campaign_id, rate=max(1, round(config.jobs / (0.6 * span))))
+    services.start_campaign(campaign_id, rate=max(1, round(config.jobs / (0.85 * span))))
     services.start_application(interval=span / max(1, config.app_jobs))
     faults = Faults(services, procs)
     windows: list[FaultWindow] = []

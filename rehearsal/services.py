@@ -118,7 +118,7 @@ class Services:
     def start_gateway(self) -> None:
         scenario = self.stage.root / "scenario.json"
         scenario.write_text(json.dumps({"seed": self.seed,
-                                        "faults": {"latency_ms": 150, "jitter_ms": 150}}))
+                                        "faults": {"latency_ms": 800, "jitter_ms": 400}}))
         proc = self.procs.start("gateway", "emulator", [
             CLI, "emulator", "--host", self.topology.address("gateway"), "--public",
             "--port", "443", "--agreements", str(self.stage.agreements_file),
