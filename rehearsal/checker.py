@@ -55,7 +55,8 @@ class Violation:
     subject: str
     detail: str
     #: when the history first went wrong (epoch seconds), to attribute it to a fault: (a) the
-    #: last request for the job's agreement (else the job's creation), (b) the answer read
+    #: last request for the job's agreement (a job never sent: its creation, at the earliest
+    #: the first fault), (b) the answer read
     #: before the request sent again, (c) our request that unsigned, (d) the first call of a
     #: repeated hook (a missing one: the job's end), (e) the job's end, (f) the reading
     at: float
@@ -82,7 +83,9 @@ def terminal_in_time(history: History) -> list[Violation]:
             found.append(Violation("a", job_id, "enqueued, but no job record",
                                    history.observed_at))
             continue
-        at = last_seen.get(job.agreement) or job.created_at or history.observed_at
+        # when it was last sent; a job never sent was lost by a fault, at the earliest the first
+        first_fault = min((f.start for f in history.faults), default=0.0)
+        at = last_seen.get(job.agreement) or max(job.created_at or 0.0, first_fault)
         origin = f"campaign {job.campaign}" if job.campaign else "single job"
         if job.state not in TERMINAL_STATES:
             found.append(Violation("a", job_id, f"{origin}, still {job.state} when the records "

@@ -86,6 +86,8 @@ def run_round(config: RoundConfig, console: Console | None = None) -> RoundRepor
         services.start_operator()
         return _play(config, services, procs, console)
     finally:
+        for sig in previous:  # a second Ctrl-C must not cut the teardown short
+            signal.signal(sig, signal.SIG_IGN)
         procs.stop_all()
         topology.teardown()
         for sig, handler in previous.items():

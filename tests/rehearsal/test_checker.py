@@ -61,6 +61,9 @@ def test_a_job_not_terminal_or_terminal_too_late_violates_a():
     assert [(v.invariant, v.subject) for v in found] == [("a", "j1"), ("a", "j2"),
                                                          ("a", "j-lost")]
     assert "25.0s after the last heal (bound 20s)" in found[1].detail
+    # attributed to when its agreement was last sent, or for a job never sent to the first fault
+    assert found[0].at == T0 + 1.0
+    assert found[2].at == history.observed_at
     assert terminal_in_time(clean()) == []
 
 
