@@ -117,7 +117,8 @@ class RoundReport:
                        "requests in flight", *INVARIANTS, "terminal after heal s"):
             table.add_column(column, justify="left" if column in ("fault", "hosts") else "right")
         for row in self.rows:
-            after = "never" if row.terminal_after_heal is None else f"{row.terminal_after_heal}"
+            after = ("" if row.fault == NO_FAULT else "never" if row.terminal_after_heal is None
+                     else f"{row.terminal_after_heal}")
             table.add_row(row.fault, row.hosts, f"{row.at}", f"{row.duration}",
                           str(row.jobs_in_flight), str(row.requests_in_flight),
                           *(str(row.violations[k]) for k in INVARIANTS), after)
