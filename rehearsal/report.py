@@ -131,5 +131,8 @@ class RoundReport:
                 console.print(f"({key}) {INVARIANTS[key]}: {len(found)} violations, e.g.")
                 for violation in found[:examples]:
                     console.print(f"    {violation.subject}: {violation.detail}")
+        missing = [k for k in KINDS if k not in IMPLEMENTED]
+        console.print(f"faults the nemesis draws from: {', '.join(IMPLEMENTED)}"
+                      + (f"; not implemented: {', '.join(missing)}" if missing else ""))
         for note in self.notes:
             console.print(f"note: {note}")

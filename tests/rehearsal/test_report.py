@@ -40,7 +40,9 @@ def test_the_report_prints_a_table_and_writes_json(tmp_path):
                          bound=20.0)
     console = Console(record=True, width=200)
     report.print(console)
-    assert "round 0 (seed 4): 3 jobs, PASSED" in console.export_text()
+    text = console.export_text()
+    assert "round 0 (seed 4): 3 jobs, PASSED" in text
+    assert "not implemented: slow_redis" in text
     report.write(tmp_path / "report.json")
     written = json.loads((tmp_path / "report.json").read_text())
     assert written["passed"] is True and written["rows"][0]["fault"] == "redis_cut"
