@@ -21,11 +21,10 @@ from rehearsal.records import (
     HookCall,
     JobRecord,
 )
+from rehearsal.services import KEYS
 from rehearsal.stage import PRODUCER
 from unsign_worker.store.campaigns import CampaignStore
-from unsign_worker.store.keys import Keys
 
-KEYS = Keys("unsign:")
 #: the placeholder job id of an application entry no worker ever took
 UNTAKEN = "entry-never-taken:"
 
@@ -105,7 +104,7 @@ def open_jobs(store: redis.Redis, job_ids: list[str]) -> int:
 
 
 def campaign_counts(store: redis.Redis, campaign_id: str) -> dict[str, int]:
-    raw = store.hgetall(KEYS.campaign_counts(campaign_id))
+    raw: dict[bytes, bytes] = store.hgetall(KEYS.campaign_counts(campaign_id))  # type: ignore[assignment]
     return {k.decode(): int(v) for k, v in raw.items()}
 
 

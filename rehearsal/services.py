@@ -6,14 +6,17 @@ Sentinels, the workers, the operator's console and Flower, the producers.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.sentinel import Sentinel
 
-from rehearsal.processes import Proc, Processes
+from rehearsal.processes import Proc, Processes, base_env
 from rehearsal.proxy import write_mode
 from rehearsal.stage import (
     CLI,
@@ -26,8 +29,10 @@ from rehearsal.stage import (
     Stage,
 )
 from rehearsal.topology import GATEWAY_NAME, PROXY_ADDRESS
+from unsign_worker.store.keys import Keys
 
 WORKERS = ("worker1", "worker2", "worker3")
+KEYS = Keys("unsign:")
 READY_SECONDS = 90.0
 
 
@@ -87,14 +92,17 @@ class Services:
         return self.sentinel().master_for(MASTER, password=self.stage.admin_password,
                                           socket_timeout=5, socket_connect_timeout=2)
 
+    def replicating(self, host: str) -> bool:
+        info: dict[str, Any] = self.admin_redis(host).info("replication")
+        return info.get("master_link_status") == "up"
+
     def start_redis(self) -> None:
         for host in REDIS_HOSTS:
             self.procs.start(host, "redis", ["redis-server",
                                              str(self.stage.root / host / "redis.conf")])
         for host in REDIS_HOSTS[1:]:
-            wait_until(lambda h=host: self.admin_redis(h).info("replication").get(
-                "master_link_status") == "up", f"{host} to replicate",
-                procs=self.procs.on(host))
+            wait_until(partial(self.replicating, host), f"{host} to replicate",
+                       procs=self.procs.on(host))
         for host in SENTINEL_HOSTS:
             self.procs.start(host, "sentinel", ["redis-server",
                                                 str(self.stage.root / host / "sentinel.conf"),
@@ -104,7 +112,7 @@ class Services:
             for address, port in self.stage.sentinel_addresses():
                 client = redis.Redis(host=address, port=port, username="admin",
                                      password=self.stage.admin_password, socket_timeout=2)
-                state = client.sentinel_master(MASTER)
+                state: dict[str, Any] = client.sentinel_master(MASTER)  # type: ignore[assignment]
                 if (int(state.get("num-other-sentinels", 0)) < 2
                         or int(state.get("num-slaves", 0)) < 2):
                     return False
@@ -169,16 +177,14 @@ class Services:
             "--loglevel", "INFO"], env=self.worker_env())
 
     def worker_up(self, host: str) -> bool:
-        from unsign_worker.store.keys import Keys
-
-        members = self.store().zrange(Keys("unsign:").workers, 0, -1)
+        members: list[bytes] = self.store().zrange(KEYS.workers, 0, -1)  # type: ignore[assignment]
         return any(host in m.decode() for m in members)
 
     def start_workers(self) -> None:
         for host in WORKERS:
             self.start_worker(host)
         for host in WORKERS:
-            wait_until(lambda h=host: self.worker_up(h), f"{host} to come up",
+            wait_until(partial(self.worker_up, host), f"{host} to come up",
                        procs=self.procs.on(host))
 
     # -- operator and producers ------------------------------------------------------------
@@ -200,19 +206,12 @@ class Services:
             env={**self.operator_env(), "FLOWER_BASIC_AUTH_FILE": str(auth)})
 
     def run_once(self, host: str, args: list[str]) -> None:
-        import subprocess
-
+        """Run one command of the CLI on ``host`` as the operator, to its end."""
         done = subprocess.run([*self.topology.exec_prefix(host), CLI, *args],
-                              env={**self.procs_env(), **self.operator_env()},
+                              env={**base_env(), **self.operator_env()},
                               capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} on {host}: {done.stdout}{done.stderr}")
-
-    @staticmethod
-    def procs_env() -> dict[str, str]:
-        from rehearsal.processes import base_env
-
-        return base_env()
 
     def start_campaign(self, campaign_id: str, rate: int) -> Proc:
         return self.procs.start("producer", "campaign", [
