@@ -16,7 +16,7 @@ from rich.table import Table
 
 from rehearsal.checker import INVARIANTS, Violation
 from rehearsal.nemesis import IMPLEMENTED, KINDS
-from rehearsal.records import FaultWindow, History
+from rehearsal.records import FaultWindow, History, JobRecord
 
 NO_FAULT = "(before any fault)"
 
@@ -31,7 +31,7 @@ class FaultRow:
     jobs_in_flight: int
     requests_in_flight: int
     violations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(INVARIANTS, 0))
-    #: seconds from the heal until every job enqueued before it was terminal (None: never)
+    #: seconds from the heal until every job in flight then was terminal (None: never)
     terminal_after_heal: float | None = None
 
 
@@ -41,32 +41,47 @@ def attribute(violation: Violation, faults: Sequence[FaultWindow]) -> int | None
     return begun[-1] if begun else None
 
 
-def terminal_after(history: History, heal: float) -> float | None:
-    """Seconds after ``heal`` until every job created before it was terminal (0 when all were
-    by then); None when one never was."""
+def first_sent(history: History) -> dict[str, float]:
+    """Agreement -> when the gateway first received a request for it."""
+    found: dict[str, float] = {}
+    for request in history.requests:
+        if request.agreement and request.received_at < found.get(request.agreement, float("inf")):
+            found[request.agreement] = request.received_at
+    return found
+
+
+def in_flight(history: History, sent: dict[str, float], at: float) -> list[JobRecord]:
+    """Jobs started (their agreement sent) by ``at`` and not terminal then: a campaign's jobs
+    waiting for their turn under its rate are not in flight."""
+    return [job for job in history.jobs.values()
+            if sent.get(job.agreement, float("inf")) <= at
+            and (job.finished_at is None or job.finished_at > at)]
+
+
+def terminal_after(history: History, sent: dict[str, float], heal: float) -> float | None:
+    """Seconds after ``heal`` until every job in flight at the heal was terminal (0 when none
+    was); None when one never was."""
     latest = heal
-    for job in history.jobs.values():
-        if job.created_at is not None and job.created_at <= heal:
-            if job.finished_at is None:
-                return None
-            latest = max(latest, job.finished_at)
+    for job in in_flight(history, sent, heal):
+        if job.finished_at is None:
+            return None
+        latest = max(latest, job.finished_at)
     return round(latest - heal, 1)
 
 
 def rows(history: History, violations: Sequence[Violation], began: float) -> list[FaultRow]:
     """One row per fault (plus one for violations before the first fault, if any)."""
+    sent = first_sent(history)
     out = []
     for fault in history.faults:
-        jobs = sum(1 for j in history.jobs.values() if j.created_at is not None
-                   and j.created_at <= fault.start
-                   and (j.finished_at is None or j.finished_at > fault.start))
         requests = sum(1 for r in history.requests
                        if r.received_at <= fault.start < r.answered_at)
         out.append(FaultRow(fault=fault.kind, hosts=",".join(sorted(fault.hosts)),
                             at=round(fault.start - began, 1),
-                            duration=round(fault.heal - fault.start, 1), jobs_in_flight=jobs,
+                            duration=round(fault.heal - fault.start, 1),
+                            jobs_in_flight=len(in_flight(history, sent, fault.start)),
                             requests_in_flight=requests,
-                            terminal_after_heal=terminal_after(history, fault.heal)))
+                            terminal_after_heal=terminal_after(history, sent, fault.heal)))
     early = FaultRow(fault=NO_FAULT, hosts="", at=0.0, duration=0.0, jobs_in_flight=0,
                      requests_in_flight=0)
     for violation in violations:

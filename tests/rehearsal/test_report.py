@@ -18,7 +18,7 @@ def test_rows_attribute_violations_count_jobs_in_flight_and_time_to_terminal(tmp
     history.faults.append(FaultWindow("gateway_cut", frozenset({"worker3"}), T0 + 10, T0 + 12))
     history.jobs["j9"] = JobRecord("j9", "unsigned", "ag-9", "c1", created_at=T0 + 9,
                                    finished_at=T0 + 15.5)
-    history.requests.append(unsign("ag-9", 11.0))
+    history.requests.append(unsign("ag-9", 9.5))
     violations = [Violation("b", "ag-1", "x", T0 + 3), Violation("f", "c1", "y", T0 + 20),
                   Violation("d", "k", "z", T0 - 5)]
     found = rows(history, violations, began=T0)
@@ -27,8 +27,9 @@ def test_rows_attribute_violations_count_jobs_in_flight_and_time_to_terminal(tmp
     assert [r.violations["b"] for r in found] == [0, 1, 0]
     assert [r.violations["f"] for r in found] == [0, 0, 1]
     redis_cut, gateway_cut = found[1:]
-    # j1, j2, j3 were created at T0 and end at T0 + 5: in flight when the first fault began
-    assert (redis_cut.at, redis_cut.duration, redis_cut.jobs_in_flight) == (1.0, 3.0, 3)
+    # j1, j2, j3 are sent at T0 + 1, 2, 3 and end at T0 + 5: j1 was in flight when the first
+    # fault began, all three when it healed
+    assert (redis_cut.at, redis_cut.duration, redis_cut.jobs_in_flight) == (1.0, 3.0, 1)
     assert redis_cut.terminal_after_heal == 1.0
     assert gateway_cut.jobs_in_flight == 1 and gateway_cut.terminal_after_heal == 3.5
 
