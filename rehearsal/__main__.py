@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--jobs", type=int, default=600, help="campaign jobs per round")
     run.add_argument("--app-jobs", type=int, default=60,
                      help="single jobs the application enqueues per round")
+    run.add_argument("--min-replicas", type=int, default=0,
+                     help="Redis's min-replicas-to-write (0: off, as docs/deployment.md has it)")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT,
                      help="where rounds keep their files and reports")
     clean = sub.add_parser("cleanup", help="remove every leftover namespace, link, /etc/netns "
@@ -73,7 +75,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     for number in range(args.rounds):
         config = RoundConfig(seed=args.seed + number, number=number, root=out / f"round-{number}",
                              jobs=args.jobs, app_jobs=args.app_jobs, lease=args.lease,
-                             faults=args.faults, kinds=kinds)
+                             faults=args.faults, kinds=kinds, min_replicas=args.min_replicas)
         try:
             report = run_round(config, console)
         except (KeyboardInterrupt, Interrupted):

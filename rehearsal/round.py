@@ -47,6 +47,8 @@ class RoundConfig:
     lease: float = 10.0
     faults: int = 3
     kinds: tuple[str, ...] = IMPLEMENTED
+    #: Redis's min-replicas-to-write on every server (0: off, as deployment.md recommends)
+    min_replicas: int = 0
 
     @property
     def bound(self) -> float:
@@ -78,7 +80,7 @@ def run_round(config: RoundConfig, console: Console | None = None) -> RoundRepor
                       f"files in {config.root}")
         topology.build()
         stage = prepare(config.root, topology, jobs=config.jobs, app_jobs=config.app_jobs,
-                        seed=config.seed)
+                        seed=config.seed, min_replicas=config.min_replicas)
         services = Services(stage, procs, lease=config.lease, seed=config.seed)
         services.start_redis()
         services.start_gateway()

@@ -74,8 +74,11 @@ class Stage:
         return [(self.topology.address(h), SENTINEL_PORT) for h in SENTINEL_HOSTS]
 
 
-def prepare(root: Path, topology: Topology, *, jobs: int, app_jobs: int, seed: int) -> Stage:
-    """Write every file of a round into ``root`` (made if missing)."""
+def prepare(root: Path, topology: Topology, *, jobs: int, app_jobs: int, seed: int,
+            min_replicas: int = 0) -> Stage:
+    """Write every file of a round into ``root`` (made if missing). ``min_replicas`` > 0 makes
+    the primary refuse writes (``NOREPLICAS``) with fewer replicas connected (Redis's
+    ``min-replicas-to-write``; not in deployment.md's recommended configuration)."""
     root.mkdir(parents=True, exist_ok=True)
     tls = root / "tls"
     subprocess.run([CLI, "emulator", "tls", str(tls), "--host", GATEWAY_NAME], check=True,
@@ -96,7 +99,7 @@ def prepare(root: Path, topology: Topology, *, jobs: int, app_jobs: int, seed: i
                   cert_key_file=tls / "gateway-key.pem", agreements_file=agreements,
                   campaign_file=campaign, app_rows_file=app_rows,
                   initially_signed=_signed(agreements))
-    _write_redis_configs(stage)
+    _write_redis_configs(stage, min_replicas)
     return stage
 
 
@@ -132,7 +135,7 @@ def acl_lines(stage: Stage) -> list[str]:
     return lines
 
 
-def _write_redis_configs(stage: Stage) -> None:
+def _write_redis_configs(stage: Stage, min_replicas: int) -> None:
     topo = stage.topology
     acl = _private(stage.root / "users.acl", "\n".join(acl_lines(stage)) + "\n")
     primary = topo.address("redis1")
@@ -144,6 +147,8 @@ def _write_redis_configs(stage: Stage) -> None:
                  "appendfsync everysec", "maxmemory-policy noeviction",
                  "masteruser default", f"masterauth {stage.admin_password}",
                  "save ''", f"logfile {folder / 'redis.log'}"]
+        if min_replicas:
+            lines += [f"min-replicas-to-write {min_replicas}", "min-replicas-max-lag 5"]
         if host != "redis1":
             lines.append(f"replicaof {primary} {REDIS_PORT}")
         _private(folder / "redis.conf", "\n".join(lines) + "\n")
