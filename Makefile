@@ -13,7 +13,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 LOCK := requirements.lock
 TEST_DB ?= 13
 
-.PHONY: test test-fast test-lowest demo dev bench bench-campaign lint lock clean
+.PHONY: test test-fast test-lowest demo dev bench bench-campaign rehearsal rehearsal-cleanup lint lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -68,8 +68,20 @@ bench: $(BENCH_STAMP)
 bench-campaign: $(BENCH_STAMP)
 	$(BIN)/python scripts/with_redis.py --db 14 -- $(BIN)/python benchmarks/campaign.py $(BENCH_ARGS)
 
+# The rehearsal (root): every process on a host of its own (network namespaces), production
+# settings, a seeded nemesis, an independent checker; exits non-zero on any violation
+# (docs/rehearsal.md). REHEARSAL_ARGS: e.g. --jobs 1000 --faults 4 --lease 10
+ROUNDS ?= 1
+SEED ?= 1
+rehearsal: $(STAMP)
+	$(BIN)/python -m rehearsal run --rounds $(ROUNDS) --seed $(SEED) $(REHEARSAL_ARGS)
+
+# remove whatever an interrupted rehearsal left: namespaces, links, /etc/netns folders, processes
+rehearsal-cleanup: $(STAMP)
+	$(BIN)/python -m rehearsal cleanup
+
 lint: $(STAMP)
-	$(BIN)/ruff check unsign_worker tests
+	$(BIN)/ruff check unsign_worker tests rehearsal
 	$(BIN)/lint-imports
 
 # Pin again the newest versions pyproject.toml allows (every extra, any platform, Python 3.11+).
@@ -79,4 +91,4 @@ lock: $(STAMP)
 		--python-version 3.11 --upgrade --quiet -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) $(LOWEST) .demo .dev .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .demo .dev .pytest_cache .rehearsal

@@ -100,6 +100,10 @@ def _serve_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "forbid (strict by default: ILLEGAL_ARGUMENT). For experiments."),
         click.option("--uvloop/--no-uvloop", "use_uvloop", default=True, show_default=True,
                      help="Use uvloop when it is installed."),
+        click.option("--request-log", default=None, type=click.Path(dir_okay=False),
+                     help="Append one JSON line per gateway request to this file: times, "
+                          "client address, service, agreement id, answer code, whether it "
+                          "unsigned (never a parameter or signature)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -159,11 +163,12 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
            alipay_private_key: str | None, public: bool, use_uvloop: bool,
            sign_errors: bool | None, sign_query: bool | None,
            answer_charset: str | None, lenient: bool | None, tls_cert: str | None,
-           tls_key: str | None, tls_dir: str | None) -> None:
+           tls_key: str | None, tls_dir: str | None, request_log: str | None) -> None:
     from dataclasses import replace
 
     from unsign_worker.emulator.config import build_config, load_agreements_file
     from unsign_worker.emulator.options import AnswerOptions
+    from unsign_worker.emulator.request_log import RequestLog
     from unsign_worker.emulator.runner import install_uvloop, serve_forever
     from unsign_worker.emulator.scenario import Scenario, load_scenario_file
     from unsign_worker.emulator.server import check_bind
@@ -196,8 +201,13 @@ def _serve(*, host: str, port: int, agreements_path: str | None, scenario_path: 
         scenario = replace(scenario, options=AnswerOptions.from_mapping(
             flags, where="options", base=scenario.options))
         state = EmulatorState(config, loaded.agreements, scenario)
+        if request_log:
+            state.request_log = RequestLog(request_log)
     except (ConfigError, EmulatorConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"--request-log: cannot write {request_log!r}: "
+                                   f"{exc.strerror}") from None
     if use_uvloop:
         install_uvloop()
 

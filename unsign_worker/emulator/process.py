@@ -26,6 +26,8 @@ with another sign type than the request's. Runs in the event loop; no I/O here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from unsign_worker.emulator.agreements import UNSIGNED, Agreement
 from unsign_worker.emulator.decode import decode_request
 from unsign_worker.emulator.faults import BODY_STEPS, MAYBE_APPLIED_CODES, OK, TRANSPORT_STEPS
@@ -45,9 +47,14 @@ __all__ = ["Outcome", "process"]
 
 
 def process(state: EmulatorState, query: bytes, body: bytes = b"") -> Outcome:
-    """Answer one request given its raw query string and form body."""
+    """Answer one request given its raw query string and form body (the outcome names the
+    request's service, and the agreement an unsign reached)."""
     decoded = decode_request(query, body)
-    params, codec = decoded.params, decoded.charset
+    outcome = _process(state, decoded.params, decoded.charset)
+    return replace(outcome, service=decoded.params.get("service", ""))
+
+
+def _process(state: EmulatorState, params: dict[str, str], codec: str) -> Outcome:
     config = state.config
     service = params.get("service", "")
     sign_type = params.get("sign_type", "")
@@ -89,6 +96,13 @@ def _unsign(state: EmulatorState, params: dict[str, str], reply: Reply) -> Outco
     if argument_problems(params):
         return reply.error("ILLEGAL_ARGUMENT")
     agreement = state.book.find(identity(params))
+    outcome = _answer_unsign(state, params, reply, agreement)
+    return replace(outcome, agreement=agreement.id) if agreement is not None else outcome
+
+
+def _answer_unsign(state: EmulatorState, params: dict[str, str], reply: Reply,
+                   agreement: Agreement | None) -> Outcome:
+    stats = state.stats
     step = None
     if agreement is not None:
         stats.counts(agreement.id).requests += 1

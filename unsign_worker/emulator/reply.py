@@ -28,6 +28,11 @@ class Outcome:
     body: bytes = b""
     action: str = "answer"
     status: int = 200
+    #: what the answer says (``T`` or an error code), for the request log
+    code: str = ""
+    #: the request's ``service`` and the id of the agreement it reached ("" if none)
+    service: str = ""
+    agreement: str = ""
 
 
 @dataclass
@@ -84,7 +89,7 @@ class Reply:
         if spoil is not None:
             stats.faults[spoil] += 1
             if spoil == "LOST_ANSWER":
-                return Outcome(action="LOST_ANSWER")
+                return Outcome(action="LOST_ANSWER", code=code)
         body = render()
         if spoil == "MALFORMED":
             body = body[: len(body) // 2]
@@ -92,4 +97,4 @@ class Reply:
             pad = max(0, self.state.faults.oversized_bytes - len(body) - len(b"<memo></memo>"))
             body = body.replace(b"</alipay>", b"<memo>" + b"x" * pad + b"</memo></alipay>")
         stats.answers[code] += 1
-        return Outcome(body=body)
+        return Outcome(body=body, code=code)

@@ -5,8 +5,9 @@ is the hot one), over plain HTTP or HTTPS (the same handlers; see :mod:`.tls`).
 The gateway handler applies the latency and the stage-1 faults, hands the raw query string and
 form body to :func:`~unsign_worker.emulator.process.process`, and carries out what it decides:
 an answer, an HTTP 5xx, a reset, a hang or a dropped connection. There is no access log: query
-strings carry signatures. A client that goes away does not cancel its request (as at the real
-gateway, an unsign in progress completes).
+strings carry signatures; the request log (:mod:`.request_log`, when the state has one) records
+what was asked and answered, never a parameter. A client that goes away does not cancel its
+request (as at the real gateway, an unsign in progress completes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -25,6 +27,7 @@ from unsign_worker.emulator.connections import CountingServer
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.loopback import is_loopback
 from unsign_worker.emulator.process import process
+from unsign_worker.emulator.reply import Outcome
 from unsign_worker.emulator.state import EmulatorState
 
 GATEWAY_PATH = "/gateway.do"
@@ -50,13 +53,26 @@ async def _gateway(request: web.BaseRequest, state: EmulatorState) -> web.Stream
     state.in_flight += 1
     if state.in_flight > state.stats.max_in_flight:
         state.stats.max_in_flight = state.in_flight
+    received_at = time.time()
+    outcome: Outcome | None = None
+    applied = False
     try:
-        return await _serve_gateway(request, state)
+        outcome, applied = await _serve_gateway(request, state)
+        if outcome.action == "answer":
+            return web.Response(body=outcome.body, headers=_XML_HEADERS)
+        return await _misbehave(request, outcome.action, state)
     finally:
         state.in_flight -= 1
+        if state.request_log is not None and outcome is not None:
+            state.request_log.write(
+                received_at=received_at, answered_at=time.time(), peer=request.remote or "",
+                service=outcome.service, agreement=outcome.agreement, code=outcome.code,
+                action=outcome.action, applied=applied)
 
 
-async def _serve_gateway(request: web.BaseRequest, state: EmulatorState) -> web.StreamResponse:
+async def _serve_gateway(request: web.BaseRequest, state: EmulatorState
+                         ) -> tuple[Outcome, bool]:
+    """What to do with the request, and whether it unsigned an agreement."""
     faults = state.faults
     delay = faults.delay_seconds(state.rand)
     if delay:
@@ -64,15 +80,14 @@ async def _serve_gateway(request: web.BaseRequest, state: EmulatorState) -> web.
     fault = faults.draw_transport(state.rand)
     if fault is not None:
         state.stats.faults[fault] += 1
-        return await _misbehave(request, fault, state)
+        return Outcome(action=fault), False
     query = request.raw_path.partition("?")[2].encode("utf-8", errors="surrogateescape")
     body = b""
     if request.method == "POST" and request.content_type in (_FORM, "application/octet-stream"):
         body = await request.read()
-    outcome = process(state, query, body)
-    if outcome.action == "answer":
-        return web.Response(body=outcome.body, headers=_XML_HEADERS)
-    return await _misbehave(request, outcome.action, state)
+    unsigns = state.stats.unsigns
+    outcome = process(state, query, body)  # synchronous: no other request runs in between
+    return outcome, state.stats.unsigns > unsigns
 
 
 async def _misbehave(request: web.BaseRequest, action: str, state: EmulatorState

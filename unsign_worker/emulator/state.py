@@ -18,6 +18,7 @@ from unsign_worker.emulator.config import EmulatorConfig
 from unsign_worker.emulator.errors import EmulatorConfigError
 from unsign_worker.emulator.faults import FaultSettings, check_step
 from unsign_worker.emulator.options import AnswerOptions
+from unsign_worker.emulator.request_log import RequestLog
 from unsign_worker.emulator.scenario import Scenario
 from unsign_worker.emulator.stats import Stats
 
@@ -46,6 +47,8 @@ class EmulatorState:
         self.stats = Stats()
         #: gateway requests being handled right now
         self.in_flight = 0
+        #: where each gateway request is recorded, if anywhere (``--request-log``)
+        self.request_log: RequestLog | None = None
         self.rand = random.Random(self._seed)
         self.reset()
 
