@@ -1,4 +1,4 @@
-"""Guards around three library behaviours that hurt a long-running worker.
+"""Guards around four library behaviours that hurt a long-running worker.
 
 1. redis-py looks its own version up in the installed packages' metadata (a directory scan of
    a few milliseconds) every time it opens a connection; a worker opening one per pool slot pays
@@ -24,6 +24,13 @@ The guard turns that into the connection error it really is, which kombu and Cel
 handle: an acknowledgement that cannot be sent is logged, the message stays in the broker's
 ``unacked`` index and is restored after the visibility timeout (the job's claim then drops the
 redundant copy), and the worker keeps reconnecting.
+
+4. A Redis that refuses writes for now (``NOREPLICAS`` under ``min-replicas-to-write``,
+``READONLY`` from a demoted primary, ``MASTERDOWN``) answers with a command error, which kombu
+counts among its channel errors and Celery's consumer treats as unrecoverable: the worker
+logged "Unrecoverable error" and both its processes exited for good.
+:mod:`unsign_worker.store.refusals` makes them connection errors: the consumer reconnects (a
+Sentinel URL rediscovers the primary) and waits until writes are taken again.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any
+
+from unsign_worker.store import refusals
 
 log = logging.getLogger(__name__)
 _applied = False
@@ -49,6 +58,7 @@ def apply() -> None:
     from kombu.transport import redis as kombu_redis
 
     redis.utils.get_lib_version = functools.cache(redis.utils.get_lib_version)
+    refusals.install()
 
     original_connparams = kombu_redis.Channel._connparams
     original_create_client = kombu_redis.Channel._create_client
