@@ -4,6 +4,7 @@ master and replica (``redis-server --replicaof``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
@@ -16,7 +17,11 @@ from tests.plugins.pki import gateway_settings
 from tests.private_redis import PrivateRedis, needs_redis_server, wait_until
 from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.settings import Secret, Settings
+from unsign_worker.store.keys import Keys
+from unsign_worker.store.replication import Replication
+from unsign_worker.worker import hooks
 from unsign_worker.worker.context import build_context
+from unsign_worker.worker.hooks import HookRunner, HookRunStatus
 from unsign_worker.worker.processor import process_job
 from unsign_worker.worker.settlement import DecisionKind
 
@@ -118,3 +123,28 @@ def test_no_wait_without_replica_acks(emulator_factory, master):
                              "params": {"customer_code": "C00001"}}).state == "unsigned"
     assert waits(master) == 0
     ctx.close()
+
+
+def test_a_hook_runs_only_once_its_record_is_on_a_replica(master, tmp_path, monkeypatch):
+    """The merchant's step is not called while its record is unconfirmed; once a replica holds
+    it, it runs and its done mark is confirmed too."""
+    monkeypatch.setattr(hooks, "HOOK_LEASE_SECONDS", 4.0)  # holds for half of it
+    keys, calls = Keys("rw:"), []
+    client = master.client()
+    client.hset(keys.hook("id1"), mapping={
+        "state": "pending", "event": json.dumps({"idempotency_key": "unsign:id1"})})
+    runner = HookRunner(client, keys, calls.append,
+                        replication=Replication(client, keys, acks=1, wait_ms=100))
+    assert runner.run("id1").status is HookRunStatus.SKIPPED
+    assert calls == []
+    replica = PrivateRedis(tmp_path / "replica", extra=["--replicaof", "127.0.0.1",
+                                                         str(master.port)]).start()
+    try:
+        wait_until(lambda: replica.client().info("replication").get("master_link_status")
+                   == "up", 30, "the replica to sync")
+        client.hset(keys.hook("id1"), "lease_until", 0)  # the held run's lease, ended
+        assert runner.run("id1").status is HookRunStatus.DONE
+        assert calls == [{"idempotency_key": "unsign:id1"}]
+        assert replica.client().hget(keys.hook("id1"), "state") == b"done"
+    finally:
+        replica.close()

@@ -17,7 +17,7 @@ When the Redis broker goes away (restart, failover), the consumer releases its c
 tasks are still finishing in the pool. Whatever then touches the broker through the released
 channel (restoring the unacknowledged messages at once, acknowledging a task that just ended)
 fails inside kombu with ``AttributeError`` (the channel's connection, or its client, is
-``None``), which Celery
+``None``; or, under an acknowledgement, the connection's reader), which Celery
 treats as an unrecoverable error: the worker shuts down instead of reconnecting.
 
 The guard turns that into the connection error it really is, which kombu and Celery already
@@ -90,6 +90,16 @@ def apply() -> None:
                         type(exc).__name__)
             return None
 
+    original_ack = kombu_redis.QoS.ack
+
+    def ack(self: Any, delivery_tag: Any) -> Any:
+        try:
+            return original_ack(self, delivery_tag)
+        except AttributeError as exc:  # its connection was torn down under it (guard 3)
+            raise redis.exceptions.ConnectionError("broker connection closed during an "
+                                                   "acknowledgement") from exc
+
+    kombu_redis.QoS.ack = ack
     kombu_redis.Channel._connparams = _connparams
     kombu_redis.Channel.conn_or_acquire = conn_or_acquire
     kombu_redis.QoS.restore_unacked = restore_unacked
