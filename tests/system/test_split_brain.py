@@ -155,8 +155,9 @@ def hook_calls(path: Path) -> collections.Counter[str]:
 
 
 def run_split_brain(recommended: bool, emulator_factory, worker_env_factory,  # type: ignore[no-untyped-def]
-                    tmp_path: Path) -> dict[str, int]:
-    cluster = Cluster(tmp_path / "ha", min_replicas=recommended)
+                    tmp_path: Path, *, min_replicas: bool | None = None) -> dict[str, int]:
+    min_replicas = recommended if min_replicas is None else min_replicas
+    cluster = Cluster(tmp_path / "ha", min_replicas=min_replicas)
     hook_file = tmp_path / "hooks.txt"
     envs = []
     try:
@@ -212,7 +213,9 @@ def run_split_brain(recommended: bool, emulator_factory, worker_env_factory,  # 
             "seconds_to_terminal_after_heal": round(ended_in),
         }
         alive = {"a": worker_a.poll() is None, "b": worker_b.poll() is None}
-        config_name = "recommended" if recommended else "no replica acks, no min-replicas"
+        config_name = {(True, True): "recommended", (True, False): "replica acks alone",
+                       (False, False): "no replica acks, no min-replicas"}.get(
+            (recommended, min_replicas), "min-replicas alone")
         print(f"split brain ({config_name}), {JOBS} jobs, {PARTITION_SECONDS}s partition: "
               f"{figures}; workers alive {alive}")
         assert alive == {"a": True, "b": True}, env_a.log_tail("a")
@@ -230,6 +233,16 @@ def test_split_brain_with_the_recommended_configuration_violates_nothing(
     assert figures["c_refused_after_our_unsign"] == 0
     assert figures["d_hook_repeated"] == figures["d_hook_missing"] == 0
     assert figures["unsigned_twice"] == figures["not_unsigned"] == 0
+
+
+def test_split_brain_with_replica_acks_alone_violates_nothing(
+        emulator_factory, worker_env_factory, tmp_path):
+    """The old primary takes worker A's writes for the whole partition (no
+    min-replicas-to-write): the hold alone keeps A from acting on any of them."""
+    figures = run_split_brain(True, emulator_factory, worker_env_factory, tmp_path,
+                              min_replicas=False)
+    assert figures["c_refused_after_our_unsign"] == 0
+    assert figures["d_hook_repeated"] == figures["d_hook_missing"] == 0
 
 
 def test_split_brain_without_replica_acks_measured(emulator_factory, worker_env_factory,

@@ -89,8 +89,8 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
             observer.started([item.index for item in part])
         for item, claim in zip(part, claims, strict=True):
             if claim.status is ClaimStatus.THROTTLED:
-                claim = confirm_claim(ctx, _claim_request(item),
-                                      _claim(ctx, item.job, item.identity))
+                claim, at = _claim(ctx, item.job, item.identity)
+                claim = confirm_claim(ctx, _claim_request(item), claim, claimed_at=at)
             elif claim.status is ClaimStatus.CLAIMED and (
                     time.time() - claimed_at > ctx.settings.lease_seconds / 2):
                 # slow jobs ahead of it in the chunk: renew before sending, never after expiry
@@ -189,17 +189,19 @@ def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | P
     return submit(run)
 
 
-def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
-    """Claim the agreement, waiting out the campaign's global rate limit if it is used up."""
+def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> tuple[Claim, float]:
+    """Claim the agreement, waiting out the campaign's global rate limit if it is used up.
+    Returns the claim's answer and the time it was made at."""
     s = ctx.settings
     while True:
+        now = time.time()
         claim = ctx.dedup.claim(job_id=job.job_id, identity=identity.key,
                                 identity_masked=identity.identity_masked,
                                 params_json=job.params_json(),
-                                campaign=job.campaign, reference=job.reference, now=time.time(),
+                                campaign=job.campaign, reference=job.reference, now=now,
                                 lease_seconds=s.lease_seconds,
                                 probe_after_seconds=s.breaker_probe_after_seconds,
                                 producer=job.producer)
         if claim.status is not ClaimStatus.THROTTLED:
-            return claim
+            return claim, now
         time.sleep(max(1, int(claim.detail or 0)) / 1000 + random.random() * 0.05)

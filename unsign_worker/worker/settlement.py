@@ -135,7 +135,7 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
                for r in replies[offset:offset + len(claims)]]
     decisions = [_decide(ctx, item, replies[i]) for i, item in enumerate(pending)]
     if replication.enabled and not replication.confirmed(replies[-1]):
-        _hold(ctx, pending, decisions, claims, answers)
+        _hold(ctx, decisions, claims, answers, claimed_at=now)
     return decisions, answers
 
 
@@ -143,31 +143,36 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
 UNCONFIRMED = Claim(ClaimStatus.BUSY, detail="claim_unconfirmed")
 
 
-def confirm_claim(ctx: WorkerContext, request: ClaimRequest, claim: Claim) -> Claim:
-    """A claim made outside :func:`flush` (after a rate-limit wait), confirmed the same way."""
+def confirm_claim(ctx: WorkerContext, request: ClaimRequest, claim: Claim, *,
+                  claimed_at: float) -> Claim:
+    """A claim made outside :func:`flush` (after a rate-limit wait, at ``claimed_at``),
+    confirmed the same way."""
     if not ctx.replication.enabled or claim.status is not ClaimStatus.CLAIMED:
         return claim
     answers = [claim]
-    _hold(ctx, [], [], [request], answers)
+    _hold(ctx, [], [request], answers, claimed_at=claimed_at, waited=False)
     return answers[0]
 
 
-def _hold(ctx: WorkerContext, pending: Sequence[Pending], decisions: list[Decision],
-          claims: Sequence[ClaimRequest], answers: list[Claim]) -> None:
+def _hold(ctx: WorkerContext, decisions: list[Decision], claims: Sequence[ClaimRequest],
+          answers: list[Claim], *, claimed_at: float, waited: bool = True) -> None:
     """Too few replicas confirmed the flush: hold its writes until they do (or are found gone,
-    or half a lease passed), and take back whatever stays unconfirmed."""
+    or half a lease passed), and take back whatever stays unconfirmed. A claim is known by the
+    time its claim wrote in the job's record (``updated_at``): a fencing token alone is not
+    enough, since the new primary hands the lost token's number out again."""
     keys = ctx.keys
     held: list[tuple[str, int, Written]] = []
     for index, (request, answer) in enumerate(zip(claims, answers, strict=True)):
         if answer.status is ClaimStatus.CLAIMED:
-            held.append(("claim", index, Written(keys.agreement(request.identity), "token",
-                                                 str(answer.token))))
+            held.append(("claim", index, Written(keys.job(request.job_id), "updated_at",
+                                                 repr(claimed_at))))
     for index, decision in enumerate(decisions):
         if decision.kind is not DecisionKind.IGNORED:
             held.append(("outcome", index, Written(keys.job(decision.job_id), "state",
                                                    decision.state)))
     found = ctx.replication.hold([w for _, _, w in held], what=f"{len(held)} write(s)",
-                                 deadline=time.monotonic() + ctx.settings.lease_seconds / 2)
+                                 deadline=time.monotonic() + ctx.settings.lease_seconds / 2,
+                                 waited=waited)
     for (kind, index, _), ok in zip(held, found, strict=True):
         if ok:
             continue
