@@ -93,11 +93,14 @@ class HookRunner:
         if self.fn is None:
             return HookRun(HookRunStatus.SKIPPED)
         now = time.time() if now is None else now
-        claim = self.records.claim(identity, now=now, lease_until=now + HOOK_LEASE_SECONDS)
+        lease_until = now + HOOK_LEASE_SECONDS
+        claim = self.records.claim(identity, now=now, lease_until=lease_until)
         if claim.event is None:
             return HookRun(HookRunStatus.SKIPPED)
         attempts, event = claim.attempts, claim.event
-        if not self._replicated(identity, now):
+        # this run's claim, known by its lease (a state alone could be another run's)
+        if not self._replicated(Written(self._keys.hook(identity), "lease_until",
+                                        repr(lease_until))):
             log.warning("success hook not run (key %s): its record is not confirmed on a "
                         "replica; it is due again once its lease ends",
                         event.get("idempotency_key"))
@@ -122,19 +125,19 @@ class HookRunner:
                       "lease (%s): it may run again; the idempotency key lets the merchant "
                       "tell", event.get("idempotency_key"), type(exc).__name__)
             return HookRun(HookRunStatus.UNRECORDED, attempts=attempts, error=type(exc).__name__)
-        if self._replication.enabled and not self._replicated(identity, now, state="done"):
+        if not self._replicated(Written(self._keys.hook(identity), "state", "done")):
             log.warning("success hook ran (key %s) but its done mark is not confirmed on a "
                         "replica: a failover now may run it again with the same key",
                         event.get("idempotency_key"))
         return HookRun(HookRunStatus.DONE, attempts=attempts)
 
-    def _replicated(self, identity: str, now: float, *, state: str = "running") -> bool:
-        """The hook's record, in ``state``, is on the replicas (UNSIGN_REPLICA_ACKS): its
-        ``pending`` record, written by the settle, and this run's claim on it."""
+    def _replicated(self, written: Written) -> bool:
+        """``written`` (this run's claim on the hook's record, or its done mark) is on the
+        replicas (UNSIGN_REPLICA_ACKS). Replication keeps order: confirming the claim confirms
+        what the primary took before it, the ``pending`` record the settle wrote included."""
         replication = self._replication
         if not replication.enabled:
             return True
-        written = Written(self._keys.hook(identity), "state", state)
-        return replication.hold([written], what=f"a success hook's {state} record",
+        return replication.hold([written], what=f"a success hook's {written.field} mark",
                                 deadline=time.monotonic() + HOOK_LEASE_SECONDS / 2,
                                 waited=False)[0]
