@@ -19,6 +19,8 @@ from unsign_worker.store.sentinel import connect
 @pytest.mark.parametrize("answer", [
     "NOREPLICAS Not enough good replicas to write.",
     "READONLY You can't write against a read only replica.",
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> "
+    "replica?)",
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
     "LOADING Redis is loading the dataset in memory"])
 def test_a_refusal_is_a_connection_error_kombu_recovers_from(answer: str) -> None:

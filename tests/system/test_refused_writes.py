@@ -2,10 +2,10 @@
 
 A private primary with ``min-replicas-to-write 1`` and one replica, a real worker with
 ``UNSIGN_REPLICA_ACKS=1`` and a campaign: mid-campaign the replica is stopped (the primary
-answers ``NOREPLICAS``), then started again; later the primary is demoted (``REPLICAOF``: it
-answers ``READONLY``), then promoted back. The campaign finishes, each agreement unsigned once,
-and the worker is still running. Before, the first refusal reached Celery's consumer as a
-command error: "Unrecoverable error", and the worker exited.
+answers ``NOREPLICAS``), then started again. The campaign finishes, each agreement unsigned
+once, and the worker is still running. Before, the refusal reached Celery's consumer as a
+command error ("Unrecoverable error"), and the jobs stayed ``in_flight``. (A primary demoted
+under a Sentinel URL is covered by ``tests/system/test_split_brain.py``.)
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import redis
 
 from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.private_redis import PrivateRedis, needs_redis_server, wait_until
-from unsign_worker.store.states import TERMINAL_STATES
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
 JOBS = 120
-#: how long each refusal lasts once the primary refuses
+#: how long the refusal lasts once the primary refuses
 REFUSED_SECONDS = 6
 
 
@@ -30,8 +29,7 @@ def refuses(server: PrivateRedis) -> bool:
     try:
         server.client().set("probe", "1")
     except redis.ResponseError as exc:
-        return str(exc).startswith(("NOREPLICAS", "READONLY",
-                                    "Not enough good replicas", "You can't write"))
+        return str(exc).startswith(("NOREPLICAS", "Not enough good replicas"))
     return False
 
 
@@ -45,7 +43,7 @@ def hold_for(seconds: float) -> None:
     wait_until(lambda: time.monotonic() > until, seconds + 5, "the refusal to last")
 
 
-def test_a_worker_rides_out_noreplicas_and_readonly(emulator_factory, worker_env_factory,
+def test_a_worker_rides_out_noreplicas(emulator_factory, worker_env_factory,
                                                     tmp_path: Path):
     primary = PrivateRedis(tmp_path / "p", appendfsync="everysec", extra=[
         "--min-replicas-to-write", "1", "--min-replicas-max-lag", "1"]).start()
@@ -70,17 +68,6 @@ def test_a_worker_rides_out_noreplicas_and_readonly(emulator_factory, worker_env
         assert worker.poll() is None, env.log_tail("w1")
         replica.start()
         wait_until(lambda: linked(replica), 60, "the replica to sync again")
-        # the primary is demoted (READONLY), then promoted back
-        done_before = gw.state.stats.unsigns
-        wait_until(lambda: gw.state.stats.unsigns > done_before, 120, "the worker to go on")
-        replica.client().replicaof("NO", "ONE")
-        primary.client().replicaof("127.0.0.1", replica.port)
-        wait_until(lambda: refuses(primary), 30, "the demoted primary to refuse writes")
-        hold_for(REFUSED_SECONDS)
-        assert worker.poll() is None, env.log_tail("w1")
-        primary.client().replicaof("NO", "ONE")
-        replica.client().replicaof("127.0.0.1", primary.port)
-        wait_until(lambda: linked(replica), 60, "the replica to follow the primary again")
         # every job ends, each agreement unsigned once, the worker never exited
         jobs = env.wait_terminal(ids, timeout=240)
         assert {job["state"] for job in jobs.values()} <= {"unsigned", "already_unsigned"}
@@ -88,7 +75,6 @@ def test_a_worker_rides_out_noreplicas_and_readonly(emulator_factory, worker_env
         assert worker.poll() is None, env.log_tail("w1")
         log = (tmp_path / "w1.log").read_text(errors="replace")
         assert "Unrecoverable error" not in log
-        assert {state for state in (j["state"] for j in jobs.values())} <= TERMINAL_STATES
         print(f"refused writes: {JOBS} jobs terminal, "
               f"{sum(j['state'] == 'already_unsigned' for j in jobs.values())} already_unsigned; "
               f"worker alive")

@@ -7,6 +7,8 @@ error" and exits for good), while every loop of this project that waits out an o
 
 - ``NOREPLICAS``: the primary has fewer than ``min-replicas-to-write`` replicas in reach;
 - ``READONLY``: the server is a replica now (a demoted primary after a failover);
+- ``UNBLOCKED``: the same demotion, told to a client blocked in ``BRPOP`` (the broker's
+  consumer, which would otherwise wait forever for an answer to a pop it believes in flight);
 - ``MASTERDOWN``: a replica lost its primary and serves no stale data;
 - ``LOADING``: the server is loading its data set (already a connection error in redis-py).
 
@@ -30,6 +32,10 @@ class DemotedError(redis.exceptions.ReadOnlyError, redis.exceptions.ConnectionEr
     """``READONLY``: the server answering is a replica (after a failover, the old primary)."""
 
 
+class UnblockedError(redis.exceptions.ResponseError, redis.exceptions.ConnectionError):
+    """``UNBLOCKED``: a blocking command ended because the primary became a replica."""
+
+
 class PrimaryDownError(redis.exceptions.MasterDownError, redis.exceptions.ConnectionError):
     """``MASTERDOWN``: a replica whose primary is gone."""
 
@@ -37,6 +43,7 @@ class PrimaryDownError(redis.exceptions.MasterDownError, redis.exceptions.Connec
 REFUSALS: dict[str, type[redis.exceptions.RedisError]] = {
     "NOREPLICAS": NoReplicasError,
     "READONLY": DemotedError,
+    "UNBLOCKED": UnblockedError,
     "MASTERDOWN": PrimaryDownError,
     "LOADING": redis.exceptions.BusyLoadingError,
 }
