@@ -87,3 +87,30 @@ class PrivateRedis:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=15)
+
+
+def start_sentinels(root: Path, master: str, master_port: int, *, replicas: int,
+                    conf: str = "") -> list[tuple[int, subprocess.Popen[bytes]]]:
+    """Three sentinels (quorum 2) on free loopback ports monitoring ``master`` at
+    ``master_port``, with ``conf`` lines added; returned once they know each other and the
+    ``replicas``."""
+    sentinels: list[tuple[int, subprocess.Popen[bytes]]] = []
+    for n in range(3):
+        port = free_port()
+        path = root / f"sentinel{n}.conf"
+        path.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {root}\n"
+            f"sentinel monitor {master} 127.0.0.1 {master_port} 2\n{conf}"
+            f"sentinel down-after-milliseconds {master} 1000\n"
+            f"sentinel failover-timeout {master} 5000\n"
+            f"sentinel parallel-syncs {master} 1\n")
+        proc = subprocess.Popen(["redis-server", str(path), "--sentinel"],
+                                stdout=open(root / f"sentinel{n}.log", "ab"),
+                                stderr=subprocess.STDOUT)
+        sentinels.append((port, proc))
+    for port, _ in sentinels:
+        client = redis.Redis(port=port)
+        wait_until(lambda c=client: pings(c) and int(c.sentinel_master(master).get(
+            "num-other-sentinels", 0)) >= 2 and int(c.sentinel_master(master).get(
+            "num-slaves", 0)) >= replicas, 60, "the sentinels to know each other and the replicas")
+    return sentinels

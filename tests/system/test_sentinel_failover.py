@@ -1,11 +1,10 @@
-"""Redis Sentinel failover under a running campaign: a real master, a replica and three
+"""Redis Sentinel failover under a running campaign: a real master, two replicas and three
 sentinels (``redis-server --sentinel``) on free loopback ports; the master is SIGKILLed
 mid-campaign; real worker processes and the emulator."""
 
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,8 +12,7 @@ import pytest
 import redis
 
 from tests.plugins.emulator import KEY, PARTNER, cae
-from tests.plugins.ports import free_port
-from tests.private_redis import PrivateRedis, needs_redis_server, pings, wait_until
+from tests.private_redis import PrivateRedis, needs_redis_server, start_sentinels, wait_until
 from unsign_worker.store.states import TERMINAL_STATES
 
 pytestmark = [pytest.mark.slow, needs_redis_server]
@@ -23,33 +21,18 @@ JOBS = 150
 
 
 class SentinelCluster:
-    """A master, one replica, three sentinels; everything in ``root``."""
+    """A master, two replicas, three sentinels; everything in ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.master = PrivateRedis(root / "master", appendfsync="everysec").start()
-        self.replica = PrivateRedis(root / "replica", appendfsync="everysec", extra=[
-            "--replicaof", "127.0.0.1", str(self.master.port)]).start()
-        wait_until(lambda: self.replica.client().info("replication").get(
-            "master_link_status") == "up", 30, "the replica to sync")
-        self.sentinels: list[tuple[int, subprocess.Popen[bytes]]] = []
-        for n in range(3):
-            port = free_port()
-            conf = root / f"sentinel{n}.conf"
-            conf.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {root}\n"
-                f"sentinel monitor {MASTER} 127.0.0.1 {self.master.port} 2\n"
-                f"sentinel down-after-milliseconds {MASTER} 1000\n"
-                f"sentinel failover-timeout {MASTER} 5000\n"
-                f"sentinel parallel-syncs {MASTER} 1\n")
-            proc = subprocess.Popen(["redis-server", str(conf), "--sentinel"],
-                                    stdout=open(root / f"sentinel{n}.log", "ab"),
-                                    stderr=subprocess.STDOUT)
-            self.sentinels.append((port, proc))
-        for port, _ in self.sentinels:
-            client = redis.Redis(port=port)
-            wait_until(lambda c=client: pings(c) and int(c.sentinel_master(MASTER).get(
-                "num-other-sentinels", 0)) >= 2 and int(c.sentinel_master(MASTER).get(
-                "num-slaves", 0)) >= 1, 60, "the sentinels to know each other and the replica")
+        # two replicas, as docs/deployment.md recommends: after the failover one is left to
+        # confirm the writes (UNSIGN_REPLICA_ACKS=1, the default with a Sentinel URL)
+        self.replicas = [PrivateRedis(root / f"replica{n}", appendfsync="everysec", extra=[
+            "--replicaof", "127.0.0.1", str(self.master.port)]).start() for n in (1, 2)]
+        for replica in self.replicas:
+            wait_until(lambda r=replica: r.client().info("replication").get(
+                "master_link_status") == "up", 30, "the replicas to sync")
+        self.sentinels = start_sentinels(root, MASTER, self.master.port, replicas=2)
 
     @property
     def url(self) -> str:
@@ -62,7 +45,8 @@ class SentinelCluster:
         for _, proc in self.sentinels:
             proc.wait(timeout=15)
         self.master.close()
-        self.replica.close()
+        for replica in self.replicas:
+            replica.close()
 
 
 def states(env, job_ids):  # type: ignore[no-untyped-def]

@@ -85,6 +85,9 @@ class Claim:
     probe: bool = False
     #: times the job was handed back to the broker so far (its retry count, from its record)
     retries: int = 0
+    #: claimed (not a renewal): the ``updated_at`` the claim wrote in the job's record, as
+    #: written (the Redis server's time)
+    at: str = ""
     #: duplicate: the original job; terminal: its state; parked: the breaker's code;
     #: throttled: milliseconds until the rate window reopens
     detail: str = ""
@@ -153,4 +156,5 @@ def parse_claim(reply: Any) -> Claim:
     return Claim(status=ClaimStatus.CLAIMED, token=res[1], reached=res[2] == "1",
                  attempts=int(res[3] or 0),
                  first_failure_at=float(res[4]) if res[4] else None, probe=res[5] == "1",
-                 retries=int(res[6] or 0) if len(res) > 6 else 0)
+                 retries=int(res[6] or 0) if len(res) > 6 else 0,
+                 at=res[7] if len(res) > 7 else "")

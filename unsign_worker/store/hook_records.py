@@ -38,6 +38,9 @@ class HookClaim:
     #: claimed: this run's attempt number and the hook's event
     attempts: int = 0
     event: dict[str, Any] | None = None
+    #: claimed: this run's lease_until as written (the Redis server's time), by which the run's
+    #: claim is known again after a failover
+    lease_until: str = ""
 
 
 class HookRecords:
@@ -57,7 +60,8 @@ class HookRecords:
         status = HookClaimStatus(res[0].decode() if isinstance(res[0], bytes) else res[0])
         if status != HookClaimStatus.CLAIMED:
             return HookClaim(status)
-        return HookClaim(status, attempts=int(res[1]), event=json.loads(res[2]))
+        return HookClaim(status, attempts=int(res[1]), event=json.loads(res[2]),
+                         lease_until=res[3].decode() if isinstance(res[3], bytes) else res[3])
 
     def due(self, now: float, *, limit: int) -> list[str]:
         """The identities whose hook is due by ``now`` (the Redis server's time: pending past

@@ -88,6 +88,8 @@ key                                    type    content and retention
                                                handed to the pool in batches
 ``P workers``                          zset    worker hostname -> last heartbeat
 ``P sweeper``                          string  lock: one sweeper at a time (expires)
+``P replica:probe``                    string  written before each repeated ``WAIT`` of a held
+                                               write (store/replication.py; expires in 60 s)
 ``P held``                             zset    task message id -> lease expiry of every message a
                                                worker has received (prefetched or running); the
                                                worker renews it, the sweeper recovers the jobs
@@ -308,6 +310,10 @@ class Keys:
     @property
     def sweeper(self) -> str:
         return f"{self.prefix}sweeper"
+
+    @property
+    def replica_probe(self) -> str:
+        return f"{self.prefix}replica:probe"
 
     @property
     def unacked(self) -> str:

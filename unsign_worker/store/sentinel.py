@@ -25,6 +25,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from unsign_worker.protocol.exceptions import ConfigError
+from unsign_worker.store import refusals
 
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 TLS_FILE_PARAMS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
@@ -113,7 +114,9 @@ def parse_sentinel_url(url: str, *, name: str = "UNSIGN_REDIS_URL") -> SentinelU
 
 def connect(url: str, **kwargs: Any) -> redis.Redis:
     """A client for the state store at ``url``: plain, TLS or Sentinel (following the master
-    through failovers). ``kwargs`` go to every connection (timeouts, pool size)."""
+    through failovers). ``kwargs`` go to every connection (timeouts, pool size). A server
+    refusing writes for now is a connection error (:mod:`unsign_worker.store.refusals`)."""
+    refusals.install()
     if not is_sentinel(url):
         return redis.Redis.from_url(url, **kwargs)
     target = parse_sentinel_url(url)

@@ -21,6 +21,7 @@ from unsign_worker.settings import (
 from unsign_worker.store.breaker import Breaker
 from unsign_worker.store.claims import DedupStore
 from unsign_worker.store.keys import JOB_RETENTION_SECONDS, Keys
+from unsign_worker.store.replication import Replication
 from unsign_worker.store.sentinel import connect
 from unsign_worker.worker import kombu_fixes
 from unsign_worker.worker.hooks import HookRunner, load_hook
@@ -38,12 +39,12 @@ class WorkerContext:
     dedup: DedupStore
     breaker: Breaker
     hooks: HookRunner
+    #: WAIT after the writes acted on (UNSIGN_REPLICA_ACKS): store/replication.py
+    replication: Replication
     job_retention_seconds: int = JOB_RETENTION_SECONDS
     events_maxlen: int = EVENTS_MAXLEN
     #: until when this process parks claimed jobs without sending: it just saw the breaker open
     local_halt_until: float = 0.0
-    #: when a short replica acknowledgement (WAIT) was last logged
-    replica_warned_at: float = 0.0
 
     def close(self) -> None:
         self.gateway.close()
@@ -91,10 +92,14 @@ def build_context(settings: Settings) -> WorkerContext:
                          countdown_base_seconds=settings.retry_countdown_base_seconds,
                          countdown_cap_seconds=settings.retry_countdown_cap_seconds,
                          deadline_seconds=settings.retry_deadline_seconds)
+    replication = Replication(client, keys, acks=settings.replica_acks,
+                              wait_ms=settings.replica_wait_ms)
     return WorkerContext(
         settings=settings, redis=client, keys=keys, gateway=gateway, signer=signer,
         policy=policy, dedup=DedupStore(client, keys),
         breaker=Breaker(client, keys, threshold=settings.breaker_threshold,
                         window_seconds=settings.breaker_window_seconds),
-        hooks=HookRunner(client, keys, load_hook(settings.success_hook)),
+        hooks=HookRunner(client, keys, load_hook(settings.success_hook),
+                         replication=replication),
+        replication=replication,
     )

@@ -26,6 +26,7 @@ from unsign_worker.protocol.exceptions import ConfigError
 from unsign_worker.store.hook_records import HookRecords
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.outage import OUTAGE_ERRORS, Outage, ride_out
+from unsign_worker.store.replication import Replication, Written
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,12 @@ class HookRun:
 class HookRunner:
     """Runs the success hook for one agreement, at most once successfully."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, fn: HookFn | None) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, fn: HookFn | None, *,
+                 replication: Replication | None = None) -> None:
         self.records = HookRecords(client, keys)
         self.fn = fn
+        self._keys = keys
+        self._replication = replication or Replication(client, keys, acks=0, wait_ms=0)
 
     def run(self, identity: str) -> HookRun:
         if self.fn is None:
@@ -93,6 +97,13 @@ class HookRunner:
         if claim.event is None:
             return HookRun(HookRunStatus.SKIPPED)
         attempts, event = claim.attempts, claim.event
+        # this run's claim, known by its lease (a state alone could be another run's)
+        if not self._replicated(Written(self._keys.hook(identity), "lease_until",
+                                        claim.lease_until)):
+            log.warning("success hook not run (key %s): its record is not confirmed on a "
+                        "replica; it is due again once its lease ends",
+                        event.get("idempotency_key"))
+            return HookRun(HookRunStatus.SKIPPED, attempts=attempts)
         try:
             self.fn(event)
         except Exception as exc:  # the merchant's code: any failure is retried on its own
@@ -113,4 +124,19 @@ class HookRunner:
                       "lease (%s): it may run again; the idempotency key lets the merchant "
                       "tell", event.get("idempotency_key"), type(exc).__name__)
             return HookRun(HookRunStatus.UNRECORDED, attempts=attempts, error=type(exc).__name__)
+        if not self._replicated(Written(self._keys.hook(identity), "state", "done")):
+            log.warning("success hook ran (key %s) but its done mark is not confirmed on a "
+                        "replica: a failover now may run it again with the same key",
+                        event.get("idempotency_key"))
         return HookRun(HookRunStatus.DONE, attempts=attempts)
+
+    def _replicated(self, written: Written) -> bool:
+        """``written`` (this run's claim on the hook's record, or its done mark) is on the
+        replicas (UNSIGN_REPLICA_ACKS). Replication keeps order: confirming the claim confirms
+        what the primary took before it, the ``pending`` record the settle wrote included."""
+        replication = self._replication
+        if not replication.enabled:
+            return True
+        return replication.hold([written], what=f"a success hook's {written.field} mark",
+                                deadline=time.monotonic() + HOOK_LEASE_SECONDS / 2,
+                                waited=False)[0]

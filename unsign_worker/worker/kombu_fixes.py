@@ -1,4 +1,4 @@
-"""Guards around three library behaviours that hurt a long-running worker.
+"""Guards around four library behaviours that hurt a long-running worker.
 
 1. redis-py looks its own version up in the installed packages' metadata (a directory scan of
    a few milliseconds) every time it opens a connection; a worker opening one per pool slot pays
@@ -17,13 +17,20 @@ When the Redis broker goes away (restart, failover), the consumer releases its c
 tasks are still finishing in the pool. Whatever then touches the broker through the released
 channel (restoring the unacknowledged messages at once, acknowledging a task that just ended)
 fails inside kombu with ``AttributeError`` (the channel's connection, or its client, is
-``None``), which Celery
+``None``; or, under an acknowledgement, the connection's reader), which Celery
 treats as an unrecoverable error: the worker shuts down instead of reconnecting.
 
 The guard turns that into the connection error it really is, which kombu and Celery already
 handle: an acknowledgement that cannot be sent is logged, the message stays in the broker's
 ``unacked`` index and is restored after the visibility timeout (the job's claim then drops the
 redundant copy), and the worker keeps reconnecting.
+
+4. A Redis that refuses writes for now (``NOREPLICAS`` under ``min-replicas-to-write``,
+``READONLY`` from a demoted primary, ``MASTERDOWN``) answers with a command error, which kombu
+counts among its channel errors and Celery's consumer treats as unrecoverable: the worker
+logged "Unrecoverable error" and both its processes exited for good.
+:mod:`unsign_worker.store.refusals` makes them connection errors: the consumer reconnects (a
+Sentinel URL rediscovers the primary) and waits until writes are taken again.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any
+
+from unsign_worker.store import refusals
 
 log = logging.getLogger(__name__)
 _applied = False
@@ -49,6 +58,7 @@ def apply() -> None:
     from kombu.transport import redis as kombu_redis
 
     redis.utils.get_lib_version = functools.cache(redis.utils.get_lib_version)
+    refusals.install()
 
     original_connparams = kombu_redis.Channel._connparams
     original_create_client = kombu_redis.Channel._create_client
@@ -80,6 +90,16 @@ def apply() -> None:
                         type(exc).__name__)
             return None
 
+    original_ack = kombu_redis.QoS.ack
+
+    def ack(self: Any, delivery_tag: Any) -> Any:
+        try:
+            return original_ack(self, delivery_tag)
+        except AttributeError as exc:  # its connection was torn down under it (guard 3)
+            raise redis.exceptions.ConnectionError("broker connection closed during an "
+                                                   "acknowledgement") from exc
+
+    kombu_redis.QoS.ack = ack
     kombu_redis.Channel._connparams = _connparams
     kombu_redis.Channel.conn_or_acquire = conn_or_acquire
     kombu_redis.QoS.restore_unacked = restore_unacked

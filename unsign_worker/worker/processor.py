@@ -27,10 +27,12 @@ from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.outcomes import Run, finish_unclaimed, settle
 from unsign_worker.worker.settlement import (
+    UNCONFIRMED,
     BatchObserver,
     Decision,
     DecisionKind,
     Pending,
+    confirm_claim,
     flush,
     tell,
 )
@@ -87,7 +89,8 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
             observer.started([item.index for item in part])
         for item, claim in zip(part, claims, strict=True):
             if claim.status is ClaimStatus.THROTTLED:
-                claim = _claim(ctx, item.job, item.identity)
+                claim = confirm_claim(ctx, _claim_request(item),
+                                      _claim(ctx, item.job, item.identity))
             elif claim.status is ClaimStatus.CLAIMED and (
                     time.time() - claimed_at > ctx.settings.lease_seconds / 2):
                 # slow jobs ahead of it in the chunk: renew before sending, never after expiry
@@ -167,6 +170,9 @@ def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | P
                   "(a second message reusing the job id)", job.job_id)
         return Decision(DecisionKind.IGNORED, job.job_id, "mismatch",
                         detail="the message's parameters differ from the job's record")
+    if claim == UNCONFIRMED:
+        return Decision(DecisionKind.IGNORED, job.job_id, "in_flight",
+                        detail="claim not confirmed on a replica: not sent")
     if claim.status in (ClaimStatus.BUSY, ClaimStatus.TERMINAL):
         return Decision(DecisionKind.IGNORED, job.job_id, claim.detail or "in_flight",
                         detail=f"redelivered copy ({claim.status})")

@@ -19,15 +19,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from unsign_worker.store.claims import Claim, parse_claim, text
+from unsign_worker.store.claims import Claim, ClaimStatus, parse_claim, text
+from unsign_worker.store.replication import Written
 from unsign_worker.store.requests import ClaimRequest, FinishRequest, SettleRequest
 from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
 
 log = logging.getLogger(__name__)
-
-#: After a WAIT that came back short, seconds during which writes do not wait for replicas.
-REPLICA_DEGRADED_SECONDS = 30
 
 
 class DecisionKind(StrEnum):
@@ -99,12 +97,17 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
           claims: Sequence[ClaimRequest] = ()) -> tuple[list[Decision], list[Claim]]:
     """Write ``pending`` and make ``claims`` in one round trip.
 
-    Returns the decisions of the pending writes (same order) and the claims' answers.
+    Returns the decisions of the pending writes (same order) and the claims' answers. With
+    ``UNSIGN_REPLICA_ACKS`` ≥ 1 the round trip ends with ``WAIT``, and a write it does not
+    confirm is held (:mod:`unsign_worker.store.replication`): a claim that stays unconfirmed
+    comes back as :data:`UNCONFIRMED` (the gateway is not called), an outcome as ``ignored``
+    (no hook, and the job's lease brings it back).
     """
     if not pending and not claims:
         return [], []
     s = ctx.settings
-    single = len(pending) + len(claims) == 1
+    replication = ctx.replication
+    single = len(pending) + len(claims) == 1 and not replication.enabled
     pipe = None if single else ctx.redis.pipeline(transaction=False)
     replies: list[Any] = []
     for item in pending:
@@ -122,32 +125,64 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
                                        probe_after_seconds=s.breaker_probe_after_seconds,
                                        pipe=pipe, producer=c.producer))
     if pipe is not None:
+        if replication.enabled:
+            replication.add_wait(pipe)
         replies = pipe.execute()
-    _replicate(ctx)
-    decisions = [_decide(ctx, item, replies[i]) for i, item in enumerate(pending)]
     offset = len(pending)
-    answers = [r if isinstance(r, Claim) else parse_claim(r) for r in replies[offset:]]
+    answers = [r if isinstance(r, Claim) else parse_claim(r)
+               for r in replies[offset:offset + len(claims)]]
+    decisions = [_decide(ctx, item, replies[i]) for i, item in enumerate(pending)]
+    if replication.enabled and not replication.confirmed(replies[-1]):
+        _hold(ctx, decisions, claims, answers)
     return decisions, answers
 
 
-def _replicate(ctx: WorkerContext) -> None:
-    """With ``UNSIGN_REPLICA_ACKS`` > 0, wait until that many replicas hold what was just
-    written: the claims before the gateway is called (so a failover cannot forget that a request
-    may have reached it), the outcomes before the hook runs and the message is acknowledged (so
-    it cannot forget an unsign). Fewer replicas in time is logged and the job goes on:
-    replication narrows the window, it cannot close it (docs/reliability.md). Then, for
-    ``REPLICA_DEGRADED_SECONDS``, no WAIT is made (the replicas are gone, e.g. after a failover
-    that left none: waiting the full timeout on every write would only slow every job down)."""
-    s = ctx.settings
-    now = time.time()
-    if s.replica_acks <= 0 or now - ctx.replica_warned_at < REPLICA_DEGRADED_SECONDS:
-        return
-    acked = int(ctx.redis.wait(s.replica_acks, s.replica_wait_ms))
-    if acked < s.replica_acks:
-        ctx.replica_warned_at = now
-        log.warning("only %d of %d replica(s) confirmed the last writes within %d ms; a "
-                    "failover now could lose them; writes go on without waiting for %ds",
-                    acked, s.replica_acks, s.replica_wait_ms, REPLICA_DEGRADED_SECONDS)
+#: The answer standing for a claim no replica confirmed: the gateway is not called for it.
+UNCONFIRMED = Claim(ClaimStatus.BUSY, detail="claim_unconfirmed")
+
+
+def confirm_claim(ctx: WorkerContext, request: ClaimRequest, claim: Claim) -> Claim:
+    """A claim made outside :func:`flush` (after a rate-limit wait), confirmed the same way."""
+    if not ctx.replication.enabled or claim.status is not ClaimStatus.CLAIMED:
+        return claim
+    answers = [claim]
+    _hold(ctx, [], [request], answers, waited=False)
+    return answers[0]
+
+
+def _hold(ctx: WorkerContext, decisions: list[Decision], claims: Sequence[ClaimRequest],
+          answers: list[Claim], *, waited: bool = True) -> None:
+    """Too few replicas confirmed the flush: hold its writes until they do (or are found gone,
+    or half a lease passed), and take back whatever stays unconfirmed. A claim is known by the
+    time (the Redis server's) its script wrote in the job's record (``updated_at``, returned as
+    ``Claim.at``): a fencing token alone is not enough, since the new primary hands the lost
+    token's number out again."""
+    keys = ctx.keys
+    held: list[tuple[str, int, Written]] = []
+    for index, (request, answer) in enumerate(zip(claims, answers, strict=True)):
+        if answer.status is ClaimStatus.CLAIMED:
+            held.append(("claim", index, Written(keys.job(request.job_id), "updated_at",
+                                                 answer.at)))
+    for index, decision in enumerate(decisions):
+        if decision.kind is not DecisionKind.IGNORED:
+            held.append(("outcome", index, Written(keys.job(decision.job_id), "state",
+                                                   decision.state)))
+    found = ctx.replication.hold([w for _, _, w in held], what=f"{len(held)} write(s)",
+                                 deadline=time.monotonic() + ctx.settings.lease_seconds / 2,
+                                 waited=waited)
+    for (kind, index, _), ok in zip(held, found, strict=True):
+        if ok:
+            continue
+        if kind == "claim":
+            log.warning("job %s: its claim was not confirmed on a replica; not sent, its lease "
+                        "brings it back", claims[index].job_id)
+            answers[index] = UNCONFIRMED
+        else:
+            was = decisions[index]
+            log.warning("job %s: its outcome %s was not confirmed on a replica; not acted on, "
+                        "its lease brings it back", was.job_id, was.state)
+            decisions[index] = Decision(DecisionKind.IGNORED, was.job_id, was.state,
+                                        code=was.code, detail="outcome not confirmed")
 
 
 def _decide(ctx: WorkerContext, item: Pending, reply: Any) -> Decision:

@@ -90,9 +90,12 @@ local info = redis.call('HMGET', job, 'open_attempt', 'reached', 'attempts', 'fi
                         'retries')
 local reached = info[2] or '0'
 if info[1] == '1' then reached = '1' end
+-- updated_at as a string of our own making, returned as written: a held claim is known again
+-- by it (a number would be formatted by Redis, not by tostring)
+local at = string.format('%.6f', now)
 redis.call('HSET', job, 'state', 'in_flight', 'open_attempt', 1, 'reached', reached,
-           'updated_at', now)
+           'updated_at', at)
 redis.call('ZADD', leases, lease_until, job_id)
 if st ~= 'in_flight' then mirror_view(job, K.view, A.producer) end
 return {'claimed', tostring(token), reached, info[3] or '0', info[4] or '', probe,
-        info[5] or '0'}
+        info[5] or '0', at}

@@ -9,6 +9,8 @@ if st == 'done' then return {'done', ''} end
 local lease = tonumber(redis.call('HGET', K.hook, 'lease_until') or '0')
 if st == 'running' and lease > now then return {'busy', ''} end
 local n = redis.call('HINCRBY', K.hook, 'attempts', 1)
-redis.call('HSET', K.hook, 'state', 'running', 'lease_until', lease_until)
+-- lease_until as a string of our own making, returned as written: the run is known again by it
+local until_text = string.format('%.6f', lease_until)
+redis.call('HSET', K.hook, 'state', 'running', 'lease_until', until_text)
 redis.call('ZADD', K.hooks, lease_until, A.identity)
-return {'claimed', tostring(n), redis.call('HGET', K.hook, 'event')}
+return {'claimed', tostring(n), redis.call('HGET', K.hook, 'event'), until_text}
