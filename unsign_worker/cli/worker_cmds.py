@@ -45,7 +45,11 @@ def worker_cmd(ctx: click.Context) -> None:
 
     settings = _checked_settings()
     app = create_app(settings)
-    argv = ["worker", "-E"]
+    # Without gossip: the product uses none of what it offers (leader election, other workers'
+    # joins and leaves), and its view of the other workers' heartbeats logs "Substantial drift
+    # ... clocks are out of sync" whenever heartbeats arrive late (after this host was cut from
+    # the broker), a false alarm on hosts sharing one clock. Heartbeats still go to Flower.
+    argv = ["worker", "-E", "--without-gossip"]
     given = " ".join(extra)
     if _pool_given(extra) is None:
         argv += ["--pool", DEFAULT_POOL]

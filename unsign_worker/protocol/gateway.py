@@ -207,22 +207,27 @@ class GatewayClient:
 
     def _failure(self, exc: BaseException, exchange: Exchange, *,
                  phase: str) -> TransportError:
-        """Classify a requests/urllib3/socket failure; never keeps the exception itself."""
-        if exchange.expired():
-            return TransportError(self._late(), may_have_reached=exchange.sent)
-        if isinstance(exc, EmptyPoolError):
+        """Classify a requests/urllib3/socket failure; never keeps the exception itself.
+        Every failure but a full local pool is a network fault (no answer came)."""
+        if isinstance(exc, EmptyPoolError) and not exchange.expired():
             return TransportError("no free connection to the gateway", may_have_reached=False)
+        return TransportError(self._fault_reason(exc, exchange, phase),
+                              may_have_reached=exchange.sent, network=True)
+
+    def _fault_reason(self, exc: BaseException, exchange: Exchange, phase: str) -> str:
+        if exchange.expired():
+            return self._late()
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return TransportError("connect timeout", may_have_reached=False)
+            return "connect timeout"
         tls = describe_tls_failure(exc, in_handshake=not exchange.sent)
         if tls is not None:
-            return TransportError(f"TLS failure: {tls}", may_have_reached=exchange.sent)
+            return f"TLS failure: {tls}"
         if isinstance(exc, requests.exceptions.SSLError):
-            return TransportError(f"TLS failure: {_reason(exc)}", may_have_reached=exchange.sent)
+            return f"TLS failure: {_reason(exc)}"
         if _is_read_timeout(exc):
-            return TransportError(f"read timeout while {phase}", may_have_reached=exchange.sent)
+            return f"read timeout while {phase}"
         what = "connection failed" if not exchange.sent else f"connection broken while {phase}"
-        return TransportError(f"{what}: {_reason(exc)}", may_have_reached=exchange.sent)
+        return f"{what}: {_reason(exc)}"
 
     def _late(self) -> str:
         return f"no complete answer within the total deadline of {self._total_seconds:g}s"
