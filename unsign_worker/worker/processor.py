@@ -195,6 +195,11 @@ def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | P
     if not claim.probe and ctx.local_halt_until > time.time():
         # this process just saw the breaker open: don't spend a claimed job on the gateway
         return settle(run, JobState.PARKED, "", "circuit breaker open")
+    if ctx.gateway_unreachable():  # claimed with its chunk before the cut was known: back now
+        back = hand_back(ctx, job)
+        return settle(run, JobState.RETRYING, GATEWAY_UNREACHABLE, back.detail,
+                      lease_until=time.time() + ctx.settings.lease_seconds,
+                      first_failure_at=claim.first_failure_at, cause=back.detail)
     return submit(run)
 
 
