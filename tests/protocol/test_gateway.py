@@ -88,6 +88,7 @@ def test_a_refused_connection_never_reached_the_gateway() -> None:
 
     assert caught.value.may_have_reached is False
     assert "refused" in str(caught.value)
+    assert caught.value.network is True  # no answer: counts towards "unreachable from here"
 
 
 def test_a_reset_after_the_request_was_sent_may_have_reached_the_gateway() -> None:
@@ -101,6 +102,7 @@ def test_a_reset_after_the_request_was_sent_may_have_reached_the_gateway() -> No
 
     assert caught.value.may_have_reached is True
     assert len(server.requests) == 1
+    assert caught.value.network is True
 
 
 def test_a_read_timeout_may_have_reached_the_gateway() -> None:
@@ -114,6 +116,7 @@ def test_a_read_timeout_may_have_reached_the_gateway() -> None:
 
     assert caught.value.may_have_reached is True
     assert "timeout" in str(caught.value)
+    assert caught.value.network is True
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -128,6 +131,7 @@ def test_a_5xx_is_a_transport_error_carrying_the_status(status: int) -> None:
 
     assert caught.value.http_status == status
     assert caught.value.may_have_reached is True
+    assert caught.value.network is False  # an answer: the gateway is reachable
 
 
 @pytest.mark.parametrize("status", [302, 404])
