@@ -65,6 +65,7 @@ def test_a_worker_cut_from_the_gateway_stops_taking_jobs_and_resumes_after_the_h
     assert 0 < failures <= MAX_CUT_ATTEMPTS, (failures, via_proxy.log_tail("cut"))
     assert re.search(r"timeout|connection", warned["cause"]), warned["cause"]
     assert "Substantial drift" not in direct.log_tail("direct", 400)
+    assert not re.search(r"retry: Retry in \d+s$", via_proxy.log_tail("cut", 2000), re.M)
     assert all(gw.unsigns(f"a{i}") == 1 for i in range(1, 2 * JOBS + 1))
     # and when the path heals, it takes jobs again (the direct worker stopped: only it remains)
     proxy.forward()
