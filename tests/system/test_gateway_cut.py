@@ -14,6 +14,7 @@ from tests.plugins.emulator import KEY, PARTNER, cae
 from tests.plugins.pki import GATEWAY_HOST
 from tests.plugins.tcp_proxy import TcpProxy
 from tests.plugins.worker_fixtures import WorkerEnv, wait_for
+from unsign_worker.store.gateway_reach import UnreachableWorkers
 
 pytestmark = pytest.mark.slow
 #: Jobs per campaign; agreements 1..3*JOBS are signed at the gateway.
@@ -62,6 +63,8 @@ def test_a_worker_cut_from_the_gateway_stops_taking_jobs_and_resumes_after_the_h
     warned = wait_for(lambda: UNREACHABLE.search(via_proxy.log_tail("cut", 400)),
                       timeout=60, what="the unreachable warning")
     failures = _network_failures(direct)
+    status = UnreachableWorkers(direct.redis, direct.keys)
+    assert status.read()[cut.hostname]["cause"] == warned["cause"]  # status, exporter
     assert 0 < failures <= MAX_CUT_ATTEMPTS, (failures, via_proxy.log_tail("cut"))
     assert re.search(r"timeout|connection", warned["cause"]), warned["cause"]
     assert "Substantial drift" not in direct.log_tail("direct", 400)
@@ -73,6 +76,7 @@ def test_a_worker_cut_from_the_gateway_stops_taking_jobs_and_resumes_after_the_h
     wait_for(lambda: "reachable again" in via_proxy.log_tail("cut", 400), timeout=60,
              what="the worker to find the gateway again")
     back_in = time.monotonic() - healed_at
+    wait_for(lambda: cut.hostname not in status.read(), timeout=10, what="the record cleared")
     direct.stop_all()
     assert cut.poll() is None
     alone = _run(via_proxy, 2 * JOBS + 1)

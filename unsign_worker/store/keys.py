@@ -80,6 +80,8 @@ key                                    type    content and retention
                                                with the producers' streams (same group),
                                                handed to the pool in batches
 ``P workers``                          zset    worker hostname -> last heartbeat
+``P gateway_unreachable``              hash    worker hostname -> JSON {since, cause} while the
+                                               gateway is unreachable from that worker
 ``P sweeper``                          string  lock: one sweeper at a time (expires)
 ``P held``                             zset    task message id -> lease expiry of every message a
                                                worker has received (prefetched or running); the
@@ -283,6 +285,10 @@ class Keys:
     @property
     def workers(self) -> str:
         return f"{self.prefix}workers"
+
+    @property
+    def gateway_unreachable(self) -> str:
+        return f"{self.prefix}gateway_unreachable"
 
     @property
     def sweeper(self) -> str:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from unsign_worker.protocol.handshake import handshake, host_and_port
+from unsign_worker.store.gateway_reach import UnreachableWorkers
 from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.reachability import Reachability
 
@@ -95,17 +96,35 @@ def watch_consumer(ctx: WorkerContext, consumer: Any, queue: str) -> GatewayWatc
     """Give ``ctx`` a reachability and start the watch that stops and resumes ``consumer`` (a
     Celery worker's consumer) on ``queue``. Celery's own way to change a worker's queues from
     outside its loop is ``call_soon`` (what the ``cancel_consumer`` and ``add_consumer`` remote
-    commands do): the change runs in the consumer's loop, between two reads of the broker."""
+    commands do): the change runs in the consumer's loop, between two reads of the broker.
+    The outage is also recorded for ``status`` and the exporter (``P gateway_unreachable``)."""
     s = ctx.settings
-    ctx.reachability = Reachability(host_and_port(s.gateway_url)[0])
+    reach = ctx.reachability = Reachability(host_and_port(s.gateway_url)[0])
+    record, hostname = UnreachableWorkers(ctx.redis, ctx.keys), str(consumer.hostname)
+    _quietly(lambda: record.clear(hostname))  # a record left by an earlier run of this name
 
     def probe() -> object:
         return handshake(s.gateway_url, timeout_seconds=s.connect_timeout_seconds,
                          ca_bundle=s.ca_bundle)
 
-    watch = GatewayWatch(
-        ctx.reachability, probe=probe,
-        pause=lambda: consumer.call_soon(consumer.cancel_task_queue, queue),
-        resume=lambda: consumer.call_soon(consumer.add_task_queue, queue))
+    def pause() -> None:
+        consumer.call_soon(consumer.cancel_task_queue, queue)
+        outage = reach.outage
+        if outage is not None:
+            _quietly(lambda: record.mark(hostname, since=outage.since, cause=outage.cause))
+
+    def resume() -> None:
+        consumer.call_soon(consumer.add_task_queue, queue)
+        _quietly(lambda: record.clear(hostname))
+
+    watch = GatewayWatch(reach, probe=probe, pause=pause, resume=resume)
     watch.start()
     return watch
+
+
+def _quietly(write: Callable[[], object]) -> None:
+    """A bookkeeping write that must not stop the watch (Redis may be away too)."""
+    try:
+        write()
+    except Exception as exc:
+        log.warning("could not record the gateway's reachability from this worker: %s", exc)
