@@ -30,8 +30,8 @@ def worker_cmd(ctx: click.Context) -> None:
     --loglevel). Defaults: --pool gevent --concurrency 100, queues unsign and unsign.hooks,
     task events on, no gossip, and one worker process per core (``--processes N`` to choose;
     a worker given a --hostname is one process unless --processes says otherwise). The
-    processes are
-    named worker1@HOST, worker2@HOST, ... (NAME-1@..., NAME-2@... with --hostname NAME@...);
+    processes are named worker1@HOST, worker2@HOST, ... (NAME-1@..., NAME-2@... with
+    --hostname NAME@...);
     a signal to this command reaches them all, and if one stops the others are stopped too.
     """
     extra = list(ctx.args)
