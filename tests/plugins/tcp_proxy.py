@@ -83,6 +83,10 @@ class TcpProxy:
             self.mode = mode
             self._changed.notify_all()
         if mode is Mode.REFUSE and self._listener is not None:
+            try:  # wakes the thread blocked in accept(); close() alone would leave it listening
+                self._listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self._listener.close()
             self._listener = None
         elif previous is Mode.REFUSE and mode is not Mode.REFUSE:
@@ -118,7 +122,7 @@ class TcpProxy:
             except OSError:  # closed: refuse mode, or the proxy closed
                 return
             self.accepted += 1
-            if self.mode is Mode.RESET or self._closed:
+            if self.mode in (Mode.RESET, Mode.REFUSE) or self._closed:
                 _reset(client)
                 continue
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
@@ -126,6 +130,7 @@ class TcpProxy:
     def _serve(self, client: socket.socket) -> None:
         self._track(client)
         if not self._wait_forwarding():
+            _reset(client)
             return
         try:
             server = socket.create_connection(self.target, timeout=10)
