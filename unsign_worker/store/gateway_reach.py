@@ -10,6 +10,7 @@ readers ignore once its heartbeat (``P workers``) is stale.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -37,7 +38,7 @@ class UnreachableWorkers:
         return parse(self._r.hgetall(self._key))
 
 
-def parse(raw: dict[bytes, bytes]) -> dict[str, dict[str, Any]]:
+def parse(raw: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:
     """The records of an ``HGETALL`` of the key (for a pipelined read); unreadable ones are
     skipped."""
     out: dict[str, dict[str, Any]] = {}
