@@ -83,7 +83,7 @@ def test_every_series_of_the_rules_and_the_dashboard_is_served_by_the_exporter(
     alerts = ALERTS.read_text(encoding="utf-8")
     for name in ("UnsignBreakerOpen", "UnsignDeadLettersGrowing", "UnsignNoWorkerHeartbeat",
                  "UnsignOldestQueuedJobTooOld", "UnsignHookFailures", "UnsignProducerRejecting",
-                 "UnsignProducerBacklogNearCap"):
+                 "UnsignProducerBacklogNearCap", "UnsignWorkerCutFromGateway"):
         assert f"alert: {name}" in alerts
 
 
