@@ -14,7 +14,9 @@
 - The body is read up to ``max_response_bytes`` and no further; ``Accept-Encoding: identity`` is
   asked for and a compressed answer refused, so no decompression bomb is ever expanded.
 - Failures become :class:`TransportError`; ``may_have_reached`` is False only when no byte of the
-  request was written (refused, DNS, connect timeout, TLS handshake or certificate).
+  request was written (refused, DNS, connect timeout, TLS handshake or certificate); ``network``
+  is True when no answer came at all (every failure but a full local connection pool), which
+  tells a worker that the path to the gateway may be cut (:mod:`unsign_worker.worker.reachability`).
 """
 
 from __future__ import annotations
@@ -218,7 +220,7 @@ class GatewayClient:
         if exchange.expired():
             return self._late()
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return "connect timeout"
+            return f"connect timeout after {self._timeout[0]:g}s"
         tls = describe_tls_failure(exc, in_handshake=not exchange.sent)
         if tls is not None:
             return f"TLS failure: {tls}"
