@@ -119,6 +119,31 @@ def test_a_read_timeout_may_have_reached_the_gateway() -> None:
     assert caught.value.network is True
 
 
+def test_an_exchange_given_up_from_another_thread_fails_at_once_as_a_network_fault() -> None:
+    # Given a request whose answer never comes (read timeout 30 s)
+    def hold(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:
+        server.stopping.wait()
+        return False
+
+    with ScriptedServer(hold) as server, ThreadPoolExecutor(1) as pool:
+        client = make_client(server.url, read_timeout_seconds=30)
+        pending = pool.submit(client.post, PARAMS, charset="utf-8")
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # When the worker gives up on what is in flight (the gateway found unreachable)
+        started = time.monotonic()
+        assert client.abort_in_flight() == 1
+        # Then the request fails now, not at its timeout, as a network fault that may have
+        # reached the gateway
+        with pytest.raises(TransportError) as caught:
+            pending.result(timeout=10)
+        assert time.monotonic() - started < 10
+    assert caught.value.network is True and caught.value.may_have_reached is True
+    assert "unreachable from this worker" in str(caught.value)
+    assert client.abort_in_flight() == 0  # nothing left in flight
+
+
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_a_5xx_is_a_transport_error_carrying_the_status(status: int) -> None:
     def fail(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:

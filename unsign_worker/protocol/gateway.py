@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -105,6 +106,8 @@ class GatewayClient:
         self._verify: str | bool = check_ca_bundle(ca_bundle)
         self._session = _make_session(int(pool_size), self._verify,
                                       float(max_connection_age_seconds))
+        self._in_flight: set[Exchange] = set()
+        self._in_flight_lock = threading.Lock()
 
     @property
     def trusted_channel(self) -> bool:
@@ -142,10 +145,24 @@ class GatewayClient:
         started = time.monotonic()
         exchange = Exchange(deadline=started + self._total_seconds)
         token = CURRENT.set(exchange)
+        with self._in_flight_lock:
+            self._in_flight.add(exchange)
         try:
             return self._send(exchange, body, headers, charset, started)
         finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(exchange)
             CURRENT.reset(token)
+
+    def abort_in_flight(self) -> int:
+        """Give up on every exchange in progress (called from another thread or greenlet, when
+        the gateway is known unreachable from here): each fails at once with a network
+        :class:`TransportError` instead of waiting out its timeout. Returns how many."""
+        with self._in_flight_lock:
+            exchanges = list(self._in_flight)
+        for exchange in exchanges:
+            exchange.abort()
+        return len(exchanges)
 
     def _send(self, exchange: Exchange, body: bytes, headers: dict[str, str],
                   charset: str, started: float) -> RawAnswer:
@@ -202,9 +219,11 @@ class GatewayClient:
         if failure is not None:
             failure.http_status = resp.status_code
             raise failure
-        if exchange.expired():  # a close-delimited body cut by the deadline looks complete
-            raise TransportError(self._late(), may_have_reached=True,
-                                 http_status=resp.status_code)
+        if exchange.expired() or exchange.aborted:  # a close-delimited body cut short by the
+            # deadline or an abort looks complete
+            raise TransportError(self._fault_reason(None, exchange, "reading the answer"),
+                                 may_have_reached=True, http_status=resp.status_code,
+                                 network=exchange.aborted)
         return b"".join(chunks)
 
     def _failure(self, exc: BaseException, exchange: Exchange, *,
@@ -216,7 +235,9 @@ class GatewayClient:
         return TransportError(self._fault_reason(exc, exchange, phase),
                               may_have_reached=exchange.sent, network=True)
 
-    def _fault_reason(self, exc: BaseException, exchange: Exchange, phase: str) -> str:
+    def _fault_reason(self, exc: BaseException | None, exchange: Exchange, phase: str) -> str:
+        if exchange.aborted:
+            return f"given up while {phase}: the gateway is unreachable from this worker"
         if exchange.expired():
             return self._late()
         if isinstance(exc, requests.exceptions.ConnectTimeout):
