@@ -63,7 +63,7 @@ def test_an_unreachable_gateway_pauses_the_consumer_probes_and_resumes_once(watc
 def test_nothing_happens_while_the_gateway_answers(watch_parts):
     reach, probe, actions = watch_parts
     reach.failed("read timeout", 1.0)
-    reach.answered()
+    reach.answered(1.5)
     reach.failed("read timeout", 2.0)
     assert not reach.tripped.wait(0.2)
     assert actions == [] and probe.calls == 0
@@ -103,3 +103,37 @@ class _Recorder:
 
     def set(self) -> None:
         pass
+
+
+def test_a_stall_with_a_failed_handshake_declares_the_gateway_unreachable_and_aborts():
+    # Given a request waiting for 5 s with no answer, and a gateway that does not shake hands
+    reach = Reachability("gw")
+    reach.sending(100.0)
+    probe = _Probe()
+    aborted: list[bool] = []
+    watch = GatewayWatch(reach, probe=probe, pause=lambda: None, resume=lambda: None,
+                         abort=lambda: aborted.append(True), stall_seconds=3, clock=lambda: 105.0)
+    # When the watch looks
+    watch.check_stall()
+    # Then it probed once and declared the outage from when the wait began
+    assert probe.calls == 1
+    assert reach.outage is not None and reach.outage.since == 100.0
+    assert reach.outage.cause.startswith("no answer for 5s and no handshake: ")
+    # and riding it out gives up on the requests in flight
+    watch._stop_event.set()
+    watch._ride_out()
+    assert aborted == [True]
+
+
+def test_a_slow_gateway_that_shakes_hands_is_left_alone():
+    reach = Reachability("gw")
+    reach.sending(100.0)
+    probe = _Probe()
+    probe.down.clear()
+    now = [105.0]
+    watch = GatewayWatch(reach, probe=probe, pause=lambda: None, resume=lambda: None,
+                         stall_seconds=3, clock=lambda: now[0])
+    watch.check_stall()
+    now[0] = 106.0
+    watch.check_stall()  # not probed again within a stall's length
+    assert probe.calls == 1 and reach.reachable

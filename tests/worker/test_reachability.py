@@ -24,7 +24,7 @@ def test_a_single_slow_answer_never_trips_it():
     r = Reachability("gw", threshold=3)
     for now in range(10):
         assert r.failed("read timeout", float(now)) is None
-        r.answered()  # the other requests are answered
+        r.answered(now + 0.5)  # the other requests are answered
     assert r.reachable and not r.tripped.is_set()
 
 
@@ -47,7 +47,7 @@ def test_only_the_fault_that_trips_reports_the_outage():
 def test_an_answer_while_unreachable_does_not_end_the_outage_a_probe_does():
     r = Reachability("gw", threshold=1)
     r.failed("connect timeout", 10.0)
-    r.answered()
+    r.answered(11.0)
     assert not r.reachable
     assert r.probe_succeeded(55.0) == 45.0
     assert r.reachable and not r.tripped.is_set() and r.outage is None
@@ -76,3 +76,26 @@ def test_repr_names_the_host_and_the_outage():
     r = Reachability("mapi.alipay.com", threshold=1)
     r.failed("connect timeout", 1.0)
     assert "mapi.alipay.com" in repr(r) and "connect timeout" in repr(r)
+
+
+def test_requests_waiting_with_no_answer_make_a_stall_once_long_enough():
+    r = Reachability("gw")
+    assert r.stalled(100.0, 3) is None  # nothing waits
+    first = r.sending(10.0)
+    r.sending(11.0)
+    assert r.stalled(12.0, 3) is None  # not long enough
+    assert r.stalled(13.5, 3) == 3.5  # the oldest has waited 3.5 s, nothing answered
+    r.answered(13.0)  # another request was answered meanwhile: the gateway is there
+    assert r.stalled(14.0, 3) is None
+    assert r.stalled(16.0, 3) == 3.0
+    r.done(first)
+    r.done(first)  # twice is harmless
+
+
+def test_a_declared_outage_trips_it_and_ends_the_stall():
+    r = Reachability("gw")
+    r.sending(0.0)
+    assert r.declare("no answer for 5s and no handshake: timed out", 2.0) == Outage(
+        2.0, "no answer for 5s and no handshake: timed out")
+    assert r.tripped.is_set() and r.stalled(10.0, 3) is None
+    assert r.declare("again", 3.0) is None

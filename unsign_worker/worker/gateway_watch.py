@@ -1,10 +1,15 @@
 """The thread that acts when this worker cannot reach the gateway (see
 :mod:`unsign_worker.worker.reachability`).
 
+While the gateway answers, the watch looks every second whether requests have waited with no
+answer for a few seconds (:meth:`Reachability.stalled`); if so it probes the gateway, and a
+failed handshake declares it unreachable, without waiting for the requests' read timeouts.
+
 When the gateway becomes unreachable from this process it says so once at WARNING (the host,
 since when, the fault), stops the Celery consumer of the job queue (``pause``: no new message
 is taken; the messages already received are handed back by the tasks, see
-:mod:`unsign_worker.worker.processor`), and probes the gateway with a handshake that sends
+:mod:`unsign_worker.worker.processor`), gives up on the requests still in flight (``abort``:
+they fail at once and go back too), and probes the gateway with a handshake that sends
 nothing, every ``base_seconds`` doubling up to ``cap_seconds``. When a probe completes it
 resumes the consumer and says so once, with how long the gateway was unreachable.
 """
@@ -21,7 +26,7 @@ from typing import Any
 from unsign_worker.protocol.handshake import handshake, host_and_port
 from unsign_worker.store.gateway_reach import UnreachableWorkers
 from unsign_worker.worker.context import WorkerContext
-from unsign_worker.worker.reachability import Reachability
+from unsign_worker.worker.reachability import STALL_SECONDS, Reachability
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +57,40 @@ class GatewayWatch(threading.Thread):
 
     def __init__(self, reachability: Reachability, *, probe: Callable[[], object],
                  pause: Callable[[], object], resume: Callable[[], object],
+                 abort: Callable[[], object] = lambda: None,
                  base_seconds: float = PROBE_BASE_SECONDS, cap_seconds: float = PROBE_CAP_SECONDS,
+                 stall_seconds: float = STALL_SECONDS,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(name="unsign-gateway-watch", daemon=True)
         self.reachability = reachability
-        self._probe, self._pause, self._resume = probe, pause, resume
+        self._probe, self._pause, self._resume, self._abort = probe, pause, resume, abort
         self._base, self._cap, self._clock = base_seconds, cap_seconds, clock
+        self._stall = stall_seconds
+        self._stall_probed_at = 0.0
         self._stop_event = threading.Event()
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            if self.reachability.tripped.wait(IDLE_SECONDS) and not self._stop_event.is_set():
-                self._ride_out()
+            if self.reachability.tripped.wait(IDLE_SECONDS):
+                if not self._stop_event.is_set():
+                    self._ride_out()
+            else:
+                self.check_stall()
+
+    def check_stall(self) -> None:
+        """Probe once if requests wait with no answer; a failed handshake declares the gateway
+        unreachable. A probe that succeeds (a slow gateway) is not repeated for a stall's
+        length."""
+        now = self._clock()
+        quiet = self.reachability.stalled(now, self._stall)
+        if quiet is None or now - self._stall_probed_at < self._stall:
+            return
+        self._stall_probed_at = now
+        try:
+            self._probe()
+        except OSError as exc:
+            self.reachability.declare(f"no answer for {quiet:.0f}s and no handshake: {exc}",
+                                      now - quiet)
 
     def _ride_out(self) -> None:
         outage = self.reachability.outage
@@ -73,6 +100,7 @@ class GatewayWatch(threading.Thread):
         log.warning("gateway %s unreachable from this worker since %s UTC (%s), not taking "
                     "jobs until it answers", host, utc_time(outage.since), outage.cause)
         self._pause()
+        self._abort()
         wait, probes = self._base, 0
         while not self._stop_event.wait(wait):
             probes += 1
@@ -117,7 +145,8 @@ def watch_consumer(ctx: WorkerContext, consumer: Any, queue: str) -> GatewayWatc
         consumer.call_soon(consumer.add_task_queue, queue)
         _quietly(lambda: record.clear(hostname))
 
-    watch = GatewayWatch(reach, probe=probe, pause=pause, resume=resume)
+    watch = GatewayWatch(reach, probe=probe, pause=pause, resume=resume,
+                         abort=ctx.gateway.abort_in_flight)
     watch.start()
     return watch
 

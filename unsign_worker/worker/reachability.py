@@ -10,6 +10,9 @@ other hosts could have done them in milliseconds. So each worker process keeps a
   the count of faults;
 - ``threshold`` network faults with no answer between them, within ``window_seconds``, declare
   the gateway unreachable *from this host*: a single slow answer never does;
+- so do requests that wait with no answer at all for ``STALL_SECONDS`` (:meth:`stalled`) when a
+  handshake with the gateway then fails (:meth:`declare`): a blackholed path is found in a few
+  seconds instead of a read timeout, and a slow gateway that still shakes hands is left alone;
 - while unreachable, the worker takes no job (:mod:`unsign_worker.worker.gateway_watch` stops
   its consumer and probes the gateway with a handshake); only a successful probe makes it
   reachable again.
@@ -29,6 +32,9 @@ from dataclasses import dataclass
 FAULTS_TO_UNREACHABLE = 3
 #: Seconds within which those faults must fall.
 FAULT_WINDOW_SECONDS = 60.0
+#: Seconds without any answer while a request waits, after which the gateway is probed (a cut
+#: path is then found by a failed handshake, before the requests' own read timeouts).
+STALL_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,10 @@ class Reachability:
         self.window_seconds = window_seconds
         self._faults: deque[tuple[float, str]] = deque()
         self._outage: Outage | None = None
+        #: requests waiting for an answer: token -> when sent; the last answer's time
+        self._waiting: dict[int, float] = {}
+        self._next_token = 0
+        self._last_answer = 0.0
         self._lock = threading.Lock()
         #: set when the gateway becomes unreachable; cleared when it is reachable again
         self.tripped = threading.Event()
@@ -71,11 +81,45 @@ class Reachability:
     def reachable(self) -> bool:
         return self._outage is None
 
-    def answered(self) -> None:
+    def answered(self, now: float) -> None:
         """The gateway answered a request (whatever it said): the faults so far were not a cut.
         While unreachable, only a probe ends the outage (:meth:`probe_succeeded`)."""
         with self._lock:
             self._faults.clear()
+            self._last_answer = max(self._last_answer, now)
+
+    def sending(self, now: float) -> int:
+        """A request is about to be sent; returns the token to give :meth:`done`."""
+        with self._lock:
+            self._next_token += 1
+            self._waiting[self._next_token] = now
+            return self._next_token
+
+    def done(self, token: int) -> None:
+        """The request of ``token`` ended (answered or failed)."""
+        with self._lock:
+            self._waiting.pop(token, None)
+
+    def stalled(self, now: float, after: float = STALL_SECONDS) -> float | None:
+        """Seconds the process has waited with no answer, if requests wait and none was
+        answered for at least ``after`` seconds (and the gateway is deemed reachable); else
+        None."""
+        with self._lock:
+            if self._outage is not None or not self._waiting:
+                return None
+            quiet = now - max(min(self._waiting.values()), self._last_answer)
+        return quiet if quiet >= after else None
+
+    def declare(self, cause: str, now: float) -> Outage | None:
+        """The gateway is unreachable (a stall, then a failed handshake). Returns the outage,
+        or None if one was already declared."""
+        with self._lock:
+            if self._outage is not None:
+                return None
+            self._outage = Outage(since=now, cause=cause)
+            self._faults.clear()
+            self.tripped.set()
+            return self._outage
 
     def failed(self, cause: str, now: float) -> Outage | None:
         """A request got no answer (``cause``: the fault, e.g. "connect timeout"). Returns the

@@ -44,6 +44,7 @@ def submit(run: Run) -> Pending:
     def one_attempt() -> Any:
         run.attempts += 1
         begun = time.time()
+        waiting = ctx.reachability.sending(begun) if ctx.reachability is not None else 0
         try:
             resp, status = send(ctx.gateway, signed, charset=s.input_charset, signer=ctx.signer,
                                 max_bytes=s.max_response_bytes)
@@ -52,9 +53,12 @@ def submit(run: Run) -> Pending:
             run.reached = run.reached or run.records[-1].may_have_reached
             _note_fault(ctx, exc)
             raise
+        finally:
+            if ctx.reachability is not None:
+                ctx.reachability.done(waiting)
         run.records.append(record_of(run.attempts, begun, response=resp, http_status=status))
         if ctx.reachability is not None:
-            ctx.reachability.answered()
+            ctx.reachability.answered(time.time())
         return resp
 
     verdicts: dict[int, Verdict] = {}
@@ -135,7 +139,7 @@ def _note_fault(ctx: WorkerContext, exc: RetryableError) -> None:
     if isinstance(exc, TransportError) and exc.network:
         ctx.reachability.failed(str(exc), time.time())
     else:
-        ctx.reachability.answered()
+        ctx.reachability.answered(time.time())
 
 
 def _verdict(run: Run, error: BaseException, failures: int, started: float) -> Verdict:
