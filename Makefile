@@ -1,4 +1,5 @@
-# unsign-worker: `make test` runs the tests, `make demo` runs a whole sample campaign.
+# unsign-worker: `make test` runs the tests, `make demo` runs a whole sample campaign, `make dev`
+# runs the service on this machine until Ctrl-C.
 # Each target sets itself up: a .venv with the project installed at the versions pinned in
 # requirements.lock (so no release elsewhere changes what CI runs), and a Redis (the one on
 # 127.0.0.1:6379 if it answers, else a private redis-server). `make test-lowest` checks the
@@ -12,7 +13,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 LOCK := requirements.lock
 TEST_DB ?= 13
 
-.PHONY: test test-fast test-lowest demo bench bench-campaign lint lock clean
+.PHONY: test test-fast test-lowest demo dev bench bench-campaign lint lock clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,12 @@ DEMO_ARGS = $(if $(KEEP),--keep) $(if $(PLAIN_HTTP),--plain-http)
 demo: $(STAMP)
 	$(BIN)/python scripts/with_redis.py --data .demo/redis -- $(BIN)/unsign-worker demo $(DEMO_ARGS)
 
+# the service on this machine until Ctrl-C: Redis (started when none answers on 127.0.0.1:6379),
+# the emulator over HTTPS, workers, Flower, the console; logs and .dev/env in .dev (DEV_ARGS: its
+# options, e.g. --count 1000 --seed 7)
+dev: $(STAMP)
+	$(BIN)/unsign-worker dev $(DEV_ARGS)
+
 # the performance targets with the product's defaults, one table (BENCH_ARGS: e.g. --long-jobs 100000)
 bench: $(BENCH_STAMP)
 	$(BIN)/python scripts/with_redis.py --db 14 -- $(BIN)/python benchmarks/targets.py $(BENCH_ARGS)
@@ -72,4 +79,4 @@ lock: $(STAMP)
 		--python-version 3.11 --upgrade --quiet -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) $(LOWEST) .demo .pytest_cache
+	rm -rf $(VENV) $(LOWEST) .demo .dev .pytest_cache

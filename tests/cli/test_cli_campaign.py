@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -100,6 +101,10 @@ def test_the_report_has_one_row_per_input_row_masked_unless_asked(
         got = by_ref[row["reference"]]["outcome"]
         assert got == {"success": "unsigned", "bad_row": "invalid",
                        "TOO_MUCH_TYPE_CODE": "dead_lettered"}[outcome]
+    # Without --out the same CSV goes to standard output, and nothing else does
+    piped = env.cli("campaign", "report", campaign_id)
+    assert piped.exit_code == 0, piped.output
+    assert list(csv.DictReader(io.StringIO(piped.stdout))) == report
     emails = [r["identity"] for r in report if "@" in r["identity"]]
     assert all("***@" in e for e in emails)
     full = tmp_path / "full.csv"

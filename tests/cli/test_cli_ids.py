@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import click
 import pytest
 
+from tests.plugins.dead_letters import dead_letter
 from tests.plugins.worker_fixtures import BIN, wait_for
-from tests.store.test_deadletter import dead_letter
 from unsign_worker.cli.main import cli
 from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.job import CAMPAIGN_ID_RE, JOB_ID_RE, new_job_id

@@ -100,7 +100,9 @@ def test_an_operator_works_the_console_in_a_browser(
         assert page.locator("h1").inner_text().startswith("Escalations")
         assert page.locator(f"#job-{stuck}").is_visible()
         assert "b***@example.com" in page.content() and EMAIL not in page.content()
-        page.locator(f"#job-{stuck} summary").click()
+        for job in (stuck, other):  # each entry is one line until opened
+            page.locator(f"#job-{job} > summary").click()
+        page.locator(f"#job-{stuck} details.attempts > summary").click()
         shoot(page, "escalations")
         # A requeue without a note is stopped by the browser (required field)
         page.locator(f"#job-{stuck} button[name=requeue]").click()
@@ -111,6 +113,7 @@ def test_an_operator_works_the_console_in_a_browser(
             "agreement renewed by Alipay support")
         page.locator(f"#job-{stuck} button[name=requeue]").click()
         assert f"requeued {stuck}" in page.locator(".flash").inner_text()
+        page.locator(f"#job-{other} > summary").click()
         page.locator(f"#job-{other} form[action$=resolve] input[name=note]").fill(
             "customer unsigned at the counter")
         page.locator(f"#job-{other} button[name=resolve]").click()

@@ -25,6 +25,7 @@ import psutil
 import pytest
 import redis
 
+from tests.plugins.command_run import CommandRun
 from tests.plugins.worker_fixtures import BIN, wait_for
 from unsign_worker.emulator.admin import EmulatorAdmin
 from unsign_worker.store.keys import Keys
@@ -43,49 +44,17 @@ TLS_LINE = (r"tls        (https://localhost:\d+/gateway\.do), certificate from a
 TRAFFIC_LINE = r"gateway    the emulator answered (\d+) gateway requests on (\d+) connections, {}"
 
 
-class DemoRun:
+class DemoRun(CommandRun):
     """A running demo, and every process it was seen to start."""
 
     def __init__(self, tmp: Path, redis_url: str, prefix: str, *args: str) -> None:
-        self.out = tmp / "demo.out"
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("ALIPAY_", "UNSIGN_", "FLOWER_"))}
         env.update(UNSIGN_REDIS_URL=redis_url, PYTHONUNBUFFERED="1", COLUMNS="120")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [str(BIN / "unsign-worker"), "demo", "--workdir", str(tmp / "work"),
              "--flower-port", "0", "--console-port", "0", "--prefix", prefix, *args],
-            cwd=tmp, env=env, stdout=open(self.out, "wb"), stderr=subprocess.STDOUT,
-            start_new_session=True)
-        self.seen: set[int] = set()
-
-    def text(self) -> str:
-        return self.out.read_text(encoding="utf-8", errors="replace")
-
-    def watch(self) -> bool:
-        """Record the demo's descendants; True once the demo has exited."""
-        try:
-            self.seen.update(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))
-        except psutil.NoSuchProcess:
-            pass
-        return self.proc.poll() is not None
-
-    def survivors(self) -> list[str]:
-        alive = []
-        for pid in self.seen:
-            try:
-                proc = psutil.Process(pid)
-                if proc.status() != psutil.STATUS_ZOMBIE:
-                    alive.append(f"{pid}: {' '.join(proc.cmdline())}")
-            except psutil.NoSuchProcess:
-                continue
-        return alive
-
-    def kill_all(self) -> None:
-        for pid in [self.proc.pid, *self.seen]:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            cwd=tmp, env=env, out=tmp / "demo.out")
 
     def run_to_end(self) -> str:
         """Wait for the demo to finish (whatever is left is killed after); its output."""

@@ -97,12 +97,15 @@ class WorkerEnv:
         return Settings.from_env(self.env, load_dotenv=False)
 
     def start_worker(self, name: str = "w1", *, concurrency: int = 8, pool: str = "threads",
-                     wait: bool = True, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
+                     wait: bool = True, extra: list[str] | None = None,
+                     wrapper: list[str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a worker process (``wrapper``: a command it runs under, e.g. ``faketime``)."""
         hostname = f"{name}-{uuid.uuid4().hex[:6]}@test"
         log = open(self.tmp / f"{name}.log", "ab")
         proc = subprocess.Popen(
-            [str(BIN / "unsign-worker"), "worker", "--hostname", hostname, "--pool", pool,
-             "--concurrency", str(concurrency), "--loglevel", "INFO", *(extra or [])],
+            [*(wrapper or []), str(BIN / "unsign-worker"), "worker", "--hostname", hostname,
+             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "INFO",
+             *(extra or [])],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         proc.hostname = hostname  # type: ignore[attr-defined]
         self.procs.append(proc)

@@ -231,7 +231,7 @@ def test_the_report_has_one_row_per_input_row_in_file_order_masked(
         (2, "r1", "unsigned"), (3, "bad-account", "invalid"),
         (4, "=cmd|' /C calc'!A0", "queued"), (5, "r4", "queued")]
     assert rows[0]["identity"] == "customer_code:C00000000001"
-    assert rows[0]["finished_at"] == "2025-11-26T06:53:20+00:00"
+    assert rows[0]["finished_at"] == "2025-11-26T06:53:20Z"
     assert rows[1]["code"] == "trans_account_out:format"
     assert rows[2]["identity"] == "type_code:BUSI01/2088********0156"
     assert rows[3]["identity"] == "biz_type:10004/l***@example.com"

@@ -8,34 +8,18 @@ import time
 import pytest
 import redis
 
+from tests.plugins.dead_letters import dead_letter, dead_letters
 from unsign_worker.ops.status import outcomes
-from unsign_worker.protocol.catalogue import lookup
-from unsign_worker.store.deadletter import DeadLetterError, DeadLetters, NoteRequired, require_note
+from unsign_worker.store.campaigns import CampaignStore
+from unsign_worker.store.deadletter import (
+    Brief,
+    DeadLetterError,
+    DeadLetters,
+    NoteRequired,
+    count_codes,
+    require_note,
+)
 from unsign_worker.store.keys import Keys
-
-
-def dead_letter(r: redis.Redis, keys: Keys, job_id: str, *, code: str = "TOO_MUCH_TYPE_CODE",
-                campaign: str = "") -> None:
-    """A job dead-lettered the way the worker's settle script leaves it."""
-    entry = lookup(code)
-    now = time.time()
-    r.hset(keys.job(job_id), mapping={
-        "job_id": job_id, "state": "dead_lettered", "code": code, "reason": entry.en,
-        "params": json.dumps({"customer_code": "C00000000001"}), "campaign": campaign,
-        "reference": f"ref-{job_id}", "attempts": 3, "first_failure_at": repr(now - 60),
-        "finished_at": repr(now)})
-    r.hset(keys.dlq_entry(job_id), mapping={
-        "job_id": job_id, "kind": "escalate", "code": code, "zh": entry.zh, "en": entry.en,
-        "category": str(entry.category), "advice": entry.advice, "reason": entry.en,
-        "attempts": 3, "identity": "abc", "identity_masked": "customer_code:C00000000001",
-        "job": json.dumps({"job_id": job_id, "params": {"customer_code": "C00000000001"}}),
-        "campaign": campaign, "reference": f"ref-{job_id}", "dead_lettered_at": repr(now)})
-    r.zadd(keys.dlq, {job_id: now})
-    r.hincrby(keys.counts, "dead_lettered", 1)
-    r.hincrby(keys.rate(int(now // 60)), "dead_lettered", 1)
-    r.expire(keys.rate(int(now // 60)), 3600)
-    if campaign:
-        r.hincrby(keys.campaign_counts(campaign), "dead_lettered", 1)
 
 
 @pytest.fixture
@@ -88,6 +72,7 @@ def test_requeue_puts_the_job_back_under_its_id_and_takes_its_count_back(
     assert not dlq.is_open("j1") and dlq.get("j1") is None
     assert redis_client.hget(keys.counts, "dead_lettered") == b"0"
     assert redis_client.hget(keys.campaign_counts("c1"), "dead_lettered") == b"0"
+    assert CampaignStore(redis_client, keys).progress("c1") == {}  # its progress over time too
     assert redis_client.hget(keys.campaign("c1"), "state") == b"running"
     # should this process die before sending, the sweeper re-sends it after the lease
     assert redis_client.zscore(keys.leases, "j1") is not None
@@ -177,3 +162,24 @@ def test_a_requeue_after_the_hour_leaves_the_minutes_alone(
     dlq.requeue("j1", republish=lambda j, n: True, by="ops", lease_seconds=60)
     assert not redis_client.exists(keys.rate(int(old // 60)))
     assert redis_client.hget(keys.rate(int(time.time() // 60)), "dead_lettered") == b"1"
+
+
+def test_briefs_list_ids_codes_campaigns_and_times_oldest_first_filtered(
+        redis_client: redis.Redis, keys: Keys, dlq: DeadLetters) -> None:
+    # Given six dead letters of two codes and two campaigns, one a second
+    ids = dead_letters(redis_client, keys, {"STATUS_TYPE_CODE": 4, "TOO_MUCH_TYPE_CODE": 2},
+                       campaigns=("c1", "c2"), start=1_000_000.0)
+    # Then the briefs come oldest first, with what grouping and paging need
+    briefs = dlq.briefs()
+    assert [b.job_id for b in briefs] == ids
+    assert briefs[0] == Brief(ids[0], "STATUS_TYPE_CODE", "c1", 1_000_000.0)
+    assert [b.job_id for b in dlq.briefs(code="TOO_MUCH_TYPE_CODE")] == ids[4:]
+    assert [b.job_id for b in dlq.briefs(campaign="c2")] == ids[1::2]
+    assert [b.job_id for b in dlq.briefs(before=1_000_002.0)] == ids[:3]
+    assert [b.job_id for b in dlq.briefs(chunk=4)] == ids
+    assert count_codes(briefs) == dlq.by_code() == {"STATUS_TYPE_CODE": 4,
+                                                     "TOO_MUCH_TYPE_CODE": 2}
+    # And a page of entries is read whole in the order asked, a missing one left out
+    page = dlq.get_many([ids[3], "gone", ids[0]])
+    assert [e.job_id for e in page] == [ids[3], ids[0]]
+    assert page[0].as_dict()["dead_lettered_at"] == 1_000_003.0

@@ -97,7 +97,7 @@ def claim(store: Store, job_id: str, *, producer: str = NAME, campaign: str = ""
           reference: str = "order-1", params_json: str = PARAMS_JSON) -> Claim:
     found = store.dedup.claim(job_id=job_id, identity=f"agr-{job_id}",
                               identity_masked="customer_code:C***", params_json=params_json,
-                              campaign=campaign, reference=reference, now=time.time(),
+                              campaign=campaign, reference=reference,
                               lease_seconds=30, probe_after_seconds=3600, producer=producer)
     assert found is not None
     return found
@@ -109,9 +109,9 @@ def settle(store: Store, job_id: str, token: str, state: JobState, *, producer: 
     request = SettleRequest(
         job_id=job_id, identity=f"agr-{job_id}", campaign="", token=token, now=now,
         state=state, code=options.pop("code", ""), reason=options.pop("reason", str(state)),
-        attempts=options.pop("attempts", 1), reached=True, lease_until=now + 30,
+        attempts=options.pop("attempts", 1), reached=True, lease_seconds=30,
         audit={"job_id": job_id}, retention_seconds=RETENTION, audit_maxlen=100,
-        events_maxlen=100, hook_due=now, producer=producer, **options)
+        events_maxlen=100, hook_delay=0, producer=producer, **options)
     return store.dedup.settle(request, minute=int(now // 60))
 
 

@@ -24,6 +24,7 @@ from unsign_worker.store.job_records import JobRecords
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.producer_registry import ProducerSettings
 from unsign_worker.store.producer_streams import ProducerStreams
+from unsign_worker.store.recovery import HeldMessages
 from unsign_worker.store.requests import FinishRequest, SettleRequest
 from unsign_worker.store.scripts import (
     LIBRARIES,
@@ -148,10 +149,10 @@ def test_a_registered_script_refuses_a_wrong_name_before_reaching_redis(
 
     with pytest.raises(ScriptNameError, match="script hook_claim: missing argument 'identity'"):
         script(keys={"hook": keys.hook("x"), "hooks": keys.hooks},
-               args={"now": "1", "lease_until": "2"})
+               args={"lease_seconds": "1"})
     with pytest.raises(ScriptNameError, match="script hook_claim: unknown key 'job'"):
         script(keys={"hook": keys.hook("x"), "hooks": keys.hooks, "job": keys.job("1")},
-               args={"now": "1", "lease_until": "2", "identity": "x"})
+               args={"lease_seconds": "1", "identity": "x"})
     assert redis_client.exists(keys.hook("x"), keys.hooks) == 0
 
 
@@ -175,7 +176,7 @@ def test_the_typed_requests_give_exactly_the_names_their_scripts_declare() -> No
     settle = SettleRequest(
         job_id="j1", identity="k", campaign="", token="1", now=1.0, state=JobState.UNSIGNED,
         code="", reason="unsigned", attempts=1, reached=True, audit={}, retention_seconds=60,
-        audit_maxlen=10, events_maxlen=10, hook_due=2.0)
+        audit_maxlen=10, events_maxlen=10, hook_delay=2.0)
     finish = FinishRequest(
         job_id="j1", identity="", identity_masked="", campaign="", reference="r",
         params_json="{}", now=1.0, state=JobState.REJECTED, code="INVALID_JOB", reason="bad",
@@ -204,18 +205,18 @@ def test_every_script_is_called_by_its_store_owner_with_exactly_its_names(
     dedup = DedupStore(r, keys)
     claim = dedup.claim(job_id="a" * 32, identity="agr", identity_masked="customer_code:C1",
                         params_json='{"customer_code": "C1"}', campaign="", reference="r1",
-                        now=now, lease_seconds=30, probe_after_seconds=60)
+                        lease_seconds=30, probe_after_seconds=60)
     assert claim is not None and claim.status == ClaimStatus.CLAIMED
     assert dedup.settle(SettleRequest(
         job_id="a" * 32, identity="agr", campaign="", token=claim.token, now=now,
         state=JobState.UNSIGNED, code="", reason="unsigned", attempts=1, reached=True,
-        audit={}, retention_seconds=60, audit_maxlen=10, events_maxlen=10, hook_due=now,
+        audit={}, retention_seconds=60, audit_maxlen=10, events_maxlen=10, hook_delay=0,
         hook={"idempotency_key": "unsign:agr"}), minute=1) == "ok"
     assert dedup.finish_unclaimed(FinishRequest(
         job_id="b" * 32, identity="", identity_masked="", campaign="", reference="r2",
         params_json="{}", now=now, state=JobState.REJECTED, code="INVALID_JOB", reason="bad",
         audit={}, retention_seconds=60, audit_maxlen=10), minute=1) == "ok"
-    assert HookRecords(r, keys).claim("agr", now=now, lease_until=now + 60).attempts == 1
+    assert HookRecords(r, keys).claim("agr", lease_seconds=60).attempts == 1
     assert Breaker(r, keys, threshold=1, window_seconds=60).record_halt("X", "halt") == (
         BreakerStatus.OPENED)
 
@@ -243,5 +244,9 @@ def test_every_script_is_called_by_its_store_owner_with_exactly_its_names(
     r.xgroup_create(keys.inbox("crm"), "unsign-workers", id="0", mkstream=True)
     read = ProducerStreams(r, keys).read([ProducerSettings("crm")], consumer="w", count=1)
     assert read is not None and (read.accepted, read.refused) == ([], [])
+
+    held = HeldMessages(r, keys, lease_seconds=30)
+    held.record("m1", ["f" * 32])
+    assert held.renew(["m1", "m2"]) == 1
 
     assert called == set(script_names())

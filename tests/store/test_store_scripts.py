@@ -42,7 +42,7 @@ def test_a_settle_request_carries_every_field_the_settle_script_reads() -> None:
     request = SettleRequest(
         job_id="j1", identity="k", campaign="c", token="1", now=1.0, state=JobState.UNSIGNED,
         code="", reason="unsigned", attempts=1, reached=True, audit={}, retention_seconds=60,
-        audit_maxlen=10, events_maxlen=10, hook_due=2.0, event={}, hook={}, dlq={})
+        audit_maxlen=10, events_maxlen=10, hook_delay=2.0, event={}, hook={}, dlq={})
 
     sent = json.loads(request.script_arg())
 

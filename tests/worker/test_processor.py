@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import redis
 
 from tests.plugins.emulator import PARTNER, cae, partner_protocol
 from unsign_worker.emulator.options import AnswerOptions
+from unsign_worker.store.campaigns import CampaignStore
 from unsign_worker.store.requests import SettleRequest
 from unsign_worker.store.states import JobState
 from unsign_worker.worker.context import WorkerContext
@@ -201,7 +203,7 @@ def _claim_args(message: dict[str, Any], *, lease_seconds: float) -> dict[str, A
 
 def _claim_by_hand(ctx: WorkerContext, message: dict[str, Any]) -> str:
     kwargs = _claim_args(message, lease_seconds=30)
-    assert ctx.dedup.claim(now=time.time(), **kwargs).status == "claimed"
+    assert ctx.dedup.claim(**kwargs).status == "claimed"
     return str(kwargs["identity"])
 
 
@@ -210,16 +212,16 @@ def test_a_stale_holder_cannot_overwrite_the_new_holders_outcome(emulator_factor
     gw = emulator_factory([cae("a1", 1)])
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
-    kwargs = _claim_args(message, lease_seconds=1)
-    old = ctx.dedup.claim(now=time.time() - 5, **kwargs)
-    new = ctx.dedup.claim(now=time.time(), **kwargs)
+    old = ctx.dedup.claim(**_claim_args(message, lease_seconds=0))  # expired as it is written
+    kwargs = _claim_args(message, lease_seconds=30)
+    new = ctx.dedup.claim(**kwargs)
     assert int(new.token) == int(old.token) + 1
     # When the old one settles
     out = ctx.dedup.settle(SettleRequest(
         job_id=message["job_id"], identity=kwargs["identity"], campaign="", token=old.token,
         now=time.time(), state=JobState.UNSIGNED, code="", reason="unsigned", attempts=1,
         reached=True, audit={"note": "stale"}, retention_seconds=60, audit_maxlen=100,
-        events_maxlen=100, hook_due=0), minute=0)
+        events_maxlen=100, hook_delay=0), minute=0)
     # Then its outcome is refused
     assert out == "stale"
     assert record(ctx, message["job_id"])["state"] == "in_flight"
@@ -326,6 +328,14 @@ def test_a_batch_routes_each_job_on_its_own_and_pipelines_its_writes(emulator_fa
     counts = {k.decode(): int(v) for k, v in
               ctx.redis.hgetall(ctx.keys.campaign_counts("c9")).items()}
     assert counts == {"unsigned": 14, "duplicate": 1, "dead_lettered": 1, "rejected": 1}
+    # And the campaign's progress over time adds up to its counts (settled and finished jobs)
+    over_time: Counter[str] = Counter()
+    for outcomes in CampaignStore(ctx.redis, ctx.keys).progress("c9").values():
+        over_time.update(outcomes)
+    assert over_time == counts
+    # And each minute's outcomes are kept 25 hours, for the chart of the last 24
+    rates = list(ctx.redis.scan_iter(f"{ctx.keys.prefix}rate:*"))
+    assert rates and all(ctx.redis.ttl(key) > 24 * 3600 for key in rates)
 
 
 def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(emulator_factory, make_ctx):
@@ -333,13 +343,14 @@ def test_a_claim_held_for_long_is_renewed_by_its_own_delivery(emulator_factory, 
     ctx = make_ctx(gw)
     message = job({"customer_code": "C00001"})
     kwargs = _claim_args(message, lease_seconds=30)
-    first = ctx.dedup.claim(now=time.time(), **kwargs)
+    first = ctx.dedup.claim(**kwargs)
+    first_lease = float(ctx.redis.hget(ctx.keys.agreement(kwargs["identity"]), "lease_until"))
     # a copy without the token is busy; the holder with its token renews, keeping the token
-    assert ctx.dedup.claim(now=time.time(), **kwargs).status == "busy"
-    renewed = ctx.dedup.claim(now=time.time() + 10, renew_token=first.token, **kwargs)
+    assert ctx.dedup.claim(**kwargs).status == "busy"
+    renewed = ctx.dedup.claim(**{**kwargs, "lease_seconds": 60}, renew_token=first.token)
     assert (renewed.status, renewed.token) == ("claimed", first.token)
     lease = float(ctx.redis.hget(ctx.keys.agreement(kwargs["identity"]), "lease_until"))
-    assert lease > time.time() + 35
+    assert lease >= first_lease + 30
 
 
 def test_after_a_halt_the_process_stops_sending_the_jobs_it_already_claimed(emulator_factory,

@@ -379,7 +379,7 @@ def test_an_entry_id_reused_after_the_stream_was_recreated_never_touches_its_job
     claim = DedupStore(producer.redis, producer.keys).claim(
         job_id=victim, identity="agr", identity_masked="customer_code:C***",
         params_json=json.dumps({"customer_code": reuse["customer_code"]}), campaign="",
-        reference=reuse.get("reference", ""), now=1.0, lease_seconds=30,
+        reference=reuse.get("reference", ""), lease_seconds=30,
         probe_after_seconds=60, producer=NAME)
     assert claim is not None and claim.status == ClaimStatus.TERMINAL
 

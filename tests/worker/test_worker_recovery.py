@@ -47,3 +47,28 @@ def test_jobs_of_messages_a_killed_worker_had_prefetched_finish_within_two_lease
     # and the held messages' records are gone once everything is done
     wait_for(lambda: env.redis.zcard(env.keys.held) == 0, timeout=LEASE * 2,
              what="message leases released")
+
+
+def test_a_batch_message_lost_between_the_broker_and_its_worker_is_done_within_two_leases(
+        emulator_factory, worker_env_factory):
+    # Given a campaign's batch messages, queued jobs checked as in production
+    gw = emulator_factory([cae(f"a{i}", i) for i in range(1, 13)])
+    env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY,
+                             UNSIGN_VISIBILITY_TIMEOUT="3600", UNSIGN_LEASE=str(int(LEASE)))
+    env.producer = Producer(env.app, env.redis, env.keys)
+    # (a sweeper has run since Redis started: no restart check will look at every job at once)
+    env.redis.set(env.keys.redis_run, str(env.redis.info("server")["run_id"]))
+    ids = env.enqueue_many([{"customer_code": f"C{i:05d}"} for i in range(1, 13)],
+                           batch_size=6)
+    # When one of them is popped off the queue by a worker cut from Redis before it wrote the
+    # message anywhere (BRPOP done, neither the broker's unacked hash nor P held written)
+    assert env.redis.rpop(env.keys.queue()) is not None
+    lost_at = time.monotonic()
+    env.start_worker("w1", concurrency=4)
+    # Then every job ends within two leases, each agreement unsigned once
+    jobs = env.wait_terminal(ids, timeout=2 * LEASE)
+    recovered_in = time.monotonic() - lost_at
+    assert {j["state"] for j in jobs.values()} == {"unsigned"}, jobs
+    assert all(gw.unsigns(f"a{i}") == 1 for i in range(1, 13))
+    print(f"\nbatch message lost between the broker and its worker: every job terminal "
+          f"{recovered_in:.1f}s after the loss (lease {LEASE:.0f}s)")

@@ -7,6 +7,7 @@ this module while it loads.)
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -221,29 +222,39 @@ def campaign_list(as_json: bool) -> None:
         console(whole_rows=True).print(list_table(statuses))
 
 
-@campaign_group.command("report", epilog="""Example:
+@campaign_group.command("report", epilog="""Examples:
 
 \b
   unsign-worker campaign report c-3f9a1b2c4d5e --out report.csv
+  unsign-worker campaign report c-3f9a1b2c4d5e | grep dead_lettered
 """)
 @click.argument("campaign_id")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="The CSV file to write.")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True),
+              help="The CSV file to write (default: standard output).")
 @click.option("--show-personal-data", is_flag=True,
               help="Show identities unmasked (the merchant's own report).")
-def campaign_report(campaign_id: str, out: str, show_personal_data: bool) -> None:
+def campaign_report(campaign_id: str, out: str | None, show_personal_data: bool) -> None:
     """Write one CSV row per input row: line, reference, identity, outcome, code, attempts,
-    finished at. Identities are masked unless --show-personal-data."""
-    from unsign_worker.producers.campaign.report import REPORT_COLUMNS, report_rows, write_csv
+    finished at, to --out or standard output. Identities are masked unless
+    --show-personal-data."""
+    from unsign_worker.producers.campaign.report import (
+        REPORT_COLUMNS,
+        report_rows,
+        write_csv,
+        write_csv_to,
+    )
 
     _, store = _store()
     if store.status(campaign_id) is None:
         fail(f"no campaign {campaign_id}")
+    rows = report_rows(store, campaign_id, show_personal_data=show_personal_data)
+    if out is None:  # the CSV alone on standard output, ready for a pipe
+        write_csv_to(sys.stdout, REPORT_COLUMNS, rows)
+        return
     from unsign_worker.producers.reports import OutputFileError
 
     try:
-        count = write_csv(Path(out), REPORT_COLUMNS, report_rows(
-            store, campaign_id, show_personal_data=show_personal_data))
+        count = write_csv(Path(out), REPORT_COLUMNS, rows)
     except OutputFileError as exc:
         fail(f"--out: {exc}")
     click.echo(f"wrote {count} rows to {out}")

@@ -18,8 +18,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +25,25 @@ from typing import Any
 
 import click
 
+from unsign_worker.cli._sandbox import (
+    BIN,
+    SANDBOX_WORKER_ENV,
+    child_env,
+    process_options,
+    say,
+    start_emulator,
+    start_web,
+    start_workers,
+)
 from unsign_worker.demo.data import SeededFiles, describe_mix, dlq_by_code, seed_files
-from unsign_worker.demo.gateway import READY_PATTERN, GatewayLink, emulator_args, prepare_tls
+from unsign_worker.demo.gateway import GatewayLink, prepare_tls
 from unsign_worker.demo.hints import PRIVATE_REDIS_VARIABLE, keys_hint
 from unsign_worker.demo.processes import (
     Child,
     DemoError,
     Supervisor,
     delete_prefix,
-    port_is_free,
     reap_leftovers,
-    wait_for_line,
-    wait_until,
 )
 from unsign_worker.store.keys import Keys
 
@@ -47,16 +52,8 @@ DEMO_CAMPAIGN = "demo"
 DEMO_USER = "demo"
 #: The campaign's global rate limit, jobs/s: slow enough to watch the progress bar and Flower.
 DEMO_RATE = 80
-#: Worker settings that keep a demo's retries short (production keeps the defaults); the
-#: gateway's settings come from :class:`GatewayLink` (TLS, or sandbox mode for plain HTTP).
-DEMO_WORKER_ENV = {"UNSIGN_RETRY_COUNTDOWN_BASE": "1", "UNSIGN_RETRY_COUNTDOWN_CAP": "10",
-                   "UNSIGN_SWEEP_INTERVAL": "2", "UNSIGN_SUCCESS_HOOK": ""}
-#: Seconds a process gets to say it is ready (the emulator, Flower, the console) and the
-#: workers to register: a few seconds on an idle machine, many times that on a loaded one.
-READY_TIMEOUT_SECONDS = 180.0
 #: Seconds ``campaign report`` gets to write the report.
 REPORT_TIMEOUT_SECONDS = 300.0
-BIN = Path(sys.executable).parent
 
 
 @dataclass(frozen=True)
@@ -73,19 +70,6 @@ class DemoOptions:
     console_port: int = 5560
     #: plain HTTP and sandbox mode instead of TLS
     plain_http: bool = False
-
-
-def _say(step: str, text: str) -> None:
-    click.echo(f"{click.style(f'{step:<10}', bold=True)} {text}")
-    sys.stdout.flush()
-
-
-def _child_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("ALIPAY_", "UNSIGN_", "FLOWER_"))}
-    env.update(UNSIGN_REDIS_URL=redis_url, UNSIGN_KEY_PREFIX=prefix, PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
 
 
 def _show_dlq(client: Any, keys: Keys) -> None:
@@ -108,7 +92,7 @@ def _run_campaign(sup: Supervisor, env: dict[str, str], campaign: Path, opts: De
                   ) -> Child:
     argv = [str(BIN / "unsign-worker"), "campaign", "run", str(campaign), "--name",
             DEMO_CAMPAIGN, "--rate", f"{opts.rate}/s"]
-    _say("campaign", " ".join(["unsign-worker", *argv[1:]]))
+    say("campaign", " ".join(["unsign-worker", *argv[1:]]))
     child = sup.start("campaign run", argv, env, stop_signal=signal.SIGINT)
     while child.proc.poll() is None:
         sup.check(ignore=[child])
@@ -116,19 +100,6 @@ def _run_campaign(sup: Supervisor, env: dict[str, str], campaign: Path, opts: De
     if child.proc.returncode not in (0, 3):  # 3: finished, with dead-lettered/rejected jobs
         raise DemoError(f"'campaign run' failed (exit {child.proc.returncode})")
     return child
-
-
-def _start_console(sup: Supervisor, env: dict[str, str], opts: DemoOptions, password: str,
-                   logs: Path) -> str:
-    port = opts.console_port if port_is_free(opts.console_port) else 0
-    console = sup.start("console", [str(BIN / "unsign-worker"), "console", "--port", str(port)],
-                        {**env, "UNSIGN_CONSOLE_AUTH": f"{DEMO_USER}:{password}"},
-                        log=logs / "console.log")
-    url = wait_for_line(console, r"console: (http://\S+/) \(",
-                        timeout=READY_TIMEOUT_SECONDS).group(1)
-    _say("console", f"{url}  user {DEMO_USER}  password {password} (escalations, campaigns, "
-                    "health)")
-    return url
 
 
 def _report(env: dict[str, str], client: Any, keys: Keys, opts: DemoOptions) -> Path | None:
@@ -148,15 +119,11 @@ def _start_emulator(sup: Supervisor, env: dict[str, str], files: SeededFiles, ke
                     opts: DemoOptions) -> GatewayLink:
     """Start the emulator (over HTTPS with the demo's sandbox PKI, unless ``--plain-http``)."""
     trust = None if opts.plain_http else prepare_tls(opts.workdir)
-    emulator = sup.start("emulator", [
-        str(BIN / "unsign-worker"), "emulator", "--port", "0", "--agreements",
-        str(files.agreements), "--scenario", str(files.scenario), "--key-file",
-        str(key_file), *emulator_args(trust)], env, log=opts.workdir / "logs" / "emulator.log")
-    ready = wait_for_line(emulator, READY_PATTERN, timeout=READY_TIMEOUT_SECONDS)
-    link = GatewayLink(ready.group(1), ready.group(2), trust)
-    _say("emulator", f"{link.url} (20-50 ms per request, ~2% random faults, scripted "
+    link = start_emulator(sup, env, agreements=files.agreements, key_file=key_file, trust=trust,
+                          log=opts.workdir / "logs" / "emulator.log", scenario=files.scenario)
+    say("emulator", f"{link.url} (20-50 ms per request, ~2% random faults, scripted "
                      "escalations)")
-    _say("tls", link.describe())
+    say("tls", link.describe())
     return link
 
 
@@ -169,7 +136,7 @@ def run_demo(opts: DemoOptions) -> int:
     (opts.workdir / "logs").mkdir(exist_ok=True)
     pidfile = opts.workdir / "pids.json"
     if reap_leftovers(pidfile):
-        _say("cleanup", "stopped processes left by an earlier demo")
+        say("cleanup", "stopped processes left by an earlier demo")
     sup = Supervisor(pidfile)
     redis_url = load_settings().redis_url
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
@@ -181,46 +148,38 @@ def run_demo(opts: DemoOptions) -> int:
     try:
         client.ping()
         cleared = delete_prefix(client, opts.prefix)
-        _say("redis", f"{_safe(redis_url)}; keys under {opts.prefix!r} "
+        say("redis", f"{_safe(redis_url)}; keys under {opts.prefix!r} "
                       f"({'cleared ' + str(cleared) + ' from the last run' if cleared else 'new'})")
 
         files = seed_files(opts.workdir, count=opts.count, seed=opts.seed)
         campaign = files.campaign
-        _say("data", f"{opts.count} rows in {campaign} "
+        say("data", f"{opts.count} rows in {campaign} "
                      f"({describe_mix(files.mix, opts.count)})")
 
         key_file = opts.workdir / "demo.key"
         key_file.write_text(secrets.token_hex(16), encoding="utf-8")
         key_file.chmod(0o600)
-        link = _start_emulator(sup, _child_env(redis_url, opts.prefix), files, key_file, opts)
+        link = _start_emulator(sup, child_env(redis_url, opts.prefix), files, key_file, opts)
 
-        worker_env = _child_env(redis_url, opts.prefix, ALIPAY_PARTNER=link.partner,
-                                ALIPAY_KEY_FILE=str(key_file), **link.env(), **DEMO_WORKER_ENV)
-        host = socket.gethostname()
-        names = [f"demo-w{i}@{host}" for i in range(1, opts.workers + 1)]
-        for i, name in enumerate(names, 1):
-            sup.start(f"worker {i}", [str(BIN / "unsign-worker"), "worker", "--hostname", name,
-                                      "--concurrency", str(opts.concurrency)], worker_env,
-                      log=logs / f"worker-{i}.log")
-        wait_until(lambda: all(client.zscore(keys.workers, n) is not None for n in names),
-                   timeout=READY_TIMEOUT_SECONDS, what="the workers", check=sup.check)
-        _say("workers", f"{opts.workers} x {opts.concurrency} threads ({', '.join(names)}); "
-                        f"logs in {logs}/")
+        worker_env = child_env(redis_url, opts.prefix, ALIPAY_PARTNER=link.partner,
+                               ALIPAY_KEY_FILE=str(key_file), **link.env(), **SANDBOX_WORKER_ENV)
+        names = start_workers(sup, worker_env, client, keys, name="demo", count=opts.workers,
+                              concurrency=opts.concurrency, logs=logs)
+        say("workers", f"{opts.workers} x {opts.concurrency} threads ({', '.join(names)}); "
+                       f"logs in {logs}/")
 
         password = secrets.token_urlsafe(12)
-        port = opts.flower_port if port_is_free(opts.flower_port) else 0
-        flower = sup.start("flower", [str(BIN / "unsign-worker"), "flower", "--port", str(port)],
-                           {**worker_env, "FLOWER_BASIC_AUTH": f"{DEMO_USER}:{password}"},
-                           log=logs / "flower.log")
-        found = wait_for_line(flower, r"flower: (http://\S+/) \(",
-                              timeout=READY_TIMEOUT_SECONDS)
-        _say("flower", f"{found.group(1)}  user {DEMO_USER}  password {password}")
-        console_url = _start_console(sup, worker_env, opts, password, logs)
+        login = {"user": DEMO_USER, "password": password, "logs": logs}
+        flower_url = start_web(sup, worker_env, "flower", port=opts.flower_port, **login)
+        say("flower", f"{flower_url}  user {DEMO_USER}  password {password}")
+        console_url = start_web(sup, worker_env, "console", port=opts.console_port, **login)
+        say("console", f"{console_url}  user {DEMO_USER}  password {password} (escalations, "
+                       "campaigns, health)")
 
         ran = _run_campaign(sup, worker_env, campaign, opts)
         traffic = link.traffic()
         if traffic:
-            _say("gateway", f"the emulator answered {traffic}")
+            say("gateway", f"the emulator answered {traffic}")
         _show_dlq(client, keys)
         report = _report(worker_env, client, keys, opts)
         click.echo()
@@ -235,7 +194,7 @@ def run_demo(opts: DemoOptions) -> int:
             trusted = (f" (trust it: export ALIPAY_CA_BUNDLE={link.trust.ca_file})"
                        if link.trust else " (plain HTTP)")
             click.echo(f"Still running until Ctrl-C: the emulator at {link.url}{trusted}, "
-                       f"{opts.workers} worker(s), Flower at {found.group(1)} and the console "
+                       f"{opts.workers} worker(s), Flower at {flower_url} and the console "
                        f"at {console_url} (user {DEMO_USER}, password {password}).")
             click.echo("Press Ctrl-C to stop everything.")
             try:
@@ -286,12 +245,7 @@ def _safe(url: str) -> str:
 @click.command("demo", epilog="Example: make demo   (or: unsign-worker demo --count 500)")
 @click.option("--count", default=3000, show_default=True, type=click.IntRange(min=10),
               help="Rows in the demo campaign.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 8),
-              help="Worker processes.")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 256),
-              help="Threads per worker.")
-@click.option("--flower-port", default=5555, show_default=True, type=int,
-              help="Flower's port (any free port if taken).")
+@process_options(workers=2)
 @click.option("--workdir", default=".demo", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Where data, logs and the report go.")
@@ -301,8 +255,6 @@ def _safe(url: str) -> str:
               help="The campaign's global rate limit, jobs per second (0: unlimited).")
 @click.option("--keep", is_flag=True, help="Keep the emulator, the workers, Flower and the "
               "console up after the campaign until Ctrl-C.")
-@click.option("--console-port", default=5560, show_default=True, type=int,
-              help="The console's port (any free port if taken).")
 @click.option("--plain-http", is_flag=True, help="Serve the emulator in plain HTTP and run the "
               "workers in sandbox mode (UNSIGN_SANDBOX=1) instead of over TLS with a private "
               "CA, as production does.")

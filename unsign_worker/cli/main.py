@@ -34,7 +34,7 @@ COMMANDS = {
     "dlq": "dlq_cmds",
     "status": "ops_cmds",
     "flower": "flower_cmds",
-    "demo": "demo_cmds",
+    "demo": "demo_cmds", "dev": "dev_cmds",
     "console": "console_cmds",
 }
 #: Modules under unsign_worker.cli that each define ``register(group)``.

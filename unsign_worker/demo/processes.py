@@ -74,15 +74,20 @@ class Supervisor:
         self.pidfile.write_text(json.dumps({"groups": live}), encoding="utf-8")
 
     def check(self, ignore: Sequence[Child] = ()) -> None:
-        """Raise DemoError if a child ended on its own (a crashed worker, say)."""
+        """Raise DemoError if a child ended on its own (a crashed worker, say): it names the
+        child, its exit code, its log and the last lines it wrote there."""
         for child in self.children:
             if child not in ignore and child.proc.poll() is not None:
-                raise DemoError(f"{child.name} stopped unexpectedly (exit {child.proc.returncode})"
-                                + (f"; see {child.log}" if child.log else ""))
+                where = f"; see {child.log}, which ends:\n{_tail(_output(child))}" if child.log \
+                    else ""
+                raise DemoError(f"{child.name} stopped unexpectedly "
+                                f"(exit {child.proc.returncode}){where}")
 
-    def stop(self, *, grace: float = STOP_GRACE_SECONDS) -> list[str]:
-        """Stop every child still running, newest first; returns the names stopped."""
-        running = [c for c in reversed(self.children) if c.proc.poll() is None]
+    def stop(self, *, grace: float = STOP_GRACE_SECONDS, keep: Sequence[Child] = ()
+             ) -> list[str]:
+        """Stop every child still running but those in ``keep`` (stopped by a later call: the
+        Redis the others use, say), newest first; returns the names stopped."""
+        running = [c for c in reversed(self.children) if c.proc.poll() is None and c not in keep]
         for child in running:
             _signal_group(child.proc.pid, child.stop_signal)
         deadline = time.monotonic() + grace

@@ -120,7 +120,7 @@ def outcomes(client: redis.Redis, keys: Keys, *, now: float | None = None
     """Jobs in each outcome, ``{"last_hour": {...}, "all_time": {...}}``, read together.
 
     Both count jobs by the outcome they hold: the scripts that end a job add it to ``P counts``
-    and to its minute's ``P rate:<minute>`` (kept an hour), and a requeue takes a dead letter
+    and to its minute's ``P rate:<minute>`` (kept 25 hours), and a requeue takes a dead letter
     back from both. Read in one transaction, no job can end between the two reads, so the last
     hour never exceeds all time.
     """
@@ -138,3 +138,23 @@ def outcomes(client: redis.Redis, keys: Keys, *, now: float | None = None
     total = _int_map(all_time)
     return {"last_hour": {o: hour.get(o, 0) for o in OUTCOMES},
             "all_time": {o: total.get(o, 0) for o in OUTCOMES}}
+
+
+def outcomes_by_hour(client: redis.Redis, keys: Keys, *, now: float | None = None,
+                     hours: int = 24) -> list[tuple[int, dict[str, int]]]:
+    """The outcomes of each of the last ``hours`` hours (UTC hours, the current one so far,
+    last): ``(hour's start in epoch seconds, {outcome: jobs})``, from the per-minute counts
+    (kept 25 hours) the last hour is counted from, read in one round trip."""
+    now = time.time() if now is None else now
+    first = (int(now // 3600) - hours + 1) * 60
+    minutes = range(first, int(now // 60) + 1)
+    pipe = client.pipeline(transaction=True)
+    for minute in minutes:
+        pipe.hgetall(keys.rate(minute))
+    per_hour: dict[int, dict[str, int]] = {}
+    for minute, counts in zip(minutes, pipe.execute(), strict=True):
+        hour = per_hour.setdefault(minute // 60 * 3600, dict.fromkeys(OUTCOMES, 0))
+        for state, n in _int_map(counts).items():
+            if state in hour:
+                hour[state] += n
+    return sorted(per_hour.items())

@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import errno
 import os
+from datetime import UTC, datetime
 from typing import TextIO
 
 from unsign_worker.protocol.exceptions import UnsignError
+
+
+def iso_time(epoch: float | str | None) -> str:
+    """Epoch seconds as ISO 8601 UTC to the second (``2026-12-07T23:19:50Z``), the form of
+    every time in a CSV file; '' for nothing."""
+    if epoch in (None, ""):
+        return ""
+    return datetime.fromtimestamp(float(epoch), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class OutputFileError(UnsignError):

@@ -26,7 +26,7 @@ from unsign_worker.store.states import BreakerStatus
 
 log = logging.getLogger(__name__)
 
-RECORD_HALT = load("breaker_record_halt")
+RECORD_HALT = load("breaker_record_halt", libraries=("server_time",))
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,14 @@ class Breaker:
         self._window = window_seconds
         self._record = RECORD_HALT.register(client)
 
-    def record_halt(self, code: str, reason: str, *, probe: bool = False,
-                    now: float | None = None) -> BreakerStatus:
+    def record_halt(self, code: str, reason: str, *, probe: bool = False) -> BreakerStatus:
         """Count one halt answer; returns ``opened`` when this one opened the breaker, else
-        the breaker's state."""
-        now = time.time() if now is None else now
+        the breaker's state. The window and ``opened_at`` are on the Redis server's clock."""
         k = self._keys
         out = self._record(
             keys={"breaker": k.breaker, "halts": k.breaker_halts, "probe": k.breaker_probe},
-            args={"now": repr(now), "window": repr(self._window), "threshold": self._threshold,
-                  "code": code, "reason": reason, "member": f"{now!r}:{uuid.uuid4().hex[:8]}",
+            args={"window": repr(self._window), "threshold": self._threshold,
+                  "code": code, "reason": reason, "member": uuid.uuid4().hex,
                   "was_probe": "1" if probe else "0"})
         result = BreakerStatus(out.decode() if isinstance(out, bytes) else str(out))
         if result == BreakerStatus.OPENED:

@@ -217,6 +217,19 @@ class CampaignStore:
         self.redis.hset(self.keys.campaign(campaign_id),
                         mapping={"enqueue_complete": 1, "updated_at": repr(time.time())})
 
+    def progress(self, campaign_id: str) -> dict[int, dict[str, int]]:
+        """The campaign's progress over time: the start of each step of
+        ``PROGRESS_STEP_SECONDS`` (epoch seconds) -> outcome -> its jobs that reached that
+        outcome in that step and hold it (``P campaign:<id>:progress``, written where its counts
+        are)."""
+        out: dict[int, dict[str, int]] = {}
+        for field_raw, count in self.redis.hgetall(self.keys.campaign_progress(campaign_id)
+                                                   ).items():
+            step, _, outcome = field_raw.decode().partition(":")
+            if step.isdigit() and int(count):
+                out.setdefault(int(step), {})[outcome] = int(count)
+        return dict(sorted(out.items()))
+
     def status(self, campaign_id: str) -> CampaignStatus | None:
         """The campaign's status, or None; a running campaign found finished becomes
         ``done``."""

@@ -28,6 +28,9 @@ The agreement hash (``P agreement:<identity>``) is the dedup record:
   message: a second message reusing the job's id is refused, never acted on, and the record is
   left alone (a job id is no secret: inbox and campaign ids are digests anyone can compute).
 
+Every lease is written and compared on the Redis server's clock (``store/lua/server_time.lua``):
+a caller passes how long a lease lasts, never what time it is.
+
 ``settle`` records an outcome only if the fencing token is still current: a delivery that lost
 its lease (paused, partitioned) cannot overwrite what the new holder recorded.
 """
@@ -47,9 +50,10 @@ from unsign_worker.store.scripts import load
 # same_params: whether two job parameter JSON objects name the same parameters (empty values
 # count as absent, as they are neither sent nor signed); job_ended: what every terminal state
 # does to the leases, counts and the record's expiry.
-CLAIM = load("claim", terminal=True, libraries=("same_params", "mirror_view"))
+CLAIM = load("claim", terminal=True,
+             libraries=("same_params", "mirror_view", "server_time"))
 
-SETTLE = load("settle", libraries=("job_ended", "mirror_view"))
+SETTLE = load("settle", libraries=("job_ended", "mirror_view", "server_time"))
 
 FINISH_UNCLAIMED = load("finish_unclaimed", terminal=True,
                         libraries=("same_params", "job_ended", "mirror_view"))
@@ -97,20 +101,21 @@ class DedupStore:
         self._finish = FINISH_UNCLAIMED.register(client)
 
     def claim(self, *, job_id: str, identity: str, identity_masked: str, params_json: str,
-              campaign: str, reference: str, now: float, lease_seconds: float,
+              campaign: str, reference: str, lease_seconds: float,
               probe_after_seconds: float, pipe: Any = None, renew_token: str = "",
               producer: str = "") -> Claim | None:
         """Claim the agreement for one delivery of a job (or, with ``renew_token``, extend the
         lease this delivery holds). With ``pipe`` the call is only queued on that pipeline
-        (returns None; read its reply with :func:`parse_claim`)."""
+        (returns None; read its reply with :func:`parse_claim`). The lease runs
+        ``lease_seconds`` from the Redis server's clock: the caller's clock plays no part."""
         k, c = self._keys, campaign or NO_CAMPAIGN
         reply = self._claim(
             keys={"job": k.job(job_id), "agreement": k.agreement(identity), "leases": k.leases,
                   "breaker": k.breaker, "breaker_probe": k.breaker_probe, "parked": k.parked,
                   "campaign": k.campaign(c), "campaign_parked": k.campaign_parked(c),
-                  "campaign_rate": k.campaign_rate(c, int(now)),
+                  "campaign_rates": k.campaign_rates(c),
                   "view": k.producer_job(producer, job_id)},
-            args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
+            args={"job_id": job_id, "lease_seconds": repr(lease_seconds),
                   "identity": identity, "identity_masked": identity_masked,
                   "params_json": params_json, "campaign": campaign, "reference": reference,
                   "probe_after": repr(probe_after_seconds),

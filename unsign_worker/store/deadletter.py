@@ -7,9 +7,9 @@ retry_exhausted), ``code``, ``zh``, ``en``, ``category``, ``advice``, ``reason``
 without expiry. Nothing leaves the queue except by
 
 - :meth:`DeadLetters.requeue`: the job goes back to ``queued`` under the same id (so dedup
-  still holds), its outcome counts are taken back (all time, its campaign's, and its minute's
-  while that minute is kept), its entry removed, and it is sent again from
-  its record. It is also put in ``P leases`` so that, should this process die before the
+  still holds), its outcome counts are taken back (all time, its campaign's and its campaign's
+  minute's, and its minute's while that minute is kept), its entry removed, and it is sent
+  again from its record. It is also put in ``P leases`` so that, should this process die before the
   message is sent, the sweeper sends it;
 - :meth:`DeadLetters.resolve`: closed by hand; the entry keeps who, when and why
   (``resolved_by``, ``resolved_at``, ``resolution_note``), moves to ``P dlq:resolved`` and is
@@ -33,7 +33,7 @@ from unsign_worker.store.scripts import load
 #: Retention of a resolved entry, seconds.
 RESOLVED_RETENTION_SECONDS = 30 * 86400
 
-REQUEUE = load("dlq_requeue", libraries=("mirror_view",))
+REQUEUE = load("dlq_requeue", libraries=("mirror_view", "server_time"))
 
 RESOLVE = load("dlq_resolve", libraries=("mirror_view",))
 
@@ -100,6 +100,23 @@ class Entry:
                 "resolution_note": f.get("resolution_note", "")}
 
 
+@dataclass(frozen=True)
+class Brief:
+    """What grouping and paging need of an open entry: its id, code, campaign and time."""
+
+    job_id: str
+    code: str
+    campaign: str
+    #: When it was dead-lettered, epoch seconds (its score in ``P dlq``).
+    dead_lettered_at: float
+
+
+def count_codes(briefs: list[Brief]) -> dict[str, int]:
+    """Entries per code, largest first (ties by code)."""
+    counts = Counter(b.code for b in briefs)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
 class DeadLetters:
     """Reads and closes dead-letter entries."""
 
@@ -132,9 +149,45 @@ class DeadLetters:
                     yield entry
             start += chunk
 
+    def briefs(self, *, code: str = "", campaign: str = "", before: float | None = None,
+               chunk: int = 1000) -> list[Brief]:
+        """Open entries, oldest first, as their id, code, campaign and time only: two short
+        fields of each entry, read in pipelined chunks, so that counting, grouping and paging
+        thousands of entries never reads one whole (:meth:`get_many` reads a page's).
+
+        Parameters:
+            code, campaign: only entries of this code / campaign ("" for any).
+            before: only entries dead-lettered at or before this epoch time (seconds).
+        """
+        found = self._r.zrangebyscore(self._keys.dlq, "-inf",
+                                      "+inf" if before is None else repr(before),
+                                      withscores=True)
+        out: list[Brief] = []
+        for start in range(0, len(found), chunk):
+            part = found[start:start + chunk]
+            pipe = self._r.pipeline(transaction=False)
+            for raw, _ in part:
+                pipe.hmget(self._keys.dlq_entry(raw.decode()), "code", "campaign")
+            for (raw, score), (got_code, got_campaign) in zip(part, pipe.execute(),
+                                                              strict=True):
+                brief = Brief(raw.decode(), (got_code or b"").decode("utf-8", "replace"),
+                              (got_campaign or b"").decode("utf-8", "replace"), float(score))
+                if (not code or brief.code == code) and (not campaign or
+                                                         brief.campaign == campaign):
+                    out.append(brief)
+        return out
+
+    def get_many(self, job_ids: list[str]) -> list[Entry]:
+        """The entries of ``job_ids`` in one round trip, in that order (gone ones left out)."""
+        pipe = self._r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hgetall(self._keys.dlq_entry(job_id))
+        return [Entry(job_id, _decode(fields))
+                for job_id, fields in zip(job_ids, pipe.execute(), strict=True) if fields]
+
     def by_code(self) -> dict[str, int]:
-        """Open entries per code."""
-        return dict(Counter(e.code for e in self.entries()).most_common())
+        """Open entries per code, largest first."""
+        return count_codes(self.briefs())
 
     def get(self, job_id: str) -> Entry | None:
         """An entry, open or resolved (resolved ones are kept 30 days)."""
@@ -164,10 +217,11 @@ class DeadLetters:
             keys={"dlq": k.dlq, "dlq_entry": k.dlq_entry(job_id), "job": k.job(job_id),
                   "counts": k.counts, "leases": k.leases, "audit": k.audit,
                   "campaign_counts": k.campaign_counts(campaign or NO_CAMPAIGN),
+                  "campaign_progress": k.campaign_progress(campaign or NO_CAMPAIGN),
                   "campaign": k.campaign(campaign or NO_CAMPAIGN),
                   "view": k.producer_job(producer, job_id),
                   "rate": k.rate(int(now // 60) if minute is None else minute)},
-            args={"job_id": job_id, "now": repr(now), "lease_until": repr(now + lease_seconds),
+            args={"job_id": job_id, "now": repr(now), "lease_seconds": repr(lease_seconds),
                   "by": by, "audit_maxlen": self._audit_maxlen, "campaign": campaign,
                   "producer": producer, "minute": "" if minute is None else str(minute)})
         result = out.decode() if isinstance(out, bytes) else str(out)

@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from unsign_worker.store.job import Job
-from unsign_worker.store.keys import AUDIT_MAXLEN, Keys
+from unsign_worker.store.keys import AUDIT_MAXLEN, RATE_RETENTION_SECONDS, Keys
 from unsign_worker.store.scripts import load
 from unsign_worker.store.states import JobState
 
@@ -31,16 +31,20 @@ from unsign_worker.store.states import JobState
 REJECTED_RETENTION_SECONDS = 30 * 86400
 #: A job that named a reference already bound to another job.
 CONFLICT_CODE = "REFERENCE_CONFLICT"
-#: A job still ``queued`` this long after it was enqueued is re-published by the sweeper: its
-#: message may have been lost (the Redis broker can drop a message popped just as the
-#: connection fails). Re-publishing is safe, a redundant copy is dropped by the claim.
-QUEUED_GRACE_SECONDS = 3600.0
+#: Seconds (on the Redis server's clock) from a queued job's record until the sweeper first
+#: looks for its message (in the broker's queue, held by a live worker, in ``P intake``) and
+#: re-publishes the job if it is nowhere: the Redis broker loses a message popped just as the
+#: connection fails. Then it looks again every lease. Longer than the time between a record and
+#: its message's send; re-publishing is safe anyway, a redundant copy is dropped by the claim.
+QUEUED_GRACE_SECONDS = 10.0
 
-CREATE_QUEUED = load("create_queued", libraries=("mirror_view", "create_absent"))
+CREATE_QUEUED = load("create_queued",
+                     libraries=("mirror_view", "create_absent", "server_time"))
 
 ENQUEUE_READ = load("enqueue_read")
 
-ENQUEUE_WRITE = load("enqueue_write", libraries=("mirror_view", "create_absent"))
+ENQUEUE_WRITE = load("enqueue_write",
+                     libraries=("mirror_view", "create_absent", "server_time"))
 
 ENQUEUE_MARK = load("enqueue_mark")
 
@@ -70,7 +74,8 @@ class JobRecords:
         self._mark = ENQUEUE_MARK.register(client)
 
     def write_queued(self, jobs: Sequence[Job], *, pipe: Any = None) -> set[int] | None:
-        """Record ``jobs`` as ``queued``, each in ``P leases`` until its grace ends, unless a
+        """Record ``jobs`` as ``queued``, each in ``P leases`` until its message is first looked
+        for (``queued_grace_seconds`` on the Redis server's clock), unless a
         record of its job id exists: a record is created once and never overwritten here.
         Returns the positions (0-based) of the jobs whose record existed; with ``pipe``, the
         call is only queued there and None is returned (the pipeline's reply holds them,
@@ -85,8 +90,7 @@ class JobRecords:
                       (k.job(j.job_id), k.producer_job(j.producer, j.job_id)) for j in jobs))},
             args={"records": json.dumps(records, ensure_ascii=False),
                   "ids": json.dumps([j.job_id for j in jobs]),
-                  "check_at": json.dumps([j.enqueued_at + self.queued_grace_seconds
-                                          for j in jobs]),
+                  "check_after": repr(self.queued_grace_seconds),
                   "producers": json.dumps([j.producer for j in jobs])},
             client=pipe)
         return None if pipe is not None else {int(i) - 1 for i in existing}
@@ -137,7 +141,7 @@ class JobRecords:
             pipe.expire(conflicts, REJECTED_RETENTION_SECONDS)
         pipe.hincrby(k.counts, JobState.REJECTED.value, 1)
         pipe.hincrby(minute, JobState.REJECTED.value, 1)
-        pipe.expire(minute, 3600)
+        pipe.expire(minute, RATE_RETENTION_SECONDS)
         audit = {"time": now, "job_id": job_id, "outcome": str(JobState.REJECTED),
                  "code": code, "reason": reason, "reference": reference, "campaign": "",
                  "source": source, **({"producer": producer} if producer else {})}
@@ -164,12 +168,12 @@ class JobRecords:
                 fields["line"] = line
             # a number goes as a JSON number: the script's HSET stores it as its digits
             records.append(list(chain.from_iterable(fields.items())))
-        check_at = time.time() + self.queued_grace_seconds
         existing = self._write(
             keys={"meta": k.campaign(campaign_id), "leases": k.leases,
                   "jobs": [k.job(j.job_id) for j in jobs]},
             args={"records": json.dumps(records, ensure_ascii=False),
-                  "ids": json.dumps([j.job_id for j in jobs]), "check_at": repr(check_at)})
+                  "ids": json.dumps([j.job_id for j in jobs]),
+                  "check_after": repr(self.queued_grace_seconds)})
         return {int(i) - 1 for i in existing}
 
     def mark_sent(self, job_ids: Sequence[str], *, now: float) -> None:

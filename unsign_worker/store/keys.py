@@ -20,10 +20,10 @@ key                                    type    content and retention
 ``P agreement:<identity>``             hash    dedup: holder job, state (in_flight | held |
                                                unsigned), fencing token, lease expiry; kept
                                                without expiry once ``unsigned``
-``P leases``                           zset    job id -> lease expiry (epoch s) of every job that
-                                               is not terminal (a queued job: enqueue time +
-                                               grace); the sweeper re-publishes those past
-                                               expiry
+``P leases``                           zset    job id -> lease expiry (epoch s, Redis's clock)
+                                               of every job that is not terminal (a queued
+                                               job: when its message is next looked for); the
+                                               sweeper re-publishes those past expiry
 ``P parked``                           zset    job id -> time parked while the breaker is open
 ``P hook:<identity>``                  hash    success hook state: pending | running | done |
                                                failed, attempts, idempotency key, last error
@@ -40,11 +40,18 @@ key                                    type    content and retention
 ``P counts``                           hash    outcome -> jobs that hold it, all time
 ``P rate:<minute>``                    hash    outcome -> jobs that reached it in that minute
                                                (of their finished_at) and hold it; a requeue
-                                               takes a dead letter back from both (expires 1 h)
+                                               takes a dead letter back from both (expires
+                                               ``RATE_RETENTION_SECONDS``, 25 h: the last hour
+                                               and the outcomes of each of the last 24)
 ``P campaign:<id>``                    hash    campaign meta: name, total, state (running |
                                                paused | cancelled | done), rate (jobs/s, 0 =
                                                unlimited), timestamps
 ``P campaign:<id>:counts``             hash    outcome -> count within the campaign
+``P campaign:<id>:progress``           hash    ``<time>:<outcome>`` -> jobs of the campaign that
+                                               reached it in the 10 seconds from ``<time>``
+                                               (epoch s, ``PROGRESS_STEP_SECONDS``) and hold it:
+                                               its progress over time, kept as long as the
+                                               campaign (fewer fields than it has jobs)
 ``P campaign:<id>:jobs``               list    job ids in input order (report)
 ``P campaign:<id>:parked``             zset    job id -> time parked while the campaign is paused
 ``P campaign:<id>:rate:<second>``      string  jobs started in that second (expires in 2 s)
@@ -107,6 +114,12 @@ from dataclasses import dataclass
 DEFAULT_KEY_PREFIX = "unsign:"
 #: Approximate length kept in the audit stream (``UNSIGN_AUDIT_MAXLEN``).
 AUDIT_MAXLEN = 1_000_000
+#: Per-minute outcome counts (``P rate:<minute>``) are kept this long, seconds: the last hour,
+#: and the outcomes of each of the last 24 hours (job_ended.lua writes the same number).
+RATE_RETENTION_SECONDS = 25 * 3600
+#: Seconds of one step of a campaign's progress (``P campaign:<id>:progress``; job_ended.lua and
+#: dlq_requeue.lua use the same number).
+PROGRESS_STEP_SECONDS = 10
 #: Job records are kept this long after reaching a terminal state, seconds.
 JOB_RETENTION_SECONDS = 30 * 86400
 #: Celery queue of single jobs.
@@ -164,6 +177,9 @@ class Keys:
     def campaign_counts(self, campaign_id: str) -> str:
         return f"{self.prefix}campaign:{campaign_id}:counts"
 
+    def campaign_progress(self, campaign_id: str) -> str:
+        return f"{self.prefix}campaign:{campaign_id}:progress"
+
     def campaign_jobs(self, campaign_id: str) -> str:
         return f"{self.prefix}campaign:{campaign_id}:jobs"
 
@@ -184,7 +200,12 @@ class Keys:
         return f"{self.prefix}campaign:{campaign_id}:parked"
 
     def campaign_rate(self, campaign_id: str, second: int) -> str:
-        return f"{self.prefix}campaign:{campaign_id}:rate:{second}"
+        return f"{self.campaign_rates(campaign_id)}{second}"
+
+    def campaign_rates(self, campaign_id: str) -> str:
+        """The prefix of the campaign's per-second counters: the claim script appends the
+        second of the Redis server's clock."""
+        return f"{self.prefix}campaign:{campaign_id}:rate:"
 
     @property
     def parked(self) -> str:
@@ -298,6 +319,12 @@ class Keys:
     def unacked(self) -> str:
         """kombu's hash of delivered, unacknowledged messages (global_keyprefix applied)."""
         return f"{self.prefix}unacked"
+
+    @property
+    def unacked_index(self) -> str:
+        """kombu's zset of those messages' delivery tags -> when the consumer received them
+        (its own clock)."""
+        return f"{self.prefix}unacked_index"
 
     @property
     def held(self) -> str:

@@ -16,8 +16,13 @@ Two gaps the job leases (``P leases``) do not close by themselves:
   broker's Redis (when it is a separate one); when either changes, every
   ``queued`` job in ``P leases`` is checked at once against the broker's queue, the held
   messages and the intake stream (``P intake``), and those found in none are re-published.
-  The same check runs for queued jobs whose grace in ``P leases`` ran out, so a long backlog
-  is never re-published blindly.
+  The same check runs for every queued job when its turn in ``P leases`` comes (shortly after
+  its record, then every lease): a message a worker popped just as it was cut from Redis is in
+  neither the queue nor ``unacked`` nor ``P held``, and comes back this way; a long backlog is
+  never re-published blindly.
+- **Messages left unacknowledged.** A worker cut off after it received messages leaves them in
+  the broker's ``unacked`` hash until the visibility timeout; once their jobs have all ended
+  the sweeper drops them (:func:`unacked_messages`, :func:`forget_unacked`).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import redis
 
 from unsign_worker.store.keys import QUEUE, Keys
+from unsign_worker.store.scripts import load
 from unsign_worker.store.states import TERMINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -39,6 +45,10 @@ log = logging.getLogger(__name__)
 PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 #: Messages read per LRANGE when scanning the broker's queue.
 SCAN_CHUNK = 500
+
+HELD_RECORD = load("held_record", libraries=("server_time",))
+
+HELD_RENEW = load("held_renew", libraries=("server_time",))
 
 
 def job_ids_of(task_name: str, kwargs: Mapping[str, Any]) -> list[str]:
@@ -58,24 +68,30 @@ class HeldMessages:
         self._r = client
         self._keys = keys
         self.lease_seconds = lease_seconds
+        self._record = HELD_RECORD.register(client)
+        self._renew = HELD_RENEW.register(client)
 
-    def record(self, message_id: str, job_ids: list[str], now: float) -> None:
-        """A worker received ``message_id``: lease it (one round trip)."""
+    def record(self, message_id: str, job_ids: list[str]) -> None:
+        """A worker received ``message_id``: lease it (one round trip; the lease runs on the
+        Redis server's clock)."""
         if not job_ids:
             return
-        pipe = self._r.pipeline(transaction=False)
-        pipe.set(self._keys.held_message(message_id), json.dumps(job_ids))
-        pipe.zadd(self._keys.held, {message_id: now + self.lease_seconds})
-        pipe.execute()
+        self._record(keys={"held": self._keys.held,
+                           "message": self._keys.held_message(message_id)},
+                     args={"message_id": message_id, "job_ids": json.dumps(job_ids),
+                           "lease_seconds": repr(self.lease_seconds)})
 
-    def renew(self, message_ids: Iterable[str], now: float) -> int:
-        """Extend the leases of messages this worker still holds (only those recorded)."""
+    def renew(self, message_ids: Iterable[str]) -> int:
+        """Extend the leases of messages this worker still holds (only those recorded), on
+        the Redis server's clock."""
         ids = list(message_ids)
-        if not ids:
-            return 0
-        until = now + self.lease_seconds
-        return int(self._r.zadd(self._keys.held, dict.fromkeys(ids, until), xx=True, ch=True)
-                   or 0)
+        changed = 0
+        for start in range(0, len(ids), SCAN_CHUNK):  # a script's arguments unpack on its stack
+            changed += int(self._renew(keys={"held": self._keys.held},
+                                       args={"lease_seconds": repr(self.lease_seconds),
+                                             "message_ids": ids[start:start + SCAN_CHUNK]})
+                           or 0)
+        return changed
 
     def release(self, message_id: str) -> None:
         """The message was handled: its jobs have their own state now."""
@@ -139,10 +155,52 @@ def queued_in_intake(client: redis.Redis, keys: Keys) -> set[str]:
         start = "(" + (last.decode() if isinstance(last, bytes) else str(last))
 
 
+def unacked_messages(client: redis.Redis, keys: Keys, *, delivered_before: float
+                     ) -> Iterator[tuple[str, list[str]]]:
+    """The delivery tag and job ids of each message in the broker's ``unacked`` hash that its
+    consumer received before ``delivered_before`` (kombu scores ``unacked_index`` with the
+    consumer's clock: this only chooses which entries to look at). Read a page at a time."""
+    start = 0
+    while True:
+        tags = client.zrangebyscore(keys.unacked_index, "-inf", delivered_before, start=start,
+                                    num=SCAN_CHUNK)
+        if not tags:
+            return
+        for tag, raw in zip(tags, client.hmget(keys.unacked, tags), strict=True):
+            if raw:
+                yield tag.decode(), _unacked_job_ids(raw)
+        start += len(tags)
+
+
+def forget_unacked(client: redis.Redis, keys: Keys, tags: list[str]) -> None:
+    """Drop messages from the broker's ``unacked`` hash and index, as kombu's acknowledgement
+    does (an acknowledgement that comes later finds nothing and changes nothing)."""
+    if tags:
+        pipe = client.pipeline(transaction=False)
+        pipe.hdel(keys.unacked, *tags)
+        pipe.zrem(keys.unacked_index, *tags)
+        pipe.execute()
+
+
+def _unacked_job_ids(raw: bytes) -> list[str]:
+    """Job ids of one entry of ``unacked`` (kombu stores ``[message, exchange, routing_key]``)."""
+    try:
+        return _payload_job_ids(json.loads(raw)[0])
+    except (ValueError, KeyError, TypeError, IndexError):
+        return []
+
+
 def _message_job_ids(raw: bytes) -> list[str]:
     """Job ids of one kombu message as the Redis transport stores it; [] if unreadable."""
     try:
-        message = json.loads(raw)
+        return _payload_job_ids(json.loads(raw))
+    except ValueError:
+        return []
+
+
+def _payload_job_ids(message: Any) -> list[str]:
+    """Job ids of one decoded kombu message; [] if unreadable."""
+    try:
         body = message["body"]
         if message.get("properties", {}).get("body_encoding") == "base64":
             body = base64.b64decode(body)

@@ -48,8 +48,8 @@ class SettleRequest:
     reason: str
     attempts: int
     reached: bool
-    #: retrying: when the job's lease ends (epoch seconds)
-    lease_until: float = 0.0
+    #: retrying: how long the job's lease lasts from the write (seconds, on Redis's clock)
+    lease_seconds: float = 0.0
     first_failure_at: float | None = None
     #: hand-backs to the broker so far, this one included (the retry count)
     retries: int = 0
@@ -57,8 +57,9 @@ class SettleRequest:
     retention_seconds: int
     audit_maxlen: int
     events_maxlen: int
-    #: when the success hook is due if nobody runs it first (epoch seconds)
-    hook_due: float
+    #: seconds from the write (on Redis's clock) until the success hook is due if nobody runs
+    #: it first
+    hook_delay: float
     close_breaker: bool = False
     #: success: the entry of the events stream
     event: dict[str, Any] | None = None
@@ -76,6 +77,7 @@ class SettleRequest:
             "leases": keys.leases, "audit": keys.audit, "events": keys.events,
             "counts": keys.counts,
             "campaign_counts": keys.campaign_counts(self.campaign or NO_CAMPAIGN),
+            "campaign_progress": keys.campaign_progress(self.campaign or NO_CAMPAIGN),
             "rate": keys.rate(minute), "hook": keys.hook(self.identity), "hooks": keys.hooks,
             "dlq": keys.dlq, "dlq_entry": keys.dlq_entry(self.job_id), "breaker": keys.breaker,
             "breaker_probe": keys.breaker_probe, "parked": keys.parked,
@@ -92,13 +94,13 @@ class SettleRequest:
             "job_id": self.job_id, "token": self.token, "now": self.now,
             "state": str(self.state), "code": self.code, "reason": self.reason,
             "attempts": self.attempts, "reached": "1" if self.reached else "0",
-            "lease_until": self.lease_until,
+            "lease_seconds": self.lease_seconds,
             "first_failure_at": repr(self.first_failure_at) if self.first_failure_at else "",
             "retries": self.retries, "terminal": self.state.is_terminal,
             "success": self.state.is_success, "audit": self.audit,
             "retention": self.retention_seconds, "audit_maxlen": self.audit_maxlen,
             "events_maxlen": self.events_maxlen, "hook_identity": self.identity,
-            "hook_due": self.hook_due, "close_breaker": self.close_breaker,
+            "hook_delay": self.hook_delay, "close_breaker": self.close_breaker,
             "campaign": self.campaign, "producer": self.producer,
         }
         for name in ("event", "hook", "dlq"):
@@ -136,6 +138,7 @@ class FinishRequest:
         return {
             "job": keys.job(self.job_id), "audit": keys.audit, "counts": keys.counts,
             "campaign_counts": keys.campaign_counts(self.campaign or NO_CAMPAIGN),
+            "campaign_progress": keys.campaign_progress(self.campaign or NO_CAMPAIGN),
             "rate": keys.rate(minute), "leases": keys.leases,
             "view": keys.producer_job(self.producer, self.job_id),
         }

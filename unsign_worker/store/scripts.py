@@ -38,7 +38,8 @@ from unsign_worker.store.states import TERMINAL_STATES
 LUA_DIR = Path(__file__).with_name("lua")
 
 #: The ``.lua`` files that are not scripts but a function scripts include.
-LIBRARIES = frozenset({"same_params", "job_ended", "create_absent", "mirror_view"})
+LIBRARIES = frozenset({"same_params", "job_ended", "create_absent", "mirror_view",
+                       "server_time"})
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*(\.\.\.)?")
 _DECLARATION = re.compile(r"--\s*(KEYS|ARGV)\b(.*)")

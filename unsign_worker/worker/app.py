@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from celery import Celery, Task
@@ -240,7 +239,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         ids = job_ids_of(request.task_name, request.kwargs or {})
         if ids:
             try:
-                runtime.held().record(request.id, ids, time.time())
+                runtime.held().record(request.id, ids)
             except Exception as exc:  # never refuse a message for its bookkeeping
                 log.warning("could not lease message %s: %s", request.id, exc)
 

@@ -85,11 +85,11 @@ class HookRunner:
         self.records = HookRecords(client, keys)
         self.fn = fn
 
-    def run(self, identity: str, *, now: float | None = None) -> HookRun:
+    def run(self, identity: str) -> HookRun:
         if self.fn is None:
             return HookRun(HookRunStatus.SKIPPED)
-        now = time.time() if now is None else now
-        claim = self.records.claim(identity, now=now, lease_until=now + HOOK_LEASE_SECONDS)
+        started = time.monotonic()  # the lease itself runs on the Redis server's clock
+        claim = self.records.claim(identity, lease_seconds=HOOK_LEASE_SECONDS)
         if claim.event is None:
             return HookRun(HookRunStatus.SKIPPED)
         attempts, event = claim.attempts, claim.event
@@ -98,7 +98,7 @@ class HookRunner:
         except Exception as exc:  # the merchant's code: any failure is retried on its own
             delay = min(HOOK_RETRY_CAP_SECONDS, HOOK_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
             error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            self.records.mark_failed(identity, error=error, retry_at=now + delay)
+            self.records.mark_failed(identity, error=error, retry_in=delay)
             log.warning("success hook failed (attempt %d, key %s): %s; retrying in %.0fs",
                         attempts, event.get("idempotency_key"), type(exc).__name__, delay)
             return HookRun(HookRunStatus.FAILED, attempts=attempts, retry_in=delay, error=error)
@@ -107,7 +107,7 @@ class HookRunner:
         try:
             ride_out(lambda: self.records.mark_done(identity),
                      Outage("Redis (recording a success hook as done)"),
-                     deadline=time.monotonic() + HOOK_LEASE_SECONDS - (time.time() - now))
+                     deadline=started + HOOK_LEASE_SECONDS)
         except OUTAGE_ERRORS as exc:
             log.error("success hook ran (key %s) but Redis stayed unavailable for its whole "
                       "lease (%s): it may run again; the idempotency key lets the merchant "

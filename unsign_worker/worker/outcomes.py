@@ -59,7 +59,7 @@ def audit_now(run: Run, record: AttemptRecord, outcome: str) -> None:
 
 def settle(run: Run, state: JobState, code: str, reason: str, *,
            customer: Mapping[str, str] | None = None, dlq_kind: str = "",
-           dlq_entry: ErrorCode | None = None, lease_until: float = 0.0,
+           dlq_entry: ErrorCode | None = None, lease_seconds: float = 0.0,
            first_failure_at: float | None = None, countdown: float = 0.0,
            cause: str = "") -> Pending:
     """The write that records ``state`` for a claimed job (fenced by its token); ``cause``
@@ -81,13 +81,13 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
     request = SettleRequest(
         job_id=job.job_id, identity=run.identity.key, campaign=job.campaign,
         token=run.claim.token, now=now, state=state, code=code, reason=reason,
-        attempts=run.attempts, reached=run.reached, lease_until=lease_until,
+        attempts=run.attempts, reached=run.reached, lease_seconds=lease_seconds,
         first_failure_at=first_failure_at,
         retries=run.claim.retries + (1 if state is JobState.RETRYING else 0),
         audit=audit_entry(run, record, str(state)) if record else
         {"time": now, "job_id": job.job_id, "outcome": str(state), "code": code},
         retention_seconds=ctx.job_retention_seconds, audit_maxlen=ctx.settings.audit_maxlen,
-        events_maxlen=ctx.events_maxlen, hook_due=now + ctx.settings.lease_seconds,
+        events_maxlen=ctx.events_maxlen, hook_delay=ctx.settings.lease_seconds,
         close_breaker=bool(run.claim.probe and state is not JobState.PARKED),
         event=event, hook=hook,
         dlq=dead_letter(run, code, reason, dlq_kind, now, dlq_entry) if dlq_kind else None,

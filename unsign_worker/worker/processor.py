@@ -152,8 +152,7 @@ def _renew(ctx: WorkerContext, item: _Ready, claim: Claim) -> Claim:
     renewed = ctx.dedup.claim(job_id=item.job.job_id, identity=item.identity.key,
                               identity_masked=item.identity.identity_masked,
                               params_json=item.job.params_json(), campaign=item.job.campaign,
-                              reference=item.job.reference, now=time.time(),
-                              lease_seconds=s.lease_seconds,
+                              reference=item.job.reference, lease_seconds=s.lease_seconds,
                               probe_after_seconds=s.breaker_probe_after_seconds,
                               renew_token=claim.token, producer=item.job.producer)
     assert renewed is not None
@@ -198,7 +197,7 @@ def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | P
     if ctx.gateway_unreachable():  # claimed with its chunk before the cut was known: back now
         back = hand_back(ctx, job)
         return settle(run, JobState.RETRYING, GATEWAY_UNREACHABLE, back.detail,
-                      lease_until=time.time() + ctx.settings.lease_seconds,
+                      lease_seconds=ctx.settings.lease_seconds,
                       first_failure_at=claim.first_failure_at, cause=back.detail)
     return submit(run)
 
@@ -210,7 +209,7 @@ def _claim(ctx: WorkerContext, job: Job, identity: Identity) -> Claim:
         claim = ctx.dedup.claim(job_id=job.job_id, identity=identity.key,
                                 identity_masked=identity.identity_masked,
                                 params_json=job.params_json(),
-                                campaign=job.campaign, reference=job.reference, now=time.time(),
+                                campaign=job.campaign, reference=job.reference,
                                 lease_seconds=s.lease_seconds,
                                 probe_after_seconds=s.breaker_probe_after_seconds,
                                 producer=job.producer)

@@ -103,7 +103,6 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
     """
     if not pending and not claims:
         return [], []
-    now = time.time()
     s = ctx.settings
     single = len(pending) + len(claims) == 1
     pipe = None if single else ctx.redis.pipeline(transaction=False)
@@ -119,8 +118,7 @@ def flush(ctx: WorkerContext, pending: Sequence[Pending],
         replies.append(ctx.dedup.claim(job_id=c.job_id, identity=c.identity,
                                        identity_masked=c.identity_masked,
                                        params_json=c.params_json, campaign=c.campaign,
-                                       reference=c.reference, now=now,
-                                       lease_seconds=s.lease_seconds,
+                                       reference=c.reference, lease_seconds=s.lease_seconds,
                                        probe_after_seconds=s.breaker_probe_after_seconds,
                                        pipe=pipe, producer=c.producer))
     if pipe is not None:

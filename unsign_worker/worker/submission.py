@@ -157,14 +157,14 @@ def _verdict(run: Run, error: BaseException, failures: int, started: float) -> V
 
 def _retry_later(run: Run, exc: RetryableError, verdict: Verdict) -> Pending:
     """Act on a verdict that ends this delivery: dead-letter, or hand back with a countdown."""
-    ctx, now = run.ctx, time.time()
+    ctx = run.ctx
     code = exc.code or CODE_NETWORK
     first = run.claim.first_failure_at or run.now
     if verdict.step is not Step.HAND_BACK:
         return settle(run, JobState.DEAD_LETTERED, code, f"retry_exhausted: {exc}",
                        dlq_kind="retry_exhausted", first_failure_at=first)
     return settle(run, JobState.RETRYING, code, str(exc),
-                   lease_until=now + verdict.seconds + ctx.settings.lease_seconds,
+                   lease_seconds=verdict.seconds + ctx.settings.lease_seconds,
                    first_failure_at=first, countdown=verdict.seconds, cause=cause_of(exc))
 
 

@@ -11,29 +11,35 @@ heartbeat per worker (``P workers``).
 Jobs that are merely ``queued`` are checked before they are re-published: those of a message a
 dead worker had received (``P held``, see :mod:`unsign_worker.store.recovery`) come back within one
 lease; those whose message is still waiting in the broker, or held by a live worker, are left
-alone; after a Redis restart, every queued job is checked against the broker at once.
+alone and looked for again a lease later; those whose message is nowhere (popped by a worker
+cut off before it recorded it) are re-published; after a Redis restart, every queued job is
+checked against the broker at once. Every time compared is the Redis server's
+(:mod:`unsign_worker.store.clock`).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from unsign_worker.store.clock import server_now
 from unsign_worker.store.hook_records import HookRecords
 from unsign_worker.store.keys import Keys
 from unsign_worker.store.recovery import (
     HeldMessages,
+    forget_unacked,
     message_from_record,
     queued_in_broker,
     queued_in_intake,
     redis_restarted,
+    unacked_messages,
 )
-from unsign_worker.store.states import BreakerStatus, JobState
+from unsign_worker.store.states import TERMINAL_STATES, BreakerStatus, JobState
 from unsign_worker.worker.background import LoopThread
 
 log = logging.getLogger(__name__)
@@ -42,8 +48,18 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_SECONDS = 5.0
 #: Most jobs re-published per sweep.
 SWEEP_BATCH = 500
-#: How long a queued job found waiting in the broker is left alone before it is checked again.
+#: With RabbitMQ (whose queues are not scanned), how long a queued job is left alone before it
+#: is looked at again.
 QUEUED_RECHECK_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """Where the jobs' messages were at one time (the Redis server's): in the broker's queue,
+    held by a live worker, or in ``P intake``."""
+
+    at: float
+    jobs: set[str] | _Everything
 
 
 class Sweeper:
@@ -69,14 +85,20 @@ class Sweeper:
         self._publish_job = publish_job
         self._publish_hook = publish_hook
         self.hostname = hostname or socket.gethostname()
+        #: the last look for the queued jobs' messages (reused for up to one lease)
+        self._scan: _Scan | None = None
+        #: when the broker's unacknowledged messages were last looked through
+        self._unacked_at = float("-inf")
 
     def sweep_once(self, now: float | None = None) -> dict[str, int]:
-        """One pass; returns how many jobs and hooks were re-published."""
-        now = time.time() if now is None else now
+        """One pass; returns how many jobs and hooks were re-published. ``now`` is the Redis
+        server's time (read with ``TIME`` when not given): every lease is compared on that one
+        clock, never on this host's."""
+        now = server_now(self._r) if now is None else now
         k = self._keys
         self._r.zadd(k.workers, {self.hostname: now})
         if self._held_ids is not None:
-            self.held.renew(self._held_ids(), now)
+            self.held.renew(self._held_ids())
         if not self._r.set(k.sweeper, self.hostname, nx=True,
                            px=max(1, int(self.interval_seconds * 900))):
             return {"jobs": 0, "hooks": 0}
@@ -86,6 +108,7 @@ class Sweeper:
         if restarted:
             self._after_restart(now)
         jobs = self._recover_held(now) + self._expired_leases(now) + self._unpark(now)
+        self._forget_finished_unacked(now)
         hooks = 0
         for identity in self.hooks.due(now, limit=SWEEP_BATCH):
             self.hooks.postpone(identity, now + self._lease)
@@ -99,25 +122,43 @@ class Sweeper:
             pipe.hget(self._keys.job(job_id), "state")
         return [(x or b"").decode() for x in pipe.execute()]
 
-    def _waiting(self, now: float) -> set[str] | _Everything:
+    def _waiting(self, now: float) -> _Scan:
         """Jobs whose message waits in the broker or is held by a live worker, or whose entry
-        waits in ``P intake``."""
+        waits in ``P intake`` (one look per sweep at most)."""
+        if self._scan is None or self._scan.at != now:
+            if self._broker is None:
+                jobs: set[str] | _Everything = _Everything()
+            else:
+                jobs = (queued_in_broker(self._broker, self._keys)
+                        | self.held.live_job_ids(now) | queued_in_intake(self._r, self._keys))
+            self._scan = _Scan(now, jobs)
+        return self._scan
+
+    def _look_again_at(self, job_id: str, now: float) -> float | None:
+        """When to look for a queued job's message again, or None if it is nowhere: lost.
+
+        A message seen waiting at time S can only be lost after S (popped by a worker cut off
+        before it recorded the message), so looking again one lease after S finds any loss
+        within a lease of it. A look less than a lease old that saw the job is reused: a backlog
+        costs one scan of the queue per lease, not one per sweep."""
         if self._broker is None:
-            return _Everything()
-        return (queued_in_broker(self._broker, self._keys) | self.held.live_job_ids(now)
-                | queued_in_intake(self._r, self._keys))
+            return now + QUEUED_RECHECK_SECONDS
+        scan = self._scan
+        if scan is not None and now - scan.at < self._lease and job_id in scan.jobs:
+            return scan.at + self._lease
+        scan = self._waiting(now)
+        return now + self._lease if job_id in scan.jobs else None
 
     def _expired_leases(self, now: float) -> int:
         k = self._keys
         ids = [x.decode() for x in self._r.zrangebyscore(k.leases, "-inf", now, start=0,
                                                           num=SWEEP_BATCH)]
-        waiting: set[str] | _Everything | None = None
         count = 0
         for job_id, state in zip(ids, self._states(ids), strict=True):
             if state == JobState.QUEUED:
-                waiting = self._waiting(now) if waiting is None else waiting
-                if job_id in waiting:  # a backlog, not a loss: look again later
-                    self._r.zadd(k.leases, {job_id: now + QUEUED_RECHECK_SECONDS})
+                again = self._look_again_at(job_id, now)
+                if again is not None:  # a backlog, not a loss: look again later
+                    self._r.zadd(k.leases, {job_id: again})
                     continue
             self._r.zadd(k.leases, {job_id: now + self._lease})
             if self.republish(job_id, now):
@@ -143,7 +184,7 @@ class Sweeper:
         """Redis restarted: queued jobs found neither in the broker nor in a live worker's
         messages lost theirs; make them due now."""
         k = self._keys
-        waiting: set[str] | _Everything | None = None
+        self._scan = None  # what was seen before the restart may be gone
         lost = 0
         pending = [x.decode() for x in self._r.zrangebyscore(k.leases, now, "+inf")]
         for start in range(0, len(pending), SWEEP_BATCH):  # read all first: scores change below
@@ -151,13 +192,29 @@ class Sweeper:
             for job_id, state in zip(page, self._states(page), strict=True):
                 if state != JobState.QUEUED:
                     continue
-                waiting = self._waiting(now) if waiting is None else waiting
-                if job_id not in waiting:
+                if job_id not in self._waiting(now).jobs:
                     self._r.zadd(k.leases, {job_id: now})
                     lost += 1
         if lost:
             log.warning("Redis restarted: %d queued job(s) had lost their message and will be "
                         "re-published", lost)
+
+    def _forget_finished_unacked(self, now: float) -> None:
+        """Once per lease: messages left in the broker's ``unacked`` hash for more than a lease
+        (their worker was cut off or killed before it acknowledged them) whose jobs have all
+        ended are dropped, instead of coming back after the visibility timeout (an hour) only
+        to be dropped by the claim. Anything else there is left alone: a delayed retry waits
+        there, and a job still to do comes back through its own lease."""
+        if self._broker is None or now - self._unacked_at < self._lease:
+            return
+        self._unacked_at = now
+        done = [tag for tag, job_ids in unacked_messages(self._broker, self._keys,
+                                                         delivered_before=now - self._lease)
+                if job_ids and all(s in TERMINAL_STATES for s in self._states(job_ids))]
+        forget_unacked(self._broker, self._keys, done)
+        if done:
+            log.info("dropped %d unacknowledged broker message(s) whose jobs have all ended",
+                     len(done))
 
     def republish(self, job_id: str, now: float) -> bool:
         """Send the job's message again from its record, unless it has ended."""

@@ -10,13 +10,12 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from unsign_worker.producers.campaign.rows import COLUMNS
 from unsign_worker.producers.campaign.validate import RejectedRow
-from unsign_worker.producers.reports import neutralise_cell, open_output
+from unsign_worker.producers.reports import iso_time, neutralise_cell, open_output
 from unsign_worker.protocol.exceptions import ValidationError
 from unsign_worker.protocol.masking import mask_params
 from unsign_worker.protocol.params import UnsignRequest
@@ -30,13 +29,6 @@ INVALID = "invalid"
 #: Outcome of a job whose record has expired (kept JOB_RETENTION_SECONDS after it ended).
 EXPIRED = "expired"
 _CHUNK = 1000
-
-
-def iso_time(epoch: float | str | None) -> str:
-    """Epoch seconds as ISO 8601 UTC (``2026-11-26T06:30:00+00:00``); '' for nothing."""
-    if epoch in (None, ""):
-        return ""
-    return datetime.fromtimestamp(float(epoch), UTC).isoformat(timespec="seconds")
 
 
 def identity_text(params: dict[str, Any], *, show_personal_data: bool = False) -> str:

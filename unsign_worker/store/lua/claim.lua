@@ -1,15 +1,18 @@
 -- KEYS: job, agreement, leases, breaker, breaker_probe, parked, campaign, campaign_parked,
---       campaign_rate, view
--- ARGV: job_id, now, lease_until, identity, identity_masked, params_json, campaign, reference,
+--       campaign_rates, view
+-- ARGV: job_id, lease_seconds, identity, identity_masked, params_json, campaign, reference,
 --       probe_after, probe_ttl_ms, renew_token, producer
--- renew_token: '' for a new claim, else the token of the delivery that renews its lease
+-- renew_token: '' for a new claim, else the token of the delivery that renews its lease;
+-- campaign_rates: the prefix of the campaign's per-second counters (the second is the server's).
+-- Times are the server's (server_time): the caller passes a lease's length, never a time.
 local job, agr, leases, breaker, probe_key = K.job, K.agreement, K.leases, K.breaker,
   K.breaker_probe
-local job_id, now, lease_until = A.job_id, tonumber(A.now), tonumber(A.lease_until)
+local job_id, now = A.job_id, server_time()
+local lease_until = now + tonumber(A.lease_seconds)
 if redis.call('EXISTS', job) == 0 then
   redis.call('HSET', job, 'job_id', job_id, 'state', 'queued', 'identity', A.identity,
              'identity_masked', A.identity_masked, 'params', A.params_json,
-             'campaign', A.campaign, 'reference', A.reference, 'created_at', A.now, 'attempts', 0,
+             'campaign', A.campaign, 'reference', A.reference, 'created_at', now, 'attempts', 0,
              'producer', A.producer)
 end
 local st = redis.call('HGET', job, 'state')
@@ -28,16 +31,17 @@ if A.campaign ~= '' then
   local c = redis.call('HMGET', K.campaign, 'state', 'rate')
   if c[1] == 'cancelled' then return {'cancelled', ''} end
   if c[1] == 'paused' then
-    redis.call('HSET', job, 'state', 'parked', 'reason', 'campaign paused', 'updated_at', A.now)
-    redis.call('ZADD', K.campaign_parked, A.now, job_id)
+    redis.call('HSET', job, 'state', 'parked', 'reason', 'campaign paused', 'updated_at', now)
+    redis.call('ZADD', K.campaign_parked, now, job_id)
     redis.call('ZREM', leases, job_id)
     mirror_view(job, K.view, A.producer)
     return {'paused', ''}
   end
   local rate = tonumber(c[2] or '0')
   if rate and rate > 0 then
-    local used = redis.call('INCR', K.campaign_rate)
-    if used == 1 then redis.call('PEXPIRE', K.campaign_rate, 2000) end
+    local rate_key = K.campaign_rates .. math.floor(now)
+    local used = redis.call('INCR', rate_key)
+    if used == 1 then redis.call('PEXPIRE', rate_key, 2000) end
     if used > rate then
       local ms = 1000 - math.floor((now * 1000) % 1000)
       return {'throttled', tostring(ms)}
@@ -52,8 +56,8 @@ if redis.call('HGET', breaker, 'state') == 'open' then
     probe = '1'
   else
     redis.call('HSET', job, 'state', 'parked', 'reason', 'circuit breaker open',
-               'updated_at', A.now)
-    redis.call('ZADD', K.parked, A.now, job_id)
+               'updated_at', now)
+    redis.call('ZADD', K.parked, now, job_id)
     redis.call('ZREM', leases, job_id)
     mirror_view(job, K.view, A.producer)
     return {'parked', redis.call('HGET', breaker, 'code') or ''}
@@ -72,8 +76,8 @@ end
 if holder == job_id and st == 'in_flight' and astate == 'in_flight' and alease > now then
   if A.renew_token ~= '' and redis.call('HGET', agr, 'token') == A.renew_token then
     -- renewal by the delivery that holds the claim: extend its lease, keep its token
-    redis.call('HSET', agr, 'lease_until', A.lease_until)
-    redis.call('ZADD', leases, A.lease_until, job_id)
+    redis.call('HSET', agr, 'lease_until', lease_until)
+    redis.call('ZADD', leases, lease_until, job_id)
     local held = redis.call('HMGET', job, 'reached', 'attempts', 'first_failure_at', 'retries')
     return {'claimed', A.renew_token, held[1] or '0', held[2] or '0', held[3] or '', '0',
             held[4] or '0'}
@@ -81,14 +85,14 @@ if holder == job_id and st == 'in_flight' and astate == 'in_flight' and alease >
   return {'busy', ''}
 end
 local token = redis.call('HINCRBY', agr, 'token', 1)
-redis.call('HSET', agr, 'holder', job_id, 'state', 'in_flight', 'lease_until', A.lease_until)
+redis.call('HSET', agr, 'holder', job_id, 'state', 'in_flight', 'lease_until', lease_until)
 local info = redis.call('HMGET', job, 'open_attempt', 'reached', 'attempts', 'first_failure_at',
                         'retries')
 local reached = info[2] or '0'
 if info[1] == '1' then reached = '1' end
 redis.call('HSET', job, 'state', 'in_flight', 'open_attempt', 1, 'reached', reached,
-           'updated_at', A.now)
-redis.call('ZADD', leases, A.lease_until, job_id)
+           'updated_at', now)
+redis.call('ZADD', leases, lease_until, job_id)
 if st ~= 'in_flight' then mirror_view(job, K.view, A.producer) end
 return {'claimed', tostring(token), reached, info[3] or '0', info[4] or '', probe,
         info[5] or '0'}

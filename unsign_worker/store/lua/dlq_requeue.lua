@@ -1,8 +1,11 @@
--- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign, view, rate
--- ARGV: job_id, now, lease_until, by, audit_maxlen, campaign, producer, minute
+-- KEYS: dlq, dlq_entry, job, counts, leases, audit, campaign_counts, campaign, view, rate,
+--       campaign_progress
+-- ARGV: job_id, now, lease_seconds, by, audit_maxlen, campaign, producer, minute
 -- rate is the per-minute counts of the minute the job was dead-lettered (minute: that minute,
 -- '' when the record has no finished_at): its dead letter is taken back there as from all time,
--- so that the last hour never counts more than all time.
+-- so that the last hour never counts more than all time; and from its campaign's progress (the
+-- 10 seconds of its finished_at), so that the progress over time adds up to its counts. The
+-- job's lease is on the server's clock (server_time); A.now only stamps the record.
 if not redis.call('ZSCORE', K.dlq, A.job_id) then return 'absent' end
 local st = redis.call('HGET', K.job, 'state')
 if not st then return 'no_record' end
@@ -22,6 +25,12 @@ redis.call('PERSIST', K.job)
 redis.call('HINCRBY', K.counts, 'dead_lettered', -1)
 if A.campaign ~= '' then
   redis.call('HINCRBY', K.campaign_counts, 'dead_lettered', -1)
+  if finished then
+    local field = string.format('%d:dead_lettered', math.floor(finished / 10) * 10)
+    if tonumber(redis.call('HGET', K.campaign_progress, field) or '0') > 0 then
+      redis.call('HINCRBY', K.campaign_progress, field, -1)
+    end
+  end
   if redis.call('HEXISTS', K.campaign, 'run_finished_at') == 1 then
     redis.call('HINCRBY', K.campaign, 'requeued_after_run', 1)
   end
@@ -32,7 +41,7 @@ if A.campaign ~= '' then
 end
 redis.call('ZREM', K.dlq, A.job_id)
 redis.call('DEL', K.dlq_entry)
-redis.call('ZADD', K.leases, A.lease_until, A.job_id)
+redis.call('ZADD', K.leases, server_time() + tonumber(A.lease_seconds), A.job_id)
 redis.call('XADD', K.audit, 'MAXLEN', '~', A.audit_maxlen, '*', 'data', cjson.encode({
   time = tonumber(A.now), job_id = A.job_id, outcome = 'requeued', code = code,
   by = A.by}))

@@ -1,5 +1,5 @@
 -- A job that ends without holding the agreement (rejected before claiming, or duplicate).
--- KEYS: job, audit, counts, campaign_counts, rate, leases, view
+-- KEYS: job, audit, counts, campaign_counts, rate, leases, view, campaign_progress
 -- ARGV: request
 -- request: JSON {job_id, now, state, code, reason, original, identity, identity_masked, params,
 --          campaign, reference, retention, audit, audit_maxlen, producer} (store/requests.py)
@@ -21,7 +21,7 @@ if not st then
 end
 redis.call('HSET', job, 'state', a.state, 'code', a.code, 'reason', a.reason,
            'original', a.original, 'finished_at', a.now, 'updated_at', a.now)
-job_ended(a, job, K.leases, K.counts, K.campaign_counts, K.rate)
+job_ended(a, job, K.leases, K.counts, K.campaign_counts, K.rate, K.campaign_progress)
 redis.call('XADD', K.audit, 'MAXLEN', '~', a.audit_maxlen, '*', 'data',
            cjson.encode(a.audit))
 mirror_view(job, K.view, a.producer)
