@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.plugins.campaign_fixtures",
     "tests.plugins.emulator_fixtures",
     "tests.plugins.context_fixtures",
+    "tests.plugins.tcp_proxy",
 ]
 
 # Property tests: hypothesis' default 100 examples in the full tier (`make test`); the fast tier

@@ -24,6 +24,7 @@ from tests.metric_samples import samples_of
 from tests.ops.test_flower import CREDS, Flower
 from tests.plugins.worker_fixtures import WorkerEnv
 from unsign_worker.ops.exporter import UnsignCollector
+from unsign_worker.store.gateway_reach import UnreachableWorkers
 from unsign_worker.store.job import Job
 from unsign_worker.store.keys import Keys
 
@@ -82,7 +83,7 @@ def test_every_series_of_the_rules_and_the_dashboard_is_served_by_the_exporter(
     alerts = ALERTS.read_text(encoding="utf-8")
     for name in ("UnsignBreakerOpen", "UnsignDeadLettersGrowing", "UnsignNoWorkerHeartbeat",
                  "UnsignOldestQueuedJobTooOld", "UnsignHookFailures", "UnsignProducerRejecting",
-                 "UnsignProducerBacklogNearCap"):
+                 "UnsignProducerBacklogNearCap", "UnsignWorkerCutFromGateway"):
         assert f"alert: {name}" in alerts
 
 
@@ -126,7 +127,9 @@ def test_the_exporter_serves_queue_age_heartbeats_hooks_and_campaign_progress(
         producer.enqueue([Job(job_id="new", params={"customer_code": "C2"})])
     finally:
         app.close()
-    redis_client.zadd(keys.workers, {"w-live@test": now - 5, "w-gone@test": now - 300})
+    redis_client.zadd(keys.workers, {"w-live@test": now - 5, "w-cut@test": now - 1,
+                                     "w-gone@test": now - 300})
+    UnreachableWorkers(redis_client, keys).mark("w-cut@test", since=now - 9, cause="reset")
     redis_client.zadd(keys.hooks, {"identity-1": now + 30})
     redis_client.zadd(keys.campaigns, {"c-run": now, "c-done": now - 1})
     redis_client.hset(keys.campaign("c-run"), mapping={"state": "running", "total": 10})
@@ -135,7 +138,10 @@ def test_the_exporter_serves_queue_age_heartbeats_hooks_and_campaign_progress(
     redis_client.hset(keys.campaign("c-done"), mapping={"state": "done", "total": 5})
     samples = samples_of(UnsignCollector(redis_client, keys))
     assert 595 <= samples["unsign_queue_oldest_age_seconds"] <= 660
-    assert samples["unsign_workers_alive"] == 1
+    assert samples["unsign_workers_alive"] == 2
+    assert samples['unsign_gateway_reachable{worker="w-live@test"}'] == 1
+    assert samples['unsign_gateway_reachable{worker="w-cut@test"}'] == 0
+    assert 'unsign_gateway_reachable{worker="w-gone@test"}' not in samples
     assert samples['unsign_worker_heartbeat_age_seconds{worker="w-gone@test"}'] >= 299
     assert samples["unsign_hooks_pending"] == 1
     assert samples['unsign_campaign_jobs{campaign="c-run",kind="total"}'] == 10

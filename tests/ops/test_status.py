@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 
 from unsign_worker.ops.status import PRIORITY_SEP, collect
+from unsign_worker.store.gateway_reach import UnreachableWorkers
 from unsign_worker.store.keys import HOOK_QUEUE, INBOX_GROUP, QUEUE, Keys
 from unsign_worker.store.producer_registry import ProducerRegistry
 
@@ -54,6 +55,7 @@ def test_status_reads_queues_leases_rates_counts_dlq_breaker_and_workers(
     r.hset(k.breaker, mapping={"state": "open", "code": "ILLEGAL_SIGN", "reason": "bad sign",
                                "opened_at": NOW - 5, "halts": 3})
     r.zadd(k.workers, {"w1@a": NOW - 2, "w2@b": NOW - 600})
+    UnreachableWorkers(r, k).mark("w1@a", since=NOW - 30, cause="connect timeout")
     data = collect(r, k, now=NOW)
     assert data["queues"] == {QUEUE: 3, HOOK_QUEUE: 1}
     assert (data["unacked"], data["in_flight"]) == (1, 2)
@@ -68,3 +70,5 @@ def test_status_reads_queues_leases_rates_counts_dlq_breaker_and_workers(
     assert (data["breaker"]["state"], data["breaker"]["code"]) == ("open", "ILLEGAL_SIGN")
     assert [(w["hostname"], w["alive"]) for w in data["workers"]] == [("w1@a", True),
                                                                       ("w2@b", False)]
+    assert [w["gateway_unreachable"] for w in data["workers"]] == [
+        {"since": NOW - 30, "cause": "connect timeout"}, None]

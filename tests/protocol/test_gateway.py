@@ -88,6 +88,7 @@ def test_a_refused_connection_never_reached_the_gateway() -> None:
 
     assert caught.value.may_have_reached is False
     assert "refused" in str(caught.value)
+    assert caught.value.network is True  # no answer: counts towards "unreachable from here"
 
 
 def test_a_reset_after_the_request_was_sent_may_have_reached_the_gateway() -> None:
@@ -101,6 +102,7 @@ def test_a_reset_after_the_request_was_sent_may_have_reached_the_gateway() -> No
 
     assert caught.value.may_have_reached is True
     assert len(server.requests) == 1
+    assert caught.value.network is True
 
 
 def test_a_read_timeout_may_have_reached_the_gateway() -> None:
@@ -114,6 +116,32 @@ def test_a_read_timeout_may_have_reached_the_gateway() -> None:
 
     assert caught.value.may_have_reached is True
     assert "timeout" in str(caught.value)
+    assert caught.value.network is True
+
+
+def test_an_exchange_given_up_from_another_thread_fails_at_once_as_a_network_fault() -> None:
+    # Given a request whose answer never comes (read timeout 30 s)
+    def hold(server: ScriptedServer, sock: socket.socket, request: Request) -> bool:
+        server.stopping.wait()
+        return False
+
+    with ScriptedServer(hold) as server, ThreadPoolExecutor(1) as pool:
+        client = make_client(server.url, read_timeout_seconds=30)
+        pending = pool.submit(client.post, PARAMS, charset="utf-8")
+        deadline = time.monotonic() + 10
+        while not server.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # When the worker gives up on what is in flight (the gateway found unreachable)
+        started = time.monotonic()
+        assert client.abort_in_flight() == 1
+        # Then the request fails now, not at its timeout, as a network fault that may have
+        # reached the gateway
+        with pytest.raises(TransportError) as caught:
+            pending.result(timeout=10)
+        assert time.monotonic() - started < 10
+    assert caught.value.network is True and caught.value.may_have_reached is True
+    assert "unreachable from this worker" in str(caught.value)
+    assert client.abort_in_flight() == 0  # nothing left in flight
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
@@ -128,6 +156,7 @@ def test_a_5xx_is_a_transport_error_carrying_the_status(status: int) -> None:
 
     assert caught.value.http_status == status
     assert caught.value.may_have_reached is True
+    assert caught.value.network is False  # an answer: the gateway is reachable
 
 
 @pytest.mark.parametrize("status", [302, 404])

@@ -58,7 +58,7 @@ def test_each_job_of_a_batch_is_told_as_its_own_task_in_grouped_messages(
     events.decided(0, Decision(DecisionKind.DONE, IDS[0], "unsigned"))
     events.decided(1, Decision(DecisionKind.DONE, IDS[1], "rejected", code="NOT_EXIST_CUST_SIGN"))
     events.decided(2, Decision(DecisionKind.RETRY, IDS[2], "retrying", code="HTTP_503",
-                               countdown=30))
+                               countdown=30, detail="TransportError: HTTP 503 from the gateway"))
     events.decided(3, Decision(DecisionKind.IGNORED, IDS[3], "in_flight",
                                detail="redelivered copy (busy)"))
     events.flush()
@@ -79,6 +79,8 @@ def test_each_job_of_a_batch_is_told_as_its_own_task_in_grouped_messages(
     assert ends[IDS[1]][1]["exception"].startswith("JobNotDone('rejected NOT_EXIST_CUST_SIGN")
     assert "reference r-1" in ends[IDS[1]][1]["exception"]
     assert ends[IDS[2]][0] == "task-retried"
+    assert "retry in 30s (TransportError: HTTP 503 from the gateway)" in ends[IDS[2]][1][
+        "exception"]  # Flower shows the cause
     assert IDS[3] not in ends  # a dropped copy: the job's entry is its owning delivery's
 
 

@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
-import pytest
+import logging
 
-from unsign_worker.worker.settlement import Decision
+import pytest
+from celery.exceptions import Retry
+
+from unsign_worker.worker.settlement import Decision, DecisionKind
 from unsign_worker.worker.task_outcome import (
     MAX_NAMED,
     BatchNotDone,
     JobNotDone,
+    JobRetry,
     check_batch,
     check_job,
+    log_retry,
 )
+
+
+def test_celerys_retry_line_names_the_cause_not_only_the_countdown() -> None:
+    # Celery logs "Task ...[id] retry: <str(Retry)>" for a single job handed back
+    cause = "TransportError: read timeout while reading the answer"
+    assert str(Retry(exc=JobRetry(cause), when=5)) == f"Retry in 5s: {cause}"
+
+
+def test_a_batch_job_handed_back_is_logged_with_its_cause(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="unsign_worker.worker.task_outcome")
+    log_retry(Decision(DecisionKind.RETRY, "j1", "retrying", code="NETWORK_ERROR", countdown=3,
+                       detail="TransportError: connect timeout"))
+    assert caplog.messages == ["job j1 will retry in 3s: TransportError: connect timeout"]
 
 
 @pytest.mark.parametrize("state", ["unsigned", "already_unsigned", "duplicate"])

@@ -113,8 +113,12 @@ def test_jobs_wait_out_a_gateway_outage_and_all_complete(emulator_factory, worke
     env = worker_env_factory(gateway_url=gw.url, partner=PARTNER, key=KEY)
     env.start_worker("w1")
     ids = [env.enqueue({"customer_code": f"C{i:05d}"}) for i in range(1, 21)]
-    wait_for(lambda: all(env.job(j).get("first_failure_at") for j in ids), timeout=60,
-             what="every job to have failed and be retrying")
+    # (the first jobs fail; then the worker finds the gateway unreachable and takes no job,
+    # the others wait in the broker)
+    wait_for(lambda: any(env.job(j).get("first_failure_at") for j in ids), timeout=60,
+             what="jobs to have failed and be retrying")
+    wait_for(lambda: "unreachable from this worker" in env.log_tail("w1", 400), timeout=60,
+             what="the worker to stop taking jobs")
     assert not any(env.job(j).get("state") in TERMINAL_STATES for j in ids)
     # When it comes back answering 503 for a while, then heals
     gw.start()

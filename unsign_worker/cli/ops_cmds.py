@@ -68,11 +68,14 @@ def render(data: dict[str, Any]) -> Group:
     dlq = _kv(f"dead-letter queue: {data['dlq']['size']} open",
               list(data["dlq"]["by_code"].items()) or [("(empty)", "")])
     workers = Table(title="workers", title_justify="left")
-    for name in ("hostname", "last seen", "alive"):
+    for name in ("hostname", "last seen", "alive", "gateway"):
         workers.add_column(name)
     for w in data["workers"]:
+        cut = w.get("gateway_unreachable")
         workers.add_row(escape(w["hostname"]), f"{w['age_seconds']:.0f}s ago",
-                        "[green]yes[/]" if w["alive"] else "[red]no[/]")
+                        "[green]yes[/]" if w["alive"] else "[red]no[/]",
+                        "[green]reachable[/]" if not cut else
+                        f"[red]unreachable[/] ({escape(str(cut.get('cause', '')))})")
     return Group(f"circuit breaker: {breaker_line}", queues, outcomes, dlq, workers)
 
 

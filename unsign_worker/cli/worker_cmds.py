@@ -28,9 +28,10 @@ def worker_cmd(ctx: click.Context) -> None:
 
     Any other option is passed to ``celery worker`` unchanged (e.g. --concurrency, --hostname,
     --loglevel). Defaults: --pool gevent --concurrency 100, queues unsign and unsign.hooks,
-    task events on, and one worker process per core (``--processes N`` to choose; a worker
-    given a --hostname is one process unless --processes says otherwise). The processes are
-    named worker1@HOST, worker2@HOST, ... (NAME-1@..., NAME-2@... with --hostname NAME@...);
+    task events on, no gossip, and one worker process per core (``--processes N`` to choose;
+    a worker given a --hostname is one process unless --processes says otherwise). The
+    processes are named worker1@HOST, worker2@HOST, ... (NAME-1@..., NAME-2@... with
+    --hostname NAME@...);
     a signal to this command reaches them all, and if one stops the others are stopped too.
     """
     extra = list(ctx.args)
@@ -45,7 +46,11 @@ def worker_cmd(ctx: click.Context) -> None:
 
     settings = _checked_settings()
     app = create_app(settings)
-    argv = ["worker", "-E"]
+    # Without gossip: the product uses none of what it offers (leader election, other workers'
+    # joins and leaves), and its view of the other workers' heartbeats logs "Substantial drift
+    # ... clocks are out of sync" whenever heartbeats arrive late (after this host was cut from
+    # the broker), a false alarm on hosts sharing one clock. Heartbeats still go to Flower.
+    argv = ["worker", "-E", "--without-gossip"]
     given = " ".join(extra)
     if _pool_given(extra) is None:
         argv += ["--pool", DEFAULT_POOL]

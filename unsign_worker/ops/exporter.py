@@ -18,6 +18,8 @@ registry, so one ``/metrics`` serves both. Series (all gauges unless noted):
 ``unsign_queue_oldest_age_seconds``  age of the oldest job waiting in the ``unsign`` queue
 ``unsign_workers_alive``            workers whose heartbeat is at most 60 s old
 ``unsign_worker_heartbeat_age_seconds{worker}``  seconds since each worker's last heartbeat
+``unsign_gateway_reachable{worker}``  each live worker: 1 while it reaches the gateway, 0
+                                    while the gateway is unreachable from it (it takes no job)
 ``unsign_hooks_pending``            success hooks waiting for a (re)try, failed ones included
 ``unsign_campaign_jobs{campaign,kind}``  running or paused campaigns: ``total`` and ``done``
 ``unsign_producer_waiting{producer}``  entries in each producer's stream, not yet taken
@@ -43,6 +45,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from unsign_worker.store.gateway_reach import parse as parse_unreachable
 from unsign_worker.store.keys import HOOK_QUEUE, QUEUE, Keys
 from unsign_worker.store.producer_registry import ProducerRegistry
 from unsign_worker.store.states import TERMINAL_STATES, BreakerStatus, CampaignState
@@ -148,7 +151,8 @@ class UnsignCollector(Collector):
         pipe.zrange(k.workers, 0, -1, withscores=True)
         pipe.zcard(k.hooks)
         pipe.zrevrange(k.campaigns, 0, CAMPAIGN_SCAN_LIMIT - 1)
-        oldest_raw, workers, hooks, campaigns = pipe.execute()
+        pipe.hgetall(k.gateway_unreachable)
+        oldest_raw, workers, hooks, campaigns, unreachable_raw = pipe.execute()
         oldest = _enqueued_at(oldest_raw) if (self.broker_is_redis and depth) else None
         age = GaugeMetricFamily("unsign_queue_oldest_age_seconds",
                                 "Age of the oldest job waiting in the unsign queue (0: none)")
@@ -163,6 +167,14 @@ class UnsignCollector(Collector):
         for host, seen in workers:
             beat.add_metric([_text(host)], max(0.0, now - seen))
         yield beat
+        unreachable = parse_unreachable(unreachable_raw)
+        reach = GaugeMetricFamily("unsign_gateway_reachable",
+                                  "1 while a live worker reaches the gateway, 0 while it cannot "
+                                  "(it takes no job then)", labels=["worker"])
+        for host, seen in workers:
+            if now - seen <= WORKER_STALE_SECONDS:
+                reach.add_metric([_text(host)], 0 if _text(host) in unreachable else 1)
+        yield reach
         pending = GaugeMetricFamily("unsign_hooks_pending",
                                     "Success hooks waiting for a (re)try, failed ones included")
         pending.add_metric([], hooks)

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import socket
 import ssl
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from unsign_worker.ops.config_checks import Check, fail, ok
-from unsign_worker.protocol.gateway import trust_store
+from unsign_worker.protocol.handshake import handshake, host_and_port
 from unsign_worker.protocol.tls_errors import describe_tls_failure
 from unsign_worker.settings import Settings
 
 
 def probe_gateway(settings: Settings) -> list[Check]:
     """Resolve the gateway's host through DNS and complete a TLS handshake; send nothing."""
-    parts = urlsplit(settings.gateway_url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host, port = host_and_port(settings.gateway_url)
     timeout = settings.connect_timeout_seconds
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -31,25 +28,22 @@ def probe_gateway(settings: Settings) -> list[Check]:
         return [fail("probe DNS", f"cannot resolve {host}: {exc}")]
     addresses = sorted({str(info[4][0]) for info in infos})
     checks = [ok("probe DNS", f"{host} resolves to {', '.join(addresses)}")]
-    if parts.scheme != "https":
+    if urlsplit(settings.gateway_url).scheme != "https":
         try:
             socket.create_connection((host, port), timeout=timeout).close()
         except OSError as exc:
             return checks + [fail("probe TCP", f"cannot connect to {host}:{port}: {exc}")]
         return checks + [ok("probe TCP", f"connected to {host}:{port} (plain http, sandbox); "
                                          "no request sent")]
-    return checks + [_tls_handshake(host, port, timeout, settings.ca_bundle)]
+    return checks + [_tls_handshake(settings.gateway_url, host, port, timeout,
+                                     settings.ca_bundle)]
 
 
-def _tls_handshake(host: str, port: int, timeout: float, ca_bundle: str | None) -> Check:
+def _tls_handshake(url: str, host: str, port: int, timeout: float, ca_bundle: str | None
+                   ) -> Check:
     name = "probe TLS"
-    try:
-        store = trust_store(ca_bundle)
-        context = (ssl.create_default_context(capath=store) if Path(store).is_dir()
-                   else ssl.create_default_context(cafile=store))  # chain and host name
-        with socket.create_connection((host, port), timeout=timeout) as raw:
-            with context.wrap_socket(raw, server_hostname=host) as tls:
-                version, cert = tls.version(), tls.getpeercert() or {}
+    try:  # chain and host name, as the gateway client checks them
+        version, cert = handshake(url, timeout_seconds=timeout, ca_bundle=ca_bundle)
     except ssl.SSLCertVerificationError as exc:
         return fail(name, f"the certificate of {host}:{port} does not verify: "
                           f"{describe_tls_failure(exc)} ({exc.verify_message or exc})"

@@ -12,6 +12,7 @@ import redis
 
 from unsign_worker.store.breaker import Breaker
 from unsign_worker.store.deadletter import DeadLetters
+from unsign_worker.store.gateway_reach import parse as parse_unreachable
 from unsign_worker.store.keys import HOOK_QUEUE, INBOX_GROUP, QUEUE, Keys
 from unsign_worker.store.producer_registry import ProducerRegistry
 from unsign_worker.store.states import TERMINAL_STATES, JobState
@@ -57,6 +58,7 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
         pipe.hgetall(keys.rate(m))
     pipe.zrange(keys.workers, 0, -1, withscores=True)
     pipe.zrange(keys.campaigns, 0, -1)
+    pipe.hgetall(keys.gateway_unreachable)
     out = pipe.execute()
     depth = {}
     for name, names in queues.items():
@@ -67,7 +69,8 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
     counts = out[3 + len(streams)]
     out = out[4 + len(streams):]
     per_minute = out[:RATE_MINUTES]
-    workers_raw, campaign_ids = out[RATE_MINUTES:]
+    workers_raw, campaign_ids, unreachable_raw = out[RATE_MINUTES:]
+    unreachable = parse_unreachable(unreachable_raw)
     campaign_parked = 0
     if campaign_ids:
         pipe = client.pipeline(transaction=False)
@@ -97,7 +100,8 @@ def collect(client: redis.Redis, keys: Keys, *, now: float | None = None) -> dic
         "breaker": Breaker(client, keys, threshold=1, window_seconds=1).state().as_dict(),
         "workers": [{"hostname": host.decode(), "last_seen": seen,
                      "age_seconds": round(now - seen, 1),
-                     "alive": now - seen <= WORKER_STALE_SECONDS}
+                     "alive": now - seen <= WORKER_STALE_SECONDS,
+                     "gateway_unreachable": unreachable.get(host.decode())}
                     for host, seen in sorted(workers_raw, key=lambda w: -w[1])],
     }
 

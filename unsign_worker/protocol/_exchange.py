@@ -32,13 +32,28 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 
-@dataclass
+@dataclass(eq=False)
 class Exchange:
     """One request/answer exchange: its deadline (``time.monotonic()`` seconds) and progress."""
 
     deadline: float
     #: True once writing the request began: from then on the gateway may have received it.
     sent: bool = False
+    #: the connection carrying it, once it has one
+    connection: Any = None
+    #: True once :meth:`abort` was called
+    aborted: bool = False
+
+    def abort(self) -> None:
+        """Give up on the exchange from another thread or greenlet: its connection is shut
+        down, so a read waiting for the answer fails at once instead of at its timeout."""
+        self.aborted = True
+        sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def remaining(self) -> float:
         """Seconds left before the deadline (negative once past)."""
@@ -116,6 +131,7 @@ class _ExchangeAware:
         if exchange is not None:
             if self.sock is None:  # type: ignore[attr-defined]  # plain HTTP connects lazily
                 self.connect()  # type: ignore[attr-defined]
+            exchange.connection = self
             exchange.sent = True
         super().request(*args, **kwargs)  # type: ignore[misc]
 

@@ -90,9 +90,13 @@ class TransportError(RetryableError):
         may_have_reached: bool,
         http_status: int | None = None,
         code: str = "",
+        network: bool = False,
     ) -> None:
         super().__init__(message, code=code, http_status=http_status)
         self.may_have_reached = may_have_reached
+        #: True when no answer came at all: connect or read timeout, refused, reset, TLS
+        #: handshake (the path to the gateway may be cut); False for an answer (5xx, oversized)
+        self.network = network
 
 
 class ResponseError(UnsignError):

@@ -14,13 +14,16 @@
 - The body is read up to ``max_response_bytes`` and no further; ``Accept-Encoding: identity`` is
   asked for and a compressed answer refused, so no decompression bomb is ever expanded.
 - Failures become :class:`TransportError`; ``may_have_reached`` is False only when no byte of the
-  request was written (refused, DNS, connect timeout, TLS handshake or certificate).
+  request was written (refused, DNS, connect timeout, TLS handshake or certificate); ``network``
+  is True when no answer came at all (every failure but a full local connection pool), which
+  tells a worker that the path to the gateway may be cut (:mod:`unsign_worker.worker.reachability`).
 """
 
 from __future__ import annotations
 
 import http.client
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,6 +106,8 @@ class GatewayClient:
         self._verify: str | bool = check_ca_bundle(ca_bundle)
         self._session = _make_session(int(pool_size), self._verify,
                                       float(max_connection_age_seconds))
+        self._in_flight: set[Exchange] = set()
+        self._in_flight_lock = threading.Lock()
 
     @property
     def trusted_channel(self) -> bool:
@@ -140,10 +145,24 @@ class GatewayClient:
         started = time.monotonic()
         exchange = Exchange(deadline=started + self._total_seconds)
         token = CURRENT.set(exchange)
+        with self._in_flight_lock:
+            self._in_flight.add(exchange)
         try:
             return self._send(exchange, body, headers, charset, started)
         finally:
+            with self._in_flight_lock:
+                self._in_flight.discard(exchange)
             CURRENT.reset(token)
+
+    def abort_in_flight(self) -> int:
+        """Give up on every exchange in progress (called from another thread or greenlet, when
+        the gateway is known unreachable from here): each fails at once with a network
+        :class:`TransportError` instead of waiting out its timeout. Returns how many."""
+        with self._in_flight_lock:
+            exchanges = list(self._in_flight)
+        for exchange in exchanges:
+            exchange.abort()
+        return len(exchanges)
 
     def _send(self, exchange: Exchange, body: bytes, headers: dict[str, str],
                   charset: str, started: float) -> RawAnswer:
@@ -200,29 +219,38 @@ class GatewayClient:
         if failure is not None:
             failure.http_status = resp.status_code
             raise failure
-        if exchange.expired():  # a close-delimited body cut by the deadline looks complete
-            raise TransportError(self._late(), may_have_reached=True,
-                                 http_status=resp.status_code)
+        if exchange.expired() or exchange.aborted:  # a close-delimited body cut short by the
+            # deadline or an abort looks complete
+            raise TransportError(self._fault_reason(None, exchange, "reading the answer"),
+                                 may_have_reached=True, http_status=resp.status_code,
+                                 network=exchange.aborted)
         return b"".join(chunks)
 
     def _failure(self, exc: BaseException, exchange: Exchange, *,
                  phase: str) -> TransportError:
-        """Classify a requests/urllib3/socket failure; never keeps the exception itself."""
-        if exchange.expired():
-            return TransportError(self._late(), may_have_reached=exchange.sent)
-        if isinstance(exc, EmptyPoolError):
+        """Classify a requests/urllib3/socket failure; never keeps the exception itself.
+        Every failure but a full local pool is a network fault (no answer came)."""
+        if isinstance(exc, EmptyPoolError) and not exchange.expired():
             return TransportError("no free connection to the gateway", may_have_reached=False)
+        return TransportError(self._fault_reason(exc, exchange, phase),
+                              may_have_reached=exchange.sent, network=True)
+
+    def _fault_reason(self, exc: BaseException | None, exchange: Exchange, phase: str) -> str:
+        if exchange.aborted:
+            return f"given up while {phase}: the gateway is unreachable from this worker"
+        if exchange.expired():
+            return self._late()
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return TransportError("connect timeout", may_have_reached=False)
+            return f"connect timeout after {self._timeout[0]:g}s"
         tls = describe_tls_failure(exc, in_handshake=not exchange.sent)
         if tls is not None:
-            return TransportError(f"TLS failure: {tls}", may_have_reached=exchange.sent)
+            return f"TLS failure: {tls}"
         if isinstance(exc, requests.exceptions.SSLError):
-            return TransportError(f"TLS failure: {_reason(exc)}", may_have_reached=exchange.sent)
+            return f"TLS failure: {_reason(exc)}"
         if _is_read_timeout(exc):
-            return TransportError(f"read timeout while {phase}", may_have_reached=exchange.sent)
+            return f"read timeout while {phase}"
         what = "connection failed" if not exchange.sent else f"connection broken while {phase}"
-        return TransportError(f"{what}: {_reason(exc)}", may_have_reached=exchange.sent)
+        return f"{what}: {_reason(exc)}"
 
     def _late(self) -> str:
         return f"no complete answer within the total deadline of {self._total_seconds:g}s"

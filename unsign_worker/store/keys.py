@@ -87,6 +87,8 @@ key                                    type    content and retention
                                                with the producers' streams (same group),
                                                handed to the pool in batches
 ``P workers``                          zset    worker hostname -> last heartbeat
+``P gateway_unreachable``              hash    worker hostname -> JSON {since, cause} while the
+                                               gateway is unreachable from that worker
 ``P sweeper``                          string  lock: one sweeper at a time (expires)
 ``P replica:probe``                    string  written before each repeated ``WAIT`` of a held
                                                write (store/replication.py; expires in 60 s)
@@ -306,6 +308,10 @@ class Keys:
     @property
     def workers(self) -> str:
         return f"{self.prefix}workers"
+
+    @property
+    def gateway_unreachable(self) -> str:
+        return f"{self.prefix}gateway_unreachable"
 
     @property
     def sweeper(self) -> str:

@@ -41,16 +41,25 @@ from unsign_worker.store.job import (
     batch_repr,
     masked_repr,
 )
+from unsign_worker.store.keys import QUEUE
 from unsign_worker.store.recovery import HeldMessages, job_ids_of
 from unsign_worker.store.sentinel import connect
 from unsign_worker.worker import kombu_fixes, monitoring, remote_control
 from unsign_worker.worker.context import WorkerContext, build_context, build_signer
+from unsign_worker.worker.gateway_watch import GatewayWatch, watch_consumer
 from unsign_worker.worker.inbox import Inbox, InboxThread
 from unsign_worker.worker.job_events import JobEvents
 from unsign_worker.worker.processor import process_batch, process_job
 from unsign_worker.worker.settlement import DecisionKind
 from unsign_worker.worker.sweeper import Sweeper, SweeperThread
-from unsign_worker.worker.task_outcome import BatchNotDone, JobNotDone, check_batch, check_job
+from unsign_worker.worker.task_outcome import (
+    BatchNotDone,
+    JobNotDone,
+    JobRetry,
+    check_batch,
+    check_job,
+    log_retry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +86,7 @@ class _Runtime:
         self._lock = threading.Lock()
         self.sweeper: SweeperThread | None = None
         self.inbox: InboxThread | None = None
+        self.gateway_watch: GatewayWatch | None = None
         self._held: HeldMessages | None = None
 
     def held(self) -> HeldMessages:
@@ -129,9 +139,9 @@ def create_app(settings: Settings | None = None) -> Celery:
             decision = process_job(runtime.context(), job)
         finally:
             runtime.release(self.request.id)
-        if decision.kind is DecisionKind.RETRY:
+        if decision.kind is DecisionKind.RETRY:  # Celery's "Retry in N s" line names the cause
             raise self.retry(kwargs={"job": job}, countdown=decision.countdown,
-                             max_retries=None)
+                             max_retries=None, exc=JobRetry(decision.detail))
         return check_job(decision, job)
 
     @app.task(name=UNSIGN_BATCH_TASK, bind=True, base=UnsignTask, shared=False,
@@ -146,6 +156,7 @@ def create_app(settings: Settings | None = None) -> Celery:
             runtime.release(self.request.id)
         for job, decision in zip(jobs, decisions, strict=True):
             if decision.kind is DecisionKind.RETRY:
+                log_retry(decision)
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown)
         return check_batch(decisions, jobs)
 
@@ -164,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Celery:
         for job, decision in zip(jobs, decisions, strict=True):
             outcomes[decision.state] = outcomes.get(decision.state, 0) + 1
             if decision.kind is DecisionKind.RETRY:  # Flower's entry for the job carries on
+                log_retry(decision)
                 unsign.apply_async(kwargs={"job": job}, countdown=decision.countdown,
                                    task_id=decision.job_id)
         return {"jobs": len(jobs), "outcomes": outcomes}
@@ -176,7 +188,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     def on_ready(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is not app:
             return
-        ctx = runtime.context()
+        ctx, consumer = runtime.context(), sender
         sweeper = Sweeper(ctx.redis, ctx.keys, lease_seconds=settings.lease_seconds,
                           probe_after_seconds=settings.breaker_probe_after_seconds,
                           publish_job=lambda job: unsign.apply_async(kwargs={"job": job}),
@@ -197,12 +209,15 @@ def create_app(settings: Settings | None = None) -> Celery:
                       audit_maxlen=settings.audit_maxlen)
         runtime.inbox = InboxThread(inbox)
         runtime.inbox.start()
+        runtime.gateway_watch = watch_consumer(ctx, consumer, QUEUE)
 
     def on_shutdown(sender: Any = None, **_: Any) -> None:
         if runtime.sweeper is not None:
             runtime.sweeper.stop()
         if runtime.inbox is not None:
             runtime.inbox.stop()
+        if runtime.gateway_watch is not None:
+            runtime.gateway_watch.stop()
 
     def on_init(sender: Any = None, **_: Any) -> None:
         try:  # any Celery worker of this app, however started, refuses what could not verify

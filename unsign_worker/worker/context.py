@@ -25,6 +25,7 @@ from unsign_worker.store.replication import Replication
 from unsign_worker.store.sentinel import connect
 from unsign_worker.worker import kombu_fixes
 from unsign_worker.worker.hooks import HookRunner, load_hook
+from unsign_worker.worker.reachability import Reachability
 from unsign_worker.worker.retry_policy import RetryPolicy
 
 
@@ -45,6 +46,13 @@ class WorkerContext:
     events_maxlen: int = EVENTS_MAXLEN
     #: until when this process parks claimed jobs without sending: it just saw the breaker open
     local_halt_until: float = 0.0
+    #: whether the gateway answers this process; set by a worker that can stop taking jobs
+    #: while it does not (worker/gateway_watch.py); None: every job is sent
+    reachability: Reachability | None = None
+
+    def gateway_unreachable(self) -> bool:
+        """True while this process cannot reach the gateway: take no job, hand them back."""
+        return self.reachability is not None and not self.reachability.reachable
 
     def close(self) -> None:
         self.gateway.close()

@@ -78,7 +78,7 @@ class JobEvents:
             self._queue.append(("task-retried", {
                 "uuid": uuid, "traceback": "",
                 "exception": f"Retry('handed back: retry in {decision.countdown:.0f}s "
-                             f"({decision.code or decision.state})')"}))
+                             f"({decision.detail or decision.code or decision.state})')"}))
         elif is_failure(decision):
             reference = self._messages[index].get("reference") or ""
             failure = JobNotDone(describe(decision, reference if isinstance(reference, str)

@@ -60,8 +60,10 @@ def audit_now(run: Run, record: AttemptRecord, outcome: str) -> None:
 def settle(run: Run, state: JobState, code: str, reason: str, *,
            customer: Mapping[str, str] | None = None, dlq_kind: str = "",
            dlq_entry: ErrorCode | None = None, lease_seconds: float = 0.0,
-           first_failure_at: float | None = None, countdown: float = 0.0) -> Pending:
-    """The write that records ``state`` for a claimed job (fenced by its token)."""
+           first_failure_at: float | None = None, countdown: float = 0.0,
+           cause: str = "") -> Pending:
+    """The write that records ``state`` for a claimed job (fenced by its token); ``cause``
+    (a retry's: the error's class and masked reason) is the decision's detail."""
     ctx, job, now = run.ctx, run.job, time.time()
     record = run.records[-1] if run.records else None
     event = hook = None
@@ -92,7 +94,7 @@ def settle(run: Run, state: JobState, code: str, reason: str, *,
         producer=job.producer)
     kind = DecisionKind.RETRY if state is JobState.RETRYING else DecisionKind.DONE
     return Pending(request, Decision(kind, job.job_id, str(state), code=code,
-                                     countdown=countdown),
+                                     countdown=countdown, detail=cause),
                    hook_identity=hook_identity, identity_masked=run.identity.identity_masked)
 
 

@@ -44,6 +44,9 @@ __all__ = ["Decision", "process_batch", "process_job"]
 
 #: Jobs of a batch claimed together (one pipeline with the previous chunk's writes).
 CLAIM_CHUNK = 10
+#: The decision's state and code of a job handed back unclaimed (its record is unchanged).
+HANDED_BACK = "handed_back"
+GATEWAY_UNREACHABLE = "GATEWAY_UNREACHABLE"
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,10 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
             ready.append(_Ready(index, *prepared))
     for start in range(0, len(ready), max(1, chunk)):
         part = ready[start:start + max(1, chunk)]
+        if ctx.gateway_unreachable():  # not from here: the rest goes back, unclaimed
+            for item in ready[start:]:
+                decisions[item.index] = hand_back(ctx, item.job)
+            break
         claimed_at = time.time()
         claims = _flush(ctx, pending, decisions, [_claim_request(r) for r in part])
         if observer is not None:
@@ -106,6 +113,14 @@ def process_batch(ctx: WorkerContext, messages: Sequence[Mapping[str, Any]], *,
     done = [d for d in decisions if d is not None]
     assert len(done) == len(messages), "every job of the message gets a decision"
     return done
+
+
+def hand_back(ctx: WorkerContext, job: Job) -> Decision:
+    """A job this process will not send, the gateway being unreachable from here: back to the
+    broker at once, unclaimed (its record is untouched), for a host that reaches it."""
+    host = ctx.reachability.host if ctx.reachability is not None else "?"
+    return Decision(DecisionKind.RETRY, job.job_id, HANDED_BACK, code=GATEWAY_UNREACHABLE,
+                    detail=f"gateway {host} unreachable from this worker; handed back")
 
 
 def _flush(ctx: WorkerContext, pending: list[tuple[int, Pending]],
@@ -185,6 +200,11 @@ def _after_claim(ctx: WorkerContext, item: _Ready, claim: Claim) -> Decision | P
     if not claim.probe and ctx.local_halt_until > time.time():
         # this process just saw the breaker open: don't spend a claimed job on the gateway
         return settle(run, JobState.PARKED, "", "circuit breaker open")
+    if ctx.gateway_unreachable():  # claimed with its chunk before the cut was known: back now
+        back = hand_back(ctx, job)
+        return settle(run, JobState.RETRYING, GATEWAY_UNREACHABLE, back.detail,
+                      lease_seconds=ctx.settings.lease_seconds,
+                      first_failure_at=claim.first_failure_at, cause=back.detail)
     return submit(run)
 
 

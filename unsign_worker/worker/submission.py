@@ -16,13 +16,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from unsign_worker.protocol.attempt import CODE_NETWORK, record_of, send
 from unsign_worker.protocol.catalogue import Category, lookup
-from unsign_worker.protocol.exceptions import RetryableError
+from unsign_worker.protocol.exceptions import RetryableError, TransportError
+from unsign_worker.protocol.masking import mask_text
 from unsign_worker.protocol.params import build_query_params, request_params
 from unsign_worker.protocol.query_verdict import VerdictKind, judge_query
 from unsign_worker.protocol.signing import sign_params
 from unsign_worker.store.states import BreakerStatus, JobState
+from unsign_worker.worker.context import WorkerContext
 from unsign_worker.worker.outcomes import Run, audit_now, settle
-from unsign_worker.worker.retry_policy import RetryState, Step, Verdict
+from unsign_worker.worker.retry_policy import MIN_COUNTDOWN_SECONDS, RetryState, Step, Verdict
 from unsign_worker.worker.settlement import Pending
 
 #: Answers that mean "this agreement is not (or no longer) signed".
@@ -42,14 +44,21 @@ def submit(run: Run) -> Pending:
     def one_attempt() -> Any:
         run.attempts += 1
         begun = time.time()
+        waiting = ctx.reachability.sending(begun) if ctx.reachability is not None else 0
         try:
             resp, status = send(ctx.gateway, signed, charset=s.input_charset, signer=ctx.signer,
                                 max_bytes=s.max_response_bytes)
         except RetryableError as exc:
             run.records.append(record_of(run.attempts, begun, error=exc))
             run.reached = run.reached or run.records[-1].may_have_reached
+            _note_fault(ctx, exc)
             raise
+        finally:
+            if ctx.reachability is not None:
+                ctx.reachability.done(waiting)
         run.records.append(record_of(run.attempts, begun, response=resp, http_status=status))
+        if ctx.reachability is not None:
+            ctx.reachability.answered(time.time())
         return resp
 
     verdicts: dict[int, Verdict] = {}
@@ -122,12 +131,28 @@ def _halt(run: Run, code: str, meaning: str = "") -> Pending:
     return settle(run, JobState.PARKED, code, "integration-wide error: line stopped")
 
 
+def _note_fault(ctx: WorkerContext, exc: RetryableError) -> None:
+    """Tell the process's reachability whether the gateway answered (a retryable code, a 5xx:
+    it is there) or not (a network fault)."""
+    if ctx.reachability is None:
+        return
+    if isinstance(exc, TransportError) and exc.network:
+        ctx.reachability.failed(str(exc), time.time())
+    else:
+        ctx.reachability.answered(time.time())
+
+
 def _verdict(run: Run, error: BaseException, failures: int, started: float) -> Verdict:
-    """The retry policy's answer for this job, from the retry state its record holds."""
+    """The retry policy's answer for this job, from the retry state its record holds. While
+    the gateway is unreachable from this process, a job is handed back at once instead of
+    waiting in the task: another host can send it."""
     state = RetryState(in_task_failures=failures, handbacks=run.claim.retries,
                        first_failure_at=run.claim.first_failure_at or run.now,
                        delivery_started_at=started)
-    return run.ctx.policy.decide(state, error, time.time())
+    verdict = run.ctx.policy.decide(state, error, time.time())
+    if verdict.step is Step.WAIT_IN_TASK and run.ctx.gateway_unreachable():
+        return Verdict(Step.HAND_BACK, MIN_COUNTDOWN_SECONDS)
+    return verdict
 
 
 def _retry_later(run: Run, exc: RetryableError, verdict: Verdict) -> Pending:
@@ -140,4 +165,9 @@ def _retry_later(run: Run, exc: RetryableError, verdict: Verdict) -> Pending:
                        dlq_kind="retry_exhausted", first_failure_at=first)
     return settle(run, JobState.RETRYING, code, str(exc),
                    lease_seconds=verdict.seconds + ctx.settings.lease_seconds,
-                   first_failure_at=first, countdown=verdict.seconds)
+                   first_failure_at=first, countdown=verdict.seconds, cause=cause_of(exc))
+
+
+def cause_of(exc: BaseException) -> str:
+    """Why a job is retried, for its log lines: the error's class and its masked reason."""
+    return f"{type(exc).__name__}: {mask_text(str(exc))}"

@@ -13,12 +13,15 @@ Only outcomes, codes, job ids and references go into the text: never parameters.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from unsign_worker.protocol.exceptions import UnsignError
 from unsign_worker.store.states import JobState
 from unsign_worker.worker.settlement import Decision, DecisionKind
+
+log = logging.getLogger(__name__)
 
 #: Outcomes that leave a job needing a person (or a breaker reset) to finish; ``mismatch`` is a
 #: message refused because its parameters differ from its job's record (a forged or stale copy:
@@ -37,6 +40,19 @@ class JobNotDone(UnsignError):
 
 class BatchNotDone(UnsignError):
     """A batch holding at least one job that ended without unsigning."""
+
+
+class JobRetry(UnsignError):
+    """Why a job is handed back (given to Celery's ``retry``, whose log line shows it)."""
+
+    def __repr__(self) -> str:  # Celery shows the repr: "Retry in 5s: <this>"
+        return str(self) or "no cause recorded"
+
+
+def log_retry(decision: Decision) -> None:
+    """One line for a job of a batch handed back as its own message, with its cause."""
+    log.info("job %s will retry in %.0fs: %s", decision.job_id, decision.countdown,
+             decision.detail or decision.code or "no cause recorded")
 
 
 def is_failure(decision: Decision) -> bool:
