@@ -4,7 +4,7 @@ Private servers on loopback: a primary, two replicas, three sentinels. The parti
 without namespaces, so that the old primary keeps taking worker A's writes while the sentinels
 fail over, as when a partition cuts the primary from its replicas, its Sentinels and worker B:
 
-- worker A reaches the sentinels through proxies (``tests/tcp_proxy.py``) that are cut: it
+- worker A reaches the sentinels through proxies (``tests/plugins/tcp_proxy.py``) that are cut: it
   keeps its open connections to the old primary and cannot learn of the failover;
 - the replicas are shut out of the old primary (their replication user disabled there, their
   links killed); once the sentinels see both links down, they fail over (``SENTINEL
@@ -35,8 +35,8 @@ import redis
 
 from tests import paths
 from tests.plugins.emulator import KEY, PARTNER, cae
+from tests.plugins.tcp_proxy import Mode, TcpProxy
 from tests.private_redis import PrivateRedis, needs_redis_server, start_sentinels, wait_until
-from tests.tcp_proxy import TcpProxy
 from unsign_worker.protocol.params import UnsignRequest
 from unsign_worker.store.sentinel import connect
 from unsign_worker.store.states import TERMINAL_STATES
@@ -85,7 +85,7 @@ class Cluster:
             conf=f"sentinel auth-user {MASTER} {SENTINEL_USER}\n"
                  f"sentinel auth-pass {MASTER} {SENTINEL_PASSWORD}\n")
         # worker A's only way to the sentinels
-        self.proxies = [TcpProxy(port) for port, _ in self.sentinels]
+        self.proxies = [TcpProxy(("127.0.0.1", port)) for port, _ in self.sentinels]
 
     def url(self, user: str = "", *, via_proxies: bool = False) -> str:
         ports = [p.port for p in self.proxies] if via_proxies else [p for p, _ in self.sentinels]
@@ -103,7 +103,7 @@ class Cluster:
         old.acl_setuser(REPLICATION_USER, enabled=False)
         old.client_kill_filter(_type="replica")
         for proxy in self.proxies:
-            proxy.cut()
+            proxy.set_mode(Mode.RESET)  # open connections reset, new ones too
         # the sentinels see the replicas' links down (their offsets then stop moving), as
         # before a failover that a partition causes, so they promote the most advanced one
         for port, _ in self.sentinels:
@@ -123,7 +123,7 @@ class Cluster:
         old.acl_setuser("b", enabled=True)
         old.acl_setuser(REPLICATION_USER, enabled=True)
         for proxy in self.proxies:
-            proxy.heal()
+            proxy.forward()
         wait_until(lambda: old.info("replication").get("role") == "slave", 60,
                    "the sentinels to demote the old primary")
 
