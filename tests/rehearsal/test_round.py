@@ -63,10 +63,10 @@ def test_a_round_leaves_no_namespace_link_folder_or_process(fixed_round):
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "found by the rehearsal on this code (seed 4: gateway cut, split brain, Redis cut): after "
-    "the split brain, agreements the isolated primary's worker had unsigned are sent again "
-    "(b) and reported rejected STATUS_CUSTOMER_SIGN (c), their hooks run twice (d), and "
-    "campaign jobs stay queued long after the last heal (a)"))
+    "found by the rehearsal on this code under deployment.md's recommended configuration (seed "
+    "4: gateway cut, split brain, Redis cut): a worker cut from the old primary just after "
+    "reading T cannot write the outcome; the job's lease brings it back and the agreement is "
+    "sent again, settled already_unsigned (b); no wrong outcome, no second hook"))
 def test_a_fixed_seed_round_shows_no_violation(fixed_round):
     _, report, code = fixed_round
     assert report["totals"] == dict.fromkeys("abcdef", 0), report["violations"][:10]
