@@ -26,10 +26,10 @@ from rehearsal.topology import PREFIX, cleanup
 DEFAULT_OUT = Path(".rehearsal")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run seeded rounds and report")
     plan = sub.add_parser("plan", help="print the fault schedule of a seed (no hosts needed)")
     for p in (run, plan):
@@ -42,14 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--jobs", type=int, default=600, help="campaign jobs per round")
     run.add_argument("--app-jobs", type=int, default=60,
                      help="single jobs the application enqueues per round")
-    run.add_argument("--min-replicas", type=int, default=0,
-                     help="Redis's min-replicas-to-write (0: off, as docs/deployment.md has it)")
+    run.add_argument("--min-replicas", type=int, default=1,
+                     help="Redis's min-replicas-to-write (1, as docs/deployment.md recommends)")
+    run.add_argument("--min-replicas-max-lag", type=int, default=2,
+                     help="Redis's min-replicas-max-lag, seconds (2, as recommended)")
+    run.add_argument("--replica-acks", type=int, default=1,
+                     help="the workers' UNSIGN_REPLICA_ACKS (1, as recommended)")
+    run.add_argument("--unsafe", action="store_true",
+                     help="the unprotected configuration: --min-replicas 0 --replica-acks 0")
     run.add_argument("--out", type=Path, default=DEFAULT_OUT,
                      help="where rounds keep their files and reports")
     clean = sub.add_parser("cleanup", help="remove every leftover namespace, link, /etc/netns "
                            "folder and process of earlier rounds")
     clean.add_argument("--prefix", default=PREFIX)
-    args = parser.parse_args(argv)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 160)
     if args.command == "plan":
         kinds = tuple(k for k in args.kinds.split(",") if k)
@@ -64,18 +74,30 @@ def main(argv: list[str] | None = None) -> int:
         found = cleanup(args.prefix)
         console.print(f"removed: {json.dumps(found)}")
         return 0
-    return _run(args, console)
+    return _run(argv, console)
 
 
-def _run(args: argparse.Namespace, console: Console) -> int:
+def round_configs(argv: list[str]) -> list[RoundConfig]:
+    """The rounds ``python -m rehearsal run ARGS`` runs, in a folder named by the time."""
+    args = parser().parse_args(argv)
     kinds = tuple(k for k in args.kinds.split(",") if k)
     out = args.out.resolve() / time.strftime("%Y%m%d-%H%M%S")
+    return [RoundConfig(seed=args.seed + number, number=number, root=out / f"round-{number}",
+                        jobs=args.jobs, app_jobs=args.app_jobs, lease=args.lease,
+                        faults=args.faults, kinds=kinds,
+                        min_replicas=0 if args.unsafe else args.min_replicas,
+                        min_replicas_max_lag=args.min_replicas_max_lag,
+                        replica_acks=0 if args.unsafe else args.replica_acks)
+            for number in range(args.rounds)]
+
+
+def _run(argv: list[str] | None, console: Console) -> int:
+    configs = round_configs(sys.argv[1:] if argv is None else argv)
+    out = configs[0].root.parent
     failed = 0
     summary = []
-    for number in range(args.rounds):
-        config = RoundConfig(seed=args.seed + number, number=number, root=out / f"round-{number}",
-                             jobs=args.jobs, app_jobs=args.app_jobs, lease=args.lease,
-                             faults=args.faults, kinds=kinds, min_replicas=args.min_replicas)
+    for config in configs:
+        number = config.number
         try:
             report = run_round(config, console)
         except (KeyboardInterrupt, Interrupted):
@@ -88,7 +110,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                         "totals": report.totals, "jobs": report.jobs})
         failed += not report.passed
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(f"{args.rounds - failed} of {args.rounds} rounds without violations; "
+    console.print(f"{len(configs) - failed} of {len(configs)} rounds without violations; "
                   f"reports in {out}")
     return 1 if failed else 0
 

@@ -101,6 +101,8 @@ class RoundReport:
     violations: list[Violation]
     bound: float
     notes: list[str] = field(default_factory=list)
+    #: the round's Redis and worker settings (min-replicas-to-write, ..., UNSIGN_REPLICA_ACKS)
+    configuration: dict[str, int] = field(default_factory=dict)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -113,6 +115,7 @@ class RoundReport:
     def as_dict(self) -> dict[str, Any]:
         return {"round": self.round, "seed": self.seed, "jobs": self.jobs,
                 "outcomes": self.outcomes, "bound_seconds": self.bound,
+                "configuration": self.configuration,
                 "faults_implemented": list(IMPLEMENTED),
                 "faults_not_implemented": [k for k in KINDS if k not in IMPLEMENTED],
                 "invariants": INVARIANTS, "totals": self.totals, "passed": self.passed,
@@ -127,6 +130,8 @@ class RoundReport:
         console = console or Console()
         title = (f"round {self.round} (seed {self.seed}): {self.jobs} jobs, "
                  f"{'PASSED' if self.passed else 'VIOLATIONS'}")
+        if self.configuration:
+            title += " (" + ", ".join(f"{k} {v}" for k, v in self.configuration.items()) + ")"
         table = Table(title=title)
         for column in ("fault", "hosts", "at s", "for s", "jobs in flight",
                        "requests in flight", *INVARIANTS, "terminal after heal s"):

@@ -47,8 +47,17 @@ class RoundConfig:
     lease: float = 10.0
     faults: int = 3
     kinds: tuple[str, ...] = IMPLEMENTED
-    #: Redis's min-replicas-to-write on every server (0: off, as deployment.md recommends)
-    min_replicas: int = 0
+    #: Redis's min-replicas-to-write and min-replicas-max-lag on every server, and the
+    #: workers' UNSIGN_REPLICA_ACKS: deployment.md's recommended configuration by default
+    min_replicas: int = 1
+    min_replicas_max_lag: int = 2
+    replica_acks: int = 1
+
+    @property
+    def configuration(self) -> dict[str, int]:
+        return {"min-replicas-to-write": self.min_replicas,
+                "min-replicas-max-lag": self.min_replicas_max_lag,
+                "UNSIGN_REPLICA_ACKS": self.replica_acks}
 
     @property
     def bound(self) -> float:
@@ -80,8 +89,10 @@ def run_round(config: RoundConfig, console: Console | None = None) -> RoundRepor
                       f"files in {config.root}")
         topology.build()
         stage = prepare(config.root, topology, jobs=config.jobs, app_jobs=config.app_jobs,
-                        seed=config.seed, min_replicas=config.min_replicas)
-        services = Services(stage, procs, lease=config.lease, seed=config.seed)
+                        seed=config.seed, min_replicas=config.min_replicas,
+                        max_lag=config.min_replicas_max_lag)
+        services = Services(stage, procs, lease=config.lease, seed=config.seed,
+                            replica_acks=config.replica_acks)
         services.start_redis()
         services.start_gateway()
         services.start_workers()
@@ -137,7 +148,8 @@ def _play(config: RoundConfig, services: Services, procs: Processes,
     report = RoundReport(round=config.number, seed=config.seed, jobs=len(ids),
                          outcomes=dict(Counter(j.state for j in history.jobs.values())),
                          rows=rows(history, violations, began), violations=violations,
-                         bound=config.bound, notes=_notes(procs))
+                         bound=config.bound, notes=_notes(procs),
+                         configuration=config.configuration)
     report.write(config.root / "report.json")
     report.print(console)
     return report

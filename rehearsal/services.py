@@ -57,12 +57,14 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = READ
 class Services:
     """Start and watch the services of one round."""
 
-    def __init__(self, stage: Stage, procs: Processes, *, lease: float, seed: int) -> None:
+    def __init__(self, stage: Stage, procs: Processes, *, lease: float, seed: int,
+                 replica_acks: int = 1) -> None:
         self.stage = stage
         self.procs = procs
         self.topology = stage.topology
         self.lease = lease
         self.seed = seed
+        self.replica_acks = replica_acks
         root = stage.root
         self.request_log = root / "gateway-requests.jsonl"
         self.hook_file = root / "hook-calls.jsonl"
@@ -150,6 +152,7 @@ class Services:
             "ALIPAY_KEY_FILE": str(self.stage.key_file),
             "UNSIGN_LEASE": f"{self.lease:g}",
             "UNSIGN_SWEEP_INTERVAL": "1",
+            "UNSIGN_REPLICA_ACKS": str(self.replica_acks),
             "UNSIGN_SUCCESS_HOOK": "rehearsal.hook:record",
             "REHEARSAL_HOOK_FILE": str(self.hook_file),
         }

@@ -75,10 +75,11 @@ class Stage:
 
 
 def prepare(root: Path, topology: Topology, *, jobs: int, app_jobs: int, seed: int,
-            min_replicas: int = 0) -> Stage:
+            min_replicas: int = 1, max_lag: int = 2) -> Stage:
     """Write every file of a round into ``root`` (made if missing). ``min_replicas`` > 0 makes
-    the primary refuse writes (``NOREPLICAS``) with fewer replicas connected (Redis's
-    ``min-replicas-to-write``; not in deployment.md's recommended configuration)."""
+    the primary refuse writes (``NOREPLICAS``) with fewer replicas acknowledging within
+    ``max_lag`` seconds (Redis's ``min-replicas-to-write`` and ``min-replicas-max-lag``; 1 and 2
+    as deployment.md recommends, 0 for the unprotected configuration)."""
     root.mkdir(parents=True, exist_ok=True)
     tls = root / "tls"
     subprocess.run([CLI, "emulator", "tls", str(tls), "--host", GATEWAY_NAME], check=True,
@@ -99,7 +100,7 @@ def prepare(root: Path, topology: Topology, *, jobs: int, app_jobs: int, seed: i
                   cert_key_file=tls / "gateway-key.pem", agreements_file=agreements,
                   campaign_file=campaign, app_rows_file=app_rows,
                   initially_signed=_signed(agreements))
-    _write_redis_configs(stage, min_replicas)
+    _write_redis_configs(stage, min_replicas, max_lag)
     return stage
 
 
@@ -135,7 +136,7 @@ def acl_lines(stage: Stage) -> list[str]:
     return lines
 
 
-def _write_redis_configs(stage: Stage, min_replicas: int) -> None:
+def _write_redis_configs(stage: Stage, min_replicas: int, max_lag: int) -> None:
     topo = stage.topology
     acl = _private(stage.root / "users.acl", "\n".join(acl_lines(stage)) + "\n")
     primary = topo.address("redis1")
@@ -148,7 +149,7 @@ def _write_redis_configs(stage: Stage, min_replicas: int) -> None:
                  "masteruser default", f"masterauth {stage.admin_password}",
                  "save ''", f"logfile {folder / 'redis.log'}"]
         if min_replicas:
-            lines += [f"min-replicas-to-write {min_replicas}", "min-replicas-max-lag 5"]
+            lines += [f"min-replicas-to-write {min_replicas}", f"min-replicas-max-lag {max_lag}"]
         if host != "redis1":
             lines.append(f"replicaof {primary} {REDIS_PORT}")
         _private(folder / "redis.conf", "\n".join(lines) + "\n")
